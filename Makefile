@@ -1,0 +1,39 @@
+# pkonline — PGXS build. `make && make install`, then `make installcheck` against a running server.
+EXTENSION  = pkonline
+MODULE_big = pkonline
+DATA       = $(wildcard sql/pkonline--*.sql)
+
+SRCS = $(wildcard src/*.cpp src/*/*.cpp)
+OBJS = $(SRCS:.cpp=.o)
+
+# pg_regress: sql/<name>.sql -> expected/<name>.out
+REGRESS      = setup errors add_int_pk control
+REGRESS_OPTS = --load-extension=pkonline
+# pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
+ISOLATION      = backfill_dml
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pkonline
+# TAP: test/t/*.pl, PostgreSQL::Test::Cluster
+TAP_TESTS   = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter -Wno-missing-field-initializers \
+              -fvisibility=hidden -I$(CURDIR)/include \
+              "-DPGDLLEXPORT=__attribute__((visibility(\"default\")))"
+SHLIB_LINK += -lstdc++
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Server headers as system headers: warnings speak only of our code.
+override CPPFLAGS := $(patsubst -I%,-isystem %,$(CPPFLAGS))
+# Debian builds with LLVM bitcode; clang needs our C++ flags too.
+COMPILE.cxx.bc += -std=c++17 -Wno-register -I$(CURDIR)/include
+
+.PHONY: test demo format
+test:
+	bash test/run.sh
+demo:
+	bash bench/demo.sh
+format:
+	clang-format -i $(SRCS) $(wildcard include/pkonline/*.hpp include/pkonline/*/*.hpp)

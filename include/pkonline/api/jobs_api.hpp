@@ -1,0 +1,16 @@
+// Shared API pieces: creating a job row with its plan, and starting its worker.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "pkonline/api/checks.hpp"
+
+namespace pkonline::api {
+
+int64_t CreateJob(const TableInfo& t, const std::string& operation, const std::map<std::string, std::string>& options);
+// Starts the job's worker (after this transaction ends) or leaves it queued at max_workers.
+void StartOrQueue(int64_t job_id);
+
+}  // namespace pkonline::api

@@ -1,0 +1,23 @@
+// pkonline.* settings. The job-shaping ones are copied into a job's options when it is created,
+// so `SET pkonline.batch_size = …` in the creating session shapes that job.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace pkonline::guc {
+
+extern int lock_timeout_ms;   // pkonline.lock_timeout
+extern int lock_retries;      // pkonline.lock_retries
+extern int batch_size;        // pkonline.batch_size (heap blocks, starting size)
+extern int batch_time_ms;     // pkonline.batch_time (target per batch; 0 = fixed size)
+extern int batch_sleep_ms;    // pkonline.batch_sleep
+extern int vacuum_every;      // pkonline.vacuum_every (batches; 0 = never)
+extern int max_workers;       // pkonline.max_workers
+extern bool debug_wait_points;// pkonline.debug_wait_points
+
+void Define();
+// The settings that travel with a job, as option key -> value text.
+std::map<std::string, std::string> JobSettings();
+
+}  // namespace pkonline::guc

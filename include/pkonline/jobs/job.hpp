@@ -1,0 +1,34 @@
+// A job as the worker and the API see it: one row of pkonline.jobs, plus its options.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace pkonline::jobs {
+
+// Key for the session advisory lock a worker holds while it runs a job ("pkon").
+constexpr int32_t kAdvisoryClass = 0x706B6F6E;
+
+struct Job {
+  int64_t id = 0;
+  unsigned relid = 0;
+  std::string table_name;  // qualified, quoted, as at creation
+  std::string operation;
+  unsigned owner = 0;       // the role the work runs as
+  unsigned login_role = 0;  // the role the worker connects as
+  std::string state;
+  int step_no = 1;
+  bool pause_requested = false;
+  bool cancel_requested = false;
+  int64_t cursor_block = 0;
+  int64_t end_block = -1;  // -1: not measured yet
+  int64_t rows_done = 0;
+  std::map<std::string, std::string> options;
+
+  const std::string& Opt(const std::string& key) const;  // throws if missing
+  int64_t OptInt(const std::string& key) const;
+  bool OptBool(const std::string& key) const;
+};
+
+}  // namespace pkonline::jobs

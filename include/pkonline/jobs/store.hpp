@@ -1,0 +1,52 @@
+// The job store: reads and writes of pkonline.jobs, pkonline.job_steps and pkonline.events.
+// Every function runs inside the caller's transaction (SPI connected) and does its writes as
+// the extension's owner, so users never need write access to the job tables.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "pkonline/jobs/job.hpp"
+
+namespace pkonline::jobs::store {
+
+unsigned ExtensionOwner();
+
+struct StepPlan {
+  std::string name, action, lock;
+};
+// Inserts a queued job with its options and its plan of steps; returns its id.
+int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role);
+void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
+
+Job Load(int64_t job_id);
+// The job row with a FOR UPDATE lock (used by the API to change a job's state).
+Job LoadForUpdate(int64_t job_id);
+
+void SetState(int64_t job_id, const std::string& state);
+void MarkRunning(int64_t job_id, int pid);
+void MarkFinished(int64_t job_id, const std::string& state);
+void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& message,
+                const std::string& detail, const std::string& hint);
+void ClearRequests(int64_t job_id);
+void ClearCancel(int64_t job_id);
+
+void StepStarted(int64_t job_id, int step_no, const std::string& step);
+void StepDone(int64_t job_id, int step_no, const std::string& step, const std::string& state = "done");
+
+void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
+void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
+void CountLockRetry(int64_t job_id);
+
+// An audit row; detail is a JSON object text (or empty).
+void Event(int64_t job_id, const std::string& kind, const std::string& step,
+           const std::string& message, const std::string& detail_json = "");
+
+// Does a live worker hold this job's advisory lock?
+bool WorkerAlive(int64_t job_id);
+// Take this job's advisory lock for the session; false if another worker holds it.
+bool Claim(int64_t job_id);
+
+}  // namespace pkonline::jobs::store

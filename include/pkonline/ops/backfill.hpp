@@ -1,0 +1,22 @@
+// The ctid-range backfill shared by operations that fill a new column in place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "pkonline/ops/operation.hpp"
+
+namespace pkonline::ops {
+
+// Fills `column` with its DEFAULT in every row where it is NULL, walking heap blocks
+// [job.cursor_block, end) in batches, one transaction per batch with the cursor saved in it.
+// The end block is measured once, when the backfill starts, and kept in the job row.
+void Backfill(Context& ctx, const std::string& column);
+
+// Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
+int64_t Sweep(Context& ctx, const std::string& column);
+
+// The table's current qualified, quoted name (fails cleanly if it was dropped).
+std::string TableSql(const jobs::Job& job);
+
+}  // namespace pkonline::ops

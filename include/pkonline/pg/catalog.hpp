@@ -1,0 +1,22 @@
+// Catalog look-ups by OID. Names come back raw; quote them with quote.hpp before use in SQL.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace pkonline::pg {
+
+struct RelInfo {
+  std::string schema;
+  std::string name;
+  unsigned nsp_oid = 0;
+};
+
+// The table's current schema and name; nullopt if it no longer exists.
+std::optional<RelInfo> Relation(unsigned relid);
+// A relation/constraint name that is free in the schema, built like PostgreSQL's own choices
+// (e.g. "orders_pkey", "orders_id_seq1").
+std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,
+                       unsigned nsp_oid, bool is_constraint);
+
+}  // namespace pkonline::pg

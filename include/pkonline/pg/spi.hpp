@@ -1,0 +1,49 @@
+// SPI from C++: run one SQL statement with text parameters, get text results in C++ containers.
+// The caller must be inside a transaction with SPI connected (see txn.hpp / SpiScope).
+// Values always travel as parameters ($1::type in the SQL); identifiers only via quote.hpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pkonline::pg {
+
+using Value = std::optional<std::string>;  // SQL text value; nullopt is NULL
+using Params = std::vector<Value>;
+
+struct Result {
+  std::vector<std::vector<Value>> rows;
+  uint64_t processed = 0;
+  bool empty() const { return rows.empty(); }
+  // First column of the first row (NULL if no row).
+  Value scalar() const { return rows.empty() || rows[0].empty() ? Value{} : rows[0][0]; }
+};
+
+// Runs a statement; results are copied out before return.
+Result Query(const std::string& sql, const Params& params = {}, bool read_only = false);
+// Runs a statement and returns the number of rows processed.
+uint64_t Exec(const std::string& sql, const Params& params = {});
+
+// Value helpers.
+inline Value V(const std::string& s) { return s; }
+Value V(int64_t n);
+inline Value Null() { return std::nullopt; }
+int64_t AsInt(const Value& v, int64_t if_null = 0);
+bool AsBool(const Value& v);
+
+// SPI_connect now, SPI_finish on Close(); a transaction abort also releases it.
+class SpiScope {
+ public:
+  SpiScope();
+  ~SpiScope();  // finishes only if Close() was not reached and no error is in flight
+  void Close();
+  SpiScope(const SpiScope&) = delete;
+  SpiScope& operator=(const SpiScope&) = delete;
+
+ private:
+  bool open_ = false;
+};
+
+}  // namespace pkonline::pg

@@ -1,0 +1,32 @@
+// Transactions in a background worker: "one unit of work = one short transaction".
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace pkonline::pg {
+
+struct TxnOptions {
+  int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
+  int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
+};
+
+// Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
+// Any error aborts the transaction and is re-thrown as PgError.
+void InTransaction(const std::string& activity, const std::function<void()>& fn,
+                   const TxnOptions& opts = {});
+
+// Run one statement at top level, outside any transaction block, the way a client's simple
+// query runs: for CREATE/DROP INDEX CONCURRENTLY and VACUUM, which SPI refuses.
+void RunTopLevel(const std::string& sql);
+
+// Sleep on the latch (wakes early on SetLatch; exits if the postmaster dies).
+void SleepMs(long ms);
+// Process pending interrupts (cancel, terminate) between units of work.
+void CheckInterrupts();
+
+// Run fn with the current user switched to `role` (SECURITY_LOCAL_USERID_CHANGE), restoring
+// the previous user afterwards — also when fn throws.
+void AsRole(unsigned role, const std::function<void()>& fn);
+
+}  // namespace pkonline::pg

@@ -1,0 +1,16 @@
+// What a job worker gets in bgw_extra (the job id travels in bgw_main_arg).
+#pragma once
+
+#include <cstdint>
+
+namespace pkonline::worker {
+
+struct WorkerExtra {
+  uint32_t db;
+  uint32_t login_role;
+  uint32_t exec_role;
+  uint32_t wait_xid;
+};
+static_assert(sizeof(WorkerExtra) <= 128, "bgw_extra holds 128 bytes");
+
+}  // namespace pkonline::worker

@@ -1,0 +1,232 @@
+-- pkonline 0.1: online primary-key changes run by background workers.
+\echo Use "CREATE EXTENSION pkonline" to load this file. \quit
+
+-------------------------------------------------------------------------------------------------
+-- Job store. Written only by pkonline's own code (as the extension owner); each role reads the
+-- jobs it may manage (row-level security).
+-------------------------------------------------------------------------------------------------
+CREATE TABLE pkonline.jobs (
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  relid            oid NOT NULL,
+  table_name       text NOT NULL,          -- schema-qualified, as at creation
+  operation        text NOT NULL,
+  options          jsonb NOT NULL DEFAULT '{}',
+  owner            regrole NOT NULL,       -- the role the work runs as (the creator's current role)
+  login_role       regrole NOT NULL,       -- the role the worker logs in as (the creator's session user)
+  state            text NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
+  step_no          integer NOT NULL DEFAULT 1,
+  pause_requested  boolean NOT NULL DEFAULT false,
+  cancel_requested boolean NOT NULL DEFAULT false,
+  cursor_block     bigint NOT NULL DEFAULT 0,  -- next heap block the backfill fills
+  end_block        bigint,                      -- blocks in the table when the backfill began
+  rows_done        bigint NOT NULL DEFAULT 0,
+  rows_estimate    bigint,
+  batch_blocks     integer,
+  lock_retries     integer NOT NULL DEFAULT 0,
+  attempts         integer NOT NULL DEFAULT 0,
+  worker_pid       integer,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  started_at       timestamptz,
+  backfill_started_at timestamptz,
+  finished_at      timestamptz,
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  last_sqlstate    text,
+  last_error       text,
+  last_detail      text,
+  last_hint        text
+);
+-- One unfinished job per table.
+CREATE UNIQUE INDEX jobs_one_active_per_table ON pkonline.jobs (relid) WHERE state NOT IN ('done', 'cancelled');
+
+CREATE TABLE pkonline.job_steps (
+  job_id      bigint NOT NULL REFERENCES pkonline.jobs ON DELETE CASCADE,
+  step_no     integer NOT NULL,
+  step        text NOT NULL,
+  action      text NOT NULL,
+  lock        text NOT NULL,
+  state       text NOT NULL DEFAULT 'pending'
+              CHECK (state IN ('pending', 'running', 'done', 'failed', 'undone')),
+  started_at  timestamptz,
+  finished_at timestamptz,
+  PRIMARY KEY (job_id, step_no)
+);
+
+CREATE TABLE pkonline.events (
+  id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  job_id  bigint NOT NULL REFERENCES pkonline.jobs ON DELETE CASCADE,
+  at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  kind    text NOT NULL,
+  step    text,
+  message text NOT NULL,
+  detail  jsonb
+);
+CREATE INDEX events_job ON pkonline.events (job_id, id);
+
+ALTER TABLE pkonline.jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pkonline.job_steps ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pkonline.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_jobs ON pkonline.jobs FOR SELECT
+  USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY own_steps ON pkonline.job_steps FOR SELECT
+  USING (EXISTS (SELECT 1 FROM pkonline.jobs j WHERE j.id = job_id));
+CREATE POLICY own_events ON pkonline.events FOR SELECT
+  USING (EXISTS (SELECT 1 FROM pkonline.jobs j WHERE j.id = job_id));
+REVOKE ALL ON pkonline.jobs, pkonline.job_steps, pkonline.events FROM PUBLIC;
+GRANT SELECT ON pkonline.jobs, pkonline.job_steps, pkonline.events TO PUBLIC;
+GRANT USAGE ON SCHEMA pkonline TO PUBLIC;
+
+-- Does a live worker hold the job's advisory lock? (A dead worker's lock is gone.)
+CREATE FUNCTION pkonline._worker_alive(job bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_locks l
+     WHERE l.locktype = 'advisory' AND l.classid = 1886089070::oid
+       AND l.objid = job::oid AND l.objsubid = 2 AND l.granted
+       AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                          WHERE d.datname = pg_catalog.current_database()))
+$$;
+
+-------------------------------------------------------------------------------------------------
+-- Views a DBA watches.
+-------------------------------------------------------------------------------------------------
+CREATE VIEW pkonline.status WITH (security_invoker = true) AS
+SELECT j.id AS job,
+       j.table_name,
+       j.operation,
+       j.state,
+       s.step,
+       pg_catalog.format('%s/%s', LEAST(j.step_no, n.steps), n.steps) AS step_of,
+       CASE WHEN j.state = 'done' THEN 100.0
+            WHEN j.end_block IS NULL THEN 0.0
+            WHEN j.end_block = 0 THEN 100.0
+            ELSE round(100.0 * LEAST(j.cursor_block, j.end_block) / j.end_block, 1) END AS backfill_pct,
+       j.rows_done,
+       j.rows_estimate AS rows_total,
+       CASE WHEN e.secs > 0 THEN round(j.rows_done / e.secs) END AS rows_per_sec,
+       CASE WHEN j.state IN ('running', 'queued') AND j.end_block > j.cursor_block AND j.cursor_block > 0 AND e.secs > 0
+            THEN pg_catalog.make_interval(secs => round((e.secs * (j.end_block - j.cursor_block) / j.cursor_block)::numeric, 0)::double precision) END AS backfill_eta,
+       j.lock_retries,
+       (SELECT ev.detail -> 'blocking_pids' FROM pkonline.events ev
+         WHERE ev.job_id = j.id AND ev.kind = 'lock_retry' ORDER BY ev.id DESC LIMIT 1) AS last_blockers,
+       pkonline._worker_alive(j.id) AS worker_alive,
+       j.owner,
+       j.created_at,
+       j.started_at,
+       j.finished_at,
+       COALESCE(j.finished_at, now()) - j.started_at AS elapsed,
+       j.last_sqlstate,
+       j.last_error,
+       j.last_hint
+  FROM pkonline.jobs j
+  CROSS JOIN LATERAL (SELECT count(*)::int AS steps FROM pkonline.job_steps x WHERE x.job_id = j.id) n
+  LEFT JOIN pkonline.job_steps s ON s.job_id = j.id AND s.step_no = j.step_no
+  CROSS JOIN LATERAL (SELECT EXTRACT(epoch FROM COALESCE(j.finished_at, clock_timestamp()) - j.backfill_started_at)::float8 AS secs) e;
+GRANT SELECT ON pkonline.status TO PUBLIC;
+
+-------------------------------------------------------------------------------------------------
+-- Operations. Each returns the new job's id.
+-------------------------------------------------------------------------------------------------
+CREATE FUNCTION pkonline.add_int_pk(tbl regclass, column_name name DEFAULT 'id',
+                                    column_type regtype DEFAULT 'bigint', identity boolean DEFAULT true,
+                                    start boolean DEFAULT true)
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_add_int_pk';
+COMMENT ON FUNCTION pkonline.add_int_pk(regclass, name, regtype, boolean, boolean) IS
+  'Adds an integer primary key column to a table that has none, online; returns the job id';
+
+-------------------------------------------------------------------------------------------------
+-- Job control.
+-------------------------------------------------------------------------------------------------
+CREATE FUNCTION pkonline.start(job bigint) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_start';
+CREATE FUNCTION pkonline.pause(job bigint) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_pause';
+CREATE FUNCTION pkonline.resume(job bigint) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_resume';
+CREATE FUNCTION pkonline.cancel(job bigint) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_cancel';
+CREATE FUNCTION pkonline.run_pending() RETURNS integer LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_run_pending';
+CREATE FUNCTION pkonline._in_transaction_block() RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'pkonline_in_transaction_block';
+
+CREATE FUNCTION pkonline.steps(job bigint)
+RETURNS TABLE (step_no integer, step text, action text, lock text, state text,
+               started_at timestamptz, finished_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT s.step_no, s.step, s.action, s.lock, s.state, s.started_at, s.finished_at
+    FROM pkonline.job_steps s WHERE s.job_id = steps.job ORDER BY s.step_no
+$$;
+
+-- Blocks until the job ends; commits between polls so this session never holds a snapshot
+-- that the job's CREATE INDEX CONCURRENTLY would have to wait for.
+CREATE PROCEDURE pkonline.wait(job bigint, timeout interval DEFAULT NULL, INOUT state text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz;
+  r record;
+  msg text;
+  last_msg text;
+  dead_polls integer := 0;
+BEGIN
+  IF job IS NULL THEN
+    RAISE EXCEPTION 'job must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF pkonline._in_transaction_block() THEN
+    RAISE EXCEPTION 'pkonline.wait cannot run inside a transaction block'
+      USING ERRCODE = '25001',
+            DETAIL = 'It commits between polls so that the job''s concurrent index build is not held up by this session.',
+            HINT = 'CALL it outside BEGIN ... COMMIT, or poll pkonline.status instead.';
+  END IF;
+  deadline := pg_catalog.clock_timestamp() + timeout;
+  LOOP
+    SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
+           s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error
+      INTO r FROM pkonline.status s WHERE s.job = wait.job;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pkonline job % does not exist', wait.job USING ERRCODE = '42704';
+    END IF;
+    IF r.state IN ('done', 'failed', 'cancelled', 'paused') THEN
+      state := r.state;
+      IF r.state = 'failed' THEN
+        RAISE WARNING 'pkonline job % failed: %', wait.job, r.last_error
+          USING HINT = pg_catalog.format('Fix the cause, then CALL pkonline.resume(%s); or pkonline.cancel(%s).', wait.job, wait.job);
+      ELSE
+        RAISE NOTICE 'pkonline job %: %', wait.job, r.state;
+      END IF;
+      RETURN;
+    END IF;
+    msg := pg_catalog.format('pkonline job %s: %s, step %s %s', wait.job, r.state, r.step_of, r.step);
+    IF r.step = 'backfill' THEN
+      msg := msg || pg_catalog.format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct,
+                                      r.rows_done, r.rows_total, COALESCE(r.rows_per_sec, 0),
+                                      COALESCE(r.backfill_eta::text, '?'));
+    END IF;
+    IF r.lock_retries > 0 THEN
+      msg := msg || pg_catalog.format(', %s lock retries', r.lock_retries);
+    END IF;
+    IF msg IS DISTINCT FROM last_msg THEN
+      RAISE NOTICE '%', msg;
+      last_msg := msg;
+    END IF;
+    IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
+      dead_polls := dead_polls + 1;
+      IF dead_polls >= 25 THEN
+        state := r.state;
+        RAISE WARNING 'pkonline job % is % but has no worker (was the server restarted?)', wait.job, r.state
+          USING HINT = 'SELECT pkonline.run_pending(); starts it again.';
+        RETURN;
+      END IF;
+    ELSE
+      dead_polls := 0;
+    END IF;
+    IF deadline IS NOT NULL AND pg_catalog.clock_timestamp() >= deadline THEN
+      state := r.state;
+      RETURN;
+    END IF;
+    COMMIT;
+    PERFORM pg_catalog.pg_sleep(0.2);
+  END LOOP;
+END
+$$;

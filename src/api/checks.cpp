@@ -1,0 +1,122 @@
+// Up-front checks of API arguments: bad input gets a clear error and changes nothing.
+#include "pkonline/api/checks.hpp"
+
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/spi.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xlog.h"
+}
+
+namespace pkonline::api {
+
+using pg::AsBool;
+using pg::V;
+
+void RequirePrimary() {
+  if (Call([]() { return RecoveryInProgress(); }))
+    Fail(SqlState("25006"), "pkonline jobs cannot run on a standby", "", "Run it on the primary server.");
+}
+
+TableInfo RequireOwnedPlainTable(unsigned relid) {
+  auto r = pg::Query(
+      "SELECT c.relkind::text, c.relpersistence::text, n.nspname, c.relname, c.relnamespace, "
+      "pg_catalog.pg_has_role(c.relowner, 'USAGE'), "
+      "pg_catalog.has_schema_privilege(c.relnamespace, 'CREATE'), c.relispartition, c.reloftype <> 0, "
+      "n.nspname IN ('pg_catalog', 'information_schema', 'pg_toast') OR c.oid < 16384, "
+      "pg_catalog.format('%I.%I', n.nspname, c.relname), c.reltuples "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(relid))}, true);
+  if (r.empty())
+    Fail(sqlstate::kUndefinedTable, "table with OID " + std::to_string(relid) + " does not exist");
+  const auto& row = r.rows[0];
+  TableInfo t;
+  t.relid = relid;
+  t.schema = *row[2];
+  t.name = *row[3];
+  t.nsp_oid = static_cast<unsigned>(pg::AsInt(row[4]));
+  t.qualified = *row[10];
+  t.reltuples = std::stod(row[11].value_or("0"));
+  const std::string kind = *row[0];
+  if (AsBool(row[9]))
+    Fail(sqlstate::kInsufficientPrivilege, "\"" + t.qualified + "\" is a system catalog",
+         "pkonline changes user tables only.");
+  if (kind == "p")
+    Fail(sqlstate::kFeatureNotSupported, "\"" + t.qualified + "\" is a partitioned table",
+         "pkonline does not support partitioned tables yet.",
+         "A primary key on a partitioned table must include the partition key; add it by hand.");
+  if (kind != "r") {
+    const std::string what = kind == "v"   ? "a view"
+                             : kind == "m" ? "a materialized view"
+                             : kind == "f" ? "a foreign table"
+                             : kind == "S" ? "a sequence"
+                             : kind == "i" || kind == "I" ? "an index"
+                             : kind == "c" ? "a composite type"
+                                           : "not a table";
+    Fail(sqlstate::kWrongObjectType, "\"" + t.qualified + "\" is " + what, "",
+         "pkonline works on ordinary tables only.");
+  }
+  if (*row[1] == "t")
+    Fail(sqlstate::kFeatureNotSupported, "\"" + t.qualified + "\" is a temporary table",
+         "A background worker cannot see another session's temporary tables.",
+         "Temporary tables are private to your session: ALTER TABLE it directly.");
+  if (AsBool(row[7]))
+    Fail(sqlstate::kFeatureNotSupported, "\"" + t.qualified + "\" is a partition",
+         "Columns of a partition are defined by its partitioned table.");
+  if (AsBool(row[8]))
+    Fail(sqlstate::kWrongObjectType, "\"" + t.qualified + "\" is a typed table",
+         "Its columns come from its composite type.");
+  if (!AsBool(row[5]))
+    Fail(sqlstate::kInsufficientPrivilege, "must be owner of table " + t.qualified,
+         "Only the table's owner, or a member of the owning role, may run pkonline jobs on it.",
+         "Run it as the table's owner.");
+  if (!AsBool(row[6]))
+    Fail(sqlstate::kInsufficientPrivilege, "permission denied to create objects in schema " + t.schema,
+         "The job creates its helper sequence and trigger function in the table's schema.",
+         "GRANT CREATE ON SCHEMA to the table's owner for the duration of the job.");
+  return t;
+}
+
+void RequireNoPrimaryKey(const TableInfo& t) {
+  auto r = pg::Query(
+      "SELECT conname, pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
+      "WHERE conrelid = $1::oid AND contype = 'p'",
+      {V(static_cast<int64_t>(t.relid))}, true);
+  if (!r.empty())
+    Fail(sqlstate::kInvalidTableDefinition, "table " + t.qualified + " already has a primary key",
+         "Constraint " + r.rows[0][0].value_or("") + ": " + r.rows[0][1].value_or("") + ".",
+         "add_int_pk adds a primary key to a table that has none.");
+}
+
+void RequireColumnFree(const TableInfo& t, const std::string& column) {
+  if (column.empty()) Fail(sqlstate::kInvalidParameter, "column_name must not be empty");
+  auto r = pg::Query(
+      "SELECT attnum < 0 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+      "AND NOT attisdropped",
+      {V(static_cast<int64_t>(t.relid)), V(column)}, true);
+  if (!r.empty())
+    Fail(sqlstate::kDuplicateColumn,
+         "column \"" + column + "\" of relation " + t.qualified + " already exists" +
+             (AsBool(r.scalar()) ? " (a system column)" : ""),
+         "", "Choose another name with column_name => '...'.");
+}
+
+void RequireNoActiveJob(const TableInfo& t) {
+  pg::Result r;
+  pg::AsRole(jobs::store::ExtensionOwner(), [&]() {  // jobs of every role count
+    r = pg::Query(
+        "SELECT id, state FROM pkonline.jobs WHERE relid = $1::oid AND state NOT IN ('done', 'cancelled')",
+        {V(static_cast<int64_t>(t.relid))}, true);
+  });
+  if (!r.empty())
+    Fail(sqlstate::kObjectInUse,
+         "table " + t.qualified + " already has pkonline job " + *r.rows[0][0] + " (" + *r.rows[0][1] + ")",
+         "", "Wait for it, or finish it with pkonline.resume(" + *r.rows[0][0] + ") or pkonline.cancel(" +
+                 *r.rows[0][0] + ").");
+}
+
+}  // namespace pkonline::api

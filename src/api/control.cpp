@@ -1,0 +1,216 @@
+// Job control from SQL: create/start, pause, resume, cancel, run_pending.
+#include <csignal>
+#include <vector>
+
+#include "pkonline/api/api.hpp"
+#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/operation.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
+#include "pkonline/worker/start.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+}
+
+namespace pkonline::api {
+
+using jobs::Job;
+namespace store = jobs::store;
+
+namespace {
+
+// Workers to interrupt once the transaction that asked them to stop has committed (so that
+// they see the request when they look).
+int pending_signals[16];
+int n_pending_signals = 0;
+bool callback_registered = false;
+
+extern "C" void SignalAtCommit(XactEvent event, void*) {
+  if (event == XACT_EVENT_COMMIT) {
+    for (int i = 0; i < n_pending_signals; i++) kill(pending_signals[i], SIGINT);
+  }
+  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT) n_pending_signals = 0;
+}
+
+void InterruptWorkerAtCommit(int64_t job_id) {
+  auto r = pg::Query(
+      "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = $1::oid "
+      "AND objid = $2::oid AND objsubid = 2 AND granted AND database = "
+      "(SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+      {pg::V(jobs::kAdvisoryClass), pg::V(job_id)}, true);
+  if (r.empty() || n_pending_signals >= 16) return;
+  if (!callback_registered) {
+    Call([]() { RegisterXactCallback(SignalAtCommit, nullptr); });
+    callback_registered = true;
+  }
+  pending_signals[n_pending_signals++] = static_cast<int>(pg::AsInt(r.scalar()));
+}
+
+Job LoadManaged(int64_t job_id) {
+  Job job = store::LoadForUpdate(job_id);
+  bool ok = pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR EXISTS ("
+                                 "SELECT 1 FROM pg_catalog.pg_class WHERE oid = $2::oid "
+                                 "AND pg_catalog.pg_has_role(relowner, 'USAGE'))",
+                                 {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid))},
+                                 true)
+                           .scalar());
+  if (!ok)
+    Fail(sqlstate::kInsufficientPrivilege, "permission denied for pkonline job " + std::to_string(job_id),
+         "Only the role that created the job, or the table's owner, may control it.");
+  return job;
+}
+
+bool Finished(const Job& job) { return job.state == "done" || job.state == "cancelled"; }
+
+template <typename F>
+std::string WithSpi(F&& f) {
+  pg::SpiScope spi;
+  std::string out = f();
+  spi.Close();
+  return out;
+}
+
+void Privileged(const std::function<void()>& fn) { pg::AsRole(store::ExtensionOwner(), fn); }
+
+}  // namespace
+
+int64_t CreateJob(const TableInfo& t, const std::string& operation,
+                  const std::map<std::string, std::string>& options) {
+  int64_t id = 0;
+  const unsigned owner = GetUserId();
+  const unsigned login = GetSessionUserId();
+  id = store::Create(t.relid, t.qualified, operation, options, owner, login);
+  Job job = store::Load(id);
+  std::vector<store::StepPlan> plan;
+  for (const auto& s : ops::MakeOperation(operation)->Steps(job)) plan.push_back({s.name, s.action, s.lock});
+  store::SavePlan(id, plan);
+  store::Event(id, "created", "", operation + " on " + t.qualified + " created");
+  return id;
+}
+
+void StartOrQueue(int64_t job_id) {
+  Job job = store::Load(job_id);
+  worker::Target target;
+  target.db = MyDatabaseId;
+  target.login_role = job.login_role;
+  target.exec_role = job.owner;
+  target.wait_xid = Call([]() { return GetTopTransactionId(); });
+  bool started = false;
+  Privileged([&]() { started = worker::StartJob(job_id, target); });
+  if (!started)
+    Notice("pkonline job " + std::to_string(job_id) + " is queued: pkonline.max_workers jobs are running",
+           "It starts when one of them ends, or with pkonline.run_pending().");
+}
+
+std::string Start(int64_t job_id) {
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id);
+    if (job.state != "queued")
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state, "",
+           job.state == "paused" || job.state == "failed" ? "Use pkonline.resume(" + std::to_string(job_id) + ")."
+                                                          : "");
+    if (store::WorkerAlive(job_id)) return job.state;
+    StartOrQueue(job_id);
+    return "queued";
+  });
+}
+
+std::string Pause(int64_t job_id) {
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id);
+    if (Finished(job) || job.state == "failed")
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state +
+                                            "; there is nothing to pause");
+    if (job.state == "cancelling")
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is being cancelled");
+    if (job.state == "paused") return job.state;
+    if (store::WorkerAlive(job_id)) {
+      Privileged([&]() {
+        pg::Exec("UPDATE pkonline.jobs SET pause_requested = true WHERE id = $1::bigint", {pg::V(job_id)});
+      });
+      InterruptWorkerAtCommit(job_id);
+      Notice("pkonline job " + std::to_string(job_id) + ": pause requested; the worker stops at its next safe point",
+             "CALL pkonline.wait(" + std::to_string(job_id) + ") returns 'paused' once it has stopped.");
+      return "pausing";
+    }
+    Privileged([&]() {
+      store::SetState(job_id, "paused");
+      store::Event(job_id, "pause", "", "job paused before step " + std::to_string(job.step_no));
+    });
+    return "paused";
+  });
+}
+
+std::string Resume(int64_t job_id) {
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id);
+    if (Finished(job))
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state);
+    if (store::WorkerAlive(job_id)) {
+      Privileged([&]() {
+        pg::Exec("UPDATE pkonline.jobs SET pause_requested = false WHERE id = $1::bigint", {pg::V(job_id)});
+      });
+      return job.state;
+    }
+    Privileged([&]() {
+      pg::Exec("UPDATE pkonline.jobs SET pause_requested = false, "
+               "state = CASE WHEN cancel_requested THEN 'cancelling' ELSE 'queued' END WHERE id = $1::bigint",
+               {pg::V(job_id)});
+      store::Event(job_id, "resume", "", "job resumed at step " + std::to_string(job.step_no));
+    });
+    StartOrQueue(job_id);
+    return job.cancel_requested ? "cancelling" : "queued";
+  });
+}
+
+std::string Cancel(int64_t job_id) {
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id);
+    if (job.state == "cancelled") return job.state;
+    auto op = ops::MakeOperation(job.operation);
+    const int ponr = op->PointOfNoReturn();
+    const bool final_started =
+        job.state == "done" || job.step_no > ponr ||
+        (job.step_no == ponr &&
+         pg::AsBool(pg::Query("SELECT state IN ('running', 'done') FROM pkonline.job_steps "
+                              "WHERE job_id = $1::bigint AND step_no = $2::int",
+                              {pg::V(job_id), pg::V(ponr)}, true)
+                        .scalar()));
+    if (final_started)
+      Fail(sqlstate::kObjectNotInState,
+           "pkonline job " + std::to_string(job_id) + " is past its point of no return",
+           job.state == "done" ? "The job is done: its change is in place."
+                               : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
+           job.state == "done" ? "Undo it with ALTER TABLE if it is not wanted." : "Wait for it to finish.");
+    Privileged([&]() {
+      pg::Exec("UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling' "
+               "WHERE id = $1::bigint",
+               {pg::V(job_id)});
+      store::Event(job_id, "cancel", "", "cancel requested");
+    });
+    if (store::WorkerAlive(job_id)) {
+      InterruptWorkerAtCommit(job_id);
+    } else {
+      StartOrQueue(job_id);
+    }
+    Notice("pkonline job " + std::to_string(job_id) + ": cancelling; its worker undoes what the job created",
+           "CALL pkonline.wait(" + std::to_string(job_id) + ") returns 'cancelled' when it is done.");
+    return "cancelling";
+  });
+}
+
+int RunPending() {
+  pg::SpiScope spi;
+  const unsigned me = GetUserId();
+  int n = 0;
+  Privileged([&]() { n = worker::StartPending(me); });
+  spi.Close();
+  return n;
+}
+
+}  // namespace pkonline::api

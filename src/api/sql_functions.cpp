@@ -1,0 +1,81 @@
+// The extern "C" edge: one thin shim per SQL function, each through pkonline::Entry.
+#include "pkonline/api/api.hpp"
+#include "pkonline/pg/bridge.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+}
+
+namespace {
+
+template <typename T>
+T Required(FunctionCallInfo fcinfo, int n, const char* name, T (*get)(FunctionCallInfo, int)) {
+  if (PG_ARGISNULL(n))
+    pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(name) + " must not be NULL");
+  return get(fcinfo, n);
+}
+
+int64_t JobArg(FunctionCallInfo fcinfo) {
+  return Required<int64_t>(fcinfo, 0, "job", [](FunctionCallInfo f, int i) -> int64_t {
+    return DatumGetInt64(f->args[i].value);
+  });
+}
+
+Datum TextResult(const std::string& s) {
+  const char* c = s.c_str();
+  return pkonline::Call([&]() { return CStringGetTextDatum(c); });
+}
+
+}  // namespace
+
+extern "C" {
+
+#define PKONLINE_FUNCTION(name)                    \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS);        \
+  PG_FUNCTION_INFO_V1(name)
+
+PKONLINE_FUNCTION(pkonline_add_int_pk);
+PKONLINE_FUNCTION(pkonline_start);
+PKONLINE_FUNCTION(pkonline_pause);
+PKONLINE_FUNCTION(pkonline_resume);
+PKONLINE_FUNCTION(pkonline_cancel);
+PKONLINE_FUNCTION(pkonline_run_pending);
+PKONLINE_FUNCTION(pkonline_in_transaction_block);
+
+Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() -> Datum {
+    pkonline::api::AddIntPkArgs a;
+    a.relid = Required<Oid>(fcinfo, 0, "tbl", [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    a.column_name = NameStr(*Required<Name>(fcinfo, 1, "column_name",
+                                           [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
+    a.column_type = Required<Oid>(fcinfo, 2, "column_type",
+                                  [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    a.identity = Required<bool>(fcinfo, 3, "identity", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    a.start = Required<bool>(fcinfo, 4, "start", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    return Int64GetDatum(pkonline::api::AddIntPk(a));
+  });
+}
+
+Datum pkonline_start(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Start(JobArg(fcinfo))); });
+}
+Datum pkonline_pause(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Pause(JobArg(fcinfo))); });
+}
+Datum pkonline_resume(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Resume(JobArg(fcinfo))); });
+}
+Datum pkonline_cancel(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Cancel(JobArg(fcinfo))); });
+}
+Datum pkonline_run_pending(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return Int32GetDatum(pkonline::api::RunPending()); });
+}
+Datum pkonline_in_transaction_block(PG_FUNCTION_ARGS) {
+  PG_RETURN_BOOL(IsTransactionBlock());
+}
+
+}  // extern "C"

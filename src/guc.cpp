@@ -1,0 +1,60 @@
+// Definitions of the pkonline.* configuration parameters.
+#include "pkonline/guc.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "utils/guc.h"
+}
+
+namespace pkonline::guc {
+
+int lock_timeout_ms = 100;
+int lock_retries = 30;
+int batch_size = 200;
+int batch_time_ms = 200;
+int batch_sleep_ms = 10;
+int vacuum_every = 20;
+int max_workers = 2;
+bool debug_wait_points = false;
+
+void Define() {
+  DefineCustomIntVariable("pkonline.lock_timeout",
+                          "lock_timeout for each brief DDL step of a job; the step is retried after it.",
+                          nullptr, &lock_timeout_ms, 100, 1, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+                          nullptr);
+  DefineCustomIntVariable("pkonline.lock_retries",
+                          "How often a brief DDL step is retried after a lock timeout before the job fails.",
+                          nullptr, &lock_retries, 30, 0, 10000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.batch_size", "Heap blocks in the first backfill batch.", nullptr,
+                          &batch_size, 200, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.batch_time",
+                          "Target duration of one backfill batch; the batch size adapts to it (0: fixed size).",
+                          nullptr, &batch_time_ms, 200, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+                          nullptr);
+  DefineCustomIntVariable("pkonline.batch_sleep", "Pause between two backfill batches.", nullptr,
+                          &batch_sleep_ms, 10, 0, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.vacuum_every",
+                          "VACUUM the table after this many backfill batches, to reuse dead space (0: never).",
+                          nullptr, &vacuum_every, 20, 0, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.max_workers",
+                          "Jobs that may run at once in one database; further jobs wait in the queue.", nullptr,
+                          &max_workers, 2, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("pkonline.debug_wait_points",
+                           "Testing only: jobs stop at named wait points held by advisory locks.", nullptr,
+                           &debug_wait_points, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("pkonline");
+}
+
+std::map<std::string, std::string> JobSettings() {
+  return {
+      {"lock_timeout_ms", std::to_string(lock_timeout_ms)},
+      {"lock_retries", std::to_string(lock_retries)},
+      {"batch_size", std::to_string(batch_size)},
+      {"batch_time_ms", std::to_string(batch_time_ms)},
+      {"batch_sleep_ms", std::to_string(batch_sleep_ms)},
+      {"vacuum_every", std::to_string(vacuum_every)},
+      {"debug_wait_points", debug_wait_points ? "true" : "false"},
+  };
+}
+
+}  // namespace pkonline::guc

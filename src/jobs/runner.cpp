@@ -1,0 +1,235 @@
+// The runner: persists "step started", runs the step, persists "step done"; between units of
+// work honours pause and cancel; on cancel runs the undo of every step reached, newest first.
+#include "pkonline/jobs/runner.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/operation.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
+
+namespace pkonline::jobs {
+
+namespace {
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          char buf[8];
+          snprintf(buf, sizeof buf, "\\u%04x", ch);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+class RunContext final : public ops::Context {
+ public:
+  explicit RunContext(Job job) : job_(std::move(job)), rng_(std::random_device{}()) {}
+
+  const Job& job() const override { return job_; }
+  void set_step(const std::string& step) { step_ = step; }
+
+  void Txn(const std::string& activity, const std::function<void()>& fn) override {
+    pg::InTransaction(activity, fn);
+  }
+
+  void Ddl(const std::string& activity, const std::function<void()>& fn) override {
+    const int timeout = static_cast<int>(job_.OptInt("lock_timeout_ms"));
+    const int max_retries = static_cast<int>(job_.OptInt("lock_retries"));
+    for (int attempt = 1;; attempt++) {
+      try {
+        pg::InTransaction(activity, fn, {timeout, 0});
+        return;
+      } catch (const PgError& e) {
+        const bool retryable =
+            e.sqlstate() == sqlstate::kLockNotAvailable || e.sqlstate() == sqlstate::kDeadlock;
+        if (e.sqlstate() == sqlstate::kQueryCanceled) CheckControl();
+        if (!retryable) throw;
+        if (attempt > max_retries) {
+          throw PgError(e.sqlstate(),
+                        "could not get the lock for \"" + activity + "\" after " + std::to_string(attempt) +
+                            " attempts of " + std::to_string(timeout) + " ms",
+                        "Other sessions held locks on " + job_.table_name + " every time.",
+                        "Find the blockers in pkonline.events, then pkonline.resume(" + std::to_string(job_.id) +
+                            "); or raise pkonline.lock_retries / pkonline.lock_timeout.");
+        }
+        // Back off exponentially with full jitter: 50 ms << n, capped at 5 s.
+        const long cap = std::min<long>(5000, 50L << std::min(attempt, 10));
+        const long wait = std::uniform_int_distribution<long>(cap / 2, cap)(rng_);
+        RecordLockRetry(activity, attempt, wait);
+        Sleep(wait);
+        CheckControl();
+      }
+    }
+  }
+
+  void TopLevel(const std::string& sql) override {
+    try {
+      pg::RunTopLevel(sql);
+    } catch (const PgError& e) {
+      if (e.sqlstate() == sqlstate::kQueryCanceled) CheckControl();
+      throw;
+    }
+  }
+
+  void Event(const std::string& kind, const std::string& message, const std::string& detail) override {
+    pg::InTransaction("pkonline: event", [&]() { store::Event(job_.id, kind, step_, message, detail); });
+  }
+
+  void CheckControl() override {
+    pg::CheckInterrupts();
+    bool pause = false, cancel = false;
+    pg::InTransaction("pkonline: check control", [&]() {
+      Job now = store::Load(job_.id);
+      pause = now.pause_requested;
+      cancel = now.cancel_requested;
+    });
+    if (cancel && !cancelling_) throw ops::StopRequested{true};
+    if (pause && !cancelling_) throw ops::StopRequested{false};
+  }
+
+  void WaitPoint(const std::string& name) override {
+    if (!job_.OptBool("debug_wait_points")) return;
+    pg::InTransaction("pkonline: wait point " + name, [&]() {
+      pg::Query("SELECT pg_catalog.pg_advisory_xact_lock_shared($1::int, pg_catalog.hashtext($2))",
+                {pg::V(kAdvisoryClass + 1), pg::V(name)});
+    });
+  }
+
+  void Sleep(long ms) override { pg::SleepMs(ms); }
+
+  bool cancelling_ = false;
+
+ private:
+  void RecordLockRetry(const std::string& activity, int attempt, long wait_ms) {
+    pg::InTransaction("pkonline: lock retry", [&]() {
+      auto r = pg::Query(
+          "SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT l.pid), '[]') FROM pg_catalog.pg_locks l "
+          "WHERE l.locktype = 'relation' AND l.relation = $1::oid AND l.granted "
+          "AND l.pid <> pg_catalog.pg_backend_pid()",
+          {pg::V(static_cast<int64_t>(job_.relid))}, true);
+      const std::string pids = r.scalar().value_or("[]");
+      store::CountLockRetry(job_.id);
+      store::Event(job_.id, "lock_retry", step_,
+                   activity + ": lock not granted within " + job_.Opt("lock_timeout_ms") + " ms (attempt " +
+                       std::to_string(attempt) + "), retrying in " + std::to_string(wait_ms) + " ms",
+                   "{\"blocking_pids\": " + pids + ", \"attempt\": " + std::to_string(attempt) + "}");
+    });
+  }
+
+  Job job_;
+  std::string step_;
+  std::mt19937 rng_;
+};
+
+void Undo(RunContext& ctx, const std::vector<ops::Step>& steps, int reached) {
+  ctx.cancelling_ = true;
+  const int64_t id = ctx.job().id;
+  pg::InTransaction("pkonline: cancelling", [&]() {
+    store::SetState(id, "cancelling");
+    store::Event(id, "cancel", "", "cancelling: undoing what the job created");
+  });
+  for (int i = std::min<int>(reached, static_cast<int>(steps.size())); i >= 1; i--) {
+    const auto& step = steps[i - 1];
+    if (!step.undo) continue;
+    ctx.set_step(step.name);
+    step.undo(ctx);
+    pg::InTransaction("pkonline: step undone", [&]() { store::StepDone(id, i, step.name, "undone"); });
+  }
+  pg::InTransaction("pkonline: cancelled", [&]() {
+    store::MarkFinished(id, "cancelled");
+    store::Event(id, "cancel", "", "job cancelled; the table is as it was before the job");
+  });
+}
+
+
+}  // namespace
+
+void RecordFailure(int64_t job_id, const PgError& e) {
+  pg::InTransaction("pkonline: record failure", [&]() {
+    store::MarkFailed(job_id, e.sqlstate_text(), e.message(), e.detail(), e.hint());
+    store::Event(job_id, "error", "", e.message(),
+                 "{\"sqlstate\": " + JsonString(e.sqlstate_text()) + ", \"detail\": " + JsonString(e.detail()) +
+                     ", \"hint\": " + JsonString(e.hint()) + "}");
+  });
+}
+
+namespace {
+
+// Runs the steps from the job's current one; returns the stop request that ended it, if any.
+enum class Outcome { kDone, kPause, kCancel };
+
+Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
+  const int64_t job_id = ctx.job().id;
+  try {
+    for (int i = ctx.job().step_no; i <= static_cast<int>(steps.size()); i++) {
+      const auto& step = steps[i - 1];
+      ctx.set_step(step.name);
+      ctx.CheckControl();
+      pg::InTransaction("pkonline: step start", [&]() { store::StepStarted(job_id, i, step.name); });
+      step.run(ctx);
+      pg::InTransaction("pkonline: step done", [&]() { store::StepDone(job_id, i, step.name); });
+    }
+    pg::InTransaction("pkonline: done", [&]() {
+      store::MarkFinished(job_id, "done");
+      store::Event(job_id, "done", "", "job done");
+    });
+    return Outcome::kDone;
+  } catch (const ops::StopRequested& stop) {
+    return stop.cancel ? Outcome::kCancel : Outcome::kPause;
+  }
+}
+
+}  // namespace
+
+void RunJob(int64_t job_id) {
+  try {
+    for (;;) {
+      Job job;
+      pg::InTransaction("pkonline: load job", [&]() { job = store::Load(job_id); });
+      auto op = ops::MakeOperation(job.operation);
+      const auto steps = op->Steps(job);
+      RunContext ctx(job);
+      Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps);
+      if (outcome == Outcome::kDone) return;
+      Job now;
+      pg::InTransaction("pkonline: reload", [&]() { now = store::Load(job_id); });
+      if (outcome == Outcome::kPause) {
+        pg::InTransaction("pkonline: paused", [&]() {
+          store::SetState(job_id, "paused");
+          store::ClearRequests(job_id);
+          store::Event(job_id, "pause", "", "job paused before step " + std::to_string(now.step_no));
+        });
+        return;
+      }
+      if (now.step_no > op->PointOfNoReturn()) {
+        // The change is final already; finish the job instead.
+        pg::InTransaction("pkonline: cancel refused", [&]() {
+          store::ClearCancel(job_id);
+          store::Event(job_id, "cancel", "", "cancel ignored: the job is past its point of no return");
+        });
+        continue;
+      }
+      Undo(ctx, steps, now.step_no);
+      return;
+    }
+  } catch (const PgError& e) {
+    RecordFailure(job_id, e);
+  }
+}
+
+}  // namespace pkonline::jobs

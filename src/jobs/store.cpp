@@ -1,0 +1,214 @@
+// Job store: every read and write of the job tables goes through here.
+#include "pkonline/jobs/store.hpp"
+
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
+
+namespace pkonline::jobs {
+
+const std::string& Job::Opt(const std::string& key) const {
+  auto it = options.find(key);
+  if (it == options.end()) Fail(sqlstate::kInternal, "job " + std::to_string(id) + " has no option " + key);
+  return it->second;
+}
+int64_t Job::OptInt(const std::string& key) const { return std::stoll(Opt(key)); }
+bool Job::OptBool(const std::string& key) const { return Opt(key) == "true"; }
+
+namespace store {
+
+using pg::AsBool;
+using pg::AsInt;
+using pg::Exec;
+using pg::Query;
+using pg::V;
+
+unsigned ExtensionOwner() {
+  static unsigned owner = 0;
+  if (owner == 0) {
+    auto r = Query("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true);
+    if (r.empty()) Fail(sqlstate::kUndefinedObject, "extension \"pkonline\" is not installed in this database");
+    owner = static_cast<unsigned>(AsInt(r.scalar()));
+  }
+  return owner;
+}
+
+namespace {
+
+// Run bookkeeping SQL as the extension owner.
+template <typename F>
+void Privileged(F&& f) {
+  pg::AsRole(ExtensionOwner(), f);
+}
+
+pg::Result PrivQuery(const std::string& sql, const pg::Params& params) {
+  pg::Result r;
+  Privileged([&]() { r = Query(sql, params); });
+  return r;
+}
+
+Job LoadImpl(int64_t job_id, bool for_update) {
+  auto r = PrivQuery(
+      "SELECT id, relid, table_name, operation, owner::oid, login_role::oid, state, step_no, "
+      "pause_requested, cancel_requested, cursor_block, end_block, rows_done "
+      "FROM pkonline.jobs WHERE id = $1::bigint" +
+          std::string(for_update ? " FOR UPDATE" : ""),
+      {V(job_id)});
+  if (r.empty())
+    Fail(sqlstate::kUndefinedObject, "pkonline job " + std::to_string(job_id) + " does not exist");
+  const auto& row = r.rows[0];
+  Job j;
+  j.id = AsInt(row[0]);
+  j.relid = static_cast<unsigned>(AsInt(row[1]));
+  j.table_name = row[2].value_or("");
+  j.operation = row[3].value_or("");
+  j.owner = static_cast<unsigned>(AsInt(row[4]));
+  j.login_role = static_cast<unsigned>(AsInt(row[5]));
+  j.state = row[6].value_or("");
+  j.step_no = static_cast<int>(AsInt(row[7]));
+  j.pause_requested = AsBool(row[8]);
+  j.cancel_requested = AsBool(row[9]);
+  j.cursor_block = AsInt(row[10]);
+  j.end_block = AsInt(row[11], -1);
+  j.rows_done = AsInt(row[12]);
+  auto opts = PrivQuery("SELECT key, value FROM pg_catalog.jsonb_each_text("
+                        "(SELECT options FROM pkonline.jobs WHERE id = $1::bigint))",
+                        {V(job_id)});
+  for (const auto& o : opts.rows) j.options[o[0].value_or("")] = o[1].value_or("");
+  return j;
+}
+
+}  // namespace
+
+int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role) {
+  auto r = PrivQuery(
+      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, login_role) "
+      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole) RETURNING id",
+      {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
+       V(static_cast<int64_t>(login_role))});
+  const int64_t id = AsInt(r.scalar());
+  for (const auto& [key, value] : options)
+    PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "
+              "WHERE id = $1::bigint",
+              {V(id), V(key), V(value)});
+  return id;
+}
+
+void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan) {
+  int n = 0;
+  for (const auto& s : plan)
+    PrivQuery("INSERT INTO pkonline.job_steps (job_id, step_no, step, action, lock) "
+              "VALUES ($1::bigint, $2::int, $3, $4, $5)",
+              {V(job_id), V(++n), V(s.name), V(s.action), V(s.lock)});
+}
+
+Job Load(int64_t job_id) { return LoadImpl(job_id, false); }
+Job LoadForUpdate(int64_t job_id) { return LoadImpl(job_id, true); }
+
+void SetState(int64_t job_id, const std::string& state) {
+  PrivQuery("UPDATE pkonline.jobs SET state = $2, updated_at = pg_catalog.now() WHERE id = $1::bigint",
+            {V(job_id), V(state)});
+}
+
+void MarkRunning(int64_t job_id, int pid) {
+  PrivQuery(
+      "UPDATE pkonline.jobs SET state = CASE WHEN cancel_requested THEN 'cancelling' ELSE 'running' END, "
+      "worker_pid = $2::int, attempts = attempts + 1, "
+      "started_at = COALESCE(started_at, pg_catalog.now()), updated_at = pg_catalog.now(), "
+      "last_sqlstate = NULL, last_error = NULL, last_detail = NULL, last_hint = NULL "
+      "WHERE id = $1::bigint",
+      {V(job_id), V(pid)});
+}
+
+void MarkFinished(int64_t job_id, const std::string& state) {
+  PrivQuery(
+      "UPDATE pkonline.jobs SET state = $2, worker_pid = NULL, finished_at = pg_catalog.clock_timestamp(), "
+      "updated_at = pg_catalog.now(), pause_requested = false, cancel_requested = false "
+      "WHERE id = $1::bigint",
+      {V(job_id), V(state)});
+}
+
+void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& message,
+                const std::string& detail, const std::string& hint) {
+  PrivQuery(
+      "UPDATE pkonline.jobs SET state = 'failed', worker_pid = NULL, updated_at = pg_catalog.now(), "
+      "last_sqlstate = $2, last_error = $3, last_detail = NULLIF($4, ''), last_hint = NULLIF($5, ''), "
+      "pause_requested = false WHERE id = $1::bigint",
+      {V(job_id), V(sqlstate), V(message), V(detail), V(hint)});
+  PrivQuery(
+      "UPDATE pkonline.job_steps s SET state = 'failed' FROM pkonline.jobs j "
+      "WHERE j.id = $1::bigint AND s.job_id = j.id AND s.step_no = j.step_no AND s.state = 'running'",
+      {V(job_id)});
+}
+
+void ClearRequests(int64_t job_id) {
+  PrivQuery("UPDATE pkonline.jobs SET pause_requested = false WHERE id = $1::bigint", {V(job_id)});
+}
+
+void ClearCancel(int64_t job_id) {
+  PrivQuery("UPDATE pkonline.jobs SET cancel_requested = false, state = 'running' WHERE id = $1::bigint",
+            {V(job_id)});
+}
+
+void StepStarted(int64_t job_id, int step_no, const std::string& step) {
+  PrivQuery(
+      "UPDATE pkonline.job_steps SET state = 'running', "
+      "started_at = COALESCE(started_at, pg_catalog.clock_timestamp()) "
+      "WHERE job_id = $1::bigint AND step_no = $2::int",
+      {V(job_id), V(step_no)});
+  PrivQuery("UPDATE pkonline.jobs SET step_no = $2::int, updated_at = pg_catalog.now() WHERE id = $1::bigint",
+            {V(job_id), V(step_no)});
+  Event(job_id, "step_start", step, "step " + std::to_string(step_no) + " " + step + " started");
+}
+
+void StepDone(int64_t job_id, int step_no, const std::string& step, const std::string& state) {
+  PrivQuery(
+      "UPDATE pkonline.job_steps SET state = $3, finished_at = pg_catalog.clock_timestamp() "
+      "WHERE job_id = $1::bigint AND step_no = $2::int",
+      {V(job_id), V(step_no), V(state)});
+  if (state == "done")
+    PrivQuery("UPDATE pkonline.jobs SET step_no = $2::int + 1, updated_at = pg_catalog.now() WHERE id = $1::bigint",
+              {V(job_id), V(step_no)});
+  Event(job_id, "step_" + state, step, "step " + std::to_string(step_no) + " " + step + " " + state);
+}
+
+void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate) {
+  PrivQuery(
+      "UPDATE pkonline.jobs SET end_block = $2::bigint, rows_estimate = $3::bigint, "
+      "backfill_started_at = COALESCE(backfill_started_at, pg_catalog.clock_timestamp()) "
+      "WHERE id = $1::bigint",
+      {V(job_id), V(end_block), V(rows_estimate)});
+}
+
+void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks) {
+  PrivQuery(
+      "UPDATE pkonline.jobs SET cursor_block = $2::bigint, rows_done = rows_done + $3::bigint, "
+      "batch_blocks = $4::int, updated_at = pg_catalog.now() WHERE id = $1::bigint",
+      {V(job_id), V(next_block), V(rows_added), V(batch_blocks)});
+}
+
+void CountLockRetry(int64_t job_id) {
+  PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
+}
+
+void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,
+           const std::string& detail_json) {
+  PrivQuery(
+      "INSERT INTO pkonline.events (job_id, kind, step, message, detail) "
+      "VALUES ($1::bigint, $2, NULLIF($3, ''), $4, NULLIF($5, '')::jsonb)",
+      {V(job_id), V(kind), V(step), V(message), V(detail_json)});
+}
+
+bool WorkerAlive(int64_t job_id) {
+  return AsBool(Query("SELECT pkonline._worker_alive($1::bigint)", {V(job_id)}, true).scalar());
+}
+
+bool Claim(int64_t job_id) {
+  return AsBool(Query("SELECT pg_catalog.pg_try_advisory_lock($1::int, $2::int)",
+                      {V(kAdvisoryClass), V(job_id)})
+                    .scalar());
+}
+
+}  // namespace store
+}  // namespace pkonline::jobs

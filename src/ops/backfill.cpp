@@ -1,0 +1,124 @@
+// Batched, resumable backfill by ctid block ranges (a TID Range Scan per batch).
+#include "pkonline/ops/backfill.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+
+namespace pkonline::ops {
+
+using pg::V;
+
+std::string TableSql(const jobs::Job& job) {
+  auto rel = pg::Relation(job.relid);
+  if (!rel)
+    Fail(sqlstate::kUndefinedTable, "table " + job.table_name + " (oid " + std::to_string(job.relid) +
+                                        ") no longer exists",
+         "It was dropped while job " + std::to_string(job.id) + " ran.",
+         "Cancel the job with pkonline.cancel(" + std::to_string(job.id) + ") to clean up what it created.");
+  return pg::Qualified(rel->schema, rel->name);
+}
+
+namespace {
+
+std::string Tid(int64_t block) { return "(" + std::to_string(block) + ",0)"; }
+
+bool Retryable(const PgError& e) {
+  return e.sqlstate() == sqlstate::kLockNotAvailable || e.sqlstate() == sqlstate::kDeadlock ||
+         e.sqlstate() == sqlstate::kSerialization;
+}
+
+// Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
+int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, bool save) {
+  const auto& job = ctx.job();
+  const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
+  const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
+  const int vacuum_every = static_cast<int>(job.OptInt("vacuum_every"));
+  int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
+  int64_t total = 0;
+  int batches = 0;
+  int failures = 0;
+  const std::string col = pg::Ident(column);
+  int64_t cursor = from;
+  while (cursor < to) {
+    ctx.CheckControl();
+    ctx.WaitPoint("backfill_batch");
+    const int64_t hi = std::min(to, cursor + blocks);
+    int64_t rows = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      ctx.Txn("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
+                  std::to_string(hi) + " of " + std::to_string(to),
+              [&]() {
+                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = DEFAULT WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
+                rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
+                if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
+              });
+    } catch (const PgError& e) {
+      if (!Retryable(e) || ++failures > 20) throw;
+      ctx.Event("batch_retry", "batch at block " + std::to_string(cursor) + " retried: " + e.message());
+      blocks = std::max<int64_t>(1, blocks / 2);
+      ctx.Sleep(50L * failures);
+      continue;
+    }
+    failures = 0;
+    total += rows;
+    cursor = hi;
+    batches++;
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (batch_time > 0 && ms > 0) {
+      // Move toward the target duration, at most doubling or halving per batch.
+      const double factor = std::clamp(batch_time / ms, 0.5, 2.0);
+      blocks = std::clamp<int64_t>(static_cast<int64_t>(blocks * factor), 1, 100000);
+    }
+    if (vacuum_every > 0 && batches % vacuum_every == 0 && cursor < to) {
+      ctx.TopLevel("VACUUM " + TableSql(job));
+    }
+    if (cursor < to) ctx.Sleep(sleep_ms);
+  }
+  return total;
+}
+
+}  // namespace
+
+void Backfill(Context& ctx, const std::string& column) {
+  const auto& job = ctx.job();
+  int64_t end = job.end_block;
+  if (end < 0) {
+    ctx.Txn("pkonline: measure table", [&]() {
+      auto r = pg::Query(
+          "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
+          "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+          {V(static_cast<int64_t>(job.relid))}, true);
+      if (r.empty()) TableSql(job);  // reports the drop
+      end = pg::AsInt(r.rows[0][0]);
+      int64_t estimate = pg::AsInt(r.rows[0][1]);
+      if (estimate == 0 && end > 0) {
+        estimate = pg::AsInt(pg::Query("SELECT count(*) FROM " + TableSql(job), {}, true).scalar());
+      }
+      jobs::store::SetBackfillRange(job.id, end, estimate);
+    });
+    ctx.Event("info", "backfill of " + std::to_string(end) + " heap blocks started");
+  }
+  Walk(ctx, column, job.cursor_block, end, true);
+}
+
+int64_t Sweep(Context& ctx, const std::string& column) {
+  const auto& job = ctx.job();
+  int64_t end = 0;
+  ctx.Txn("pkonline: measure table", [&]() {
+    end = pg::AsInt(pg::Query("SELECT pg_catalog.pg_relation_size($1::oid) / "
+                              "pg_catalog.current_setting('block_size')::bigint",
+                              {V(static_cast<int64_t>(job.relid))}, true)
+                        .scalar());
+  });
+  return Walk(ctx, column, 0, end, false);
+}
+
+}  // namespace pkonline::ops

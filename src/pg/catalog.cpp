@@ -1,0 +1,32 @@
+// Catalog look-ups used by the API and the operations.
+#include "pkonline/pg/catalog.hpp"
+
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "commands/defrem.h"
+}
+
+namespace pkonline::pg {
+
+std::optional<RelInfo> Relation(unsigned relid) {
+  auto r = Query(
+      "SELECT n.nspname, c.relname, n.oid FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(relid))}, true);
+  if (r.empty()) return std::nullopt;
+  return RelInfo{*r.rows[0][0], *r.rows[0][1], static_cast<unsigned>(AsInt(r.rows[0][2]))};
+}
+
+std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,
+                       unsigned nsp_oid, bool is_constraint) {
+  const char* n1 = name1.c_str();
+  const char* n2 = name2.empty() ? nullptr : name2.c_str();
+  const char* lb = label.c_str();
+  const char* out = Call([&]() { return ChooseRelationName(n1, n2, lb, nsp_oid, is_constraint); });
+  return out;
+}
+
+}  // namespace pkonline::pg

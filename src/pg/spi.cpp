@@ -1,0 +1,113 @@
+// SPI helpers: statements with text parameters, results copied into C++ values.
+#include "pkonline/pg/spi.hpp"
+
+#include <exception>
+
+#include "pkonline/pg/bridge.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+}
+
+namespace pkonline::pg {
+
+namespace {
+
+struct RawResult {
+  int code;
+  uint64 processed;
+  int natts;
+  char*** cells;  // palloc'd in the SPI procedure context
+};
+
+RawResult Execute(const std::string& sql, const Params& params, bool read_only) {
+  const int n = static_cast<int>(params.size());
+  std::vector<Oid> types(n, TEXTOID);
+  std::vector<char> nulls(n, ' ');
+  std::vector<const char*> texts(n, nullptr);
+  for (int i = 0; i < n; i++) {
+    if (params[i]) texts[i] = params[i]->c_str();
+    else nulls[i] = 'n';
+  }
+  RawResult raw{};
+  const char* sql_c = sql.c_str();
+  Call([&]() {
+    Datum* values = n ? static_cast<Datum*>(palloc(sizeof(Datum) * n)) : nullptr;
+    for (int i = 0; i < n; i++)
+      values[i] = texts[i] ? CStringGetTextDatum(texts[i]) : (Datum)0;
+    int rc = SPI_execute_with_args(sql_c, n, n ? types.data() : nullptr, values,
+                                   n ? nulls.data() : nullptr, read_only, 0);
+    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed (%s): %s", SPI_result_code_string(rc), sql_c);
+    raw.code = rc;
+    raw.processed = SPI_processed;
+    if (SPI_tuptable != nullptr) {
+      TupleDesc desc = SPI_tuptable->tupdesc;
+      raw.natts = desc->natts;
+      raw.cells = static_cast<char***>(palloc0(sizeof(char**) * (SPI_processed + 1)));
+      for (uint64 r = 0; r < SPI_processed; r++) {
+        raw.cells[r] = static_cast<char**>(palloc0(sizeof(char*) * (desc->natts + 1)));
+        for (int c = 0; c < desc->natts; c++)
+          raw.cells[r][c] = SPI_getvalue(SPI_tuptable->vals[r], desc, c + 1);
+      }
+      SPI_freetuptable(SPI_tuptable);
+    }
+  });
+  return raw;
+}
+
+}  // namespace
+
+Result Query(const std::string& sql, const Params& params, bool read_only) {
+  RawResult raw = Execute(sql, params, read_only);
+  Result out;
+  out.processed = raw.processed;
+  if (raw.cells != nullptr) {
+    out.rows.reserve(raw.processed);
+    for (uint64 r = 0; r < raw.processed; r++) {
+      std::vector<Value> row;
+      row.reserve(raw.natts);
+      for (int c = 0; c < raw.natts; c++)
+        row.push_back(raw.cells[r][c] ? Value(raw.cells[r][c]) : Value());
+      out.rows.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+uint64_t Exec(const std::string& sql, const Params& params) { return Query(sql, params).processed; }
+
+Value V(int64_t n) { return std::to_string(n); }
+
+int64_t AsInt(const Value& v, int64_t if_null) { return v ? std::stoll(*v) : if_null; }
+
+bool AsBool(const Value& v) { return v && (*v == "t" || *v == "true"); }
+
+SpiScope::SpiScope() {
+  Call([]() {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  });
+  open_ = true;
+}
+
+void SpiScope::Close() {
+  if (!open_) return;
+  open_ = false;
+  Call([]() { SPI_finish(); });
+}
+
+// On an error path the transaction abort releases the connection; finishing it here would
+// touch state the abort owns, so only a normal scope exit without Close() finishes.
+SpiScope::~SpiScope() {
+  if (open_ && std::uncaught_exceptions() == 0) {
+    PG_TRY();
+    { SPI_finish(); }
+    PG_CATCH();
+    { FlushErrorState(); }
+    PG_END_TRY();
+  }
+}
+
+}  // namespace pkonline::pg

@@ -1,0 +1,150 @@
+// Worker transactions, top-level statements, latch sleeps and role switches.
+#include "pkonline/pg/txn.hpp"
+
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "executor/spi.h"
+#include "parser/analyze.h"
+#include "storage/latch.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "utils/wait_event.h"
+}
+
+namespace pkonline::pg {
+
+namespace {
+
+// Abort whatever transaction is open, back to a clean idle state.
+void AbortAll() {
+  Call([]() {
+    HOLD_INTERRUPTS();
+    disable_all_timeouts(false);
+    AbortOutOfAnyTransaction();
+    RESUME_INTERRUPTS();
+  });
+}
+
+}  // namespace
+
+void InTransaction(const std::string& activity, const std::function<void()>& fn,
+                   const TxnOptions& opts) {
+  const char* act = activity.c_str();
+  const int lock_ms = opts.lock_timeout_ms;
+  const int stmt_ms = opts.statement_timeout_ms;
+  Call([&]() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    if (lock_ms > 0) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%d", lock_ms);
+      set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+    }
+    if (stmt_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, stmt_ms);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, act);
+  });
+  try {
+    fn();
+    Call([&]() {
+      if (stmt_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
+      SPI_finish();
+      PopActiveSnapshot();
+      CommitTransactionCommand();
+      pgstat_report_stat(false);
+      pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+  } catch (...) {
+    AbortAll();
+    throw;
+  }
+}
+
+void RunTopLevel(const std::string& sql) {
+  const char* sql_c = sql.c_str();
+  MemoryContext parse_cxt = nullptr;
+  try {
+    Call([&]() {
+      SetCurrentStatementStartTimestamp();
+      StartTransactionCommand();
+      pgstat_report_activity(STATE_RUNNING, sql_c);
+      // Parse and plan trees must outlive the statement's own internal commits.
+      parse_cxt = AllocSetContextCreate(TopMemoryContext, "pkonline top-level statement", ALLOCSET_DEFAULT_SIZES);
+      MemoryContext old = MemoryContextSwitchTo(parse_cxt);
+      List* raw = pg_parse_query(sql_c);
+      if (list_length(raw) != 1) elog(ERROR, "pkonline: top-level SQL must be one statement");
+      RawStmt* stmt = linitial_node(RawStmt, raw);
+      bool snap = analyze_requires_snapshot(stmt);
+      if (snap) PushActiveSnapshot(GetTransactionSnapshot());
+      List* queries = pg_analyze_and_rewrite_fixedparams(stmt, sql_c, nullptr, 0, nullptr);
+      List* plans = pg_plan_queries(queries, sql_c, CURSOR_OPT_PARALLEL_OK, nullptr);
+      if (snap) PopActiveSnapshot();
+      Portal portal = CreatePortal("pkonline", true, true);
+      portal->visible = false;
+      PortalDefineQuery(portal, nullptr, sql_c, CreateCommandTag(stmt->stmt), plans, nullptr);
+      PortalStart(portal, nullptr, 0, InvalidSnapshot);
+      DestReceiver* dest = CreateDestReceiver(DestNone);
+      MemoryContextSwitchTo(old);
+      QueryCompletion qc;
+      InitializeQueryCompletion(&qc);
+      PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
+      dest->rDestroy(dest);
+      PortalDrop(portal, false);
+      CommitTransactionCommand();
+      MemoryContextDelete(parse_cxt);
+      parse_cxt = nullptr;
+      pgstat_report_stat(false);
+      pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+  } catch (...) {
+    AbortAll();
+    if (parse_cxt != nullptr) MemoryContextDelete(parse_cxt);
+    throw;
+  }
+}
+
+void SleepMs(long ms) {
+  if (ms <= 0) {
+    CheckInterrupts();
+    return;
+  }
+  Call([&]() {
+    int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+    (void)rc;
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  });
+}
+
+void CheckInterrupts() {
+  Call([]() { CHECK_FOR_INTERRUPTS(); });
+}
+
+void AsRole(unsigned role, const std::function<void()>& fn) {
+  Oid saved_user;
+  int saved_ctx;
+  GetUserIdAndSecContext(&saved_user, &saved_ctx);
+  SetUserIdAndSecContext(role, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+  try {
+    fn();
+  } catch (...) {
+    SetUserIdAndSecContext(saved_user, saved_ctx);
+    throw;
+  }
+  SetUserIdAndSecContext(saved_user, saved_ctx);
+}
+
+}  // namespace pkonline::pg

@@ -1,0 +1,170 @@
+// The job worker's main, the per-database scan worker's main, and the launcher (preload mode).
+#include <cstring>
+
+#include "pkonline/jobs/runner.hpp"
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
+#include "pkonline/worker/extra.hpp"
+#include "pkonline/worker/start.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+}
+
+#include <vector>
+
+namespace pkonline::worker {
+
+namespace {
+
+void PinSearchPath() {
+  Call([]() { SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE); });
+}
+
+// The job runs only once the transaction that created or started it has ended.
+void WaitForCreator(uint32_t xid) {
+  if (xid == 0) return;
+  pg::InTransaction("pkonline: waiting for the creating transaction", [&]() {
+    Call([&]() { XactLockTableWait(xid, nullptr, nullptr, XLTW_None); });
+  });
+}
+
+void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
+  PinSearchPath();
+  Call([&]() {
+    // Work as the job's role; forbid SET ROLE from anything the work calls.
+    SetUserIdAndSecContext(extra.exec_role, SECURITY_LOCAL_USERID_CHANGE);
+    char name[64];
+    snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(job_id));
+    pgstat_report_appname(name);
+  });
+  WaitForCreator(extra.wait_xid);
+  bool claimed = false;
+  bool runnable = false;
+  try {
+    pg::InTransaction("pkonline: claim job", [&]() {
+    auto exists = pg::Query("SELECT state FROM pkonline.jobs WHERE id = $1::bigint", {pg::V(job_id)}, true);
+    if (exists.empty()) return;  // the creating transaction rolled back
+    claimed = jobs::store::Claim(job_id);
+    if (!claimed) return;  // another worker runs it
+    jobs::Job job = jobs::store::Load(job_id);
+    runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
+    if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
+    });
+  } catch (const PgError& e) {
+    if (claimed) jobs::RecordFailure(job_id, e);
+    throw;
+  }
+  if (claimed && runnable) jobs::RunJob(job_id);
+  // Hand the slot to the next queued job of this database.
+  pg::InTransaction("pkonline: start next job", [&]() {
+    pg::AsRole(jobs::store::ExtensionOwner(), []() { StartPending(0); });
+  });
+}
+
+void ScanDatabase() {
+  PinSearchPath();
+  pg::InTransaction("pkonline: resume jobs", [&]() {
+    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty()) return;
+    const int n = StartPending(0);
+    if (n > 0) Call([&]() { elog(LOG, "pkonline: started %d pending job(s) in this database", n); });
+  });
+}
+
+std::vector<Oid> ListDatabases() {
+  static Oid found[4096];
+  int n = 0;
+  Call([&]() {
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr && n < 4096) {
+      Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
+      if (db->datallowconn && !db->datistemplate) found[n++] = db->oid;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+  });
+  return std::vector<Oid>(found, found + n);
+}
+
+}  // namespace
+
+}  // namespace pkonline::worker
+
+using pkonline::worker::WorkerExtra;
+
+extern "C" {
+
+PGDLLEXPORT void pkonline_worker_main(Datum arg);
+PGDLLEXPORT void pkonline_scan_main(Datum arg);
+PGDLLEXPORT void pkonline_launcher_main(Datum arg);
+
+void pkonline_worker_main(Datum arg) {
+  const int64 job_id = DatumGetInt64(arg);
+  WorkerExtra extra;
+  memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(extra.db, extra.login_role, 0);
+  pkonline::Entry([&]() { pkonline::worker::RunClaimedJob(job_id, extra); });
+}
+
+void pkonline_scan_main(Datum arg) {
+  WorkerExtra extra;
+  memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(extra.db, InvalidOid, 0);
+  pkonline::Entry([&]() { pkonline::worker::ScanDatabase(); });
+}
+
+// Preload mode: at every server start (and after a crash restart) start a scan of each
+// database, which resumes its queued and orphaned jobs; then idle until shutdown.
+void pkonline_launcher_main(Datum arg) {
+  pqsignal(SIGTERM, die);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+  pkonline::Entry([&]() {
+    for (Oid db : pkonline::worker::ListDatabases()) {
+      if (!pkonline::worker::StartDatabaseScan(db))
+        pkonline::Call([]() { elog(WARNING, "pkonline: no free worker slot to resume jobs"); });
+    }
+  });
+  for (;;) {
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+  }
+}
+
+}  // extern "C"
