@@ -187,6 +187,18 @@ std::string Cancel(int64_t job_id) {
            job.state == "done" ? "The job is done: its change is in place."
                                : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
            job.state == "done" ? "Undo it with ALTER TABLE if it is not wanted." : "Wait for it to finish.");
+    const bool untouched =
+        !store::WorkerAlive(job_id) &&
+        pg::Query("SELECT 1 FROM pkonline.job_steps WHERE job_id = $1::bigint AND state <> 'pending'",
+                  {pg::V(job_id)}, true)
+            .empty();
+    if (untouched) {  // no step ever ran: nothing to undo
+      Privileged([&]() {
+        store::MarkFinished(job_id, "cancelled");
+        store::Event(job_id, "cancel", "", "job cancelled before it changed anything");
+      });
+      return "cancelled";
+    }
     Privileged([&]() {
       pg::Exec("UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling' "
                "WHERE id = $1::bigint",

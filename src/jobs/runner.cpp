@@ -145,9 +145,8 @@ void Undo(RunContext& ctx, const std::vector<ops::Step>& steps, int reached) {
   });
   for (int i = std::min<int>(reached, static_cast<int>(steps.size())); i >= 1; i--) {
     const auto& step = steps[i - 1];
-    if (!step.undo) continue;
     ctx.set_step(step.name);
-    step.undo(ctx);
+    if (step.undo) step.undo(ctx);
     pg::InTransaction("pkonline: step undone", [&]() { store::StepDone(id, i, step.name, "undone"); });
   }
   pg::InTransaction("pkonline: cancelled", [&]() {
@@ -191,6 +190,15 @@ Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
     return Outcome::kDone;
   } catch (const ops::StopRequested& stop) {
     return stop.cancel ? Outcome::kCancel : Outcome::kPause;
+  } catch (const PgError& e) {
+    // pause() and cancel() interrupt a worker that waits (on a lock, an old snapshot, a
+    // wait point) with a query cancel: see whether that is what happened.
+    if (e.sqlstate() != sqlstate::kQueryCanceled) throw;
+    Job now;
+    pg::InTransaction("pkonline: check control", [&]() { now = store::Load(job_id); });
+    if (now.cancel_requested) return Outcome::kCancel;
+    if (now.pause_requested) return Outcome::kPause;
+    throw;
   }
 }
 

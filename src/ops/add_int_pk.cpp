@@ -160,16 +160,17 @@ std::string IndexSql(const jobs::Job& job) {
 void CreateIndex(Context& ctx) {
   const auto& job = ctx.job();
   char state = 'n';
-  std::string t;
+  std::string t, index;
   ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
     t = TableSql(job);
+    index = IndexSql(job);
     state = HasOurPk(job) ? 'v' : IndexState(job);
   });
   if (state == 'v') return;
   ctx.WaitPoint("create_index");
   if (state == 'i') {
     ctx.Event("info", "dropping INVALID index " + job.Opt("pk_name") + " left by an interrupted build");
-    ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + IndexSql(job));
+    ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
   }
   ctx.TopLevel("CREATE UNIQUE INDEX CONCURRENTLY " + Ident(job.Opt("pk_name")) + " ON " + t + " (" +
                Ident(job.Opt("column_name")) + ")");
@@ -178,10 +179,12 @@ void CreateIndex(Context& ctx) {
 void UndoIndex(Context& ctx) {
   const auto& job = ctx.job();
   bool present = false;
+  std::string index;
   ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
     present = TableExists(job) && !HasOurPk(job) && IndexState(job) != 'n';
+    if (present) index = IndexSql(job);
   });
-  if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + IndexSql(job));
+  if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
 }
 
 void Attach(Context& ctx) {

@@ -78,7 +78,9 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
       blocks = std::clamp<int64_t>(static_cast<int64_t>(blocks * factor), 1, 100000);
     }
     if (vacuum_every > 0 && batches % vacuum_every == 0 && cursor < to) {
-      ctx.TopLevel("VACUUM " + TableSql(job));
+      std::string table;
+      ctx.Txn("pkonline: table name", [&]() { table = TableSql(job); });
+      ctx.TopLevel("VACUUM " + table);
     }
     if (cursor < to) ctx.Sleep(sleep_ms);
   }

@@ -1,0 +1,84 @@
+-- Job control: pause and resume between batches, cancel with undo.
+-- Wait points (pkonline.debug_wait_points) make the worker stop where a test holds an
+-- advisory lock, so the interleavings are deterministic.
+SET client_min_messages = warning;
+SET pkonline.debug_wait_points = on;
+SET pkonline.batch_size = 2;
+SET pkonline.batch_time = 0;
+SET pkonline.batch_sleep = 0;
+
+-- Blocks until the job's current step is `step` (or it ended), at most 60 s.
+CREATE PROCEDURE wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
+DECLARE s text; st text;
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    SELECT step, state INTO s, st FROM pkonline.status WHERE job = j;
+    EXIT WHEN s = want OR st IN ('done', 'failed', 'cancelled', 'paused');
+    COMMIT;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+
+CREATE TABLE ctl (a int, b text);
+INSERT INTO ctl SELECT g, 'b' || g FROM generate_series(1, 3000) g;
+CREATE TABLE ctl_before AS SELECT * FROM ctl;
+
+-- cancel during the backfill: everything the job added is undone
+SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.add_int_pk('ctl') AS job \gset
+CALL wait_for_step(:job, 'backfill');
+SELECT attname FROM pg_attribute WHERE attrelid = 'ctl'::regclass AND attname = 'id';
+SELECT count(*) AS fill_triggers FROM pg_trigger WHERE tgrelid = 'ctl'::regclass;
+SELECT pkonline.cancel(:job);
+SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+CALL pkonline.wait(:job);
+SELECT step, state FROM pkonline.steps(:job);
+SELECT string_agg(attname, ',' ORDER BY attnum) AS columns
+  FROM pg_attribute WHERE attrelid = 'ctl'::regclass AND attnum > 0 AND NOT attisdropped;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'ctl'::regclass;
+SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
+SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'pkonline%';
+SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid = 'ctl'::regclass;
+SELECT (SELECT count(*) FROM (TABLE ctl EXCEPT ALL TABLE ctl_before) x) +
+       (SELECT count(*) FROM (TABLE ctl_before EXCEPT ALL TABLE ctl) y) AS changed_rows;
+SELECT kind, message FROM pkonline.events WHERE job_id = :job AND kind IN ('cancel', 'step_undone') ORDER BY id;
+
+-- pause during the backfill, then resume: it goes on from where it stopped
+SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.add_int_pk('ctl') AS job \gset
+CALL wait_for_step(:job, 'backfill');
+SELECT pkonline.pause(:job);
+SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+CALL pkonline.wait(:job);
+SELECT state, step FROM pkonline.status WHERE job = :job;
+SELECT pkonline.pause(:job);   -- already paused
+SELECT pkonline.resume(:job);
+CALL pkonline.wait(:job);
+SELECT state, rows_done, last_error FROM pkonline.status WHERE job = :job;
+SELECT count(*), count(DISTINCT id), min(id), max(id) FROM ctl;
+SELECT kind, message FROM pkonline.events WHERE job_id = :job AND kind IN ('pause', 'resume') ORDER BY id;
+
+-- past the point of no return, cancel refuses and says why
+\set VERBOSITY default
+SELECT pkonline.cancel(:job);
+\set VERBOSITY terse
+
+-- cancel just before the concurrent index build: column, check and trigger are undone
+CREATE TABLE ctl2 (a int);
+INSERT INTO ctl2 SELECT generate_series(1, 1000);
+SELECT pg_advisory_lock(1886089071, hashtext('create_index'));
+SELECT pkonline.add_int_pk('ctl2') AS job \gset
+CALL wait_for_step(:job, 'create_index');
+SELECT pkonline.cancel(:job);
+SELECT pg_advisory_unlock(1886089071, hashtext('create_index'));
+CALL pkonline.wait(:job);
+SELECT string_agg(attname, ',' ORDER BY attnum) AS columns
+  FROM pg_attribute WHERE attrelid = 'ctl2'::regclass AND attnum > 0 AND NOT attisdropped;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'ctl2'::regclass;
+SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;
+
+-- run_pending starts queued jobs
+SELECT pkonline.add_int_pk('ctl2', start => false) AS job \gset
+SELECT pkonline.run_pending();
+CALL pkonline.wait(:job);
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;

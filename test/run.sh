@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole pkonline test suite, from a fresh Debian 12 machine, as root:
+#   installs what is missing, builds and installs the extension, then runs
+#   - pg_regress and isolation tests in a throwaway cluster (pg_virtualenv, library preloaded),
+#   - TAP tests (PostgreSQL::Test::Cluster) as the postgres user,
+# and ends with one line: "N passed, M failed".
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+bash test/deps.sh || exit 1
+if ! { make -s -j2 >/tmp/pkonline-build.log 2>&1 && make -s install >>/tmp/pkonline-build.log 2>&1; }; then
+  cat /tmp/pkonline-build.log
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# PostgreSQL refuses to run as root: the postgres user gets a copy of the tree it may write to.
+WORK=$(mktemp -d /tmp/pkonline-test.XXXXXX)
+cp -a "$ROOT/." "$WORK/"
+chown -R postgres: "$WORK"
+as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
+
+echo "== pg_regress and isolation tests (throwaway cluster, shared_preload_libraries=pkonline)"
+as_pg pg_virtualenv -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
+  bash -c "make -C '$WORK' installcheck ISOLATION= TAP_TESTS=; make -C '$WORK' installcheck REGRESS= TAP_TESTS=" \
+  2>&1 | tee "$WORK/regress.log"
+for f in "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do
+  [ -s "$f" ] && { echo "---- $f"; cat "$f"; }
+done
+
+echo "== TAP tests (PostgreSQL::Test::Cluster)"
+as_pg make -C "$WORK" installcheck REGRESS= ISOLATION= PROVE_FLAGS="-v" 2>&1 | tee "$WORK/tap.log"
+for f in "$WORK"/tmp_check/log/regress_log_*; do
+  grep -q "not ok" "$f" 2>/dev/null && { echo "---- $f (tail)"; tail -50 "$f"; }
+done
+
+# Count: one per pg_regress/isolation test file, one per TAP assertion.
+rp=$(grep -Ec '^(test | +)[^ ].* \.\.\. ok ' "$WORK/regress.log")
+rf=$(grep -Ec '\.\.\. FAILED' "$WORK/regress.log")
+tp=$(grep -Ec '^ *ok [0-9]+' "$WORK/tap.log")
+tf=$(grep -Ec '^ *not ok [0-9]+' "$WORK/tap.log")
+td=$(grep -Ec 'Dubious|No subtests run|Parse errors' "$WORK/tap.log")
+passed=$((rp + tp))
+failed=$((rf + tf + td))
+[ "$passed" -eq 0 ] && failed=$((failed + 1))
+echo "test files: pg_regress+isolation $rp passed, $rf failed; TAP assertions $tp passed, $((tf + td)) failed"
+echo "work tree kept in $WORK"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
