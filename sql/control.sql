@@ -82,3 +82,23 @@ SELECT pkonline.add_int_pk('ctl2', start => false) AS job \gset
 SELECT pkonline.run_pending();
 CALL pkonline.wait(:job);
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;
+
+-- pkonline.max_workers: further jobs wait in the queue and start when a worker ends
+ALTER SYSTEM SET pkonline.max_workers = 1;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+CREATE TABLE q1 (a int);
+CREATE TABLE q2 (a int);
+INSERT INTO q1 SELECT generate_series(1, 500);
+INSERT INTO q2 SELECT generate_series(1, 500);
+SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.add_int_pk('q1') AS job1 \gset
+CALL wait_for_step(:job1, 'backfill');
+SELECT pkonline.add_int_pk('q2') AS job2 \gset
+SELECT pg_sleep(0.5);
+SELECT state, worker_alive FROM pkonline.status WHERE job = :job2;
+SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+CALL pkonline.wait(:job1);
+CALL pkonline.wait(:job2);
+ALTER SYSTEM RESET pkonline.max_workers;
+SELECT pg_reload_conf();

@@ -210,5 +210,9 @@ bool Claim(int64_t job_id) {
                     .scalar());
 }
 
+void Release(int64_t job_id) {
+  Query("SELECT pg_catalog.pg_advisory_unlock($1::int, $2::int)", {V(kAdvisoryClass), V(job_id)});
+}
+
 }  // namespace store
 }  // namespace pkonline::jobs

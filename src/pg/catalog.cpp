@@ -25,8 +25,10 @@ std::string ChooseName(const std::string& name1, const std::string& name2, const
   const char* n1 = name1.c_str();
   const char* n2 = name2.empty() ? nullptr : name2.c_str();
   const char* lb = label.c_str();
-  const char* out = Call([&]() { return ChooseRelationName(n1, n2, lb, nsp_oid, is_constraint); });
-  return out;
+  char* out = Call([&]() { return ChooseRelationName(n1, n2, lb, nsp_oid, is_constraint); });
+  std::string result(out);
+  pfree(out);
+  return result;
 }
 
 }  // namespace pkonline::pg

@@ -13,7 +13,9 @@ namespace pkonline::pg {
 std::string Ident(const std::string& name) {
   const char* in = name.c_str();
   const char* out = Call([&]() { return quote_identifier(in); });
-  return out;
+  std::string result(out);
+  if (out != in) pfree(const_cast<char*>(out));  // quote_identifier returns its input when no quotes are needed
+  return result;
 }
 
 std::string Qualified(const std::string& schema, const std::string& name) {
@@ -22,8 +24,10 @@ std::string Qualified(const std::string& schema, const std::string& name) {
 
 std::string Literal(const std::string& text) {
   const char* in = text.c_str();
-  const char* out = Call([&]() { return quote_literal_cstr(in); });
-  return out;
+  char* out = Call([&]() { return quote_literal_cstr(in); });
+  std::string result(out);
+  pfree(out);
+  return result;
 }
 
 }  // namespace pkonline::pg

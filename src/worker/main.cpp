@@ -78,6 +78,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   if (claimed && runnable) jobs::RunJob(job_id);
   // Hand the slot to the next queued job of this database.
   pg::InTransaction("pkonline: start next job", [&]() {
+    if (claimed) jobs::store::Release(job_id);
     pg::AsRole(jobs::store::ExtensionOwner(), []() { StartPending(0); });
   });
 }

@@ -48,5 +48,7 @@ void Event(int64_t job_id, const std::string& kind, const std::string& step,
 bool WorkerAlive(int64_t job_id);
 // Take this job's advisory lock for the session; false if another worker holds it.
 bool Claim(int64_t job_id);
+// Give the advisory lock back (the job's worker is about to exit).
+void Release(int64_t job_id);
 
 }  // namespace pkonline::jobs::store
