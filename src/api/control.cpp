@@ -172,6 +172,7 @@ std::string Cancel(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id);
     if (job.state == "cancelled") return job.state;
+    if (job.state == "cancelling" && store::WorkerAlive(job_id)) return job.state;  // already undoing
     auto op = ops::MakeOperation(job.operation);
     const int ponr = op->PointOfNoReturn();
     const bool final_started =
