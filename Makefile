@@ -10,7 +10,7 @@ OBJS = $(SRCS:.cpp=.o)
 REGRESS      = errors add_int_pk control
 REGRESS_OPTS = --load-extension=pkonline
 # pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
-ISOLATION      = backfill_dml
+ISOLATION      = backfill_dml lock_retry
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pkonline
 # TAP: test/t/*.pl, PostgreSQL::Test::Cluster
 TAP_TESTS   = 1
