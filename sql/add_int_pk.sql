@@ -80,6 +80,16 @@ SELECT pg_sleep(1);
 SELECT count(*) AS jobs_on_rolled FROM pkonline.jobs WHERE relid = 'rolled'::regclass;
 SELECT string_agg(attname, ',') AS columns FROM pg_attribute WHERE attrelid = 'rolled'::regclass AND attnum > 0;
 
+-- the worker waits for the creating transaction to commit before it starts
+CREATE TABLE slow_commit (a int);
+INSERT INTO slow_commit SELECT generate_series(1, 100);
+BEGIN;
+SELECT pkonline.add_int_pk('slow_commit') AS job \gset
+SELECT pg_sleep(1);
+COMMIT;
+CALL pkonline.wait(:job, '60s');
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'slow_commit'::regclass;
+
 -- a table can get a job again once the previous one is finished
 SELECT pkonline.add_int_pk('rolled', column_name => 'rid') AS job \gset
 CALL pkonline.wait(:job);
