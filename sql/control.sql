@@ -59,9 +59,14 @@ SELECT count(*), count(DISTINCT id), min(id), max(id) FROM ctl;
 SELECT kind, message FROM pkonline.events WHERE job_id = :job AND kind IN ('pause', 'resume') ORDER BY id;
 
 -- past the point of no return, cancel refuses and says why
-\set VERBOSITY default
-SELECT pkonline.cancel(:job);
-\set VERBOSITY terse
+DO $$
+DECLARE msg text; det text; hint text;
+BEGIN
+  PERFORM pkonline.cancel((SELECT max(id) FROM pkonline.jobs WHERE relid = 'ctl'::regclass));
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RAISE WARNING '%', regexp_replace(msg, 'job \d+', 'job N') USING DETAIL = det, HINT = hint;
+END $$;
 
 -- cancel just before the concurrent index build: column, check and trigger are undone
 CREATE TABLE ctl2 (a int);
