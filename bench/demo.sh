@@ -26,10 +26,10 @@ die() { echo "demo: $*" >&2; exit 1; }
 inside() {
   local work=$PKONLINE_DEMO_WORK
   local psql=(psql -X -v ON_ERROR_STOP=1)
-  local pgbench_pid=
+  pgbench_pid=
   # Whatever happens, the load stops with us and the server log is kept.
-  trap 'rc=$?; [ -n "$pgbench_pid" ] && kill "$pgbench_pid" 2>/dev/null;
-        cp "$(dirname "${PG_CLUSTER_CONF_ROOT:-/nonexistent}")"/log/*.log "$work"/ 2>/dev/null; exit $rc' EXIT
+  trap 'rc=$?; [ -n "${pgbench_pid:-}" ] && kill "$pgbench_pid" 2>/dev/null;
+        cp "$(dirname "${PG_CLUSTER_CONF_ROOT:-/nonexistent}")"/log/*.log "$PKONLINE_DEMO_WORK"/ 2>/dev/null; exit $rc' EXIT
 
   section "2. A table without a primary key: orders, $ROWS rows"
   local t0=$SECONDS
@@ -75,25 +75,25 @@ PGB
 
   section "4. pkonline adds the primary key while the load runs"
   "${psql[@]}" <<'SQL'
-\echo '--- before: \d orders (no primary key)'
+\echo '--- before: \\d orders (no primary key)'
 \d orders
 \set ECHO queries
 SELECT pkonline.add_int_pk('orders');
 \set ECHO none
 SELECT job FROM pkonline.status WHERE table_name = 'public.orders' ORDER BY job DESC LIMIT 1 \gset
 \set ECHO queries
-CALL pkonline.wait(:job);
+CALL pkonline.wait(:job, '10 min');
 \x on
 SELECT * FROM pkonline.status WHERE job = :job;
 \x off
 SELECT step, state, finished_at - started_at AS took FROM pkonline.steps(:job);
 \set ECHO none
-\echo '--- after: \d orders'
+\echo '--- after: \\d orders'
 \d orders
 SQL
   local state
   state=$("${psql[@]}" -Atc "SELECT state FROM pkonline.status WHERE table_name = 'public.orders' ORDER BY job DESC LIMIT 1")
-  [ "$state" = done ] || die "the job ended '$state', not 'done'"
+  [ "$state" = "done" ] || die "the job ended '$state', not 'done'"
 
   section "5. The load's summary"
   local left=$((LOAD_SECS + 1 - (SECONDS - load_start)))
