@@ -2,7 +2,7 @@
 SET client_min_messages = warning;
 SET pkonline.batch_size = 3;      -- several batches even on small tables
 SET pkonline.batch_sleep = 0;
-SET pkonline.vacuum_every = 2;    -- and VACUUM between them
+SET pkonline.vacuum_every = 6;    -- and VACUUM between them (every 6 blocks)
 
 CREATE TABLE orders (customer int, note text, amount numeric);
 INSERT INTO orders SELECT g % 97, repeat('n', g % 50), g * 1.5 FROM generate_series(1, 5000) g;

@@ -1,5 +1,6 @@
 -- Bad input gets a clear error (with SQLSTATE and hint) and changes nothing.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 
 -- Reports an error as SQLSTATE, message, hint; 'ok' if none.

@@ -102,7 +102,7 @@ SELECT j.id AS job,
             WHEN j.end_block = 0 THEN 100.0
             ELSE round(100.0 * LEAST(j.cursor_block, j.end_block) / j.end_block, 1) END AS backfill_pct,
        j.rows_done,
-       j.rows_estimate AS rows_total,
+       GREATEST(j.rows_estimate, j.rows_done) AS rows_total,
        CASE WHEN e.secs > 0 THEN round(j.rows_done / e.secs) END AS rows_per_sec,
        CASE WHEN j.state IN ('running', 'queued') AND j.end_block > j.cursor_block AND j.cursor_block > 0 AND e.secs > 0
             THEN pg_catalog.make_interval(secs => round((e.secs * (j.end_block - j.cursor_block) / j.cursor_block)::numeric, 0)::double precision) END AS backfill_eta,
@@ -167,7 +167,8 @@ DECLARE
   deadline timestamptz;
   r record;
   msg text;
-  last_msg text;
+  last_step text;
+  last_at timestamptz;
   dead_polls integer := 0;
 BEGIN
   IF job IS NULL THEN
@@ -206,9 +207,12 @@ BEGIN
     IF r.lock_retries > 0 THEN
       msg := msg || pg_catalog.format(', %s lock retries', r.lock_retries);
     END IF;
-    IF msg IS DISTINCT FROM last_msg THEN
+    -- a line when the step changes, else at most every 5 seconds
+    IF r.step IS DISTINCT FROM last_step OR last_at IS NULL
+       OR pg_catalog.clock_timestamp() - last_at >= interval '5 s' THEN
       RAISE NOTICE '%', msg;
-      last_msg := msg;
+      last_step := r.step;
+      last_at := pg_catalog.clock_timestamp();
     END IF;
     IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
       dead_polls := dead_polls + 1;

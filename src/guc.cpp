@@ -1,6 +1,8 @@
 // Definitions of the pkonline.* configuration parameters.
 #include "pkonline/guc.hpp"
 
+#include <climits>
+
 extern "C" {
 #include "postgres.h"
 #include "utils/guc.h"
@@ -11,9 +13,9 @@ namespace pkonline::guc {
 int lock_timeout_ms = 100;
 int lock_retries = 30;
 int batch_size = 200;
-int batch_time_ms = 200;
-int batch_sleep_ms = 10;
-int vacuum_every = 20;
+int batch_time_ms = 50;
+int batch_sleep_ms = 5;
+int vacuum_every = 2000;
 int max_workers = 2;
 bool debug_wait_points = false;
 
@@ -29,13 +31,13 @@ void Define() {
                           &batch_size, 200, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.batch_time",
                           "Target duration of one backfill batch; the batch size adapts to it (0: fixed size).",
-                          nullptr, &batch_time_ms, 200, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+                          nullptr, &batch_time_ms, 50, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);
   DefineCustomIntVariable("pkonline.batch_sleep", "Pause between two backfill batches.", nullptr,
-                          &batch_sleep_ms, 10, 0, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+                          &batch_sleep_ms, 5, 0, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.vacuum_every",
-                          "VACUUM the table after this many backfill batches, to reuse dead space (0: never).",
-                          nullptr, &vacuum_every, 20, 0, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                          "VACUUM the table each time the backfill has filled this many heap blocks, to reuse dead space (0: never).",
+                          nullptr, &vacuum_every, 2000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.max_workers",
                           "Jobs that may run at once in one database; further jobs wait in the queue.", nullptr,
                           &max_workers, 2, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

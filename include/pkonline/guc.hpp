@@ -12,7 +12,7 @@ extern int lock_retries;      // pkonline.lock_retries
 extern int batch_size;        // pkonline.batch_size (heap blocks, starting size)
 extern int batch_time_ms;     // pkonline.batch_time (target per batch; 0 = fixed size)
 extern int batch_sleep_ms;    // pkonline.batch_sleep
-extern int vacuum_every;      // pkonline.vacuum_every (batches; 0 = never)
+extern int vacuum_every;      // pkonline.vacuum_every (heap blocks filled between VACUUMs; 0 = never)
 extern int max_workers;       // pkonline.max_workers
 extern bool debug_wait_points;// pkonline.debug_wait_points
 

@@ -38,10 +38,10 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
-  const int vacuum_every = static_cast<int>(job.OptInt("vacuum_every"));
+  const int64_t vacuum_every = job.OptInt("vacuum_every");  // heap blocks
   int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
   int64_t total = 0;
-  int batches = 0;
+  int64_t since_vacuum = 0;
   int failures = 0;
   const std::string col = pg::Ident(column);
   int64_t cursor = from;
@@ -68,8 +68,8 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
     }
     failures = 0;
     total += rows;
+    since_vacuum += hi - cursor;
     cursor = hi;
-    batches++;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (batch_time > 0 && ms > 0) {
@@ -77,7 +77,8 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
       const double factor = std::clamp(batch_time / ms, 0.5, 2.0);
       blocks = std::clamp<int64_t>(static_cast<int64_t>(blocks * factor), 1, 100000);
     }
-    if (vacuum_every > 0 && batches % vacuum_every == 0 && cursor < to) {
+    if (vacuum_every > 0 && since_vacuum >= vacuum_every && cursor < to) {
+      since_vacuum = 0;
       std::string table;
       ctx.Txn("pkonline: table name", [&]() { table = TableSql(job); });
       ctx.TopLevel("VACUUM " + table);
