@@ -11,6 +11,7 @@
 #
 # Environment: ROWS (default 1000000), LOAD_SECS (pgbench -T, default 40).
 set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 ROWS=${ROWS:-1000000}
 LOAD_SECS=${LOAD_SECS:-40}
@@ -35,22 +36,8 @@ inside() {
   local t0=$SECONDS
   "${psql[@]}" -q <<SQL
 CREATE EXTENSION pkonline;
-CREATE TABLE orders (
-  order_no   bigint NOT NULL,
-  customer   integer NOT NULL,
-  amount     numeric(10,2) NOT NULL,
-  status     text NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE SEQUENCE orders_order_no_seq OWNED BY orders.order_no;
-ALTER TABLE orders ALTER order_no SET DEFAULT nextval('orders_order_no_seq');
-INSERT INTO orders (order_no, customer, amount, status)
-  SELECT g, g % 100000, (g % 100000) / 100.0, 'new' FROM generate_series(1, $ROWS) g;
-SELECT setval('orders_order_no_seq', $ROWS);
-CREATE INDEX orders_customer ON orders (customer);
-VACUUM ANALYZE orders;
-CHECKPOINT;
 SQL
+  "${psql[@]}" -q -v rows="$ROWS" -f "$BENCH_DIR/orders_table.sql"
   "${psql[@]}" -Atc "SELECT format('%s rows, %s, made in $((SECONDS - t0)) s', count(*),
                        pg_size_pretty(pg_total_relation_size('orders'))) FROM orders"
 
@@ -139,19 +126,7 @@ cd "$ROOT"
 [ "$(id -u)" -eq 0 ] || die "run me as root (I install packages and the extension)"
 
 section "1. Packages, build, install"
-need=(postgresql-15 postgresql-server-dev-15 postgresql-common libboost-dev build-essential)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "packages already installed: ${need[*]}"
-fi
+bash test/deps.sh || die "could not install the packages pkonline needs"
 
 WORK=$(mktemp -d /tmp/pkonline-demo.XXXXXX)
 if ! { make -j"$(nproc)" >"$WORK/build.log" 2>&1 && make install >>"$WORK/build.log" 2>&1; }; then

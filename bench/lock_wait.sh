@@ -22,6 +22,7 @@
 # rows, i.e. 40 s for 1M), LEAD_SECS (5), CLIENTS (4), RATE (pgbench -R; default unthrottled),
 # SKIP_BUILD=1 (skip make && make install), KEEP=1 (keep the work directory with all logs).
 set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LC_ALL=C
 
 ROWS=${1:-${ROWS:-1000000}}
@@ -51,22 +52,8 @@ ALTER SYSTEM SET deadlock_timeout = '10ms';
 ALTER SYSTEM SET log_line_prefix = '%n [%p] %a|%b: ';
 SELECT pg_reload_conf();
 CREATE EXTENSION pkonline;
-CREATE TABLE orders (
-  order_no   bigint NOT NULL,
-  customer   integer NOT NULL,
-  amount     numeric(10,2) NOT NULL,
-  status     text NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE SEQUENCE orders_order_no_seq OWNED BY orders.order_no;
-ALTER TABLE orders ALTER order_no SET DEFAULT nextval('orders_order_no_seq');
-INSERT INTO orders (order_no, customer, amount, status)
-  SELECT g, g % 100000, (g % 100000) / 100.0, 'new' FROM generate_series(1, $ROWS) g;
-SELECT setval('orders_order_no_seq', $ROWS);
-CREATE INDEX orders_customer ON orders (customer);
-VACUUM ANALYZE orders;
-CHECKPOINT;
 SQL
+  "${psql[@]}" -q -v rows="$ROWS" -f "$BENCH_DIR/orders_table.sql"
   cat >load.sql <<'PGB'
 \set o random(1, :rows)
 \set c random(1, 100000)
