@@ -20,7 +20,7 @@ PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter -Wno-missing-field-initializers \
               -fvisibility=hidden -I$(CURDIR)/include \
               "-DPGDLLEXPORT=__attribute__((visibility(\"default\")))"
-SHLIB_LINK += -lstdc++
+SHLIB_LINK += -lstdc++ -Wl,--version-script=$(CURDIR)/exports.map
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
