@@ -6,6 +6,7 @@
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/text.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/spi.hpp"
 
@@ -45,8 +46,8 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   RequireColumnFree(t, a.column_name);
   if (t.reltuples >= type.max)
     Fail(sqlstate::kNumericOutOfRange,
-         "table " + t.qualified + " has about " + std::to_string(static_cast<int64_t>(t.reltuples)) +
-             " rows, more than column_type " + type.name + " can number",
+         Fmt("table %1% has about %2% rows, more than column_type %3% can number", t.qualified,
+             static_cast<int64_t>(t.reltuples), type.name),
          "", "Use column_type => 'bigint'.");
   RequireNoActiveJob(t);
 
@@ -59,10 +60,10 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
 
   const int64_t id = CreateJob(t, "add_int_pk", options);
   spi.Close();
-  Notice("pkonline job " + std::to_string(id) + ": add_int_pk on " + t.qualified + ", column " +
-             a.column_name + " " + type.name + ", primary key " + options["pk_name"] +
-             (a.start ? "" : " (not started: run pkonline.start(" + std::to_string(id) + "))"),
-         "Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(" + std::to_string(id) + ").");
+  Notice(Fmt("pkonline job %1%: add_int_pk on %2%, column %3% %4%, primary key %5%%6%", id, t.qualified,
+             a.column_name, type.name, options["pk_name"],
+             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
+         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
   if (a.start) {
     pg::SpiScope spi2;
     StartOrQueue(id);

@@ -3,6 +3,7 @@
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/text.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/pg/spi.hpp"
 
@@ -87,8 +88,8 @@ void RequireNoPrimaryKey(const TableInfo& t) {
       "WHERE conrelid = $1::oid AND contype = 'p'",
       {V(static_cast<int64_t>(t.relid))}, true);
   if (!r.empty())
-    Fail(sqlstate::kInvalidTableDefinition, "table " + t.qualified + " already has a primary key",
-         "Constraint " + r.rows[0][0].value_or("") + ": " + r.rows[0][1].value_or("") + ".",
+    Fail(sqlstate::kInvalidTableDefinition, Fmt("table %1% already has a primary key", t.qualified),
+         Fmt("Constraint %1%: %2%.", r.rows[0][0].value_or(""), r.rows[0][1].value_or("")),
          "add_int_pk adds a primary key to a table that has none.");
 }
 
@@ -100,8 +101,8 @@ void RequireColumnFree(const TableInfo& t, const std::string& column) {
       {V(static_cast<int64_t>(t.relid)), V(column)}, true);
   if (!r.empty())
     Fail(sqlstate::kDuplicateColumn,
-         "column \"" + column + "\" of relation " + t.qualified + " already exists" +
-             (AsBool(r.scalar()) ? " (a system column)" : ""),
+         Fmt("column \"%1%\" of relation %2% already exists%3%", column, t.qualified,
+             AsBool(r.scalar()) ? " (a system column)" : ""),
          "", "Choose another name with column_name => '...'.");
 }
 
@@ -114,9 +115,8 @@ void RequireNoActiveJob(const TableInfo& t) {
   });
   if (!r.empty())
     Fail(sqlstate::kObjectInUse,
-         "table " + t.qualified + " already has pkonline job " + *r.rows[0][0] + " (" + *r.rows[0][1] + ")",
-         "", "Wait for it, or finish it with pkonline.resume(" + *r.rows[0][0] + ") or pkonline.cancel(" +
-                 *r.rows[0][0] + ").");
+         Fmt("table %1% already has pkonline job %2% (%3%)", t.qualified, *r.rows[0][0], *r.rows[0][1]), "",
+         Fmt("Wait for it, or finish it with pkonline.resume(%1%) or pkonline.cancel(%1%).", *r.rows[0][0]));
 }
 
 }  // namespace pkonline::api

@@ -8,6 +8,7 @@
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/text.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 
@@ -61,11 +62,12 @@ class RunContext final : public ops::Context {
         if (!retryable) throw;
         if (attempt > max_retries) {
           throw PgError(e.sqlstate(),
-                        "could not get the lock for \"" + activity + "\" after " + std::to_string(attempt) +
-                            " attempts of " + std::to_string(timeout) + " ms",
-                        "Other sessions held locks on " + job_.table_name + " every time.",
-                        "Find the blockers in pkonline.events, then pkonline.resume(" + std::to_string(job_.id) +
-                            "); or raise pkonline.lock_retries / pkonline.lock_timeout.");
+                        Fmt("could not get the lock for \"%1%\" after %2% attempts of %3% ms", activity, attempt,
+                            timeout),
+                        Fmt("Other sessions held locks on %1% every time.", job_.table_name),
+                        Fmt("Find the blockers in pkonline.events, then pkonline.resume(%1%); or raise "
+                            "pkonline.lock_retries / pkonline.lock_timeout.",
+                            job_.id));
         }
         // Back off exponentially with full jitter: 50 ms << n, capped at 5 s.
         const long cap = std::min<long>(5000, 50L << std::min(attempt, 10));
@@ -125,9 +127,9 @@ class RunContext final : public ops::Context {
       const std::string pids = r.scalar().value_or("[]");
       store::CountLockRetry(job_.id);
       store::Event(job_.id, "lock_retry", step_,
-                   activity + ": lock not granted within " + job_.Opt("lock_timeout_ms") + " ms (attempt " +
-                       std::to_string(attempt) + "), retrying in " + std::to_string(wait_ms) + " ms",
-                   "{\"blocking_pids\": " + pids + ", \"attempt\": " + std::to_string(attempt) + "}");
+                   Fmt("%1%: lock not granted within %2% ms (attempt %3%), retrying in %4% ms", activity,
+                       job_.Opt("lock_timeout_ms"), attempt, wait_ms),
+                   Fmt("{\"blocking_pids\": %1%, \"attempt\": %2%}", pids, attempt));
     });
   }
 
