@@ -190,6 +190,7 @@ void UndoIndex(Context& ctx) {
 void Attach(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
+  ctx.WaitPoint("attach");
   ctx.Ddl("pkonline job " + Id(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
@@ -213,6 +214,7 @@ void Attach(Context& ctx) {
       Exec("ALTER SEQUENCE " + SeqSql(job) + " RENAME TO " + Ident(seq));
     }
   });
+  ctx.WaitPoint("attach_committed");
 }
 
 class AddIntPk final : public Operation {
