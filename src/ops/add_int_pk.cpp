@@ -10,6 +10,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
 
 namespace pkonline::ops {
 
@@ -42,10 +43,28 @@ bool ColumnExists(const jobs::Job& job, const std::string& column) {
 
 bool TableExists(const jobs::Job& job) { return pg::Relation(job.relid).has_value(); }
 
+// Is the table's primary key the one this job attaches (its name, on its column)?
 bool HasOurPk(const jobs::Job& job) {
-  return !Query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p' AND conname = $2",
-                {V(RelidText(job)), V(job.Opt("pk_name"))}, true)
+  return !Query(
+              "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p' "
+              "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
+              "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
+              {V(RelidText(job)), V(job.Opt("pk_name")), V(job.Opt("column_name"))}, true)
               .empty();
+}
+
+// The column this job added, whatever it is called now: the one its sequence is owned by
+// (falling back to the name, once the sequence is gone). Empty if there is none.
+std::string OurColumn(const jobs::Job& job) {
+  auto r = Query(
+      "SELECT a.attname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_attribute a "
+      "ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+      "WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = pg_catalog.to_regclass($2) "
+      "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1::oid "
+      "AND d.deptype = 'a' AND NOT a.attisdropped",
+      {V(RelidText(job)), V(SeqSql(job))}, true);
+  if (!r.empty()) return *r.scalar();
+  return ColumnExists(job, job.Opt("column_name")) ? job.Opt("column_name") : std::string();
 }
 
 
@@ -80,8 +99,8 @@ void UndoAddColumn(Context& ctx) {
       if (HasOurPk(job))
         Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
       Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-      if (ColumnExists(job, job.Opt("column_name")))
-        Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(job.Opt("column_name")));
+      const std::string column = OurColumn(job);
+      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
     }
     Exec("DROP FUNCTION IF EXISTS " + FillFnSql(job) + "()");
     Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
@@ -102,7 +121,7 @@ void AddCheck(Context& ctx) {
     const std::string t = TableSql(job);
     if (CheckState(job, nullptr)) return;
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(CheckName(job)) + " CHECK (" +
-         Ident(job.Opt("column_name")) + " IS NOT NULL) NOT VALID");
+         ColumnSql(job, job.Opt("column_name")) + " IS NOT NULL) NOT VALID");
   });
 }
 
@@ -137,19 +156,26 @@ void Validate(Context& ctx) {
   }
 }
 
-// 'v' valid, 'i' invalid, 'n' none
+// The job's index: 'v' valid, 'i' invalid, 'n' none, 'f' the name is taken by another index
 char IndexState(const jobs::Job& job) {
   auto r = Query(
-      "SELECT i.indisvalid, i.indrelid = $1::oid FROM pg_catalog.pg_class c "
-      "JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+      "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indnatts = 1 "
+      "AND i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
+      "AND attname = $3 AND NOT attisdropped) "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
       "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
       "AND c.relname = $2",
-      {V(RelidText(job)), V(job.Opt("pk_name"))}, true);
+      {V(RelidText(job)), V(job.Opt("pk_name")), V(job.Opt("column_name"))}, true);
   if (r.empty()) return 'n';
-  if (!pg::AsBool(r.rows[0][1]))
-    Fail(sqlstate::kDuplicateObject, "an index named " + job.Opt("pk_name") + " now exists on another table", "",
-         "Drop or rename it, then pkonline.resume(" + Id(job) + ").");
+  if (!pg::AsBool(r.rows[0][1])) return 'f';
   return pg::AsBool(r.rows[0][0]) ? 'v' : 'i';
+}
+
+void FailForeignIndex(const jobs::Job& job) {
+    Fail(sqlstate::kDuplicateObject,
+         Fmt("an index named %1% was created by someone else while job %2% ran", job.Opt("pk_name"), job.id),
+         "pkonline names the primary key's index when the job is created.",
+         Fmt("Rename or drop that index, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
 }
 
 std::string IndexSql(const jobs::Job& job) {
@@ -165,6 +191,7 @@ void CreateIndex(Context& ctx) {
     t = TableSql(job);
     index = IndexSql(job);
     state = HasOurPk(job) ? 'v' : IndexState(job);
+    if (state == 'f') FailForeignIndex(job);
   });
   if (state == 'v') return;
   ctx.WaitPoint("create_index");
@@ -181,7 +208,7 @@ void UndoIndex(Context& ctx) {
   bool present = false;
   std::string index;
   ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
-    present = TableExists(job) && !HasOurPk(job) && IndexState(job) != 'n';
+    present = TableExists(job) && !HasOurPk(job) && (IndexState(job) == 'i' || IndexState(job) == 'v');
     if (present) index = IndexSql(job);
   });
   if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
@@ -194,7 +221,13 @@ void Attach(Context& ctx) {
   ctx.Ddl("pkonline job " + Id(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
-    const std::string c = Ident(col);
+    auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+                       {V(RelidText(job))}, true);
+    if (!other.empty())
+      Fail(sqlstate::kInvalidTableDefinition,
+           Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
+           Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+    const std::string c = ColumnSql(job, col);
     const std::string pk = Ident(job.Opt("pk_name"));
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk + " PRIMARY KEY USING INDEX " + pk);
     Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));

@@ -9,6 +9,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
 
 namespace pkonline::ops {
 
@@ -22,6 +23,18 @@ std::string TableSql(const jobs::Job& job) {
          "It was dropped while job " + std::to_string(job.id) + " ran.",
          "Cancel the job with pkonline.cancel(" + std::to_string(job.id) + ") to clean up what it created.");
   return pg::Qualified(rel->schema, rel->name);
+}
+
+std::string ColumnSql(const jobs::Job& job, const std::string& column) {
+  auto r = pg::Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+                     "AND NOT attisdropped",
+                     {V(static_cast<int64_t>(job.relid)), V(column)}, true);
+  if (r.empty())
+    Fail(sqlstate::kUndefinedColumn,
+         Fmt("column \"%1%\" of table %2% no longer exists", column, TableSql(job)),
+         Fmt("It was renamed or dropped while job %1% ran.", job.id),
+         Fmt("Rename it back and pkonline.resume(%1%), or pkonline.cancel(%1%) to undo the job.", job.id));
+  return pg::Ident(column);
 }
 
 namespace {
@@ -43,7 +56,6 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
   int64_t total = 0;
   int64_t since_vacuum = 0;
   int failures = 0;
-  const std::string col = pg::Ident(column);
   int64_t cursor = from;
   while (cursor < to) {
     ctx.CheckControl();
@@ -55,6 +67,7 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
       ctx.Txn("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
+                const std::string col = ColumnSql(job, column);
                 const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = DEFAULT WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
                 rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));

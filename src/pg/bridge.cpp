@@ -23,6 +23,7 @@ const int kSerialization = ERRCODE_T_R_SERIALIZATION_FAILURE;
 const int kCheckViolation = ERRCODE_CHECK_VIOLATION;
 const int kInvalidParameter = ERRCODE_INVALID_PARAMETER_VALUE;
 const int kUndefinedTable = ERRCODE_UNDEFINED_TABLE;
+const int kUndefinedColumn = ERRCODE_UNDEFINED_COLUMN;
 const int kUndefinedObject = ERRCODE_UNDEFINED_OBJECT;
 const int kDuplicateColumn = ERRCODE_DUPLICATE_COLUMN;
 const int kDuplicateObject = ERRCODE_DUPLICATE_OBJECT;

@@ -18,5 +18,7 @@ int64_t Sweep(Context& ctx, const std::string& column);
 
 // The table's current qualified, quoted name (fails cleanly if it was dropped).
 std::string TableSql(const jobs::Job& job);
+// The column's quoted name (fails cleanly if it was renamed or dropped).
+std::string ColumnSql(const jobs::Job& job, const std::string& column);
 
 }  // namespace pkonline::ops

@@ -45,6 +45,7 @@ extern const int kSerialization;         // 40001
 extern const int kCheckViolation;        // 23514
 extern const int kInvalidParameter;      // 22023
 extern const int kUndefinedTable;        // 42P01
+extern const int kUndefinedColumn;       // 42703
 extern const int kUndefinedObject;       // 42704
 extern const int kDuplicateColumn;       // 42701
 extern const int kDuplicateObject;       // 42710
