@@ -82,9 +82,11 @@ SELECT string_agg(attname, ',' ORDER BY attnum) AS columns
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'ctl2'::regclass;
 SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;
 
--- run_pending starts queued jobs
+-- a job created with start => false waits for start(): run_pending() leaves it alone
 SELECT pkonline.add_int_pk('ctl2', start => false) AS job \gset
 SELECT pkonline.run_pending();
+CALL pkonline.wait(:job);
+SELECT pkonline.start(:job);
 CALL pkonline.wait(:job);
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;
 

@@ -84,7 +84,7 @@ RESET ROLE;
 
 -- a second job on a table that has one
 SELECT pkonline.add_int_pk('plain', start => false) AS job \gset
-SELECT try($$SELECT pkonline.add_int_pk('plain', column_name => 'id2')$$) ~ '^55006: table public.plain already has pkonline job \d+ \(queued\)' AS refused;
+SELECT try($$SELECT pkonline.add_int_pk('plain', column_name => 'id2')$$) ~ '^55006: table public.plain already has pkonline job \d+ \(created\)' AS refused;
 -- another role cannot see or control it
 SET ROLE pk_bob;
 SELECT count(*) AS visible_jobs FROM pkonline.jobs;

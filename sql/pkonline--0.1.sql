@@ -14,7 +14,7 @@ CREATE TABLE pkonline.jobs (
   owner            regrole NOT NULL,       -- the role the work runs as (the creator's current role)
   login_role       regrole NOT NULL,       -- the role the worker logs in as (the creator's session user)
   state            text NOT NULL DEFAULT 'queued'
-                   CHECK (state IN ('queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
+                   CHECK (state IN ('created', 'queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
   step_no          integer NOT NULL DEFAULT 1,
   pause_requested  boolean NOT NULL DEFAULT false,
   cancel_requested boolean NOT NULL DEFAULT false,
@@ -149,7 +149,7 @@ SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_cancel';
 CREATE FUNCTION pkonline.run_pending() RETURNS integer LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_run_pending';
 CREATE FUNCTION pkonline._in_transaction_block() RETURNS boolean LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'pkonline_in_transaction_block';
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_in_transaction_block';
 
 CREATE FUNCTION pkonline.steps(job bigint)
 RETURNS TABLE (step_no integer, step text, action text, lock text, state text,
@@ -159,14 +159,76 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM pkonline.job_steps s WHERE s.job_id = steps.job ORDER BY s.step_no
 $$;
 
+-- One poll of wait(): what to print and whether to stop. All of wait()'s comparisons live here,
+-- under a pinned search_path (wait itself cannot pin one: a procedure with SET cannot COMMIT).
+CREATE FUNCTION pkonline._wait_poll(job bigint, started timestamptz, timeout interval,
+                                    last_step text, last_at timestamptz, dead_polls integer,
+                                    OUT state text, OUT finished boolean, OUT msg text, OUT warn text,
+                                    OUT hint text, OUT next_step text, OUT next_at timestamptz,
+                                    OUT next_dead_polls integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
+         s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error
+    INTO r FROM pkonline.status s WHERE s.job = _wait_poll.job;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pkonline job % does not exist', _wait_poll.job USING ERRCODE = '42704';
+  END IF;
+  state := r.state;
+  finished := false;
+  next_step := last_step;
+  next_at := last_at;
+  next_dead_polls := 0;
+  IF r.state IN ('done', 'failed', 'cancelled', 'paused', 'created') THEN
+    finished := true;
+    IF r.state = 'failed' THEN
+      warn := format('pkonline job %s failed: %s', _wait_poll.job, r.last_error);
+      hint := format('Fix the cause, then SELECT pkonline.resume(%s); or pkonline.cancel(%s).', _wait_poll.job, _wait_poll.job);
+    ELSIF r.state = 'created' THEN
+      msg := format('pkonline job %s has not been started: SELECT pkonline.start(%s)', _wait_poll.job, _wait_poll.job);
+    ELSE
+      msg := format('pkonline job %s: %s', _wait_poll.job, r.state);
+    END IF;
+    RETURN;
+  END IF;
+  -- a line when the step changes, else at most every 5 seconds
+  IF r.step IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
+    msg := format('pkonline job %s: %s, step %s %s', _wait_poll.job, r.state, r.step_of, r.step);
+    IF r.step = 'backfill' THEN
+      msg := msg || format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct, r.rows_done,
+                           r.rows_total, COALESCE(r.rows_per_sec, 0), COALESCE(r.backfill_eta::text, '?'));
+    END IF;
+    IF r.lock_retries > 0 THEN
+      msg := msg || format(', %s lock retries', r.lock_retries);
+    END IF;
+    next_step := r.step;
+    next_at := clock_timestamp();
+  END IF;
+  IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
+    next_dead_polls := dead_polls + 1;
+    IF next_dead_polls >= 25 THEN
+      finished := true;
+      warn := format('pkonline job %s is %s but has no worker (was the server restarted?)', _wait_poll.job, r.state);
+      hint := 'SELECT pkonline.run_pending(); starts it again.';
+      RETURN;
+    END IF;
+  END IF;
+  IF timeout IS NOT NULL AND clock_timestamp() >= started + timeout THEN
+    finished := true;
+  END IF;
+END
+$$;
+
 -- Blocks until the job ends; commits between polls so this session never holds a snapshot
--- that the job's CREATE INDEX CONCURRENTLY would have to wait for.
+-- that the job's CREATE INDEX CONCURRENTLY would have to wait for. It runs as its caller and
+-- uses no operator of its own, so the caller's search_path cannot redirect it.
 CREATE PROCEDURE pkonline.wait(job bigint, timeout interval DEFAULT NULL, INOUT state text DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-  deadline timestamptz;
+  started timestamptz := pg_catalog.clock_timestamp();
   r record;
-  msg text;
   last_step text;
   last_at timestamptz;
   dead_polls integer := 0;
@@ -180,55 +242,21 @@ BEGIN
             DETAIL = 'It commits between polls so that the job''s concurrent index build is not held up by this session.',
             HINT = 'CALL it outside BEGIN ... COMMIT, or poll pkonline.status instead.';
   END IF;
-  deadline := pg_catalog.clock_timestamp() + timeout;
   LOOP
-    SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
-           s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error
-      INTO r FROM pkonline.status s WHERE s.job = wait.job;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'pkonline job % does not exist', wait.job USING ERRCODE = '42704';
+    SELECT * INTO r FROM pkonline._wait_poll(job, started, timeout, last_step, last_at, dead_polls);
+    IF r.msg IS NOT NULL THEN
+      RAISE NOTICE '%', r.msg;
     END IF;
-    IF r.state IN ('done', 'failed', 'cancelled', 'paused') THEN
-      state := r.state;
-      IF r.state = 'failed' THEN
-        RAISE WARNING 'pkonline job % failed: %', wait.job, r.last_error
-          USING HINT = pg_catalog.format('Fix the cause, then CALL pkonline.resume(%s); or pkonline.cancel(%s).', wait.job, wait.job);
-      ELSE
-        RAISE NOTICE 'pkonline job %: %', wait.job, r.state;
-      END IF;
-      RETURN;
+    IF r.warn IS NOT NULL THEN
+      RAISE WARNING '%', r.warn USING HINT = r.hint;
     END IF;
-    msg := pg_catalog.format('pkonline job %s: %s, step %s %s', wait.job, r.state, r.step_of, r.step);
-    IF r.step = 'backfill' THEN
-      msg := msg || pg_catalog.format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct,
-                                      r.rows_done, r.rows_total, COALESCE(r.rows_per_sec, 0),
-                                      COALESCE(r.backfill_eta::text, '?'));
-    END IF;
-    IF r.lock_retries > 0 THEN
-      msg := msg || pg_catalog.format(', %s lock retries', r.lock_retries);
-    END IF;
-    -- a line when the step changes, else at most every 5 seconds
-    IF r.step IS DISTINCT FROM last_step OR last_at IS NULL
-       OR pg_catalog.clock_timestamp() - last_at >= interval '5 s' THEN
-      RAISE NOTICE '%', msg;
-      last_step := r.step;
-      last_at := pg_catalog.clock_timestamp();
-    END IF;
-    IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
-      dead_polls := dead_polls + 1;
-      IF dead_polls >= 25 THEN
-        state := r.state;
-        RAISE WARNING 'pkonline job % is % but has no worker (was the server restarted?)', wait.job, r.state
-          USING HINT = 'SELECT pkonline.run_pending(); starts it again.';
-        RETURN;
-      END IF;
-    ELSE
-      dead_polls := 0;
-    END IF;
-    IF deadline IS NOT NULL AND pg_catalog.clock_timestamp() >= deadline THEN
+    IF r.finished THEN
       state := r.state;
       RETURN;
     END IF;
+    last_step := r.next_step;
+    last_at := r.next_at;
+    dead_polls := r.next_dead_polls;
     COMMIT;
     PERFORM pg_catalog.pg_sleep(0.2);
   END LOOP;

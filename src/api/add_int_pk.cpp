@@ -58,7 +58,7 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   options["schema"] = t.schema;
   options["pk_name"] = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
 
-  const int64_t id = CreateJob(t, "add_int_pk", options);
+  const int64_t id = CreateJob(t, "add_int_pk", options, a.start);
   spi.Close();
   Notice(Fmt("pkonline job %1%: add_int_pk on %2%, column %3% %4%, primary key %5%%6%", id, t.qualified,
              a.column_name, type.name, options["pk_name"],

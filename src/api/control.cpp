@@ -9,6 +9,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/text.hpp"
 #include "pkonline/worker/start.hpp"
 
 extern "C" {
@@ -80,11 +81,11 @@ void Privileged(const std::function<void()>& fn) { pg::AsRole(store::ExtensionOw
 }  // namespace
 
 int64_t CreateJob(const TableInfo& t, const std::string& operation,
-                  const std::map<std::string, std::string>& options) {
+                  const std::map<std::string, std::string>& options, bool start) {
   int64_t id = 0;
   const unsigned owner = GetUserId();
   const unsigned login = GetSessionUserId();
-  id = store::Create(t.relid, t.qualified, operation, options, owner, login);
+  id = store::Create(t.relid, t.qualified, operation, options, owner, login, start ? "queued" : "created");
   Job job = store::Load(id);
   std::vector<store::StepPlan> plan;
   for (const auto& s : ops::MakeOperation(operation)->Steps(job)) plan.push_back({s.name, s.action, s.lock});
@@ -110,11 +111,16 @@ void StartOrQueue(int64_t job_id) {
 std::string Start(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id);
-    if (job.state != "queued")
-      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state, "",
-           job.state == "paused" || job.state == "failed" ? "Use pkonline.resume(" + std::to_string(job_id) + ")."
-                                                          : "");
+    if (job.state != "queued" && job.state != "created")
+      Fail(sqlstate::kObjectNotInState, Fmt("pkonline job %1% is %2%", job_id, job.state), "",
+           job.state == "paused" || job.state == "failed" ? Fmt("Use pkonline.resume(%1%).", job_id) : "");
     if (store::WorkerAlive(job_id)) return job.state;
+    Privileged([&]() {
+      if (job.state == "created") {
+        store::SetState(job_id, "queued");
+        store::Event(job_id, "start", "", "job started");
+      }
+    });
     StartOrQueue(job_id);
     return "queued";
   });

@@ -81,12 +81,13 @@ Job LoadImpl(int64_t job_id, bool for_update) {
 }  // namespace
 
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role) {
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role,
+               const std::string& state) {
   auto r = PrivQuery(
-      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, login_role) "
-      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole) RETURNING id",
+      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, login_role, state) "
+      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6) RETURNING id",
       {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
-       V(static_cast<int64_t>(login_role))});
+       V(static_cast<int64_t>(login_role)), V(state)});
   const int64_t id = AsInt(r.scalar());
   for (const auto& [key, value] : options)
     PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "

@@ -9,7 +9,9 @@
 
 namespace pkonline::api {
 
-int64_t CreateJob(const TableInfo& t, const std::string& operation, const std::map<std::string, std::string>& options);
+// A job in state 'queued' (start) or 'created' (waits for pkonline.start).
+int64_t CreateJob(const TableInfo& t, const std::string& operation, const std::map<std::string, std::string>& options,
+                  bool start);
 // Starts the job's worker (after this transaction ends) or leaves it queued at max_workers.
 void StartOrQueue(int64_t job_id);
 

@@ -18,7 +18,8 @@ struct StepPlan {
 };
 // Inserts a queued job with its options and its plan of steps; returns its id.
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role);
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role,
+               const std::string& state);
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
 
 Job Load(int64_t job_id);
