@@ -207,10 +207,12 @@ Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
 }  // namespace
 
 void RunJob(int64_t job_id) {
+  std::string table_name;
   try {
     for (;;) {
       Job job;
       pg::InTransaction("pkonline: load job", [&]() { job = store::Load(job_id); });
+      table_name = job.table_name;
       auto op = ops::MakeOperation(job.operation);
       const auto steps = op->Steps(job);
       RunContext ctx(job);
@@ -238,7 +240,19 @@ void RunJob(int64_t job_id) {
       return;
     }
   } catch (const PgError& e) {
-    RecordFailure(job_id, e);
+    try {
+      RecordFailure(job_id, e);
+    } catch (const PgError& again) {
+      // The job tables are gone (the extension was dropped) or cannot be written: the server log
+      // is the only place left to say what happened and what to clean up.
+      ServerWarning(
+          Fmt("pkonline job %1% stopped: %2%", job_id, e.message()),
+          Fmt("Its state could not be recorded: %1%", again.message()),
+          Fmt("If the pkonline extension was dropped, remove the job's helpers by hand: the trigger, function, "
+              "sequence and check constraint named pkonline_%1%_* on %2% and in its schema, and the new column "
+              "if it is not wanted.",
+              job_id, table_name.empty() ? std::string("its table") : table_name));
+    }
   }
 }
 

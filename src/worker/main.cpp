@@ -79,6 +79,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   // Hand the slot to the next queued job of this database.
   pg::InTransaction("pkonline: start next job", [&]() {
     if (claimed) jobs::store::Release(job_id);
+    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty()) return;
     pg::AsRole(jobs::store::ExtensionOwner(), []() { StartPending(0); });
   });
 }

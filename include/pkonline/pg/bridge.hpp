@@ -122,4 +122,6 @@ auto Entry(F&& f) noexcept -> decltype(f()) {
 namespace pkonline {
 // Sends a NOTICE (or, with warning=true, a WARNING) to the client.
 void Notice(const std::string& message, const std::string& hint = {}, bool warning = false);
+// A WARNING for the server log (from a background worker).
+void ServerWarning(const std::string& message, const std::string& detail, const std::string& hint);
 }  // namespace pkonline
