@@ -3,6 +3,7 @@
 #   installs what is missing, builds and installs the extension, then runs
 #   - pg_regress and isolation tests in a throwaway cluster (pg_virtualenv, library preloaded),
 #   - TAP tests (PostgreSQL::Test::Cluster) as the postgres user,
+#   - pg_regress again with every server process under valgrind (test/valgrind.sh),
 # and ends with one line: "N passed, M failed".
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,16 +36,22 @@ for f in "$WORK"/tmp_check/log/regress_log_*; do
   grep -q "not ok" "$f" 2>/dev/null && { echo "---- $f (tail)"; tail -50 "$f"; }
 done
 
-# Count: one per pg_regress/isolation test file, one per TAP assertion.
+echo "== pg_regress under valgrind (every server process under memcheck)"
+bash "$ROOT/test/valgrind.sh" 2>&1 | tee "$WORK/valgrind.log"
+
+# Count: one per pg_regress/isolation test file, one per TAP assertion, plus the valgrind run.
 rp=$(grep -Ec '^(test | +)[^ ].* \.\.\. ok ' "$WORK/regress.log")
 rf=$(grep -Ec '\.\.\. FAILED' "$WORK/regress.log")
 tp=$(grep -Ec '^ *ok [0-9]+' "$WORK/tap.log")
 tf=$(grep -Ec '^ *not ok [0-9]+' "$WORK/tap.log")
 td=$(grep -Ec 'Dubious|No subtests run|Parse errors' "$WORK/tap.log")
-passed=$((rp + tp))
-failed=$((rf + tf + td))
+vline=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/valgrind.log" | tail -1)
+vp=${vline%% passed*}; vf=${vline#*, }; vf=${vf%% failed}
+[ -n "$vline" ] || { vp=0; vf=1; }
+passed=$((rp + tp + vp))
+failed=$((rf + tf + td + vf))
 [ "$passed" -eq 0 ] && failed=$((failed + 1))
-echo "test files: pg_regress+isolation $rp passed, $rf failed; TAP assertions $tp passed, $((tf + td)) failed"
+echo "test files: pg_regress+isolation $rp passed, $rf failed; TAP assertions $tp passed, $((tf + td)) failed; under valgrind $vp passed, $vf failed"
 echo "work tree kept in $WORK"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

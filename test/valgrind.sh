@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Memory errors in pkonline's own code: the pg_regress suite against a server whose every process
-# (backends and pkonline's workers) runs under valgrind memcheck. Reports whose stack passes
-# through pkonline.so count as failures; PostgreSQL's own well-known reports (it is not built for
+# (backends and pkonline's workers) runs under valgrind memcheck. Reports raised in pkonline's
+# own code count as failures; PostgreSQL's own well-known reports (it is not built for
 # valgrind here) are listed but not counted. As root, from the repository root; takes minutes.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/test/deps.sh" || exit 1
-command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null || exit 1; }
 (cd "$ROOT" && make -s -j2 >/dev/null && make -s install >/dev/null) || { echo "0 passed, 1 failed"; exit 1; }
 WORK=$(mktemp -d /tmp/pkonline-valgrind.XXXXXX)
 cp -a "$ROOT/." "$WORK/"
@@ -27,7 +26,6 @@ runuser -u postgres -- pg_virtualenv -t -o shared_preload_libraries=pkonline -o 
   bash "$WORK/inside.sh" 2>&1 | tee "$WORK/run.log"
 ours=0
 for f in "$WORK"/vg.*; do
-  # one report = the lines from "==pid== <what>" to the next blank report line
   # A report is ours when its innermost frame in PostgreSQL or in our code is ours (a C++
   # source or header, libstdc++, or a pkonline symbol), not the server's.
   n=$(awk '/^==[0-9]+== [A-Z]/ && !/^==[0-9]+== +(at|by) / {inrep=1; decided=0; mine=0}
@@ -42,6 +40,6 @@ done
 all=$(cat "$WORK"/vg.* 2>/dev/null | grep -cE '^==[0-9]+== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched)')
 passed=$(grep -c '\.\.\. ok ' "$WORK/run.log")
 failed=$(grep -c '\.\.\. FAILED' "$WORK/run.log")
-echo "valgrind: $ours report(s) through pkonline.so; $all report(s) in all (logs: $WORK/vg.*)"
+echo "valgrind: $ours report(s) in pkonline's code; $all in PostgreSQL's own (logs: $WORK/vg.*)"
 echo "$passed passed, $((failed + ours)) failed"
 [ "$failed" -eq 0 ] && [ "$ours" -eq 0 ]
