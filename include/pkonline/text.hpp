@@ -1,9 +1,10 @@
 // Message text: Boost.Format in the C++ regime (it throws on a bad format or argument count,
-// which the error bridge turns into an internal error, never a crash).
+// which the error bridge turns into an internal error, never a crash); JSON text for event details.
 #pragma once
 
 #include <boost/format.hpp>
 #include <string>
+#include <vector>
 
 namespace pkonline {
 
@@ -13,5 +14,10 @@ std::string Fmt(const char* format, const Args&... args) {
   (f % ... % args);
   return f.str();
 }
+
+// A JSON string literal ("..." with escapes).
+std::string JsonString(const std::string& s);
+// A JSON array of strings.
+std::string JsonArray(const std::vector<std::string>& items);
 
 }  // namespace pkonline

@@ -6,6 +6,7 @@
 #include "pkonline/ops/add_int_pk.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -25,23 +26,10 @@ std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
 std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
 
 // Names of the job's helper objects, all derived from the job id.
-std::string SeqName(const jobs::Job& job) { return "pkonline_" + Id(job) + "_seq"; }
-std::string FillName(const jobs::Job& job) { return "pkonline_" + Id(job) + "_fill"; }
-std::string CheckName(const jobs::Job& job) { return "pkonline_" + Id(job) + "_not_null"; }
-
-// The schema the job's helpers live in: the table's schema, as recorded at creation.
-std::string HelperSchema(const jobs::Job& job) { return job.Opt("schema"); }
-std::string SeqSql(const jobs::Job& job) { return pg::Qualified(HelperSchema(job), SeqName(job)); }
-std::string FillFnSql(const jobs::Job& job) { return pg::Qualified(HelperSchema(job), FillName(job)); }
-
-bool ColumnExists(const jobs::Job& job, const std::string& column) {
-  return !Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
-                "AND NOT attisdropped",
-                {V(RelidText(job)), V(column)}, true)
-              .empty();
-}
-
-bool TableExists(const jobs::Job& job) { return pg::Relation(job.relid).has_value(); }
+std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
+std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
+std::string SeqSql(const jobs::Job& job) { return HelperSql(job, "seq"); }
+std::string FillFnSql(const jobs::Job& job) { return HelperSql(job, "fill"); }
 
 // Is the table's primary key the one this job attaches (its name, on its column)?
 bool HasOurPk(const jobs::Job& job) {
@@ -107,111 +95,18 @@ void UndoAddColumn(Context& ctx) {
   });
 }
 
-bool CheckState(const jobs::Job& job, bool* validated) {
-  auto r = Query("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND conname = $2",
-                 {V(RelidText(job)), V(CheckName(job))}, true);
-  if (r.empty()) return false;
-  if (validated) *validated = pg::AsBool(r.scalar());
-  return true;
-}
-
-void AddCheck(Context& ctx) {
-  const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": add check not valid", [&]() {
-    const std::string t = TableSql(job);
-    if (CheckState(job, nullptr)) return;
-    Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(CheckName(job)) + " CHECK (" +
-         ColumnSql(job, job.Opt("column_name")) + " IS NOT NULL) NOT VALID");
-  });
-}
-
-void UndoCheck(Context& ctx) {
-  const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": undo check", [&]() {
-    if (TableExists(job))
-      Exec("ALTER TABLE " + TableSql(job) + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
-  });
+std::vector<std::string> PkColumns(const jobs::Job& job) { return {job.Opt("column_name")}; }
+std::function<bool()> Attached(const jobs::Job& job) {
+  return [&job]() { return HasOurPk(job); };
 }
 
 void Validate(Context& ctx) {
-  const auto& job = ctx.job();
-  for (int attempt = 1;; attempt++) {
-    bool validated = false;
-    try {
-      ctx.Txn("pkonline job " + Id(job) + ": validate", [&]() {
-        const std::string t = TableSql(job);
-        if (!CheckState(job, &validated))
-          Fail(sqlstate::kUndefinedObject, "constraint " + CheckName(job) + " of " + t + " was dropped",
-               "", "Cancel the job and start it again.");
-        if (validated) return;
-        Exec("ALTER TABLE " + t + " VALIDATE CONSTRAINT " + Ident(CheckName(job)));
-      });
-      return;
-    } catch (const PgError& e) {
-      if (e.sqlstate() != sqlstate::kCheckViolation || attempt >= 3) throw;
-      ctx.Event("info", "rows without a value found by VALIDATE; sweeping the table again");
-      int64_t filled = Sweep(ctx, job.Opt("column_name"));
-      ctx.Event("info", "sweep filled " + std::to_string(filled) + " rows");
-    }
-  }
-}
-
-// The job's index: 'v' valid, 'i' invalid, 'n' none, 'f' the name is taken by another index
-char IndexState(const jobs::Job& job) {
-  auto r = Query(
-      "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indnatts = 1 "
-      "AND i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
-      "AND attname = $3 AND NOT attisdropped) "
-      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
-      "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
-      "AND c.relname = $2",
-      {V(RelidText(job)), V(job.Opt("pk_name")), V(job.Opt("column_name"))}, true);
-  if (r.empty()) return 'n';
-  if (!pg::AsBool(r.rows[0][1])) return 'f';
-  return pg::AsBool(r.rows[0][0]) ? 'v' : 'i';
-}
-
-void FailForeignIndex(const jobs::Job& job) {
-    Fail(sqlstate::kDuplicateObject,
-         Fmt("an index named %1% was created by someone else while job %2% ran", job.Opt("pk_name"), job.id),
-         "pkonline names the primary key's index when the job is created.",
-         Fmt("Rename or drop that index, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
-}
-
-std::string IndexSql(const jobs::Job& job) {
-  auto rel = pg::Relation(job.relid);
-  return pg::Qualified(rel ? rel->schema : HelperSchema(job), job.Opt("pk_name"));
-}
-
-void CreateIndex(Context& ctx) {
-  const auto& job = ctx.job();
-  char state = 'n';
-  std::string t, index;
-  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
-    t = TableSql(job);
-    index = IndexSql(job);
-    state = HasOurPk(job) ? 'v' : IndexState(job);
-    if (state == 'f') FailForeignIndex(job);
+  ValidateCheck(ctx, CheckName(ctx.job()), [&ctx]() {
+    ctx.Event("info", "rows without a value found by VALIDATE; sweeping the table again");
+    const int64_t filled = Sweep(ctx, ctx.job().Opt("column_name"), "DEFAULT");
+    ctx.Event("info", "sweep filled " + std::to_string(filled) + " rows");
+    return true;
   });
-  if (state == 'v') return;
-  ctx.WaitPoint("create_index");
-  if (state == 'i') {
-    ctx.Event("info", "dropping INVALID index " + job.Opt("pk_name") + " left by an interrupted build");
-    ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
-  }
-  ctx.TopLevel("CREATE UNIQUE INDEX CONCURRENTLY " + Ident(job.Opt("pk_name")) + " ON " + t + " (" +
-               Ident(job.Opt("column_name")) + ")");
-}
-
-void UndoIndex(Context& ctx) {
-  const auto& job = ctx.job();
-  bool present = false;
-  std::string index;
-  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
-    present = TableExists(job) && !HasOurPk(job) && (IndexState(job) == 'i' || IndexState(job) == 'v');
-    if (present) index = IndexSql(job);
-  });
-  if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
 }
 
 void Attach(Context& ctx) {
@@ -262,15 +157,21 @@ class AddIntPk final : public Operation {
          UndoAddColumn},
         {"backfill", "UPDATE … SET " + col + " = DEFAULT by ranges of heap blocks, one transaction per batch",
          "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
-         [col](Context& ctx) { Backfill(ctx, col); }, nullptr},
+         [col](Context& ctx) { Backfill(ctx, col, "DEFAULT"); }, nullptr},
         {"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID",
-         "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddCheck,
-         UndoCheck},
+         "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",
+         [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), ctx.job().Opt("column_name")); },
+         [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }},
         {"validate", "VALIDATE CONSTRAINT (re-sweeps NULLs if any are found)",
          "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate, nullptr},
         {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("pk_name") + " (" + col + ")",
-         "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions", CreateIndex,
-         UndoIndex},
+         "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
+         [](Context& ctx) {
+           BuildUniqueIndex(ctx, ctx.job().Opt("pk_name"), PkColumns(ctx.job()), Attached(ctx.job()));
+         },
+         [](Context& ctx) {
+           DropUniqueIndex(ctx, ctx.job().Opt("pk_name"), PkColumns(ctx.job()), Attached(ctx.job()));
+         }},
         {"attach",
          "ADD PRIMARY KEY USING INDEX, drop the check and trigger" +
              std::string(job.OptBool("identity") ? ", make the column GENERATED BY DEFAULT AS IDENTITY" : ""),
@@ -283,10 +184,5 @@ class AddIntPk final : public Operation {
 }  // namespace
 
 std::unique_ptr<Operation> MakeAddIntPk() { return std::make_unique<AddIntPk>(); }
-
-std::unique_ptr<Operation> MakeOperation(const std::string& name) {
-  if (name == "add_int_pk") return MakeAddIntPk();
-  Fail(sqlstate::kFeatureNotSupported, "unknown pkonline operation \"" + name + "\"");
-}
 
 }  // namespace pkonline::ops

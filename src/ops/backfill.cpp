@@ -47,7 +47,7 @@ bool Retryable(const PgError& e) {
 }
 
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
-int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, bool save) {
+int64_t Walk(Context& ctx, const std::string& column, const std::string& value_sql, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
@@ -68,7 +68,7 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
                 const std::string col = ColumnSql(job, column);
-                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = DEFAULT WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
+                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
                 rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
               });
@@ -103,7 +103,7 @@ int64_t Walk(Context& ctx, const std::string& column, int64_t from, int64_t to, 
 
 }  // namespace
 
-void Backfill(Context& ctx, const std::string& column) {
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql) {
   const auto& job = ctx.job();
   int64_t end = job.end_block;
   if (end < 0) {
@@ -122,10 +122,10 @@ void Backfill(Context& ctx, const std::string& column) {
     });
     ctx.Event("info", "backfill of " + std::to_string(end) + " heap blocks started");
   }
-  Walk(ctx, column, job.cursor_block, end, true);
+  Walk(ctx, column, value_sql, job.cursor_block, end, true);
 }
 
-int64_t Sweep(Context& ctx, const std::string& column) {
+int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql) {
   const auto& job = ctx.job();
   int64_t end = 0;
   ctx.Txn("pkonline: measure table", [&]() {
@@ -134,7 +134,7 @@ int64_t Sweep(Context& ctx, const std::string& column) {
                               {V(static_cast<int64_t>(job.relid))}, true)
                         .scalar());
   });
-  return Walk(ctx, column, 0, end, false);
+  return Walk(ctx, column, value_sql, 0, end, false);
 }
 
 }  // namespace pkonline::ops

@@ -8,13 +8,14 @@
 
 namespace pkonline::ops {
 
-// Fills `column` with its DEFAULT in every row where it is NULL, walking heap blocks
-// [job.cursor_block, end) in batches, one transaction per batch with the cursor saved in it.
-// The end block is measured once, when the backfill starts, and kept in the job row.
-void Backfill(Context& ctx, const std::string& column);
+// Sets `column` to `value_sql` (SQL text: "DEFAULT", or a checked expression over the row's
+// columns) in every row where it is NULL, walking heap blocks [job.cursor_block, end) in batches,
+// one transaction per batch with the cursor saved in it. The end block is measured once, when
+// the backfill starts, and kept in the job row.
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql);
 
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
-int64_t Sweep(Context& ctx, const std::string& column);
+int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql);
 
 // The table's current qualified, quoted name (fails cleanly if it was dropped).
 std::string TableSql(const jobs::Job& job);

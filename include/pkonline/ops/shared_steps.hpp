@@ -1,0 +1,44 @@
+// Step bodies shared by operations: helper-object names, a CHECK (col IS NOT NULL) NOT VALID +
+// VALIDATE pair, and a unique index built concurrently. Each is idempotent and checks the
+// catalog before acting, so a step can run again after a crash.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pkonline/ops/operation.hpp"
+
+namespace pkonline::ops {
+
+// "pkonline_<job>_<suffix>": the job's helper objects, all named from its id.
+std::string HelperName(const jobs::Job& job, const std::string& suffix);
+// The helper qualified by the schema it lives in (the table's schema at creation).
+std::string HelperSql(const jobs::Job& job, const std::string& suffix);
+
+bool TableExists(const jobs::Job& job);
+bool ColumnExists(const jobs::Job& job, const std::string& column);
+
+// --- CHECK (column IS NOT NULL) NOT VALID, then VALIDATE -------------------------------------
+// Does the check exist (and is it validated)?
+bool CheckExists(const jobs::Job& job, const std::string& check, bool* validated = nullptr);
+void AddNotNullCheck(Context& ctx, const std::string& check, const std::string& column);
+void DropCheck(Context& ctx, const std::string& check);  // undo: drops it if present
+// VALIDATE CONSTRAINT. When rows still lack a value, `on_nulls` runs and may return true to have
+// VALIDATE tried again (up to three times); if it returns false the check violation is raised.
+void ValidateCheck(Context& ctx, const std::string& check, const std::function<bool()>& on_nulls);
+
+// --- a unique index built concurrently ------------------------------------------------------
+// State of the index `name` in the table's schema: 'v' valid, 'i' invalid, 'n' none,
+// 'f' the name is taken by an index that is not a plain unique index on exactly `columns`.
+char UniqueIndexState(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns);
+std::string IndexSql(const jobs::Job& job, const std::string& name);  // qualified
+// CREATE UNIQUE INDEX CONCURRENTLY, dropping an INVALID leftover first; skipped when the index
+// is valid already or `attached()` says it became a constraint.
+void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
+                      const std::function<bool()>& attached);
+// Undo: DROP INDEX CONCURRENTLY, unless it is attached as a constraint already.
+void DropUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
+                     const std::function<bool()>& attached);
+
+}  // namespace pkonline::ops

@@ -1,0 +1,12 @@
+// Operation names (pkonline.jobs.operation) to their step lists.
+#include "pkonline/ops/add_int_pk.hpp"
+#include "pkonline/pg/bridge.hpp"
+
+namespace pkonline::ops {
+
+std::unique_ptr<Operation> MakeOperation(const std::string& name) {
+  if (name == "add_int_pk") return MakeAddIntPk();
+  Fail(sqlstate::kFeatureNotSupported, "unknown pkonline operation \"" + name + "\"");
+}
+
+}  // namespace pkonline::ops

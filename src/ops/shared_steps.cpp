@@ -1,0 +1,155 @@
+// Step bodies shared by operations (see shared_steps.hpp).
+#include "pkonline/ops/shared_steps.hpp"
+
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+namespace {
+std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
+std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
+}  // namespace
+
+std::string HelperName(const jobs::Job& job, const std::string& suffix) {
+  return "pkonline_" + Id(job) + "_" + suffix;
+}
+
+std::string HelperSql(const jobs::Job& job, const std::string& suffix) {
+  return pg::Qualified(job.Opt("schema"), HelperName(job, suffix));
+}
+
+bool TableExists(const jobs::Job& job) { return pg::Relation(job.relid).has_value(); }
+
+bool ColumnExists(const jobs::Job& job, const std::string& column) {
+  return !Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+                "AND NOT attisdropped",
+                {V(RelidText(job)), V(column)}, true)
+              .empty();
+}
+
+bool CheckExists(const jobs::Job& job, const std::string& check, bool* validated) {
+  auto r = Query("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND conname = $2",
+                 {V(RelidText(job)), V(check)}, true);
+  if (r.empty()) return false;
+  if (validated) *validated = pg::AsBool(r.scalar());
+  return true;
+}
+
+void AddNotNullCheck(Context& ctx, const std::string& check, const std::string& column) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": add check not valid", [&]() {
+    const std::string t = TableSql(job);
+    if (CheckExists(job, check)) return;
+    Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(check) + " CHECK (" + ColumnSql(job, column) +
+         " IS NOT NULL) NOT VALID");
+  });
+}
+
+void DropCheck(Context& ctx, const std::string& check) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": drop check", [&]() {
+    if (TableExists(job)) Exec("ALTER TABLE " + TableSql(job) + " DROP CONSTRAINT IF EXISTS " + Ident(check));
+  });
+}
+
+void ValidateCheck(Context& ctx, const std::string& check, const std::function<bool()>& on_nulls) {
+  const auto& job = ctx.job();
+  for (int attempt = 1;; attempt++) {
+    try {
+      ctx.Txn("pkonline job " + Id(job) + ": validate", [&]() {
+        const std::string t = TableSql(job);
+        bool validated = false;
+        if (!CheckExists(job, check, &validated))
+          Fail(sqlstate::kUndefinedObject, "constraint " + check + " of " + t + " was dropped", "",
+               "Cancel the job and start it again.");
+        if (validated) return;
+        Exec("ALTER TABLE " + t + " VALIDATE CONSTRAINT " + Ident(check));
+      });
+      return;
+    } catch (const PgError& e) {
+      if (e.sqlstate() != sqlstate::kCheckViolation || attempt >= 3 || !on_nulls()) throw;
+    }
+  }
+}
+
+char UniqueIndexState(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns) {
+  auto r = Query(
+      "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL "
+      "AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
+      "AND i.indkey::pg_catalog.int2[] = (SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
+      "  FROM pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
+      "  JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT a.attisdropped) "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+      "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
+      "AND c.relname = $2",
+      {V(RelidText(job)), V(name), V(JsonArray(columns))}, true);
+  if (r.empty()) return 'n';
+  if (!pg::AsBool(r.rows[0][1])) return 'f';
+  return pg::AsBool(r.rows[0][0]) ? 'v' : 'i';
+}
+
+std::string IndexSql(const jobs::Job& job, const std::string& name) {
+  auto rel = pg::Relation(job.relid);
+  return pg::Qualified(rel ? rel->schema : job.Opt("schema"), name);
+}
+
+namespace {
+
+std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns) {
+  std::string out;
+  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + ColumnSql(job, c);
+  return out;
+}
+
+}  // namespace
+
+void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
+                      const std::function<bool()>& attached) {
+  const auto& job = ctx.job();
+  char state = 'n';
+  std::string t, index, list;
+  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
+    t = TableSql(job);
+    index = IndexSql(job, name);
+    state = attached() ? 'v' : UniqueIndexState(job, name, columns);
+    if (state == 'f')
+      Fail(sqlstate::kDuplicateObject,
+           Fmt("an index named %1% was created by someone else while job %2% ran", name, job.id),
+           "pkonline chooses the index name when the job is created.",
+           Fmt("Rename or drop that index, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+    if (state != 'v') list = ColumnList(job, columns);
+  });
+  if (state == 'v') return;
+  ctx.WaitPoint("create_index");
+  if (state == 'i') {
+    ctx.Event("info", "dropping INVALID index " + name + " left by an interrupted build");
+    ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
+  }
+  ctx.TopLevel("CREATE UNIQUE INDEX CONCURRENTLY " + Ident(name) + " ON " + t + " (" + list + ")");
+}
+
+void DropUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
+                     const std::function<bool()>& attached) {
+  const auto& job = ctx.job();
+  bool present = false;
+  std::string index;
+  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
+    if (!TableExists(job) || attached()) return;
+    const char state = UniqueIndexState(job, name, columns);
+    present = state == 'i' || state == 'v';
+    if (present) index = IndexSql(job, name);
+  });
+  if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
+}
+
+}  // namespace pkonline::ops
