@@ -135,6 +135,44 @@ AS 'MODULE_PATHNAME', 'pkonline_add_int_pk';
 COMMENT ON FUNCTION pkonline.add_int_pk(regclass, name, regtype, boolean, boolean) IS
   'Adds an integer primary key column to a table that has none, online; returns the job id';
 
+-- add_column: the caller's search_path travels with the call, so names in `fill` resolve as they
+-- would in the caller's own query; the C function (pinned like every other) analyses the
+-- expression as the caller and stores it with every name outside pg_catalog schema-qualified.
+-- (`unique` is a reserved word, so `unique => true` could not be written: the flag is is_unique.)
+CREATE FUNCTION pkonline._add_column(tbl regclass, column_name name, column_type regtype, fill text,
+                                     not_null boolean, is_unique boolean, set_default boolean,
+                                     start boolean, search_path text)
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_add_column';
+
+CREATE FUNCTION pkonline.add_column(tbl regclass, column_name name, column_type regtype, fill text,
+                                    not_null boolean DEFAULT true, is_unique boolean DEFAULT false,
+                                    set_default boolean DEFAULT true, start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql VOLATILE AS $$
+  SELECT pkonline._add_column(tbl, column_name, column_type, fill, not_null, is_unique, set_default, start,
+                              pg_catalog.current_setting('search_path'))
+$$;
+COMMENT ON FUNCTION pkonline.add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean) IS
+  'Adds a column filled per row by an SQL expression (volatile ones too), online; returns the job id';
+
+CREATE FUNCTION pkonline.add_uuid_column(tbl regclass, column_name name DEFAULT 'uuid',
+                                         is_unique boolean DEFAULT true, start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql VOLATILE AS $$
+  SELECT pkonline._add_column(tbl, column_name, 'pg_catalog.uuid'::pg_catalog.regtype,
+                              'pg_catalog.gen_random_uuid()', true, is_unique, true, start, 'pg_catalog')
+$$;
+COMMENT ON FUNCTION pkonline.add_uuid_column(regclass, name, boolean, boolean) IS
+  'Adds a uuid column NOT NULL DEFAULT gen_random_uuid() (unique by default), every row filled, online';
+
+CREATE FUNCTION pkonline.add_created_at(tbl regclass, column_name name DEFAULT 'created_at',
+                                        start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql VOLATILE AS $$
+  SELECT pkonline._add_column(tbl, column_name, 'pg_catalog.timestamptz'::pg_catalog.regtype,
+                              'pg_catalog.now()', true, false, true, start, 'pg_catalog')
+$$;
+COMMENT ON FUNCTION pkonline.add_created_at(regclass, name, boolean) IS
+  'Adds a creation-time column timestamptz NOT NULL DEFAULT now(); existing rows get the time it was added (catalog only, instant)';
+
 -------------------------------------------------------------------------------------------------
 -- Job control.
 -------------------------------------------------------------------------------------------------

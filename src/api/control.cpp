@@ -180,7 +180,7 @@ std::string Cancel(int64_t job_id) {
     if (job.state == "cancelled") return job.state;
     if (job.state == "cancelling" && store::WorkerAlive(job_id)) return job.state;  // already undoing
     auto op = ops::MakeOperation(job.operation);
-    const int ponr = op->PointOfNoReturn();
+    const int ponr = op->PointOfNoReturn(job);
     const bool final_started =
         job.state == "done" || job.step_no > ponr ||
         (job.step_no == ponr &&

@@ -24,6 +24,13 @@ int64_t JobArg(FunctionCallInfo fcinfo) {
   });
 }
 
+std::string TextArg(Datum d) {
+  char* s = pkonline::Call([&]() { return text_to_cstring(DatumGetTextPP(d)); });
+  std::string out(s);
+  pfree(s);
+  return out;
+}
+
 Datum TextResult(const std::string& s) {
   const char* c = s.c_str();
   return pkonline::Call([&]() { return CStringGetTextDatum(c); });
@@ -38,6 +45,7 @@ extern "C" {
   PG_FUNCTION_INFO_V1(name)
 
 PKONLINE_FUNCTION(pkonline_add_int_pk);
+PKONLINE_FUNCTION(pkonline_add_column);
 PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
@@ -56,6 +64,26 @@ Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
     a.identity = Required<bool>(fcinfo, 3, "identity", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
     a.start = Required<bool>(fcinfo, 4, "start", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
     return Int64GetDatum(pkonline::api::AddIntPk(a));
+  });
+}
+
+Datum pkonline_add_column(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() -> Datum {
+    auto oid = [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); };
+    auto boolean = [](FunctionCallInfo f, int i) { return static_cast<bool>(DatumGetBool(f->args[i].value)); };
+    auto text = [](FunctionCallInfo f, int i) { return f->args[i].value; };
+    pkonline::api::AddColumnArgs a;
+    a.relid = Required<Oid>(fcinfo, 0, "tbl", oid);
+    a.column_name = NameStr(*Required<Name>(fcinfo, 1, "column_name",
+                                           [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
+    a.column_type = Required<Oid>(fcinfo, 2, "column_type", oid);
+    a.fill = TextArg(Required<Datum>(fcinfo, 3, "fill", text));
+    a.not_null = Required<bool>(fcinfo, 4, "not_null", boolean);
+    a.unique = Required<bool>(fcinfo, 5, "unique", boolean);
+    a.set_default = Required<bool>(fcinfo, 6, "set_default", boolean);
+    a.start = Required<bool>(fcinfo, 7, "start", boolean);
+    a.search_path = TextArg(Required<Datum>(fcinfo, 8, "search_path", text));
+    return Int64GetDatum(pkonline::api::AddColumn(a));
   });
 }
 

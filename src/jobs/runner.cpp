@@ -207,7 +207,7 @@ void RunJob(int64_t job_id) {
         });
         return;
       }
-      if (now.step_no > op->PointOfNoReturn()) {
+      if (now.step_no > op->PointOfNoReturn(now)) {
         // The change is final already; finish the job instead.
         pg::InTransaction("pkonline: cancel refused", [&]() {
           store::ClearCancel(job_id);

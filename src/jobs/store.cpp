@@ -189,6 +189,18 @@ void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batc
       {V(job_id), V(next_block), V(rows_added), V(batch_blocks)});
 }
 
+void SetOption(int64_t job_id, const std::string& key, const std::string& value) {
+  PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text), "
+            "updated_at = pg_catalog.now() WHERE id = $1::bigint",
+            {V(job_id), V(key), V(value)});
+}
+
+std::string OptionNow(int64_t job_id, const std::string& key) {
+  return PrivQuery("SELECT options ->> $2::text FROM pkonline.jobs WHERE id = $1::bigint", {V(job_id), V(key)})
+      .scalar()
+      .value_or("");
+}
+
 void CountLockRetry(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
 }

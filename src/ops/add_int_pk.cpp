@@ -56,6 +56,27 @@ std::string OurColumn(const jobs::Job& job) {
 }
 
 
+// Whoever may write the table may draw ids from the job's sequence: its default and the fill
+// trigger call nextval() with the writer's rights (an identity column, at the end, needs no grant).
+void GrantSequenceToWriters(const jobs::Job& job) {
+  auto r = Query(
+      "SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+      "WHERE c.oid = $1::oid AND a.privilege_type IN ('INSERT', 'UPDATE') "
+      "UNION SELECT DISTINCT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a "
+      "WHERE t.attrelid = $1::oid AND a.privilege_type IN ('INSERT', 'UPDATE')",
+      {V(RelidText(job))}, true);
+  for (const auto& row : r.rows) {
+    const std::string grantee = *row[0];
+    std::string role = "PUBLIC";
+    if (grantee != "0") {
+      auto name = Query("SELECT rolname FROM pg_catalog.pg_roles WHERE oid = $1::oid", {V(grantee)}, true);
+      if (name.empty()) continue;
+      role = Ident(*name.scalar());
+    }
+    Exec("GRANT USAGE ON SEQUENCE " + SeqSql(job) + " TO " + role);
+  }
+}
+
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
@@ -67,6 +88,7 @@ void AddColumn(Context& ctx) {
     Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + type);
     Exec("CREATE SEQUENCE " + SeqSql(job) + " AS " + type);
     Exec("ALTER SEQUENCE " + SeqSql(job) + " OWNED BY " + t + "." + c);
+    GrantSequenceToWriters(job);
     Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" +
          pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)");
     const std::string seq_oid =
@@ -178,7 +200,7 @@ class AddIntPk final : public Operation {
          "ACCESS EXCLUSIVE, catalog only: the validated check spares the NOT NULL scan", Attach, nullptr},
     };
   }
-  int PointOfNoReturn() const override { return 6; }
+  int PointOfNoReturn(const jobs::Job&) const override { return 6; }
 };
 
 }  // namespace

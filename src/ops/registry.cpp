@@ -1,4 +1,5 @@
 // Operation names (pkonline.jobs.operation) to their step lists.
+#include "pkonline/ops/add_column.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/pg/bridge.hpp"
 
@@ -6,6 +7,7 @@ namespace pkonline::ops {
 
 std::unique_ptr<Operation> MakeOperation(const std::string& name) {
   if (name == "add_int_pk") return MakeAddIntPk();
+  if (name == "add_column") return MakeAddColumn();
   Fail(sqlstate::kFeatureNotSupported, "unknown pkonline operation \"" + name + "\"");
 }
 

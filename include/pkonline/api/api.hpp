@@ -16,6 +16,19 @@ struct AddIntPkArgs {
 };
 int64_t AddIntPk(const AddIntPkArgs& args);
 
+struct AddColumnArgs {
+  unsigned relid;
+  std::string column_name;
+  unsigned column_type;  // type OID
+  std::string fill;      // one SQL expression over the row
+  bool not_null;
+  bool unique;
+  bool set_default;
+  bool start;
+  std::string search_path;  // the caller's, for resolving names in fill
+};
+int64_t AddColumn(const AddColumnArgs& args);
+
 std::string Start(int64_t job_id);
 std::string Pause(int64_t job_id);
 std::string Resume(int64_t job_id);

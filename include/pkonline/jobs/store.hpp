@@ -40,6 +40,10 @@ void StepDone(int64_t job_id, int step_no, const std::string& step, const std::s
 void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
 void CountLockRetry(int64_t job_id);
+// Records a fact a step learned (e.g. the attnum of the column it added) in the job's options,
+// in the step's own transaction; OptionNow reads it back (empty if unset).
+void SetOption(int64_t job_id, const std::string& key, const std::string& value);
+std::string OptionNow(int64_t job_id, const std::string& key);
 
 // An audit row; detail is a JSON object text (or empty).
 void Event(int64_t job_id, const std::string& kind, const std::string& step,

@@ -26,7 +26,7 @@ class Operation {
   virtual ~Operation() = default;
   virtual std::vector<Step> Steps(const jobs::Job& job) const = 0;
   // From this step on, cancel refuses: the change is (being) made final.
-  virtual int PointOfNoReturn() const = 0;
+  virtual int PointOfNoReturn(const jobs::Job& job) const = 0;
 };
 
 std::unique_ptr<Operation> MakeOperation(const std::string& name);

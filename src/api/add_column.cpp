@@ -1,0 +1,63 @@
+// pkonline.add_column(): checks (the fill expression is parsed, analysed and type-checked here,
+// as the caller), then a job row with its plan, then (optionally) a worker.
+#include "pkonline/api/api.hpp"
+#include "pkonline/api/checks.hpp"
+#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/guc.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/expr.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::api {
+
+int64_t AddColumn(const AddColumnArgs& a) {
+  pg::SpiScope spi;
+  RequirePrimary();
+  TableInfo t = RequireOwnedPlainTable(a.relid);
+  RequireColumnFree(t, a.column_name);
+  const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
+  if (a.unique && !pg::HasBtreeOpclass(a.column_type))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("type %1% has no default btree operator class", fill.type),
+         "A unique constraint needs one.", "Use is_unique => false, or another column_type.");
+  RequireNoActiveJob(t);
+
+  const bool catalog_only = fill.default_ok() && !fill.is_volatile;
+  const bool set_default = a.set_default && fill.default_ok();
+  auto options = guc::JobSettings();
+  options["schema"] = t.schema;
+  options["column_name"] = a.column_name;
+  options["column_type"] = fill.type;
+  options["fill"] = a.fill;
+  options["fill_sql"] = fill.sql;
+  options["fill_row_sql"] = fill.row_sql;
+  options["mode"] = catalog_only ? "catalog" : "backfill";
+  options["not_null"] = a.not_null ? "true" : "false";
+  options["unique"] = a.unique ? "true" : "false";
+  options["set_default"] = set_default ? "true" : "false";
+  if (a.unique) options["unique_name"] = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
+
+  const int64_t id = CreateJob(t, "add_column", options, a.start);
+  spi.Close();
+  Notice(Fmt("pkonline job %1%: add_column on %2%, column %3% %4%%5%%6%, %7%%8%", id, t.qualified, a.column_name,
+             fill.type, a.not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
+             catalog_only ? "the value is not volatile: a catalog-only change, no row is rewritten"
+                          : "filled in batches",
+             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
+         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
+  if (a.set_default && !fill.default_ok())
+    Notice(Fmt("fill refers to %1%, so it cannot be the column's DEFAULT: rows inserted after the job must "
+               "supply %2% themselves%3%",
+               fill.has_subquery ? "a subquery" : "the row's columns", a.column_name,
+               a.not_null ? " (the column will be NOT NULL)" : ""),
+           "Until the job ends, its trigger fills the column for every row written.", true);
+  if (a.start) {
+    pg::SpiScope spi2;
+    StartOrQueue(id);
+    spi2.Close();
+  }
+  return id;
+}
+
+}  // namespace pkonline::api

@@ -1,0 +1,210 @@
+// add_column: a new column filled with an expression per row, online.
+//
+// When the fill can be a DEFAULT and is not volatile, PostgreSQL adds the column without touching
+// a row (the value is stored once in the catalog): one brief step does it all. Otherwise:
+// add the nullable column (+ DEFAULT for new rows) and a fill trigger (brief) -> backfill in ctid
+// batches -> CHECK (col IS NOT NULL) NOT VALID (brief) -> VALIDATE (scan, DML continues) ->
+// unique index built concurrently -> finish: SET NOT NULL (the validated check spares the scan),
+// UNIQUE USING INDEX, drop the helpers (brief).
+#include "pkonline/ops/add_column.hpp"
+
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+namespace {
+
+std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
+std::string Col(const jobs::Job& job) { return job.Opt("column_name"); }
+bool CatalogOnly(const jobs::Job& job) { return job.Opt("mode") == "catalog"; }
+std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
+std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
+
+// The column this job added, whatever it is called now (found by the attnum the add_column step
+// recorded in its own transaction); empty if the job has not added it or it was dropped.
+std::string OurColumn(const jobs::Job& job) {
+  const std::string attnum = jobs::store::OptionNow(job.id, "attnum");
+  if (attnum.empty()) return "";
+  auto r = Query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum = $2::int2 "
+                 "AND NOT attisdropped",
+                 {V(static_cast<int64_t>(job.relid)), V(attnum)}, true);
+  return r.empty() ? "" : *r.scalar();
+}
+
+// Is the unique constraint the job attaches in place (on its column)?
+bool UniqueAttached(const jobs::Job& job) {
+  return !Query("SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
+                "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
+                "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
+                {V(static_cast<int64_t>(job.relid)), V(job.Opt("unique_name")), V(Col(job))}, true)
+              .empty();
+}
+
+void AddColumn(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": add column", [&]() {
+    const std::string t = TableSql(job);
+    if (!OurColumn(job).empty()) return;  // committed before a crash: this step is one transaction
+    if (ColumnExists(job, Col(job)))
+      Fail(sqlstate::kDuplicateColumn,
+           Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", Col(job), t, job.id),
+           "", Fmt("Drop or rename that column and pkonline.resume(%1%), or pkonline.cancel(%1%).", job.id));
+    const std::string c = Ident(Col(job));
+    const std::string fill = "(" + job.Opt("fill_sql") + ")";
+    if (CatalogOnly(job)) {
+      // A non-volatile value is computed once and kept in the catalog: no row is written.
+      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + job.Opt("column_type") + " DEFAULT " + fill +
+           (job.OptBool("not_null") ? " NOT NULL" : ""));
+      if (!job.OptBool("set_default")) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " DROP DEFAULT");
+    } else {
+      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + job.Opt("column_type"));
+      if (job.OptBool("set_default")) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
+      // Rows written while the job runs get their value from this trigger (it runs with the
+      // writer's rights, like any default).
+      const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" + job.Opt("fill_row_sql") +
+                               "); RETURN NEW; END";
+      Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql AS " +
+           pg::Literal(body));
+      Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t + " FOR EACH ROW WHEN (NEW." +
+           c + " IS NULL) EXECUTE FUNCTION " + HelperSql(job, "fill") + "()");
+    }
+    const std::string attnum =
+        *Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
+               {V(static_cast<int64_t>(job.relid)), V(Col(job))}, true)
+             .scalar();
+    jobs::store::SetOption(job.id, "attnum", attnum);
+  });
+}
+
+void UndoAddColumn(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
+    if (TableExists(job)) {
+      const std::string t = TableSql(job);
+      if (job.OptBool("unique") && UniqueAttached(job))
+        Fail(sqlstate::kObjectNotInState, "the unique constraint of " + t + " is attached already; nothing to undo");
+      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+      const std::string column = OurColumn(job);
+      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
+    }
+    Exec("DROP FUNCTION IF EXISTS " + HelperSql(job, "fill") + "()");
+  });
+}
+
+void Validate(Context& ctx) {
+  const auto& job = ctx.job();
+  ValidateCheck(ctx, CheckName(job), [&]() {
+    ctx.Event("info", "rows without a value found by VALIDATE; filling them");
+    const int64_t filled = Sweep(ctx, Col(job), "(" + job.Opt("fill_sql") + ")");
+    ctx.Event("info", "sweep filled " + std::to_string(filled) + " rows");
+    if (filled > 0) return true;
+    Fail(sqlstate::kCheckViolation,
+         Fmt("fill evaluates to NULL for some rows of %1%, so column \"%2%\" cannot be NOT NULL", job.table_name,
+             Col(job)),
+         "fill: " + job.Opt("fill"),
+         Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
+             "not_null => false.",
+             job.id));
+  });
+}
+
+void Finish(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.WaitPoint("finish");
+  ctx.Ddl("pkonline job " + Id(job) + ": finish", [&]() {
+    const std::string t = TableSql(job);
+    const std::string c = ColumnSql(job, Col(job));
+    if (!CatalogOnly(job) && job.OptBool("not_null")) {
+      // Proven by the validated check: no scan under the lock.
+      Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET NOT NULL");
+      Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
+    }
+    if (job.OptBool("unique") && !UniqueAttached(job)) {
+      const std::string uq = Ident(job.Opt("unique_name"));
+      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + uq + " UNIQUE USING INDEX " + uq);
+    }
+    Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+    Exec("DROP FUNCTION IF EXISTS " + HelperSql(job, "fill") + "()");
+  });
+}
+
+std::vector<std::string> Columns(const jobs::Job& job) { return {Col(job)}; }
+
+const char* kBrief = "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
+
+class AddColumnOp final : public Operation {
+ public:
+  std::vector<Step> Steps(const jobs::Job& job) const override {
+    const std::string col = Col(job);
+    const std::string type = job.Opt("column_type");
+    const bool not_null = job.OptBool("not_null");
+    const bool unique = job.OptBool("unique");
+    std::vector<Step> steps;
+    if (CatalogOnly(job)) {
+      steps.push_back({"add_column",
+                       "ADD COLUMN " + col + " " + type + " DEFAULT " + job.Opt("fill") + (not_null ? " NOT NULL" : "") +
+                           (job.OptBool("set_default") ? "" : ", then DROP DEFAULT") +
+                           ": the value is not volatile, so it is stored once in the catalog and no row is rewritten",
+                       kBrief, AddColumn, UndoAddColumn});
+    } else {
+      steps.push_back({"add_column",
+                       "ADD COLUMN " + col + " " + type + " (nullable)" +
+                           (job.OptBool("set_default") ? ", DEFAULT " + job.Opt("fill") + " for new rows" : "") +
+                           ", a BEFORE INSERT OR UPDATE trigger filling it when NULL",
+                       kBrief, AddColumn, UndoAddColumn});
+      steps.push_back({"backfill",
+                       "UPDATE … SET " + col + " = " + job.Opt("fill") +
+                           " by ranges of heap blocks, one transaction per batch",
+                       "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
+                       [](Context& ctx) { Backfill(ctx, Col(ctx.job()), "(" + ctx.job().Opt("fill_sql") + ")"); },
+                       nullptr});
+      if (not_null) {
+        steps.push_back({"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID", kBrief,
+                         [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), Col(ctx.job())); },
+                         [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }});
+        steps.push_back({"validate", "VALIDATE CONSTRAINT (fills rows still NULL, if any are found)",
+                         "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate, nullptr});
+      }
+    }
+    if (unique) {
+      steps.push_back({"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("unique_name") + " (" + col + ")",
+                       "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
+                       [](Context& ctx) {
+                         const auto& j = ctx.job();
+                         BuildUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
+                       },
+                       [](Context& ctx) {
+                         const auto& j = ctx.job();
+                         DropUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
+                       }});
+    }
+    if (!CatalogOnly(job) || unique) {
+      std::string what;
+      if (!CatalogOnly(job) && not_null) what += "SET NOT NULL (the validated check spares the scan), drop the check, ";
+      if (unique) what += "ADD CONSTRAINT " + job.Opt("unique_name") + " UNIQUE USING INDEX, ";
+      what += CatalogOnly(job) ? "done" : "drop the trigger";
+      steps.push_back({"finish", what, "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout",
+                       Finish, nullptr});
+    }
+    return steps;
+  }
+  // The last step makes the change final.
+  int PointOfNoReturn(const jobs::Job& job) const override { return static_cast<int>(Steps(job).size()); }
+};
+
+}  // namespace
+
+std::unique_ptr<Operation> MakeAddColumn() { return std::make_unique<AddColumnOp>(); }
+
+}  // namespace pkonline::ops
