@@ -7,7 +7,7 @@ SRCS = $(wildcard src/*.cpp src/*/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 
 # pg_regress: sql/<name>.sql -> expected/<name>.out
-REGRESS      = errors add_int_pk control concurrent_ddl
+REGRESS      = errors add_int_pk add_column control concurrent_ddl
 REGRESS_OPTS = --load-extension=pkonline
 # pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
 ISOLATION      = backfill_dml lock_retry cancel_waits
@@ -27,6 +27,10 @@ include $(PGXS)
 
 # Server headers as system headers: warnings speak only of our code.
 override CPPFLAGS := $(patsubst -I%,-isystem %,$(CPPFLAGS))
+# Rebuild objects when a header they include changes.
+override CXXFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN += $(OBJS:.o=.d)
 # Debian builds with LLVM bitcode; clang needs our C++ flags too.
 COMPILE.cxx.bc += -std=c++17 -Wno-register -I$(CURDIR)/include
 

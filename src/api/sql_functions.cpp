@@ -79,7 +79,7 @@ Datum pkonline_add_column(PG_FUNCTION_ARGS) {
     a.column_type = Required<Oid>(fcinfo, 2, "column_type", oid);
     a.fill = TextArg(Required<Datum>(fcinfo, 3, "fill", text));
     a.not_null = Required<bool>(fcinfo, 4, "not_null", boolean);
-    a.unique = Required<bool>(fcinfo, 5, "unique", boolean);
+    a.unique = Required<bool>(fcinfo, 5, "is_unique", boolean);
     a.set_default = Required<bool>(fcinfo, 6, "set_default", boolean);
     a.start = Required<bool>(fcinfo, 7, "start", boolean);
     a.search_path = TextArg(Required<Datum>(fcinfo, 8, "search_path", text));

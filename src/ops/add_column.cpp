@@ -79,11 +79,12 @@ void AddColumn(Context& ctx) {
       Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t + " FOR EACH ROW WHEN (NEW." +
            c + " IS NULL) EXECUTE FUNCTION " + HelperSql(job, "fill") + "()");
     }
-    const std::string attnum =
-        *Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
-               {V(static_cast<int64_t>(job.relid)), V(Col(job))}, true)
-             .scalar();
-    jobs::store::SetOption(job.id, "attnum", attnum);
+    // Not read-only: the query must see the column this transaction just added.
+    const auto attnum = Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
+                              {V(static_cast<int64_t>(job.relid)), V(Col(job))})
+                            .scalar();
+    if (!attnum) Fail(sqlstate::kInternal, "column \"" + Col(job) + "\" not found right after it was added");
+    jobs::store::SetOption(job.id, "attnum", *attnum);
   });
 }
 
@@ -106,16 +107,23 @@ void Validate(Context& ctx) {
   const auto& job = ctx.job();
   ValidateCheck(ctx, CheckName(job), [&]() {
     ctx.Event("info", "rows without a value found by VALIDATE; filling them");
-    const int64_t filled = Sweep(ctx, Col(job), "(" + job.Opt("fill_sql") + ")");
+    int64_t filled = 0;
+    try {
+      filled = Sweep(ctx, Col(job), "(" + job.Opt("fill_sql") + ")", true);
+    } catch (const PgError& e) {
+      if (e.sqlstate() != sqlstate::kCheckViolation) throw;
+      // The check refuses the NULL the fill gave for a row written while the job ran.
+      Fail(SqlState("23502"),
+           Fmt("the value for column \"%1%\" is NULL in rows of %2% written while job %3% ran, but the column is "
+               "to be NOT NULL",
+               Col(job), job.table_name, job.id),
+           "fill: " + job.Opt("fill"),
+           Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
+               "not_null => false.",
+               job.id));
+    }
     ctx.Event("info", "sweep filled " + std::to_string(filled) + " rows");
-    if (filled > 0) return true;
-    Fail(sqlstate::kCheckViolation,
-         Fmt("fill evaluates to NULL for some rows of %1%, so column \"%2%\" cannot be NOT NULL", job.table_name,
-             Col(job)),
-         "fill: " + job.Opt("fill"),
-         Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
-             "not_null => false.",
-             job.id));
+    return filled > 0;
   });
 }
 
@@ -167,7 +175,10 @@ class AddColumnOp final : public Operation {
                        "UPDATE … SET " + col + " = " + job.Opt("fill") +
                            " by ranges of heap blocks, one transaction per batch",
                        "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
-                       [](Context& ctx) { Backfill(ctx, Col(ctx.job()), "(" + ctx.job().Opt("fill_sql") + ")"); },
+                       [](Context& ctx) {
+                         const auto& j = ctx.job();
+                         Backfill(ctx, Col(j), "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
+                       },
                        nullptr});
       if (not_null) {
         steps.push_back({"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID", kBrief,

@@ -47,7 +47,19 @@ bool Retryable(const PgError& e) {
 }
 
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
-int64_t Walk(Context& ctx, const std::string& column, const std::string& value_sql, int64_t from, int64_t to, bool save) {
+// The value came out NULL for rows of a column that must be NOT NULL.
+[[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count, const std::string& ctid) {
+  auto fill = job.options.find("fill");
+  Fail(SqlState("23502"),
+       Fmt("the value for column \"%1%\" is NULL in %2% rows of %3% (the first at ctid %4%), but the column is to be NOT NULL",
+           column, count, TableSql(job), ctid),
+       fill == job.options.end() ? std::string() : "fill: " + fill->second,
+       Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or not_null => false.",
+           job.id));
+}
+
+int64_t Walk(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value, int64_t from,
+             int64_t to, bool save) {
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
@@ -68,8 +80,20 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
                 const std::string col = ColumnSql(job, column);
-                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
-                rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
+                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql +
+                                        " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col +
+                                        " IS NULL";
+                if (!require_value) {
+                  rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
+                } else {
+                  auto r = pg::Query("WITH u AS (" + sql + " RETURNING ctid, " + col +
+                                         " IS NULL AS missing) SELECT pg_catalog.count(*), "
+                                         "pg_catalog.count(*) FILTER (WHERE missing), "
+                                         "((pg_catalog.array_agg(ctid) FILTER (WHERE missing))[1])::pg_catalog.text FROM u",
+                                     {V(Tid(cursor)), V(Tid(hi))});
+                  rows = pg::AsInt(r.rows[0][0]);
+                  if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
+                }
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
               });
     } catch (const PgError& e) {
@@ -103,7 +127,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
 
 }  // namespace
 
-void Backfill(Context& ctx, const std::string& column, const std::string& value_sql) {
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   int64_t end = job.end_block;
   if (end < 0) {
@@ -122,10 +146,10 @@ void Backfill(Context& ctx, const std::string& column, const std::string& value_
     });
     ctx.Event("info", "backfill of " + std::to_string(end) + " heap blocks started");
   }
-  Walk(ctx, column, value_sql, job.cursor_block, end, true);
+  Walk(ctx, column, value_sql, require_value, job.cursor_block, end, true);
 }
 
-int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql) {
+int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   int64_t end = 0;
   ctx.Txn("pkonline: measure table", [&]() {
@@ -134,7 +158,7 @@ int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_
                               {V(static_cast<int64_t>(job.relid))}, true)
                         .scalar());
   });
-  return Walk(ctx, column, value_sql, 0, end, false);
+  return Walk(ctx, column, value_sql, require_value, 0, end, false);
 }
 
 }  // namespace pkonline::ops

@@ -86,7 +86,7 @@ char UniqueIndexState(const jobs::Job& job, const std::string& name, const std::
   auto r = Query(
       "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL "
       "AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
-      "AND i.indkey::pg_catalog.int2[] = (SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
+      "AND i.indkey::pg_catalog.text = (SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text, ' ' ORDER BY u.ord) "
       "  FROM pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
       "  JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT a.attisdropped) "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "

@@ -11,11 +11,12 @@ namespace pkonline::ops {
 // Sets `column` to `value_sql` (SQL text: "DEFAULT", or a checked expression over the row's
 // columns) in every row where it is NULL, walking heap blocks [job.cursor_block, end) in batches,
 // one transaction per batch with the cursor saved in it. The end block is measured once, when
-// the backfill starts, and kept in the job row.
-void Backfill(Context& ctx, const std::string& column, const std::string& value_sql);
+// the backfill starts, and kept in the job row. With `require_value`, a batch where the value
+// comes out NULL fails the job (23502) before anything depends on the column being filled.
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
 
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
-int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql);
+int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
 
 // The table's current qualified, quoted name (fails cleanly if it was dropped).
 std::string TableSql(const jobs::Job& job);
