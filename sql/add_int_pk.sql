@@ -94,3 +94,24 @@ SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'slow_commi
 SELECT pkonline.add_int_pk('rolled', column_name => 'rid') AS job \gset
 CALL pkonline.wait(:job);
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'rolled'::regclass;
+
+-- the table's own row triggers do not fire for the backfill's UPDATEs (an updated_at trigger would
+-- touch every row) unless pkonline.backfill_fires_triggers is on
+CREATE TABLE touched (v int, updated_at timestamptz DEFAULT '2000-01-01');
+INSERT INTO touched SELECT g FROM generate_series(1, 500) g;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := '2099-01-01'; RETURN NEW; END $$;
+CREATE TRIGGER touch BEFORE UPDATE ON touched FOR EACH ROW EXECUTE FUNCTION touch();
+SELECT pkonline.add_int_pk('touched') AS job \gset
+CALL pkonline.wait(:job);
+SELECT count(id) AS with_id, count(*) FILTER (WHERE updated_at > '2001-01-01') AS touched_by_backfill FROM touched;
+UPDATE touched SET v = v WHERE v <= 3;  -- the application's updates still fire it
+SELECT count(*) FILTER (WHERE updated_at > '2001-01-01') AS touched_by_app FROM touched;
+CREATE TABLE touched2 (v int, updated_at timestamptz DEFAULT '2000-01-01');
+INSERT INTO touched2 SELECT g FROM generate_series(1, 500) g;
+CREATE TRIGGER touch BEFORE UPDATE ON touched2 FOR EACH ROW EXECUTE FUNCTION touch();
+SET pkonline.backfill_fires_triggers = on;
+SELECT pkonline.add_int_pk('touched2') AS job \gset
+RESET pkonline.backfill_fires_triggers;
+CALL pkonline.wait(:job);
+SELECT count(id) AS with_id, count(*) FILTER (WHERE updated_at > '2001-01-01') AS touched_by_backfill FROM touched2;

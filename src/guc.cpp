@@ -18,6 +18,8 @@ int batch_sleep_ms = 5;
 int vacuum_every = 2000;
 int max_workers = 2;
 bool debug_wait_points = false;
+char* wal_compression = nullptr;
+bool backfill_fires_triggers = false;
 
 void Define() {
   DefineCustomIntVariable("pkonline.lock_timeout",
@@ -44,6 +46,14 @@ void Define() {
   DefineCustomBoolVariable("pkonline.debug_wait_points",
                            "Testing only: jobs stop at named wait points held by advisory locks.", nullptr,
                            &debug_wait_points, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("pkonline.wal_compression",
+                             "wal_compression for the job's own work (full-page images of the pages it "
+                             "changes): off, pglz, lz4 or zstd. Only the worker's session is affected.",
+                             nullptr, &wal_compression, "lz4", PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("pkonline.backfill_fires_triggers",
+                           "Fire the table's row triggers for the backfill's UPDATEs (by default they do not: "
+                           "the backfill sets only the new column).",
+                           nullptr, &backfill_fires_triggers, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 
@@ -56,6 +66,8 @@ std::map<std::string, std::string> JobSettings() {
       {"batch_sleep_ms", std::to_string(batch_sleep_ms)},
       {"vacuum_every", std::to_string(vacuum_every)},
       {"debug_wait_points", debug_wait_points ? "true" : "false"},
+      {"wal_compression", wal_compression ? wal_compression : "off"},
+      {"backfill_fires_triggers", backfill_fires_triggers ? "true" : "false"},
   };
 }
 

@@ -27,6 +27,13 @@ class RunContext final : public ops::Context {
     pg::InTransaction(activity, fn);
   }
 
+  void Batch(const std::string& activity, const std::function<void()>& fn) override {
+    auto fire = job_.options.find("backfill_fires_triggers");
+    pg::TxnOptions opts;
+    opts.replica_role = fire == job_.options.end() || fire->second != "true";
+    pg::InTransaction(activity, fn, opts);
+  }
+
   void Ddl(const std::string& activity, const std::function<void()>& fn) override {
     const int timeout = static_cast<int>(job_.OptInt("lock_timeout_ms"));
     const int max_retries = static_cast<int>(job_.OptInt("lock_retries"));
@@ -192,6 +199,15 @@ void RunJob(int64_t job_id) {
       Job job;
       pg::InTransaction("pkonline: load job", [&]() { job = store::Load(job_id); });
       table_name = job.table_name;
+      if (auto wc = job.options.find("wal_compression"); wc != job.options.end()) {
+        try {
+          pg::SetWorkerSetting("wal_compression", wc->second);
+        } catch (const PgError& e) {
+          pg::InTransaction("pkonline: event", [&]() {
+            store::Event(job_id, "info", "", "wal_compression left as it is: " + e.message());
+          });
+        }
+      }
       auto op = ops::MakeOperation(job.operation);
       const auto steps = op->Steps(job);
       RunContext ctx(job);

@@ -76,7 +76,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      ctx.Txn("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
+      ctx.Batch("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
                 const std::string col = ColumnSql(job, column);

@@ -44,6 +44,7 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const char* act = activity.c_str();
   const int lock_ms = opts.lock_timeout_ms;
   const int stmt_ms = opts.statement_timeout_ms;
+  const bool replica = opts.replica_role;
   Call([&]() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -51,6 +52,10 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       char buf[32];
       snprintf(buf, sizeof buf, "%d", lock_ms);
       set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+    }
+    if (replica) {
+      (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+                              true, 0, false);
     }
     if (stmt_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, stmt_ms);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
@@ -71,6 +76,12 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     AbortAll();
     throw;
   }
+}
+
+void SetWorkerSetting(const std::string& name, const std::string& value) {
+  const char* n = name.c_str();
+  const char* v = value.c_str();
+  Call([&]() { (void)set_config_option(n, v, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false); });
 }
 
 void RunTopLevel(const std::string& sql) {

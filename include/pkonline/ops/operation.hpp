@@ -38,6 +38,11 @@ class Context {
   virtual const jobs::Job& job() const = 0;
   // One short transaction, working as the job's role.
   virtual void Txn(const std::string& activity, const std::function<void()>& fn) = 0;
+  // One backfill batch's transaction. Unless the job says otherwise (backfill_fires_triggers), row
+  // triggers do not fire for its UPDATE (session_replication_role = replica for this transaction):
+  // the batch sets only the new column, so neither the job's fill trigger nor the table's own
+  // triggers (an updated_at trigger, say) have anything to do.
+  virtual void Batch(const std::string& activity, const std::function<void()>& fn) = 0;
   // A brief DDL transaction under pkonline.lock_timeout, retried with backoff and jitter.
   virtual void Ddl(const std::string& activity, const std::function<void()>& fn) = 0;
   // A statement that must run outside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM).

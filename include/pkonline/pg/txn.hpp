@@ -9,6 +9,7 @@ namespace pkonline::pg {
 struct TxnOptions {
   int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
   int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
+  bool replica_role = false;      // SET LOCAL session_replication_role = replica (row triggers off)
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
@@ -22,6 +23,10 @@ void RunTopLevel(const std::string& sql);
 
 // Sleep on the latch (wakes early on SetLatch; exits if the postmaster dies).
 void SleepMs(long ms);
+// Set a setting for this (worker) session with superuser rights, e.g. wal_compression, which a
+// job owner could not set: it affects only what this session writes.
+void SetWorkerSetting(const std::string& name, const std::string& value);
+
 // Process pending interrupts (cancel, terminate) between units of work.
 void CheckInterrupts();
 
