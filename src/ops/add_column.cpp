@@ -76,8 +76,7 @@ void AddColumn(Context& ctx) {
                                "); RETURN NEW; END";
       Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql AS " +
            pg::Literal(body));
-      Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t + " FOR EACH ROW WHEN (NEW." +
-           c + " IS NULL) EXECUTE FUNCTION " + HelperSql(job, "fill") + "()");
+      Exec(FillTriggerSql(FillName(job), t, c, HelperSql(job, "fill"), false));
     }
     // Not read-only: the query must see the column this transaction just added.
     const auto attnum = Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
@@ -169,7 +168,7 @@ class AddColumnOp final : public Operation {
       steps.push_back({"add_column",
                        "ADD COLUMN " + col + " " + type + " (nullable)" +
                            (job.OptBool("set_default") ? ", DEFAULT " + job.Opt("fill") + " for new rows" : "") +
-                           ", a BEFORE INSERT OR UPDATE trigger filling it when NULL",
+                           ", a BEFORE INSERT trigger filling it when NULL",
                        kBrief, AddColumn, UndoAddColumn});
       steps.push_back({"backfill",
                        "UPDATE … SET " + col + " = " + job.Opt("fill") +
@@ -178,6 +177,17 @@ class AddColumnOp final : public Operation {
                        [](Context& ctx) {
                          const auto& j = ctx.job();
                          Backfill(ctx, Col(j), "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
+                       },
+                       nullptr});
+      steps.push_back({"catch_up",
+                       "the fill trigger fills on UPDATE too; one more pass fills rows written without a value "
+                       "during the backfill",
+                       "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); "
+                       "then as the backfill, writing only the rows still without a value",
+                       [](Context& ctx) {
+                         const auto& j = ctx.job();
+                         CatchUp(ctx, FillName(j), HelperSql(j, "fill"), Col(j), "(" + j.Opt("fill_sql") + ")",
+                                 j.OptBool("not_null"));
                        },
                        nullptr});
       if (not_null) {

@@ -96,8 +96,7 @@ void AddColumn(Context& ctx) {
     const std::string body = "BEGIN NEW." + c + " := pg_catalog.nextval(" + seq_oid +
                              "::pg_catalog.oid::pg_catalog.regclass); RETURN NEW; END";
     Exec("CREATE FUNCTION " + FillFnSql(job) + "() RETURNS trigger LANGUAGE plpgsql AS " + pg::Literal(body));
-    Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
-         " FOR EACH ROW WHEN (NEW." + c + " IS NULL) EXECUTE FUNCTION " + FillFnSql(job) + "()");
+    Exec(FillTriggerSql(FillName(job), t, c, FillFnSql(job), false));
   });
 }
 
@@ -174,17 +173,23 @@ class AddIntPk final : public Operation {
     return {
         {"add_column",
          "ADD COLUMN " + col + " " + job.Opt("column_type") + " (nullable), a sequence as its DEFAULT, "
-         "a BEFORE INSERT OR UPDATE trigger filling it when NULL",
+         "a BEFORE INSERT trigger filling it when NULL",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddColumn,
          UndoAddColumn},
         {"backfill", "UPDATE … SET " + col + " = DEFAULT by ranges of heap blocks, one transaction per batch",
          "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
          [col](Context& ctx) { Backfill(ctx, col, "DEFAULT"); }, nullptr},
+        {"catch_up",
+         "the fill trigger fills on UPDATE too; one more pass fills rows written without a value during the backfill",
+         "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); then as "
+         "the backfill, writing only the rows still without a value",
+         [col](Context& ctx) { CatchUp(ctx, FillName(ctx.job()), FillFnSql(ctx.job()), col, "DEFAULT", false); },
+         nullptr},
         {"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",
          [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), ctx.job().Opt("column_name")); },
          [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }},
-        {"validate", "VALIDATE CONSTRAINT (re-sweeps NULLs if any are found)",
+        {"validate", "VALIDATE CONSTRAINT (sweeps again if it still finds a NULL)",
          "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate, nullptr},
         {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("pk_name") + " (" + col + ")",
          "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
@@ -200,7 +205,7 @@ class AddIntPk final : public Operation {
          "ACCESS EXCLUSIVE, catalog only: the validated check spares the NOT NULL scan", Attach, nullptr},
     };
   }
-  int PointOfNoReturn(const jobs::Job&) const override { return 6; }
+  int PointOfNoReturn(const jobs::Job&) const override { return 7; }
 };
 
 }  // namespace

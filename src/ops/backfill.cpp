@@ -51,7 +51,8 @@ bool Retryable(const PgError& e) {
 [[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count, const std::string& ctid) {
   auto fill = job.options.find("fill");
   Fail(SqlState("23502"),
-       Fmt("the value for column \"%1%\" is NULL in %2% rows of %3% (the first at ctid %4%), but the column is to be NOT NULL",
+       Fmt("the value for column \"%1%\" is NULL for some rows of %3% (%2% in the batch at ctid %4%), but the column is to "
+           "be NOT NULL",
            column, count, TableSql(job), ctid),
        fill == job.options.end() ? std::string() : "fill: " + fill->second,
        Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or not_null => false.",

@@ -214,7 +214,7 @@ sub check_result {
 	at_wait_point($job, 'attach', $label);
 	is(sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't_c'::regclass AND contype = 'p'"),
 		'PRIMARY KEY (id)', "$label: before the crash the primary key is attached");
-	is(sql("SELECT state FROM pkonline.job_steps WHERE job_id = $job AND step_no = 6"), 'running',
+	is(sql("SELECT state FROM pkonline.job_steps WHERE job_id = $job AND step_no = 7"), 'running',
 		"$label: before the crash step 6 is not recorded as done");
 
 	crash_and_restart($label, $hold);
