@@ -20,6 +20,7 @@ int max_workers = 2;
 bool debug_wait_points = false;
 char* wal_compression = nullptr;
 bool backfill_fires_triggers = false;
+int max_replica_lag_ms = 10000;
 
 void Define() {
   DefineCustomIntVariable("pkonline.lock_timeout",
@@ -54,6 +55,10 @@ void Define() {
                            "Fire the table's row triggers for the backfill's UPDATEs (by default they do not: "
                            "the backfill sets only the new column).",
                            nullptr, &backfill_fires_triggers, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.max_replica_lag",
+                          "The backfill waits while a physical standby replays more than this behind (0: never waits).",
+                          nullptr, &max_replica_lag_ms, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+                          nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 
@@ -68,6 +73,7 @@ std::map<std::string, std::string> JobSettings() {
       {"debug_wait_points", debug_wait_points ? "true" : "false"},
       {"wal_compression", wal_compression ? wal_compression : "off"},
       {"backfill_fires_triggers", backfill_fires_triggers ? "true" : "false"},
+      {"max_replica_lag_ms", std::to_string(max_replica_lag_ms)},
   };
 }
 

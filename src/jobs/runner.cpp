@@ -31,6 +31,7 @@ class RunContext final : public ops::Context {
     auto fire = job_.options.find("backfill_fires_triggers");
     pg::TxnOptions opts;
     opts.replica_role = fire == job_.options.end() || fire->second != "true";
+    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));  // on row locks too
     pg::InTransaction(activity, fn, opts);
   }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/throttle.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -68,10 +69,13 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
   int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
   int64_t total = 0;
   int64_t since_vacuum = 0;
+  const int max_failures = static_cast<int>(std::max<int64_t>(1, job.OptInt("lock_retries")));
   int failures = 0;
   int64_t cursor = from;
+  Throttle throttle(ctx);
   while (cursor < to) {
     ctx.CheckControl();
+    throttle.WaitForStandbys();
     ctx.WaitPoint("backfill_batch");
     const int64_t hi = std::min(to, cursor + blocks);
     int64_t rows = 0;
@@ -98,10 +102,19 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
               });
     } catch (const PgError& e) {
-      if (!Retryable(e) || ++failures > 20) throw;
+      // A batch that waits for a row lock longer than pkonline.lock_timeout gives its own row
+      // locks back at once (the rows it changed so far are rolled back) rather than make other
+      // writers queue behind it; it is retried smaller, after a growing pause.
+      if (!Retryable(e)) throw;
+      if (++failures > max_failures)
+        throw PgError(e.sqlstate(),
+                      Fmt("backfill batch at block %1% failed %2% times in a row: %3%", cursor, failures - 1,
+                          e.message()),
+                      "Other sessions held row locks in these blocks every time.",
+                      Fmt("See the batch_retry events, then pkonline.resume(%1%).", job.id));
       ctx.Event("batch_retry", "batch at block " + std::to_string(cursor) + " retried: " + e.message());
       blocks = std::max<int64_t>(1, blocks / 2);
-      ctx.Sleep(50L * failures);
+      ctx.Sleep(std::min<long>(5000, 50L << std::min(failures, 7)));
       continue;
     }
     failures = 0;
@@ -119,7 +132,10 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
       since_vacuum = 0;
       std::string table;
       ctx.Txn("pkonline: table name", [&]() { table = TableSql(job); });
-      ctx.TopLevel("VACUUM " + table);
+      throttle.ReportHorizon();
+      // No truncation (it takes ACCESS EXCLUSIVE at the end); the TOAST table has nothing to
+      // reclaim (the backfill's new row versions share the old ones' TOAST values).
+      ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
     if (cursor < to) ctx.Sleep(sleep_ms);
   }

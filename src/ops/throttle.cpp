@@ -1,0 +1,102 @@
+// Throttles of the backfill (see throttle.hpp). Statistics of other roles' sessions and of the
+// standbys are read as the extension's owner: the job's own role may not see them.
+#include "pkonline/ops/throttle.hpp"
+
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops {
+
+namespace {
+
+std::string Now() { return pg::Query("SELECT pg_catalog.now()::pg_catalog.text", {}, true).scalar().value_or(""); }
+
+template <typename F>
+void AsOwner(F&& f) {
+  pg::AsRole(jobs::store::ExtensionOwner(), f);
+}
+
+}  // namespace
+
+Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::steady_clock::now()) {
+  auto it = ctx.job().options.find("max_replica_lag_ms");
+  max_lag_ms_ = it == ctx.job().options.end() ? 0 : std::stoll(it->second);
+  ctx.Txn("pkonline: clock", [&]() { since_ = Now(); });
+}
+
+void Throttle::WaitForStandbys() {
+  if (max_lag_ms_ <= 0 || std::chrono::steady_clock::now() < next_lag_check_) return;
+  bool waiting = false;
+  for (;;) {
+    int64_t lag = 0;
+    std::string standby;
+    ctx_.Txn("pkonline: standby lag", [&]() {
+      AsOwner([&]() {
+        auto r = pg::Query(
+            "SELECT COALESCE(NULLIF(application_name, ''), client_addr::pg_catalog.text, pid::pg_catalog.text), "
+            "(EXTRACT(epoch FROM replay_lag) * 1000)::bigint FROM pg_catalog.pg_stat_replication "
+            "WHERE replay_lag IS NOT NULL ORDER BY replay_lag DESC LIMIT 1",
+            {}, true);
+        if (!r.empty()) {
+          standby = r.rows[0][0].value_or("?");
+          lag = pg::AsInt(r.rows[0][1]);
+        }
+      });
+    });
+    if (lag <= max_lag_ms_) {
+      if (waiting)
+        ctx_.Event("throttle", Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag));
+      next_lag_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      return;
+    }
+    if (!waiting) {
+      ctx_.Event("throttle",
+                 Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits",
+                     standby, lag, max_lag_ms_),
+                 Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
+      waiting = true;
+    }
+    ctx_.Sleep(1000);
+    ctx_.CheckControl();
+  }
+}
+
+void Throttle::ReportHorizon() {
+  std::string pid, who, state, secs, now;
+  ctx_.Txn("pkonline: xmin horizon", [&]() {
+    now = Now();
+    AsOwner([&]() {
+      auto r = pg::Query(
+          "SELECT a.pid::pg_catalog.text, COALESCE(a.usename::pg_catalog.text, '?'), COALESCE(a.state, '?'), "
+          "EXTRACT(epoch FROM pg_catalog.now() - a.xact_start)::bigint "
+          "FROM pg_catalog.pg_stat_activity a "
+          "WHERE a.backend_xmin IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid() "
+          "AND a.xact_start < $1::timestamptz "
+          "UNION ALL SELECT 'prepared transaction ' || p.gid, p.owner::pg_catalog.text, 'prepared', "
+          "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint FROM pg_catalog.pg_prepared_xacts p "
+          "WHERE p.prepared < $1::timestamptz ORDER BY 4 DESC LIMIT 1",
+          {pg::V(since_)}, true);
+      if (!r.empty()) {
+        pid = r.rows[0][0].value_or("?");
+        who = r.rows[0][1].value_or("?");
+        state = r.rows[0][2].value_or("?");
+        secs = r.rows[0][3].value_or("?");
+      }
+    });
+  });
+  since_ = now;
+  if (pid.empty() || !reported_.insert(pid).second) return;
+  const bool session = pid.find_first_not_of("0123456789") == std::string::npos;
+  ctx_.Event("horizon",
+             Fmt("%1% (%2%, %3%) has held its snapshot for %4% s: VACUUM cannot reclaim the space of the rows "
+                 "the backfill replaced since, so the table grows until it ends%5%",
+                 session ? "pid " + pid : pid, who, state, secs,
+                 session ? " (pg_terminate_backend(" + pid + ") ends it)" : std::string()),
+             Fmt("{\"holder\": %1%, \"role\": %2%, \"state\": %3%, \"seconds\": %4%}", JsonString(pid), JsonString(who),
+                 JsonString(state), secs == "?" ? "null" : secs));
+}
+
+}  // namespace pkonline::ops
