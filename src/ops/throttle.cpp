@@ -65,19 +65,20 @@ void Throttle::WaitForStandbys() {
 }
 
 void Throttle::ReportHorizon() {
-  std::string pid, who, state, secs, now;
+  std::string pid, who, state, secs;
   ctx_.Txn("pkonline: xmin horizon", [&]() {
-    now = Now();
     AsOwner([&]() {
       auto r = pg::Query(
           "SELECT a.pid::pg_catalog.text, COALESCE(a.usename::pg_catalog.text, '?'), COALESCE(a.state, '?'), "
           "EXTRACT(epoch FROM pg_catalog.now() - a.xact_start)::bigint "
           "FROM pg_catalog.pg_stat_activity a "
           "WHERE a.backend_xmin IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid() "
-          "AND a.xact_start < $1::timestamptz "
+          "AND (a.xact_start < $1::timestamptz OR a.xact_start < pg_catalog.now() - interval '60 s') "
+          "AND a.xact_start < pg_catalog.now() - interval '1 s' "
           "UNION ALL SELECT 'prepared transaction ' || p.gid, p.owner::pg_catalog.text, 'prepared', "
           "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint FROM pg_catalog.pg_prepared_xacts p "
-          "WHERE p.prepared < $1::timestamptz ORDER BY 4 DESC LIMIT 1",
+          "WHERE p.prepared < $1::timestamptz OR p.prepared < pg_catalog.now() - interval '60 s' "
+          "ORDER BY 4 DESC LIMIT 1",
           {pg::V(since_)}, true);
       if (!r.empty()) {
         pid = r.rows[0][0].value_or("?");
@@ -87,7 +88,6 @@ void Throttle::ReportHorizon() {
       }
     });
   });
-  since_ = now;
   if (pid.empty() || !reported_.insert(pid).second) return;
   const bool session = pid.find_first_not_of("0123456789") == std::string::npos;
   ctx_.Event("horizon",

@@ -17,16 +17,16 @@ class Throttle {
   // pkonline.max_replica_lag behind; looks at most once a second. Events say when it waits and
   // when it goes on.
   void WaitForStandbys();
-  // Call just before a VACUUM: an event names (once per session) the oldest transaction whose
-  // snapshot is older than the previous VACUUM, which keeps this one from reclaiming the space of
-  // the rows the backfill replaced meanwhile.
+  // Call just before a VACUUM: an event names (once per holder) the oldest transaction that began
+  // before this pass over the table (or over a minute ago) and holds a snapshot: VACUUM cannot
+  // reclaim the space of the rows the backfill replaced since it began.
   void ReportHorizon();
 
  private:
   Context& ctx_;
   int64_t max_lag_ms_;
   std::chrono::steady_clock::time_point next_lag_check_;
-  std::string since_;  // database clock at the previous VACUUM (or the start), as text
+  std::string since_;  // database clock when this pass began, as text
   std::set<std::string> reported_;
 };
 
