@@ -60,6 +60,18 @@ bool Retryable(const PgError& e) {
            job.id));
 }
 
+// The batch statement: fills `column` in blocks [$1, $2). With `require_value` it also counts the
+// rows whose value came out NULL and names the first.
+std::string BatchSql(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
+  const std::string col = ColumnSql(job, column);
+  const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql +
+                          " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
+  if (!require_value) return sql;
+  return "WITH u AS (" + sql + " RETURNING ctid, " + col +
+         " IS NULL AS missing) SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE missing), "
+         "((pg_catalog.array_agg(ctid) FILTER (WHERE missing))[1])::pg_catalog.text FROM u";
+}
+
 int64_t Walk(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value, int64_t from,
              int64_t to, bool save) {
   const auto& job = ctx.job();
@@ -73,6 +85,8 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
   int failures = 0;
   int64_t cursor = from;
   Throttle throttle(ctx);
+  pg::Statement batch;  // planned once, kept across the batches' transactions
+  bool replanned = false;
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
@@ -84,18 +98,11 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
-                const std::string col = ColumnSql(job, column);
-                const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql +
-                                        " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col +
-                                        " IS NULL";
+                if (!batch.prepared()) batch.Prepare(BatchSql(job, column, value_sql, require_value), 2);
+                auto r = batch.Run({V(Tid(cursor)), V(Tid(hi))});
                 if (!require_value) {
-                  rows = static_cast<int64_t>(pg::Exec(sql, {V(Tid(cursor)), V(Tid(hi))}));
+                  rows = static_cast<int64_t>(r.processed);
                 } else {
-                  auto r = pg::Query("WITH u AS (" + sql + " RETURNING ctid, " + col +
-                                         " IS NULL AS missing) SELECT pg_catalog.count(*), "
-                                         "pg_catalog.count(*) FILTER (WHERE missing), "
-                                         "((pg_catalog.array_agg(ctid) FILTER (WHERE missing))[1])::pg_catalog.text FROM u",
-                                     {V(Tid(cursor)), V(Tid(hi))});
                   rows = pg::AsInt(r.rows[0][0]);
                   if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
                 }
@@ -105,7 +112,16 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
       // A batch that waits for a row lock longer than pkonline.lock_timeout gives its own row
       // locks back at once (the rows it changed so far are rolled back) rather than make other
       // writers queue behind it; it is retried smaller, after a growing pause.
-      if (!Retryable(e)) throw;
+      if (!Retryable(e)) {
+        // The kept plan names the table and column as they were: after a rename PostgreSQL cannot
+        // re-plan it. Plan again under the current names, once; a table or column that is gone
+        // fails here with its own clear error.
+        batch.Reset();
+        if (replanned || e.sqlstate() == SqlState("23502")) throw;
+        ctx.Txn("pkonline: check table", [&]() { ColumnSql(job, column); });
+        replanned = true;
+        continue;
+      }
       if (++failures > max_failures)
         throw PgError(e.sqlstate(),
                       Fmt("backfill batch at block %1% failed %2% times in a row: %3%", cursor, failures - 1,
@@ -118,6 +134,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
       continue;
     }
     failures = 0;
+    replanned = false;
     total += rows;
     since_vacuum += hi - cursor;
     cursor = hi;

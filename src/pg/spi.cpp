@@ -23,7 +23,8 @@ struct RawResult {
   char*** cells;  // palloc'd in the SPI procedure context
 };
 
-RawResult Execute(const std::string& sql, const Params& params, bool read_only) {
+// Runs `sql` (planned for this call) or, when `plan` is given, that kept plan.
+RawResult Execute(const std::string& sql, const Params& params, bool read_only, SPIPlanPtr plan = nullptr) {
   const int n = static_cast<int>(params.size());
   std::vector<Oid> types(n, TEXTOID);
   std::vector<char> nulls(n, ' ');
@@ -38,8 +39,9 @@ RawResult Execute(const std::string& sql, const Params& params, bool read_only) 
     Datum* values = n ? static_cast<Datum*>(palloc(sizeof(Datum) * n)) : nullptr;
     for (int i = 0; i < n; i++)
       values[i] = texts[i] ? CStringGetTextDatum(texts[i]) : (Datum)0;
-    int rc = SPI_execute_with_args(sql_c, n, n ? types.data() : nullptr, values,
-                                   n ? nulls.data() : nullptr, read_only, 0);
+    int rc = plan != nullptr ? SPI_execute_plan(plan, values, n ? nulls.data() : nullptr, read_only, 0)
+                             : SPI_execute_with_args(sql_c, n, n ? types.data() : nullptr, values,
+                                                     n ? nulls.data() : nullptr, read_only, 0);
     if (rc < 0) elog(ERROR, "SPI_execute_with_args failed (%s): %s", SPI_result_code_string(rc), sql_c);
     raw.code = rc;
     raw.processed = SPI_processed;
@@ -58,10 +60,7 @@ RawResult Execute(const std::string& sql, const Params& params, bool read_only) 
   return raw;
 }
 
-}  // namespace
-
-Result Query(const std::string& sql, const Params& params, bool read_only) {
-  RawResult raw = Execute(sql, params, read_only);
+Result Collect(const RawResult& raw) {
   Result out;
   out.processed = raw.processed;
   if (raw.cells != nullptr) {
@@ -76,6 +75,46 @@ Result Query(const std::string& sql, const Params& params, bool read_only) {
   }
   return out;
 }
+
+}  // namespace
+
+Result Query(const std::string& sql, const Params& params, bool read_only) {
+  return Collect(Execute(sql, params, read_only));
+}
+
+void Statement::Prepare(const std::string& sql, int nparams) {
+  Reset();
+  std::vector<Oid> types(nparams, TEXTOID);
+  const char* sql_c = sql.c_str();
+  plan_ = Call([&]() -> void* {
+    SPIPlanPtr p = SPI_prepare(sql_c, nparams, nparams ? types.data() : nullptr);
+    if (p == nullptr) elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql_c);
+    if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
+    return p;
+  });
+  sql_ = sql;
+  nparams_ = nparams;
+}
+
+Result Statement::Run(const Params& params, bool read_only) {
+  if (plan_ == nullptr || static_cast<int>(params.size()) != nparams_)
+    Fail(sqlstate::kInternal, "pkonline: statement run unprepared or with the wrong number of parameters");
+  return Collect(Execute(sql_, params, read_only, static_cast<SPIPlanPtr>(plan_)));
+}
+
+void Statement::Reset() {
+  if (plan_ == nullptr) return;
+  void* p = plan_;
+  plan_ = nullptr;
+  // Freeing a kept plan only releases its memory; it cannot fail short of a bug.
+  PG_TRY();
+  { SPI_freeplan(static_cast<SPIPlanPtr>(p)); }
+  PG_CATCH();
+  { FlushErrorState(); }
+  PG_END_TRY();
+}
+
+Statement::~Statement() { Reset(); }
 
 uint64_t Exec(const std::string& sql, const Params& params) { return Query(sql, params).processed; }
 

@@ -26,6 +26,25 @@ Result Query(const std::string& sql, const Params& params = {}, bool read_only =
 // Runs a statement and returns the number of rows processed.
 uint64_t Exec(const std::string& sql, const Params& params = {});
 
+// A statement planned once and kept across transactions (SPI_keepplan): PostgreSQL re-plans it by
+// itself when the table changes. Text parameters, cast in the SQL, as for Query().
+class Statement {
+ public:
+  Statement() = default;
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool prepared() const { return plan_ != nullptr; }
+  void Prepare(const std::string& sql, int nparams);  // in a transaction, SPI connected
+  Result Run(const Params& params, bool read_only = false);
+  void Reset();  // frees the plan
+
+ private:
+  void* plan_ = nullptr;
+  std::string sql_;
+  int nparams_ = 0;
+};
+
 // Value helpers.
 inline Value V(const std::string& s) { return s; }
 Value V(int64_t n);
