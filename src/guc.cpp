@@ -15,7 +15,7 @@ int lock_retries = 30;
 int batch_size = 200;
 int batch_time_ms = 50;
 int batch_sleep_ms = 5;
-int vacuum_every = 2000;
+int vacuum_every = 1000;
 int max_workers = 2;
 bool debug_wait_points = false;
 char* wal_compression = nullptr;
@@ -40,7 +40,7 @@ void Define() {
                           &batch_sleep_ms, 5, 0, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.vacuum_every",
                           "VACUUM the table each time the backfill has filled this many heap blocks, to reuse dead space (0: never).",
-                          nullptr, &vacuum_every, 2000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                          nullptr, &vacuum_every, 1000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.max_workers",
                           "Jobs that may run at once in one database; further jobs wait in the queue.", nullptr,
                           &max_workers, 2, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

@@ -77,7 +77,11 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
-  const int64_t vacuum_every = job.OptInt("vacuum_every");  // heap blocks
+  // Heap blocks filled between VACUUMs: pkonline.vacuum_every, or a tenth of the walk if that is
+  // more. Each VACUUM reads every index of the table whole, so a fixed interval would make the
+  // cost grow with the square of the table's size; ten of them keep it linear.
+  const int64_t vacuum_every =
+      job.OptInt("vacuum_every") > 0 ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10) : 0;
   int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
   int64_t total = 0;
   int64_t since_vacuum = 0;
@@ -136,7 +140,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
     failures = 0;
     replanned = false;
     total += rows;
-    since_vacuum += hi - cursor;
+    if (rows > 0) since_vacuum += hi - cursor;  // a pass that changes nothing leaves nothing to reclaim
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
