@@ -173,6 +173,13 @@ $$;
 COMMENT ON FUNCTION pkonline.add_created_at(regclass, name, boolean) IS
   'Adds a creation-time column timestamptz NOT NULL DEFAULT now(); existing rows get the time it was added (catalog only, instant)';
 
+CREATE FUNCTION pkonline.set_primary_key(tbl regclass, columns name[], old_pk text DEFAULT 'unique',
+                                         start boolean DEFAULT true)
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_set_primary_key';
+COMMENT ON FUNCTION pkonline.set_primary_key(regclass, name[], text, boolean) IS
+  'Makes existing columns the primary key (moving it if there is one), online; returns the job id';
+
 -------------------------------------------------------------------------------------------------
 -- Job control.
 -------------------------------------------------------------------------------------------------

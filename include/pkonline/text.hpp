@@ -19,5 +19,7 @@ std::string Fmt(const char* format, const Args&... args) {
 std::string JsonString(const std::string& s);
 // A JSON array of strings.
 std::string JsonArray(const std::vector<std::string>& items);
+// Reads back an array of strings as JsonArray writes it (throws std::invalid_argument otherwise).
+std::vector<std::string> ParseJsonArray(const std::string& json);
 
 }  // namespace pkonline

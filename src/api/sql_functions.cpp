@@ -7,6 +7,8 @@ extern "C" {
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 }
 
 namespace {
@@ -31,6 +33,23 @@ std::string TextArg(Datum d) {
   return out;
 }
 
+// The elements of a one-dimensional name[]; NULL elements are refused.
+std::vector<std::string> NameArray(Datum d, const char* what) {
+  ArrayType* array = pkonline::Call([&]() { return DatumGetArrayTypeP(d); });
+  if (ARR_NDIM(array) > 1)
+    pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(what) + " must be a one-dimensional array");
+  Datum* elems = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  pkonline::Call([&]() { deconstruct_array(array, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n); });
+  std::vector<std::string> out;
+  for (int i = 0; i < n; i++) {
+    if (nulls[i]) pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(what) + " must not contain NULL");
+    out.emplace_back(NameStr(*DatumGetName(elems[i])));
+  }
+  return out;
+}
+
 Datum TextResult(const std::string& s) {
   const char* c = s.c_str();
   return pkonline::Call([&]() { return CStringGetTextDatum(c); });
@@ -46,6 +65,7 @@ extern "C" {
 
 PKONLINE_FUNCTION(pkonline_add_int_pk);
 PKONLINE_FUNCTION(pkonline_add_column);
+PKONLINE_FUNCTION(pkonline_set_primary_key);
 PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
@@ -84,6 +104,18 @@ Datum pkonline_add_column(PG_FUNCTION_ARGS) {
     a.start = Required<bool>(fcinfo, 7, "start", boolean);
     a.search_path = TextArg(Required<Datum>(fcinfo, 8, "search_path", text));
     return Int64GetDatum(pkonline::api::AddColumn(a));
+  });
+}
+
+Datum pkonline_set_primary_key(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() -> Datum {
+    pkonline::api::SetPrimaryKeyArgs a;
+    a.relid = Required<Oid>(fcinfo, 0, "tbl", [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    const Datum array = Required<Datum>(fcinfo, 1, "columns", [](FunctionCallInfo f, int i) { return f->args[i].value; });
+    a.columns = NameArray(array, "columns");
+    a.old_pk = TextArg(Required<Datum>(fcinfo, 2, "old_pk", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    a.start = Required<bool>(fcinfo, 3, "start", [](FunctionCallInfo f, int i) { return static_cast<bool>(DatumGetBool(f->args[i].value)); });
+    return Int64GetDatum(pkonline::api::SetPrimaryKey(a));
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pkonline::api {
 
@@ -28,6 +29,14 @@ struct AddColumnArgs {
   std::string search_path;  // the caller's, for resolving names in fill
 };
 int64_t AddColumn(const AddColumnArgs& args);
+
+struct SetPrimaryKeyArgs {
+  unsigned relid;
+  std::vector<std::string> columns;
+  std::string old_pk;  // "unique" or "drop"
+  bool start;
+};
+int64_t SetPrimaryKey(const SetPrimaryKeyArgs& args);
 
 std::string Start(int64_t job_id);
 std::string Pause(int64_t job_id);

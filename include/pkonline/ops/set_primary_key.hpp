@@ -1,0 +1,10 @@
+// The set_primary_key operation's step list.
+#pragma once
+
+#include <memory>
+
+#include "pkonline/ops/operation.hpp"
+
+namespace pkonline::ops {
+std::unique_ptr<Operation> MakeSetPrimaryKey();
+}

@@ -1,0 +1,154 @@
+// pkonline.set_primary_key(): checks, then a job row with its plan, then (optionally) a worker.
+#include <optional>
+#include <set>
+
+#include "pkonline/api/api.hpp"
+#include "pkonline/api/checks.hpp"
+#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/guc.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/expr.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::api {
+
+using pg::AsBool;
+using pg::V;
+
+namespace {
+
+std::string QuotedList(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + pg::Ident(n);
+  return out;
+}
+
+struct OldKey {
+  std::string name, index_oid;
+  std::vector<std::string> columns;
+};
+
+std::optional<OldKey> CurrentPk(const TableInfo& t) {
+  auto r = pg::Query(
+      "SELECT c.conname, c.conindid, a.attname FROM pg_catalog.pg_constraint c, "
+      "pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n) "
+      "JOIN pg_catalog.pg_attribute a ON a.attnum = k.attnum "
+      "WHERE c.conrelid = $1::oid AND c.contype = 'p' AND a.attrelid = $1::oid ORDER BY k.n",
+      {V(static_cast<int64_t>(t.relid))}, true);
+  if (r.empty()) return std::nullopt;
+  OldKey key{*r.rows[0][0], *r.rows[0][1], {}};
+  for (const auto& row : r.rows) key.columns.push_back(*row[2]);
+  return key;
+}
+
+}  // namespace
+
+int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
+  pg::SpiScope spi;
+  RequirePrimary();
+  if (a.old_pk != "unique" && a.old_pk != "drop")
+    Fail(sqlstate::kInvalidParameter, "old_pk must be 'unique' or 'drop', not '" + a.old_pk + "'",
+         "'unique' keeps a replaced primary key as a unique constraint (foreign keys move to it); 'drop' drops it.");
+  if (a.columns.empty())
+    Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "", "For example ARRAY['account_id']");
+  if (a.columns.size() > 32) Fail(SqlState("54011"), "a primary key has at most 32 columns");
+  TableInfo t = RequireOwnedPlainTable(a.relid);
+
+  // Each column: exists, is a user column, named once, and its type can be a key.
+  std::set<std::string> seen;
+  std::vector<std::string> nullable;
+  std::string attnums;
+  for (const auto& c : a.columns) {
+    if (!seen.insert(c).second)
+      Fail(SqlState("42701"), Fmt("column \"%1%\" appears twice in columns", c));
+    auto r = pg::Query("SELECT attnum, attnotnull, atttypid, pg_catalog.format_type(atttypid, atttypmod) "
+                       "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 AND NOT attisdropped",
+                       {V(static_cast<int64_t>(t.relid)), V(c)}, true);
+    if (r.empty())
+      Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of relation %2% does not exist", c, t.qualified));
+    if (pg::AsInt(r.rows[0][0]) < 0)
+      Fail(sqlstate::kFeatureNotSupported, Fmt("\"%1%\" is a system column: it cannot be part of a primary key", c));
+    if (!pg::HasBtreeOpclass(static_cast<unsigned>(pg::AsInt(r.rows[0][2]))))
+      Fail(SqlState("42804"), Fmt("column \"%1%\" is of type %2%, which has no default btree operator class", c,
+                                  *r.rows[0][3]),
+           "A primary key needs values that sort and compare for equality.",
+           "Key on another column, or on a cast of this one stored in a new column (pkonline.add_column).");
+    if (!AsBool(r.rows[0][1])) nullable.push_back(c);
+    attnums += (attnums.empty() ? "" : " ") + *r.rows[0][0];
+  }
+
+  auto old = CurrentPk(t);
+  if (old && old->columns == a.columns)
+    Fail(sqlstate::kInvalidTableDefinition,
+         Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name), "",
+         "Nothing to do.");
+  if (old && a.old_pk == "drop") {
+    auto fk = pg::Query("SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
+                        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid LIMIT 1",
+                        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
+    if (!fk.empty())
+      Fail(SqlState("2BP01"),
+           Fmt("foreign key %1% on %2% references the primary key %3% of %4%", *fk.rows[0][0], *fk.rows[0][1],
+               old->name, t.qualified),
+           "old_pk => 'drop' would leave it nothing to reference.",
+           "Use old_pk => 'unique' (the default): the old key stays as a unique constraint and foreign keys move "
+           "to it.");
+    auto ident = pg::Query("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = $2::oid "
+                           "WHERE c.oid = $1::oid AND c.relreplident = 'i' AND i.indisreplident",
+                           {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
+    if (!ident.empty())
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("the replica identity of %1% is the index of its primary key %2%", t.qualified, old->name),
+           "old_pk => 'drop' would leave the table without a replica identity.",
+           "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA IDENTITY "
+           "first.");
+  }
+  RequireNoActiveJob(t);
+
+  // A valid unique btree index on exactly these columns that no constraint owns can be the key.
+  auto reuse = pg::Query(
+      "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+      "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indisready AND i.indimmediate "
+      "AND NOT i.indisprimary AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
+      "AND i.indkey::pg_catalog.text = $2 AND c.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'btree') "
+      "AND i.indoption::pg_catalog.text = pg_catalog.array_to_string(pg_catalog.array_fill(0, ARRAY[i.indnatts]), ' ') "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indclass) x(opc) JOIN pg_catalog.pg_opclass o "
+      "  ON o.oid = x.opc WHERE NOT o.opcdefault) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) "
+      "ORDER BY c.relname LIMIT 1",
+      {V(static_cast<int64_t>(t.relid)), V(attnums)}, true);
+
+  auto options = guc::JobSettings();
+  options["schema"] = t.schema;
+  options["columns"] = JsonArray(a.columns);
+  options["column_list"] = QuotedList(a.columns);
+  options["nullable"] = JsonArray(nullable);
+  options["old_pk"] = a.old_pk;
+  if (old) {
+    options["old_pk_name"] = old->name;
+    options["old_pk_columns"] = JsonArray(old->columns);
+    options["old_pk_column_list"] = QuotedList(old->columns);
+  }
+  if (!reuse.empty()) options["reuse_index"] = *reuse.scalar();
+
+  const int64_t id = CreateJob(t, "set_primary_key", options, a.start);
+  spi.Close();
+  Notice(Fmt("pkonline job %1%: set_primary_key on %2%, primary key (%3%)%4%%5%%6%", id, t.qualified,
+             QuotedList(a.columns),
+             old ? Fmt(", replacing %1% (%2%)%3%", old->name, QuotedList(old->columns),
+                       a.old_pk == "unique" ? ", kept as a unique constraint" : ", dropped")
+                 : std::string(),
+             reuse.empty() ? std::string() : ", reusing index " + *reuse.scalar(),
+             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
+         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
+  if (a.start) {
+    pg::SpiScope spi2;
+    StartOrQueue(id);
+    spi2.Close();
+  }
+  return id;
+}
+
+}  // namespace pkonline::api
