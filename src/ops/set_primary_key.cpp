@@ -84,17 +84,18 @@ void Preflight(Context& ctx) {
   ctx.Txn("pkonline job " + Id(job) + ": preflight, duplicates", [&]() {
     const auto columns = Names(job, "columns");
     const std::string list = ColumnList(job, columns);
-    auto r = Query("SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' x' || n, ', ') "
-                   "FILTER (WHERE rn <= 3) FROM (SELECT ROW(" + list + ")::pg_catalog.text k, pg_catalog.count(*) n, "
-                   "pg_catalog.row_number() OVER (ORDER BY pg_catalog.count(*) DESC) rn FROM " + TableSql(job) +
-                       " GROUP BY " + list + " HAVING pg_catalog.count(*) > 1) d",
+    auto r = Query("SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' ' || n || ' times', "
+                   "', ' ORDER BY rn) FILTER (WHERE rn <= 3) FROM (SELECT ROW(" + list + ")::pg_catalog.text k, "
+                   "pg_catalog.count(*) n, pg_catalog.row_number() OVER (ORDER BY pg_catalog.count(*) DESC, "
+                   "ROW(" + list + ")) rn FROM " + TableSql(job) + " GROUP BY " + list +
+                       " HAVING pg_catalog.count(*) > 1) d",
                    {}, true);
     const int64_t groups = pg::AsInt(r.rows[0][0]);
     if (groups > 0)
       Fail(SqlState("23505"),
            Fmt("(%1%) is not unique in %2%: %3% values appear more than once (%4% extra rows)", list, job.table_name,
                groups, pg::AsInt(r.rows[0][1])),
-           "For example " + r.rows[0][2].value_or("?") + " (value x times). Nothing was changed.",
+           "For example: " + r.rows[0][2].value_or("?") + ". Nothing was changed.",
            Fmt("Remove the duplicates, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
   ctx.Event("info", "preflight: no NULL and no duplicate in the new key");

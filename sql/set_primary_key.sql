@@ -1,0 +1,145 @@
+-- set_primary_key: existing columns become the primary key (or it moves there), online.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+-- job ids from 1, whatever ran before
+DROP EXTENSION pkonline CASCADE;
+CREATE EXTENSION pkonline;
+
+CREATE OR REPLACE FUNCTION try(cmd text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hint text; det text;
+BEGIN
+  EXECUTE cmd;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT, det = PG_EXCEPTION_DETAIL;
+  RETURN st || ': ' || msg || CASE WHEN det <> '' THEN ' | DETAIL: ' || det ELSE '' END
+            || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
+END $$;
+-- the table's keys and the foreign keys that reference it, as the catalog has them
+CREATE FUNCTION keys(t regclass) RETURNS TABLE (k text) LANGUAGE sql AS $$
+  SELECT c.conrelid::regclass || ' ' || c.conname || ': ' || pg_get_constraintdef(c.oid)
+         || CASE WHEN c.convalidated THEN '' ELSE ' (not validated)' END
+    FROM pg_constraint c WHERE (c.conrelid = t OR c.confrelid = t) AND c.contype IN ('p', 'u', 'f', 'c')
+   ORDER BY c.contype, c.conname
+$$;
+CREATE FUNCTION helpers_left() RETURNS bigint LANGUAGE sql AS $$
+  SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline%')
+       + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'pkonline%')
+$$;
+
+-- 1. a table without a primary key: a nullable column becomes it
+CREATE TABLE users (email text, name text);
+INSERT INTO users SELECT 'u' || g || '@example.com', 'n' || g FROM generate_series(1, 3000) g;
+SELECT pkonline.set_primary_key('users', '{email}', start => false) AS job \gset
+SELECT step_no, step, action, lock FROM pkonline.steps(:job);
+SELECT pkonline.start(:job);
+CALL pkonline.wait(:job);
+SELECT * FROM keys('users');
+SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email';
+SELECT helpers_left();
+
+-- 2. move the primary key while a foreign key references the old one (old_pk => 'unique'):
+--    the old key stays as a unique constraint, the foreign key moves to it (and is validated),
+--    the replica identity too; ON DELETE CASCADE still works
+CREATE TABLE accounts (id int PRIMARY KEY, account_no text NOT NULL, owner text);
+INSERT INTO accounts SELECT g, 'A-' || g, 'o' || g FROM generate_series(1, 2000) g;
+CREATE TABLE payments (pid int, account_id int REFERENCES accounts ON DELETE CASCADE, amount int);
+INSERT INTO payments SELECT g, 1 + g % 2000, g FROM generate_series(1, 4000) g;
+ALTER TABLE accounts REPLICA IDENTITY USING INDEX accounts_pkey;
+SELECT * FROM keys('accounts');
+SELECT pkonline.set_primary_key('accounts', '{account_no}') AS job \gset
+CALL pkonline.wait(:job);
+SELECT step, state FROM pkonline.steps(:job);
+SELECT * FROM keys('accounts');
+SELECT indexrelid::regclass AS replica_identity FROM pg_index WHERE indrelid = 'accounts'::regclass AND indisreplident;
+SELECT try($$INSERT INTO payments VALUES (0, 999999, 1)$$);   -- the moved foreign key is enforced
+DELETE FROM accounts WHERE id = 7;
+SELECT count(*) AS payments_of_deleted_account FROM payments WHERE account_id = 7;
+SELECT try($$INSERT INTO accounts VALUES (3000, 'A-1', 'x')$$);  -- the new key is enforced
+SELECT try($$INSERT INTO accounts VALUES (1, 'A-new', 'x')$$);   -- and the old one, as a unique key
+SELECT helpers_left();
+
+-- 3. old_pk => 'drop', a composite key, and an existing unique index reused
+CREATE TABLE lines (order_id int NOT NULL, line_no int NOT NULL, sku text, surrogate serial PRIMARY KEY);
+INSERT INTO lines (order_id, line_no, sku) SELECT g / 10, g % 10, 's' || g FROM generate_series(1, 3000) g;
+CREATE UNIQUE INDEX lines_order_line ON lines (order_id, line_no);
+SELECT pkonline.set_primary_key('lines', '{order_id,line_no}', old_pk => 'drop') AS job \gset
+SELECT step, action FROM pkonline.steps(:job) WHERE step = 'create_index';
+CALL pkonline.wait(:job);
+SELECT * FROM keys('lines');
+SELECT indexrelid::regclass, indisprimary FROM pg_index WHERE indrelid = 'lines'::regclass ORDER BY 1;
+
+-- 4. duplicates and NULLs: the job fails in its preflight with samples, and changes nothing
+CREATE TABLE dup (k int, v text);
+INSERT INTO dup SELECT g % 1000, 'v' FROM generate_series(1, 1500) g;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'dup'::regclass;
+SELECT pkonline.set_primary_key('dup', '{k}') AS job \gset
+CALL pkonline.wait(:job);
+SELECT state, step, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
+SELECT detail ->> 'detail' FROM pkonline.events WHERE job_id = :job AND kind = 'error';
+SELECT count(*) AS constraints, (SELECT count(*) FROM pg_index WHERE indrelid = 'dup'::regclass) AS indexes
+  FROM pg_constraint WHERE conrelid = 'dup'::regclass;
+-- fix the data, resume: the preflight runs again and the job completes
+DELETE FROM dup WHERE ctid NOT IN (SELECT min(ctid) FROM dup GROUP BY k);
+SELECT pkonline.resume(:job);
+CALL pkonline.wait(:job);
+SELECT * FROM keys('dup');
+CREATE TABLE nul (k int, v text);
+INSERT INTO nul SELECT CASE WHEN g % 100 = 0 THEN NULL ELSE g END, 'v' FROM generate_series(1, 1000) g;
+SELECT pkonline.set_primary_key('nul', '{k}') AS job \gset
+CALL pkonline.wait(:job);
+SELECT state, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
+SELECT pkonline.cancel(:job);
+SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid = 'nul'::regclass;
+
+-- 5. cancel before the swap undoes what the job built, and never touches what was there before
+CREATE TABLE c1 (id int PRIMARY KEY, code text NOT NULL);
+INSERT INTO c1 SELECT g, 'c' || g FROM generate_series(1, 500) g;
+SET pkonline.debug_wait_points = on;
+SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SELECT pkonline.set_primary_key('c1', '{code}') AS job \gset
+DO $$ BEGIN
+  FOR i IN 1 .. 600 LOOP
+    EXIT WHEN (SELECT step FROM pkonline.status WHERE table_name = 'public.c1' AND state = 'running') = 'swap';
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT count(*) AS indexes_built_by_job FROM pg_class WHERE relname LIKE 'pkonline%';
+SELECT pkonline.cancel(:job);
+SELECT pg_advisory_unlock(1886089071, hashtext('swap'));
+CALL pkonline.wait(:job);
+RESET pkonline.debug_wait_points;
+SELECT * FROM keys('c1');
+SELECT helpers_left();
+
+-- 6. bad input: a clear error, and nothing changes
+SELECT count(*) AS jobs_before FROM pkonline.jobs \gset
+SELECT try($$SELECT pkonline.set_primary_key('users', '{}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', NULL)$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', ARRAY['email', NULL])$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{name,name}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{nope}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{ctid}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{email}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{name}', old_pk => 'keep')$$);
+SELECT try($$SELECT pkonline.set_primary_key('users', '{name}', old_pk => NULL)$$);
+CREATE TABLE shapes (p point, j json, n int);
+SELECT try($$SELECT pkonline.set_primary_key('shapes', '{p}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('shapes', '{j}')$$);
+CREATE TABLE parent (id int PRIMARY KEY, code text NOT NULL);
+CREATE TABLE kid (parent_id int REFERENCES parent);
+SELECT try($$SELECT pkonline.set_primary_key('parent', '{code}', old_pk => 'drop')$$);  -- a FK references it
+CREATE TABLE ri (id int PRIMARY KEY, x int NOT NULL);
+ALTER TABLE ri REPLICA IDENTITY USING INDEX ri_pkey;
+SELECT try($$SELECT pkonline.set_primary_key('ri', '{x}', old_pk => 'drop')$$);
+SELECT try($$SELECT pkonline.set_primary_key('no_such', '{a}')$$);
+CREATE VIEW users_v AS SELECT * FROM users;
+SELECT try($$SELECT pkonline.set_primary_key('users_v', '{email}')$$);
+CREATE TABLE part (a int) PARTITION BY RANGE (a);
+SELECT try($$SELECT pkonline.set_primary_key('part', '{a}')$$);
+SELECT pkonline.set_primary_key('shapes', '{n}', start => false) AS job \gset
+SELECT try($$SELECT pkonline.set_primary_key('shapes', '{n}')$$);  -- a job is pending on it
+SELECT pkonline.cancel(:job);
+SELECT count(*) - :jobs_before AS jobs_added FROM pkonline.jobs;  -- the one created on purpose
+SELECT * FROM keys('shapes');
