@@ -5,6 +5,9 @@ SET client_min_messages = warning;
 -- job ids from 1, whatever ran before
 DROP EXTENSION pkonline CASCADE;
 CREATE EXTENSION pkonline;
+-- a schema of its own: other tests' tables have the same names
+CREATE SCHEMA spk;
+SET search_path = spk, public;
 
 CREATE OR REPLACE FUNCTION try(cmd text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE st text; msg text; hint text; det text;
@@ -93,24 +96,42 @@ SELECT state, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
 SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid = 'nul'::regclass;
 
--- 5. cancel before the swap undoes what the job built, and never touches what was there before
+-- 5. a duplicate written after the preflight: the index build fails, the job is 'failed', and
+--    cancel undoes everything it built, never touching what was there before
 CREATE TABLE c1 (id int PRIMARY KEY, code text NOT NULL);
 INSERT INTO c1 SELECT g, 'c' || g FROM generate_series(1, 500) g;
-SET pkonline.debug_wait_points = on;
-SELECT pg_advisory_lock(1886089071, hashtext('swap'));
-SELECT pkonline.set_primary_key('c1', '{code}') AS job \gset
-DO $$ BEGIN
+-- (a procedure that commits between polls: a snapshot held meanwhile would stall the index build)
+CREATE PROCEDURE wait_for_step(tbl text, step_name text) LANGUAGE plpgsql AS $$
+BEGIN
   FOR i IN 1 .. 600 LOOP
-    EXIT WHEN (SELECT step FROM pkonline.status WHERE table_name = 'public.c1' AND state = 'running') = 'swap';
+    EXIT WHEN (SELECT step FROM pkonline.status WHERE table_name = tbl AND state = 'running') = step_name;
+    COMMIT;
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-SELECT count(*) AS indexes_built_by_job FROM pg_class WHERE relname LIKE 'pkonline%';
+SET pkonline.debug_wait_points = on;
+SELECT pg_advisory_lock(1886089071, hashtext('create_index'));
+SELECT pkonline.set_primary_key('c1', '{code}') AS job \gset
+CALL wait_for_step('spk.c1', 'create_index');
+INSERT INTO c1 VALUES (501, 'c1');
+SELECT pg_advisory_unlock(1886089071, hashtext('create_index'));
+CALL pkonline.wait(:job);
+SELECT state, step, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job);
+SELECT * FROM keys('c1');
+SELECT helpers_left(), (SELECT count(*) FROM pg_index WHERE indrelid = 'c1'::regclass) AS indexes;
+-- once the swap has begun, cancel refuses: the job finishes
+CREATE TABLE c2 (id int PRIMARY KEY, code text NOT NULL);
+INSERT INTO c2 SELECT g, 'c' || g FROM generate_series(1, 500) g;
+SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SELECT pkonline.set_primary_key('c2', '{code}') AS job \gset
+CALL wait_for_step('spk.c2', 'swap');
+SELECT try(format('SELECT pkonline.cancel(%s)', :job));
 SELECT pg_advisory_unlock(1886089071, hashtext('swap'));
 CALL pkonline.wait(:job);
 RESET pkonline.debug_wait_points;
-SELECT * FROM keys('c1');
+SELECT * FROM keys('c2');
 SELECT helpers_left();
 
 -- 6. bad input: a clear error, and nothing changes
