@@ -40,23 +40,18 @@ int64_t AddColumn(const AddColumnArgs& a) {
 
   const int64_t id = CreateJob(t, "add_column", options, a.start);
   spi.Close();
-  Notice(Fmt("pkonline job %1%: add_column on %2%, column %3% %4%%5%%6%, %7%%8%", id, t.qualified, a.column_name,
-             fill.type, a.not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
-             catalog_only ? "the value is not volatile: a catalog-only change, no row is rewritten"
-                          : "filled in batches",
-             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
-         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
   if (a.set_default && !fill.default_ok())
     Notice(Fmt("fill refers to %1%, so it cannot be the column's DEFAULT: rows inserted after the job must "
                "supply %2% themselves%3%",
                fill.has_subquery ? "a subquery" : "the row's columns", a.column_name,
                a.not_null ? " (the column will be NOT NULL)" : ""),
            "Until the job ends, its trigger fills the column for every row written.", true);
-  if (a.start) {
-    pg::SpiScope spi2;
-    StartOrQueue(id);
-    spi2.Close();
-  }
+  Announce(id,
+           Fmt("add_column on %1%, column %2% %3%%4%%5%, %6%", t.qualified, a.column_name, fill.type,
+               a.not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
+               catalog_only ? "the value is not volatile: a catalog-only change, no row is rewritten"
+                            : "filled in batches"),
+           a.start);
   return id;
 }
 

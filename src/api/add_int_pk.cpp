@@ -60,15 +60,9 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
 
   const int64_t id = CreateJob(t, "add_int_pk", options, a.start);
   spi.Close();
-  Notice(Fmt("pkonline job %1%: add_int_pk on %2%, column %3% %4%, primary key %5%%6%", id, t.qualified,
-             a.column_name, type.name, options["pk_name"],
-             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
-         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
-  if (a.start) {
-    pg::SpiScope spi2;
-    StartOrQueue(id);
-    spi2.Close();
-  }
+  Announce(id, Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%", t.qualified, a.column_name, type.name,
+                    options["pk_name"]),
+           a.start);
   return id;
 }
 

@@ -108,6 +108,16 @@ void StartOrQueue(int64_t job_id) {
            "It starts when one of them ends, or with pkonline.run_pending().");
 }
 
+void Announce(int64_t job_id, const std::string& what, bool start) {
+  Notice(Fmt("pkonline job %1%: %2%%3%", job_id, what,
+             start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", job_id)),
+         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", job_id));
+  if (!start) return;
+  pg::SpiScope spi;
+  StartOrQueue(job_id);
+  spi.Close();
+}
+
 std::string Start(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id);

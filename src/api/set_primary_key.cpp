@@ -135,19 +135,13 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
 
   const int64_t id = CreateJob(t, "set_primary_key", options, a.start);
   spi.Close();
-  Notice(Fmt("pkonline job %1%: set_primary_key on %2%, primary key (%3%)%4%%5%%6%", id, t.qualified,
-             QuotedList(a.columns),
-             old ? Fmt(", replacing %1% (%2%)%3%", old->name, QuotedList(old->columns),
-                       a.old_pk == "unique" ? ", kept as a unique constraint" : ", dropped")
-                 : std::string(),
-             reuse.empty() ? std::string() : ", reusing index " + *reuse.scalar(),
-             a.start ? std::string() : Fmt(" (not started: run pkonline.start(%1%))", id)),
-         Fmt("Follow it with SELECT * FROM pkonline.status, or CALL pkonline.wait(%1%).", id));
-  if (a.start) {
-    pg::SpiScope spi2;
-    StartOrQueue(id);
-    spi2.Close();
-  }
+  Announce(id,
+           Fmt("set_primary_key on %1%, primary key (%2%)%3%%4%", t.qualified, QuotedList(a.columns),
+               old ? Fmt(", replacing %1% (%2%)%3%", old->name, QuotedList(old->columns),
+                         a.old_pk == "unique" ? ", kept as a unique constraint" : ", dropped")
+                   : std::string(),
+               reuse.empty() ? std::string() : ", reusing index " + *reuse.scalar()),
+           a.start);
   return id;
 }
 

@@ -14,5 +14,8 @@ int64_t CreateJob(const TableInfo& t, const std::string& operation, const std::m
                   bool start);
 // Starts the job's worker (after this transaction ends) or leaves it queued at max_workers.
 void StartOrQueue(int64_t job_id);
+// After CreateJob (SPI closed): a NOTICE "pkonline job N: <what>" with how to follow it, then,
+// with `start`, the worker (else the NOTICE says how to start it).
+void Announce(int64_t job_id, const std::string& what, bool start);
 
 }  // namespace pkonline::api
