@@ -129,11 +129,19 @@ GRANT SELECT ON pkonline.status TO PUBLIC;
 -------------------------------------------------------------------------------------------------
 CREATE FUNCTION pkonline.add_int_pk(tbl regclass, column_name name DEFAULT 'id',
                                     column_type regtype DEFAULT 'bigint', identity boolean DEFAULT true,
-                                    start boolean DEFAULT true)
+                                    start boolean DEFAULT true, method text DEFAULT 'in_place')
 RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pkonline_add_int_pk';
-COMMENT ON FUNCTION pkonline.add_int_pk(regclass, name, regtype, boolean, boolean) IS
-  'Adds an integer primary key column to a table that has none, online; returns the job id';
+COMMENT ON FUNCTION pkonline.add_int_pk(regclass, name, regtype, boolean, boolean, text) IS
+  'Adds an integer primary key column to a table that has none, online; returns the job id. '
+  'method: in_place (fill the rows where they are) or copy (copy them once, ids filled, and swap storage)';
+
+-- The copy method's internals (src/pg/capture.cpp): a row's id from its position, and the two
+-- row triggers a copy job puts on its table.
+CREATE FUNCTION pkonline._tid_key(tid) RETURNS bigint
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pkonline_tid_key';
+CREATE FUNCTION pkonline._copy_fill() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_fill';
+CREATE FUNCTION pkonline._copy_log() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_log';
 
 -- add_column: the caller's search_path travels with the call, so names in `fill` resolve as they
 -- would in the caller's own query; the C function (pinned like every other) analyses the

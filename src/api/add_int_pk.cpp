@@ -35,6 +35,49 @@ IntType RequireIntType(unsigned type) {
   }
 }
 
+// What the copy method cannot do, refused before anything changes.
+void RequireCopyable(const TableInfo& t, const IntType& type) {
+  const pg::Value relid = pg::V(static_cast<int64_t>(t.relid));
+  auto r = pg::Query(
+      "SELECT c.relhassubclass OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = c.oid), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.puballtables) OR "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel WHERE prrelid = c.oid) OR "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace WHERE pnnspid = c.relnamespace), "
+      "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM pg_catalog.pg_index i "
+      "WHERE i.indrelid = c.oid AND NOT (i.indisvalid AND i.indisready AND i.indislive)), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'x'), "
+      "c.relforcerowsecurity, pg_catalog.current_setting('wal_level') = 'minimal', "
+      "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+      {relid}, true);
+  const auto& row = r.rows[0];
+  const std::string in_place = "method => 'in_place' works on it.";
+  if (pg::AsBool(row[0]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has inheritance children or parents", t.qualified),
+         "The copy method copies one table's own rows.", in_place);
+  if (pg::AsBool(row[1]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% is published for logical replication", t.qualified),
+         "The copy's rows would be published as writes to another table, and the swap not at all.", in_place);
+  if (row[2])
+    Fail(sqlstate::kObjectNotInState, Fmt("table %1% has invalid indexes: %2%", t.qualified, *row[2]),
+         "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
+         "DROP INDEX or REINDEX it first.");
+  if (pg::AsBool(row[3]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "", in_place);
+  if (pg::AsBool(row[4]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", t.qualified),
+         "The copy would hold only the rows its owner may see.", in_place);
+  if (pg::AsBool(row[5]))
+    Fail(sqlstate::kFeatureNotSupported, "the copy method needs wal_level replica or logical", "", in_place);
+  // Rows not written during the job get ids from their position: up to 291 per block, and
+  // the table may grow by half before the job starts.
+  const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1e6;
+  if (largest >= type.max)
+    Fail(sqlstate::kNumericOutOfRange,
+         Fmt("table %1% is too large for column_type %2% with the copy method", t.qualified, type.name),
+         "Its ids come from row positions: up to 291 per 8 kB block.", "Use column_type => 'bigint'.");
+}
+
 }  // namespace
 
 int64_t AddIntPk(const AddIntPkArgs& a) {
@@ -49,19 +92,24 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
          Fmt("table %1% has about %2% rows, more than column_type %3% can number", t.qualified,
              static_cast<int64_t>(t.reltuples), type.name),
          "", "Use column_type => 'bigint'.");
+  if (a.method != "in_place" && a.method != "copy")
+    Fail(sqlstate::kInvalidParameter, "method must be 'in_place' or 'copy'", "",
+         "in_place fills the rows where they are; copy writes them once more, ids filled, and swaps storage.");
+  if (a.method == "copy") RequireCopyable(t, type);
   RequireNoActiveJob(t);
 
   auto options = guc::JobSettings();
   options["column_name"] = a.column_name;
   options["column_type"] = type.name;
   options["identity"] = a.identity ? "true" : "false";
+  options["method"] = a.method;
   options["schema"] = t.schema;
   options["pk_name"] = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
 
   const int64_t id = CreateJob(t, "add_int_pk", options, a.start);
   spi.Close();
-  Announce(id, Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%", t.qualified, a.column_name, type.name,
-                    options["pk_name"]),
+  Announce(id, Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%%5%", t.qualified, a.column_name, type.name,
+                    options["pk_name"], a.method == "copy" ? ", copy method" : ""),
            a.start);
   return id;
 }

@@ -83,6 +83,7 @@ Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
                                   [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
     a.identity = Required<bool>(fcinfo, 3, "identity", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
     a.start = Required<bool>(fcinfo, 4, "start", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    a.method = TextArg(Required<Datum>(fcinfo, 5, "method", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
     return Int64GetDatum(pkonline::api::AddIntPk(a));
   });
 }

@@ -27,6 +27,13 @@ class RunContext final : public ops::Context {
     pg::InTransaction(activity, fn);
   }
 
+  void Snapshot(const std::string& activity, const std::function<void()>& fn) override {
+    pg::TxnOptions opts;
+    opts.repeatable_read = true;
+    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));
+    pg::InTransaction(activity, fn, opts);
+  }
+
   void Batch(const std::string& activity, const std::function<void()>& fn) override {
     auto fire = job_.options.find("backfill_fires_triggers");
     pg::TxnOptions opts;

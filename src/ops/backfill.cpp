@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/throttle.hpp"
@@ -72,8 +73,28 @@ std::string BatchSql(const jobs::Job& job, const std::string& column, const std:
          "((pg_catalog.array_agg(ctid) FILTER (WHERE missing))[1])::pg_catalog.text FROM u";
 }
 
-int64_t Walk(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value, int64_t from,
-             int64_t to, bool save) {
+// One kind of batch work over heap blocks: the statement (parameters: the tid bounds $1, $2),
+// built again after a rename; how many rows a result counts (it may fail the job); and whether
+// the table is vacuumed now and then (the walk rewrites rows in place).
+struct WalkSpec {
+  std::function<std::string()> sql;
+  std::function<int64_t(const pg::Result&)> rows;
+  bool vacuum = false;
+};
+
+WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
+  WalkSpec spec;
+  spec.sql = [&job, column, value_sql, require_value]() { return BatchSql(job, column, value_sql, require_value); };
+  spec.rows = [&job, column, require_value](const pg::Result& r) -> int64_t {
+    if (!require_value) return static_cast<int64_t>(r.processed);
+    if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
+    return pg::AsInt(r.rows[0][0]);
+  };
+  spec.vacuum = true;
+  return spec;
+}
+
+int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
@@ -81,7 +102,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
   // more. Each VACUUM reads every index of the table whole, so a fixed interval would make the
   // cost grow with the square of the table's size; ten of them keep it linear.
   const int64_t vacuum_every =
-      job.OptInt("vacuum_every") > 0 ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10) : 0;
+      spec.vacuum && job.OptInt("vacuum_every") > 0 ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10) : 0;
   int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
   int64_t total = 0;
   int64_t since_vacuum = 0;
@@ -102,14 +123,8 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
-                if (!batch.prepared()) batch.Prepare(BatchSql(job, column, value_sql, require_value), 2);
-                auto r = batch.Run({V(Tid(cursor)), V(Tid(hi))});
-                if (!require_value) {
-                  rows = static_cast<int64_t>(r.processed);
-                } else {
-                  rows = pg::AsInt(r.rows[0][0]);
-                  if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
-                }
+                if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
+                rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
               });
     } catch (const PgError& e) {
@@ -122,7 +137,7 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
         // fails here with its own clear error.
         batch.Reset();
         if (replanned || e.sqlstate() == SqlState("23502")) throw;
-        ctx.Txn("pkonline: check table", [&]() { ColumnSql(job, column); });
+        ctx.Txn("pkonline: check table", [&]() { spec.sql(); });
         replanned = true;
         continue;
       }
@@ -165,26 +180,45 @@ int64_t Walk(Context& ctx, const std::string& column, const std::string& value_s
 
 }  // namespace
 
-void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
+namespace {
+
+// The end of the walk: measured once, when it starts, and kept in the job row.
+int64_t WalkEnd(Context& ctx, const std::string& what) {
   const auto& job = ctx.job();
   int64_t end = job.end_block;
-  if (end < 0) {
-    ctx.Txn("pkonline: measure table", [&]() {
-      auto r = pg::Query(
-          "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
-          "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
-          {V(static_cast<int64_t>(job.relid))}, true);
-      if (r.empty()) TableSql(job);  // reports the drop
-      end = pg::AsInt(r.rows[0][0]);
-      int64_t estimate = pg::AsInt(r.rows[0][1]);
-      if (estimate == 0 && end > 0) {
-        estimate = pg::AsInt(pg::Query("SELECT count(*) FROM " + TableSql(job), {}, true).scalar());
-      }
-      jobs::store::SetBackfillRange(job.id, end, estimate);
-    });
-    ctx.Event("info", "backfill of " + std::to_string(end) + " heap blocks started");
-  }
-  Walk(ctx, column, value_sql, require_value, job.cursor_block, end, true);
+  if (end >= 0) return end;
+  ctx.Txn("pkonline: measure table", [&]() {
+    auto r = pg::Query(
+        "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
+        "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+        {V(static_cast<int64_t>(job.relid))}, true);
+    if (r.empty()) TableSql(job);  // reports the drop
+    end = pg::AsInt(r.rows[0][0]);
+    int64_t estimate = pg::AsInt(r.rows[0][1]);
+    if (estimate == 0 && end > 0) {
+      estimate = pg::AsInt(pg::Query("SELECT count(*) FROM " + TableSql(job), {}, true).scalar());
+    }
+    jobs::store::SetBackfillRange(job.id, end, estimate);
+  });
+  ctx.Event("info", what + " of " + std::to_string(end) + " heap blocks started");
+  return end;
+}
+
+}  // namespace
+
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
+  const auto& job = ctx.job();
+  const int64_t end = WalkEnd(ctx, "backfill");
+  Walk(ctx, FillSpec(job, column, value_sql, require_value), job.cursor_block, end, true);
+}
+
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql) {
+  const auto& job = ctx.job();
+  const int64_t end = WalkEnd(ctx, "copy");
+  WalkSpec spec;
+  spec.sql = sql;
+  spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
+  Walk(ctx, spec, job.cursor_block, end, true);
 }
 
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
@@ -196,7 +230,7 @@ int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_
                               {V(static_cast<int64_t>(job.relid))}, true)
                         .scalar());
   });
-  return Walk(ctx, column, value_sql, require_value, 0, end, false);
+  return Walk(ctx, FillSpec(job, column, value_sql, require_value), 0, end, false);
 }
 
 }  // namespace pkonline::ops

@@ -45,9 +45,11 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const int lock_ms = opts.lock_timeout_ms;
   const int stmt_ms = opts.statement_timeout_ms;
   const bool replica = opts.replica_role;
+  const bool repeatable = opts.repeatable_read;
   Call([&]() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
+    if (repeatable) XactIsoLevel = XACT_REPEATABLE_READ;  // before the first snapshot
     if (lock_ms > 0) {
       char buf[32];
       snprintf(buf, sizeof buf, "%d", lock_ms);

@@ -14,6 +14,7 @@ struct AddIntPkArgs {
   unsigned column_type;  // type OID
   bool identity;
   bool start;
+  std::string method;  // "in_place" or "copy"
 };
 int64_t AddIntPk(const AddIntPkArgs& args);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "pkonline/ops/operation.hpp"
@@ -15,6 +16,10 @@ namespace pkonline::ops {
 // comes out NULL fails the job (23502) before anything depends on the column being filled.
 void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
 
+// The copy-and-swap method's copy: runs `sql` (an INSERT … SELECT over the blocks [$1, $2) of the
+// table, tid bounds as text) over the table's heap blocks in the same adaptive, throttled,
+// resumable batches as Backfill, without VACUUM.
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql);
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
 

@@ -38,6 +38,8 @@ class Context {
   virtual const jobs::Job& job() const = 0;
   // One short transaction, working as the job's role.
   virtual void Txn(const std::string& activity, const std::function<void()>& fn) = 0;
+  // One short transaction in which every statement sees the same snapshot (REPEATABLE READ).
+  virtual void Snapshot(const std::string& activity, const std::function<void()>& fn) = 0;
   // One backfill batch's transaction. Unless the job says otherwise (backfill_fires_triggers), row
   // triggers do not fire for its UPDATE (session_replication_role = replica for this transaction):
   // the batch sets only the new column, so neither the job's fill trigger nor the table's own

@@ -9,7 +9,8 @@ namespace pkonline::pg {
 struct TxnOptions {
   int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
   int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
-  bool replica_role = false;      // SET LOCAL session_replication_role = replica (row triggers off)
+  bool replica_role = false;
+  bool repeatable_read = false;   // one snapshot for every statement of the transaction      // SET LOCAL session_replication_role = replica (row triggers off)
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.

@@ -1,0 +1,25 @@
+// Storage-level primitives for the copy-and-swap method. Each runs inside the caller's
+// transaction (the table and its copy locked ACCESS EXCLUSIVE by the caller where it says so)
+// and turns a PostgreSQL error into a PgError.
+#pragma once
+
+#include <string>
+
+namespace pkonline::pg {
+
+// Exchanges the physical storage of two relations of the same kind: relfilenode, tablespace,
+// size statistics and (for tables) freeze horizons, and the TOAST tables by link (with their
+// dependencies and names), so that TOAST pointers inside the moved rows stay valid. Both must
+// be locked ACCESS EXCLUSIVE. Predicate locks on the tables become relation-level first.
+void SwapStorage(unsigned a, unsigned b);
+
+// Creates index `name` (in the table's schema) on table `relid`, defined like index `model` of a
+// table with the same columns at the same positions; not a constraint. With build = false its
+// storage is left empty, to be swapped with the model's. Returns the new index's OID.
+unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build);
+
+// Marks column `attnum` of `relid` NOT NULL in the catalog, without a scan: only for a table
+// whose every row is known to have a value (the caller holds ACCESS EXCLUSIVE).
+void SetNotNullTrusted(unsigned relid, int attnum);
+
+}  // namespace pkonline::pg

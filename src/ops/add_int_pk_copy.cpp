@@ -1,0 +1,438 @@
+// add_int_pk, copy method: write the table once more, ids filled, instead of updating every row
+// where it is (which leaves a dead version of every row behind, non-HOT, logged twice).
+//
+// Steps:
+//  1. add_column (brief): ADD COLUMN (nullable, catalog only), its sequence as DEFAULT, a change
+//     log table, and two row triggers on the table, ENABLE ALWAYS: BEFORE INSERT OR UPDATE gives
+//     every new row version its id, AFTER INSERT OR UPDATE OR DELETE logs (old id, new id, tid)
+//     — see src/pg/capture.cpp. Rows not written since keep a NULL id: theirs is their position.
+//  2. copy: a twin table with the same columns at the same positions (dropped ones too), filled
+//     by INSERT … SELECT over ranges of heap blocks, one short transaction per batch, id =
+//     COALESCE(id, _tid_key(ctid)).
+//  3. build_indexes: one replay round (below), then every index of the table, and the unique
+//     index on the new column, built on the twin with a plain CREATE INDEX (nobody else uses it).
+//  4. catch_up: replay rounds until little is left. A round, in one REPEATABLE READ snapshot:
+//     delete the twin's rows of every id in the log, insert the table's visible row versions
+//     named by the log, delete those log rows. The twin then equals the table as of that
+//     snapshot, so its unique indexes hold after every round.
+//  5. swap (brief, the point of no return): ACCESS EXCLUSIVE on the table, the last replay
+//     round, checks (same storage, same columns, every index has its twin), then the storages
+//     of the table and of each index are swapped with the twin's, the key's index is created
+//     empty and given the twin's built one, NOT NULL is set from the catalog (every row came
+//     through the twin's NOT NULL column), the primary key attached, the triggers dropped.
+//  6. cleanup: the twin (now holding the old storage) and the log are dropped.
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/add_int_pk.hpp"
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/storage.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops::int_pk {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+namespace {
+
+// Rows per page can reach MaxHeapTuplesPerPage (291 with 8 kB pages): ids of rows not written
+// during the job are block * 291 + offset, so the sequence starts above blocks * 291.
+constexpr int64_t kIdsPerBlock = 291;
+
+std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
+std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
+std::string CopySql(const jobs::Job& job) { return HelperSql(job, "copy"); }
+std::string LogSql(const jobs::Job& job) { return HelperSql(job, "log"); }
+std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
+std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
+std::string Twin(const jobs::Job& job, const std::string& index_oid) { return HelperName(job, "ix" + index_oid); }
+
+// OID of a relation named by its qualified SQL name, 0 if there is none.
+unsigned Oid(const std::string& qualified) {
+  return static_cast<unsigned>(
+      pg::AsInt(Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, true).scalar(), 0));
+}
+
+unsigned CopyOid(const jobs::Job& job) { return Oid(CopySql(job)); }
+
+int Attnum(unsigned relid, const std::string& column) {
+  return static_cast<int>(pg::AsInt(Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
+                                          "AND attname = $2 AND NOT attisdropped",
+                                          {V(static_cast<int64_t>(relid)), V(column)}, true)
+                                        .scalar()));
+}
+
+std::string Relfilenode(const jobs::Job& job) {
+  return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
+      .scalar()
+      .value_or("");
+}
+
+// Rows of the table must stay where they were when the job began (their position is their id).
+void RequireSameStorage(const jobs::Job& job) {
+  const std::string was = jobs::store::OptionNow(job.id, "relfilenode");
+  if (!was.empty() && Relfilenode(job) != was)
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
+         "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer matches.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
+// Column layout: positions, dropped or not, types and collations.
+std::string Layout(unsigned relid) {
+  return Query("SELECT pg_catalog.string_agg(attnum || ':' || CASE WHEN attisdropped THEN '-' ELSE "
+               "pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation END, ',' ORDER BY attnum) "
+               "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0",
+               {V(static_cast<int64_t>(relid))}, true)
+      .scalar()
+      .value_or("");
+}
+
+// The live columns, as named in the table and in the twin (matched by position); and the
+// table's list with the job's column replaced by its value in the copy: the row's own id where
+// it has one, its position where it has none.
+struct Columns {
+  std::string table, twin, table_ids;
+};
+Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
+  auto r = Query("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
+                 "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
+                 "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
+                 "'COALESCE(%1$I, pkonline._tid_key(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
+                 "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
+                 "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
+                 "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
+                 {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(job.Opt("column_name"))}, true);
+  return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
+}
+
+// CREATE TABLE for the twin: every column at its position, dropped ones as placeholders dropped
+// again; the new column NOT NULL; the table's persistence, storage options and tablespace.
+void CreateCopy(const jobs::Job& job) {
+  const std::string col = job.Opt("column_name");
+  auto cols = Query(
+      "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+      "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
+      "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(k.collname) END, "
+      "CASE WHEN a.attstorage IS DISTINCT FROM t.typstorage THEN a.attstorage::text END, a.attcompression::text "
+      "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+      "LEFT JOIN pg_catalog.pg_collation k ON k.oid = a.attcollation "
+      "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = k.collnamespace "
+      "WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
+      {V(RelidText(job))}, true);
+  std::string defs, drops, storage;
+  for (const auto& row : cols.rows) {
+    if (!defs.empty()) defs += ", ";
+    if (pg::AsBool(row[2])) {
+      const std::string placeholder = Ident("pkonline_dropped_" + *row[0]);
+      defs += placeholder + " pg_catalog.int4";
+      drops += (drops.empty() ? " DROP COLUMN " : ", DROP COLUMN ") + placeholder;
+      continue;
+    }
+    const std::string name = Ident(*row[1]);
+    defs += name + " " + *row[3];
+    if (row[4]) defs += " COLLATE " + *row[4];
+    if (row[6] && !row[6]->empty()) defs += std::string(" COMPRESSION ") + (*row[6] == "l" ? "lz4" : "pglz");
+    if (*row[1] == col) defs += " NOT NULL";
+    if (row[5]) {
+      const char s = (*row[5])[0];
+      const char* kind = s == 'p' ? "PLAIN" : s == 'e' ? "EXTERNAL" : s == 'm' ? "MAIN" : "EXTENDED";
+      storage += (storage.empty() ? " ALTER COLUMN " : ", ALTER COLUMN ") + name + " SET STORAGE " + kind;
+    }
+  }
+  auto rel = Query(
+      "SELECT c.relpersistence::text, (SELECT pg_catalog.string_agg(o, ', ') FROM pg_catalog.unnest(c.reloptions) o "
+      "WHERE o NOT LIKE 'autovacuum_enabled=%'), s.spcname "
+      "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_tablespace s ON s.oid = c.reltablespace "
+      "WHERE c.oid = $1::oid",
+      {V(RelidText(job))}, true);
+  const auto& r = rel.rows[0];
+  std::string with = "autovacuum_enabled = false";  // its only reader is this job
+  if (r[1]) with = *r[1] + ", " + with;
+  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + CopySql(job) + " (" + defs +
+       ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
+  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(job) + drops);
+  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(job) + storage);
+}
+
+std::string CopyBatchSql(const jobs::Job& job) {
+  const unsigned copy = CopyOid(job);
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+  ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
+  const Columns c = LiveColumns(job, copy);
+  return "INSERT INTO " + CopySql(job) + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " + TableSql(job) +
+         " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
+}
+
+// The indexes of the table: (oid, valid) of each.
+std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job) {
+  std::vector<std::pair<std::string, bool>> out;
+  auto r = Query("SELECT indexrelid::pg_catalog.text, indisvalid AND indisready AND indislive FROM pg_catalog.pg_index "
+                 "WHERE indrelid = $1::oid ORDER BY indexrelid",
+                 {V(RelidText(job))}, true);
+  for (const auto& row : r.rows) out.emplace_back(*row[0], pg::AsBool(row[1]));
+  return out;
+}
+
+void RequireValidIndexes(const jobs::Job& job) {
+  for (const auto& [oid, valid] : TableIndexes(job))
+    if (!valid)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("index %1% of table %2% is not valid", *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text",
+                                                             {V(oid)}, true).scalar(),
+               TableSql(job)),
+           "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
+           "DROP INDEX it or REINDEX it, then pkonline.resume(" + Id(job) + ").");
+}
+
+// Builds, on the twin, each index of the table that has no twin yet, and the key's unique index.
+void EnsureTwins(Context& ctx) {
+  const auto& job = ctx.job();
+  std::vector<std::pair<std::string, bool>> indexes;
+  unsigned copy = 0;
+  ctx.Txn("pkonline: list indexes", [&]() {
+    RequireValidIndexes(job);
+    indexes = TableIndexes(job);
+    copy = CopyOid(job);
+  });
+  for (const auto& entry : indexes) {
+    const std::string& oid = entry.first;
+    ctx.CheckControl();
+    ctx.Txn("pkonline job " + Id(job) + ": build index on the copy", [&]() {
+      if (Oid(HelperSql(job, "ix" + oid)) != 0) return;
+      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty()) return;
+      pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
+    });
+  }
+  ctx.Txn("pkonline job " + Id(job) + ": build the key's index on the copy", [&]() {
+    if (Oid(HelperSql(job, "pk")) != 0) return;
+    const std::string id = Ident(job.Opt("column_name"));
+    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(job) + " (" + id + ")");
+  });
+}
+
+// One replay round's statements (the caller's transaction gives them one snapshot, or holds the
+// table ACCESS EXCLUSIVE). Returns the number of log rows applied.
+int64_t ApplyLog(const jobs::Job& job) {
+  RequireSameStorage(job);
+  const unsigned copy = CopyOid(job);
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+  const Columns c = LiveColumns(job, copy);
+  const std::string id = ColumnSql(job, job.Opt("column_name"));
+  const std::string twin_id = Ident(job.Opt("column_name"));
+  const std::string log = LogSql(job);
+  try {
+    Exec("DELETE FROM " + CopySql(job) + " WHERE " + twin_id + " IN (SELECT old_id FROM " + log +
+         " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log + " WHERE new_id IS NOT NULL)");
+    Exec("INSERT INTO " + CopySql(job) + " (" + c.twin + ") SELECT " + c.table + " FROM ONLY " + TableSql(job) +
+         " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log + " WHERE tid IS NOT NULL)) AND " +
+         id + " IN (SELECT new_id FROM " + log + " WHERE new_id IS NOT NULL)");
+  } catch (const PgError& e) {
+    if (e.sqlstate() != SqlState("23505")) throw;
+    Fail(e.sqlstate(), Fmt("rows with the same %1% were written to %2% while job %3% ran", id, TableSql(job), job.id),
+         e.message(), Fmt("Only the job sets %1%. pkonline.cancel(%2%) undoes the job.", id, job.id));
+  }
+  return static_cast<int64_t>(Exec("DELETE FROM " + log));
+}
+
+int64_t ReplayRound(Context& ctx) {
+  int64_t applied = 0;
+  ctx.Snapshot("pkonline job " + Id(ctx.job()) + ": apply the change log to the copy",
+               [&]() { applied = ApplyLog(ctx.job()); });
+  return applied;
+}
+
+// ---------------------------------------------------------------------------------------------
+void AddColumnStep(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string col = job.Opt("column_name");
+  ctx.Ddl("pkonline job " + Id(job) + ": add column and capture triggers", [&]() {
+    const std::string t = TableSql(job);
+    if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
+    AddColumnWithSequence(job);
+    Exec("CREATE TABLE " + LogSql(job) + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
+    const std::string attnum = std::to_string(Attnum(job.relid, col));
+    const std::string log_oid = std::to_string(Oid(LogSql(job)));
+    Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
+         " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) + ", " +
+         pg::Literal(SequenceOid(job)) + ")");
+    Exec("CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
+         " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) + ", " + pg::Literal(log_oid) + ")");
+    // Also for writes made with session_replication_role = replica (logical replication, restores).
+    Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(FillName(job)) + ", ENABLE ALWAYS TRIGGER " +
+         Ident(LogTrigger(job)));
+    // Every row there is now lies in these blocks (the table is locked): ids by position stay
+    // below the sequence.
+    const int64_t blocks = pg::AsInt(Query("SELECT pg_catalog.pg_relation_size($1::oid) / "
+                                           "pg_catalog.current_setting('block_size')::bigint",
+                                           {V(RelidText(job))}, true)
+                                         .scalar());
+    if (blocks > 0) {
+      auto r = Query("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::bigint)",
+                     {V(SeqSql(job)), V(blocks * kIdsPerBlock)});
+      (void)r;
+    }
+    jobs::store::SetOption(job.id, "relfilenode", Relfilenode(job));
+  });
+}
+
+void UndoAddColumnStep(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
+    if (TableExists(job)) {
+      const std::string t = TableSql(job);
+      if (HasOurPk(job))
+        Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
+      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+      Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
+      const std::string column = OurColumn(job);
+      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
+    }
+    Exec("DROP TABLE IF EXISTS " + LogSql(job));
+    Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
+  });
+}
+
+void CopyStep(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Txn("pkonline job " + Id(job) + ": create the copy", [&]() {
+    RequireSameStorage(job);
+    auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid", {V(RelidText(job))}, true);
+    if (pg::AsBool(force.scalar()))
+      Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", TableSql(job)),
+           "The copy would hold only the rows its owner may see.", "Use method => 'in_place'.");
+    if (CopyOid(job) != 0) return;
+    if (job.cursor_block > 0)
+      Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) was dropped", job.id, CopySql(job)), "",
+           Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+    CreateCopy(job);
+  });
+  CopyBlocks(ctx, [&job]() { return CopyBatchSql(job); });
+}
+
+void UndoCopyStep(Context& ctx) {
+  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the copy", [&]() { Exec("DROP TABLE IF EXISTS " + CopySql(ctx.job())); });
+}
+
+void BuildIndexesStep(Context& ctx) {
+  // Rows written during the copy may have been copied twice (once where they were, once where
+  // they moved): the log names them all, and one round leaves one row per id before the unique
+  // indexes are built.
+  const int64_t applied = ReplayRound(ctx);
+  ctx.Event("info", Fmt("%1% logged changes applied to the copy", applied));
+  EnsureTwins(ctx);
+}
+
+void CatchUpStep(Context& ctx) {
+  for (int round = 1;; round++) {
+    ctx.CheckControl();
+    const int64_t applied = ReplayRound(ctx);
+    if (applied < 1000 || round >= 100) {
+      ctx.Event("info", Fmt("copy caught up after %1% rounds (%2% changes in the last)", round, applied));
+      return;
+    }
+    ctx.Sleep(10);
+  }
+}
+
+void SwapStep(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string col = job.Opt("column_name");
+  bool done = false;
+  ctx.Txn("pkonline: check", [&]() { done = HasOurPk(job); });
+  if (done) return;
+  EnsureTwins(ctx);
+  ReplayRound(ctx);
+  ctx.WaitPoint("swap");
+  ctx.Ddl("pkonline job " + Id(job) + ": swap storage and attach primary key", [&]() {
+    const std::string t = TableSql(job);
+    if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
+    Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
+    const unsigned copy = CopyOid(job);
+    if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+    Exec("LOCK TABLE " + CopySql(job) + " IN ACCESS EXCLUSIVE MODE");
+    RequireSameStorage(job);
+    auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+                       {V(RelidText(job))}, true);
+    if (!other.empty())
+      Fail(sqlstate::kInvalidTableDefinition,
+           Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
+           Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+    if (Layout(job.relid) != Layout(copy))
+      Fail(sqlstate::kObjectNotInState, Fmt("the columns of %1% changed while job %2% ran", t, job.id),
+           "The copy has the columns the table had when the copy began.",
+           Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+    RequireValidIndexes(job);
+    std::vector<std::pair<unsigned, unsigned>> pairs;
+    for (const auto& entry : TableIndexes(job)) {
+      const unsigned twin = Oid(HelperSql(job, "ix" + entry.first));
+      if (twin == 0)
+        Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id), "",
+             Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
+      pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
+    }
+    const unsigned pk_twin = Oid(HelperSql(job, "pk"));
+    if (pk_twin == 0) Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
+    const int64_t last = ApplyLog(job);
+    for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
+    const unsigned pk = pg::CreateIndexLike(job.relid, pk_twin, job.Opt("pk_name"), false);
+    pg::SwapStorage(pk, pk_twin);
+    pg::SwapStorage(job.relid, copy);
+    // Every row now in the table came through the copy's NOT NULL column.
+    pg::SetNotNullTrusted(job.relid, Attnum(job.relid, col));
+    const std::string pk_sql = Ident(job.Opt("pk_name"));
+    Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk_sql + " PRIMARY KEY USING INDEX " + pk_sql);
+    Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+    Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
+    FinishSequence(job);
+    jobs::store::Event(job.id, "info", "swap", Fmt("storage swapped; %1% last changes applied under the lock", last));
+  });
+  ctx.WaitPoint("swap_committed");
+}
+
+void CleanupStep(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": drop the old storage", [&]() {
+    Exec("DROP TABLE IF EXISTS " + CopySql(job));
+    Exec("DROP TABLE IF EXISTS " + LogSql(job));
+  });
+}
+
+}  // namespace
+
+int CopyPointOfNoReturn() { return 5; }
+
+std::vector<Step> CopySteps(const jobs::Job& job) {
+  const std::string col = job.Opt("column_name");
+  return {
+      {"add_column",
+       "ADD COLUMN " + col + " " + job.Opt("column_type") + " (nullable), a sequence as its DEFAULT, a change log, "
+       "row triggers that give new row versions their id and log every change (ENABLE ALWAYS)",
+       "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddColumnStep,
+       UndoAddColumnStep},
+      {"copy", "CREATE TABLE " + HelperName(job, "copy") + " with the same columns; INSERT … SELECT by ranges of "
+               "heap blocks, ids filled, one transaction per batch",
+       "ACCESS SHARE: reads and writes continue", CopyStep, UndoCopyStep},
+      {"build_indexes", "apply the change log; CREATE INDEX on the copy for each index of the table, and "
+                        "CREATE UNIQUE INDEX (" + col + ") on it",
+       "none on the table (the copy is the job's own)", BuildIndexesStep, nullptr},
+      {"catch_up", "apply the change log to the copy in rounds until little is left",
+       "none on the table", CatchUpStep, nullptr},
+      {"swap",
+       "apply the last changes, swap the storage of the table and of each index with the copy's, "
+       "ADD PRIMARY KEY USING INDEX" + std::string(job.OptBool("identity") ? ", identity" : ""),
+       "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout with "
+       "retries",
+       SwapStep, nullptr},
+      {"cleanup", "DROP the copy (now holding the old storage) and the change log", "none on the table", CleanupStep,
+       nullptr},
+  };
+}
+
+}  // namespace pkonline::ops::int_pk
