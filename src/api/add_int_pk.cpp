@@ -46,7 +46,7 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
       "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM pg_catalog.pg_index i "
       "WHERE i.indrelid = c.oid AND NOT (i.indisvalid AND i.indisready AND i.indislive)), "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'x'), "
-      "c.relforcerowsecurity, pg_catalog.current_setting('wal_level') = 'minimal', "
+      "c.relforcerowsecurity, NULL, "
       "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
       {relid}, true);
@@ -67,8 +67,6 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
   if (pg::AsBool(row[4]))
     Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", t.qualified),
          "The copy would hold only the rows its owner may see.", in_place);
-  if (pg::AsBool(row[5]))
-    Fail(sqlstate::kFeatureNotSupported, "the copy method needs wal_level replica or logical", "", in_place);
   // Rows not written during the job get ids from their position: up to 291 per block, and
   // the table may grow by half before the job starts.
   const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1e6;
