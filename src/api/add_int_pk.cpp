@@ -69,7 +69,7 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
          "The copy would hold only the rows its owner may see.", in_place);
   // Rows not written during the job get ids from their position: up to 291 per block, and
   // the table may grow by half before the job starts.
-  const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1e6;
+  const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1000.0;
   if (largest >= type.max)
     Fail(sqlstate::kNumericOutOfRange,
          Fmt("table %1% is too large for column_type %2% with the copy method", t.qualified, type.name),

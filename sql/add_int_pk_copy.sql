@@ -1,0 +1,162 @@
+-- add_int_pk, method => 'copy': the rows are written once more, ids filled, into a copy with the
+-- same columns, and the storages are swapped. Every row kept, every index working and checked by
+-- amcheck, TOAST readable, nothing left behind; cancel undoes it; DDL that moves rows is noticed;
+-- what the method cannot do is refused before anything changes.
+SET client_min_messages = error;
+SET pkonline.debug_wait_points = on;
+SET pkonline.batch_size = 4;       -- several batches even on small tables
+SET pkonline.batch_time = 0;
+SET pkonline.batch_sleep = 0;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+\set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
+\set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
+
+CREATE PROCEDURE wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
+DECLARE s text; st text;
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    SELECT step, state INTO s, st FROM pkonline.status WHERE job = j;
+    EXIT WHEN s = want OR st IN ('done', 'failed', 'cancelled', 'paused');
+    COMMIT;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+
+-- A table with what a real one has: a dropped column, TOASTed values, a unique index that a
+-- foreign key of another table uses, a partial expression index, a CHECK, a user trigger, a
+-- view, a replica identity on an index, a grant.
+CREATE ROLE copy_writer;
+CREATE TABLE items (sku text NOT NULL, gone int, body text, price numeric CHECK (price >= 0), touched int DEFAULT 0);
+INSERT INTO items SELECT 'S' || g, g, CASE WHEN g % 50 = 0 THEN repeat(md5(g::text), 200) ELSE 'b' || g END, g / 4.0
+  FROM generate_series(1, 3000) g;
+ALTER TABLE items DROP COLUMN gone;
+DELETE FROM items WHERE sku LIKE '%7';
+CREATE UNIQUE INDEX items_sku ON items (sku);
+ALTER TABLE items ADD CONSTRAINT items_sku_key UNIQUE USING INDEX items_sku;
+ALTER TABLE items REPLICA IDENTITY USING INDEX items_sku_key;
+CREATE INDEX items_body ON items (left(body, 4)) WHERE price > 100;
+CREATE TABLE orders (sku text REFERENCES items (sku), n int);
+INSERT INTO orders SELECT 'S' || g, g FROM generate_series(1, 3000, 10) g;
+CREATE FUNCTION items_touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END';
+CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION items_touch();
+CREATE VIEW cheap_items AS SELECT sku, price FROM items WHERE price < 10;
+GRANT SELECT, INSERT, UPDATE, DELETE ON items TO copy_writer;
+CREATE TABLE items_before AS SELECT sku, body, price, touched FROM items;
+SELECT pg_relation_filenode('items') AS filenode_before \gset
+
+-- the plan
+SELECT pkonline.add_int_pk('items', method => 'copy', start => false) AS job \gset
+SELECT step_no, step, lock FROM pkonline.steps(:job);
+SELECT pkonline.start(:job);
+
+-- held in the copy, writes by a role that may only write the table: they reach the copy
+:hold;
+CALL wait_for_step(:job, 'copy');
+SET ROLE copy_writer;
+INSERT INTO items (sku, body, price) VALUES ('NEW1', 'new', 1), ('NEW2', repeat('t', 5000), 2);
+UPDATE items SET price = price + 1000 WHERE sku IN ('S1', 'S2999', 'NEW1');
+DELETE FROM items WHERE sku IN ('S3', 'S2998');
+RESET ROLE;
+INSERT INTO items_before VALUES ('NEW1', 'new', 1001, 1), ('NEW2', repeat('t', 5000), 2, 0);
+UPDATE items_before SET price = price + 1000, touched = touched + 1 WHERE sku IN ('S1', 'S2999');
+DELETE FROM items_before WHERE sku IN ('S3', 'S2998');
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT step, state FROM pkonline.steps(:job);
+
+-- the primary key; every other constraint, index, trigger, view and grant as it was
+SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+ WHERE conrelid IN ('items'::regclass, 'orders'::regclass) ORDER BY conrelid::regclass::text, conname;
+SELECT indexrelid::regclass, indisprimary, indisunique, indisvalid, indisreplident
+  FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1::text;
+SELECT attname, format_type(atttypid, atttypmod), attnotnull, attidentity
+  FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT has_table_privilege('copy_writer', 'items', 'INSERT') AS writer_may_insert;
+-- new storage; every row kept with its values (the TOASTed ones too), each with its own id
+SELECT pg_relation_filenode('items') <> :filenode_before AS new_storage;
+SELECT count(*) AS changed_rows FROM (
+  (SELECT sku, body, price, touched FROM items EXCEPT ALL SELECT * FROM items_before)
+  UNION ALL
+  (SELECT * FROM items_before EXCEPT ALL SELECT sku, body, price, touched FROM items)) d;
+SELECT count(*), count(id), count(DISTINCT id) FROM items;
+SELECT (SELECT count(*) FROM cheap_items) AS view_rows;
+-- heap, TOAST and every index agree (amcheck)
+SELECT count(*) AS heap_problems FROM verify_heapam('items');
+SELECT count(bt_index_check(indexrelid, true)) AS indexes_checked FROM pg_index WHERE indrelid = 'items'::regclass;
+SELECT t.relname = 'pg_toast_' || 'items'::regclass::oid AS toast_named_for_table
+  FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = 'items'::regclass;
+-- the indexes answer queries; the foreign key still guards the key it uses
+SET enable_seqscan = off;
+SELECT sku, price FROM items WHERE sku = 'S2999';
+SELECT count(*) FROM items WHERE left(body, 4) = 'b100' AND price > 100;
+SELECT sku FROM items WHERE id = (SELECT max(id) FROM items WHERE sku LIKE 'NEW%' AND sku = 'NEW2');
+RESET enable_seqscan;
+INSERT INTO orders VALUES ('NOPE', 1);
+-- new rows continue above every id; nothing of the job is left
+INSERT INTO items (sku, price) VALUES ('LATER', 1) RETURNING id > (SELECT max(id) FROM items WHERE sku <> 'LATER') AS above;
+SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
+
+-- cancel in the middle of the copy: the table is as it was
+CREATE TABLE c1 (a int, b text);
+INSERT INTO c1 SELECT g, 'b' || g FROM generate_series(1, 2000) g;
+:hold;
+SELECT pkonline.add_int_pk('c1', method => 'copy') AS job \gset
+CALL wait_for_step(:job, 'copy');
+SELECT pkonline.cancel(:job);
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state FROM pkonline.jobs WHERE id = :job;
+SELECT string_agg(attname, ',' ORDER BY attnum) AS columns FROM pg_attribute
+ WHERE attrelid = 'c1'::regclass AND attnum > 0 AND NOT attisdropped;
+SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'c1'::regclass) AS triggers,
+       (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline%') AS helpers;
+
+-- VACUUM FULL during the job moves rows (their position is their id): the job fails before
+-- the swap, and cancel undoes it
+CREATE TABLE c2 (a int);
+INSERT INTO c2 SELECT generate_series(1, 2000);
+:hold;
+SELECT pkonline.add_int_pk('c2', method => 'copy') AS job \gset
+CALL wait_for_step(:job, 'copy');
+VACUUM FULL c2;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT state FROM pkonline.jobs WHERE id = :job;
+SELECT count(*) AS c2_columns FROM pg_attribute WHERE attrelid = 'c2'::regclass AND attnum > 0 AND NOT attisdropped;
+
+-- refused, nothing changed
+SET client_min_messages = notice;
+\set VERBOSITY default
+CREATE TABLE r_plain (a int);
+SELECT pkonline.add_int_pk('r_plain', method => 'rewrite');
+CREATE TABLE r_parent (a int);
+CREATE TABLE r_child () INHERITS (r_parent);
+SELECT pkonline.add_int_pk('r_parent', method => 'copy');
+SELECT pkonline.add_int_pk('r_child', method => 'copy');
+SET client_min_messages = error;  -- its warning depends on wal_level
+CREATE PUBLICATION r_pub FOR TABLE r_plain;
+SET client_min_messages = notice;
+SELECT pkonline.add_int_pk('r_plain', method => 'copy');
+DROP PUBLICATION r_pub;
+CREATE TABLE r_rls (a int);
+ALTER TABLE r_rls ENABLE ROW LEVEL SECURITY;
+ALTER TABLE r_rls FORCE ROW LEVEL SECURITY;
+SELECT pkonline.add_int_pk('r_rls', method => 'copy');
+CREATE TABLE r_excl (a int, EXCLUDE USING btree (a WITH =));
+SELECT pkonline.add_int_pk('r_excl', method => 'copy');
+CREATE TABLE r_inv (a int);
+INSERT INTO r_inv VALUES (1), (1);
+CREATE UNIQUE INDEX CONCURRENTLY r_inv_a ON r_inv (a);
+SELECT pkonline.add_int_pk('r_inv', method => 'copy');
+CREATE TABLE r_small (a int);
+INSERT INTO r_small SELECT generate_series(1, 30000);  -- 133 blocks: positions up to 38,703
+SELECT pkonline.add_int_pk('r_small', column_type => 'smallint', method => 'copy');
+SELECT count(*) AS jobs_for_refused_tables FROM pkonline.jobs WHERE table_name LIKE '%r\_%';
+SELECT count(*) AS columns_added FROM pg_attribute
+ WHERE attrelid IN ('r_plain'::regclass, 'r_parent'::regclass, 'r_rls'::regclass, 'r_excl'::regclass, 'r_inv'::regclass, 'r_small'::regclass)
+   AND attname = 'id';
