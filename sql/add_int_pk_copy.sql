@@ -11,7 +11,7 @@ CREATE EXTENSION IF NOT EXISTS amcheck;
 \set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
 \set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
 
-CREATE PROCEDURE wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
+CREATE PROCEDURE copy_wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
 DECLARE s text; st text;
 BEGIN
   FOR i IN 1 .. 600 LOOP
@@ -35,8 +35,8 @@ CREATE UNIQUE INDEX items_sku ON items (sku);
 ALTER TABLE items ADD CONSTRAINT items_sku_key UNIQUE USING INDEX items_sku;
 ALTER TABLE items REPLICA IDENTITY USING INDEX items_sku_key;
 CREATE INDEX items_body ON items (left(body, 4)) WHERE price > 100;
-CREATE TABLE orders (sku text REFERENCES items (sku), n int);
-INSERT INTO orders SELECT 'S' || g, g FROM generate_series(1, 3000, 10) g;
+CREATE TABLE item_orders (sku text REFERENCES items (sku), n int);
+INSERT INTO item_orders SELECT 'S' || g, g FROM generate_series(1, 3000, 10) g;
 CREATE FUNCTION items_touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END';
 CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION items_touch();
 CREATE VIEW cheap_items AS SELECT sku, price FROM items WHERE price < 10;
@@ -51,7 +51,7 @@ SELECT pkonline.start(:job);
 
 -- held in the copy, writes by a role that may only write the table: they reach the copy
 :hold;
-CALL wait_for_step(:job, 'copy');
+CALL copy_wait_for_step(:job, 'copy');
 SET ROLE copy_writer;
 INSERT INTO items (sku, body, price) VALUES ('NEW1', 'new', 1), ('NEW2', repeat('t', 5000), 2);
 UPDATE items SET price = price + 1000 WHERE sku IN ('S1', 'S2999', 'NEW1');
@@ -67,9 +67,9 @@ SELECT step, state FROM pkonline.steps(:job);
 
 -- the primary key; every other constraint, index, trigger, view and grant as it was
 SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
- WHERE conrelid IN ('items'::regclass, 'orders'::regclass) ORDER BY conrelid::regclass::text, conname;
+ WHERE conrelid IN ('items'::regclass, 'item_orders'::regclass) ORDER BY conrelid::regclass::text, conname;
 SELECT indexrelid::regclass, indisprimary, indisunique, indisvalid, indisreplident
-  FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1::text;
+  FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY indexrelid::regclass::text;
 SELECT attname, format_type(atttypid, atttypmod), attnotnull, attidentity
   FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal ORDER BY 1;
@@ -93,7 +93,7 @@ SELECT sku, price FROM items WHERE sku = 'S2999';
 SELECT count(*) FROM items WHERE left(body, 4) = 'b100' AND price > 100;
 SELECT sku FROM items WHERE id = (SELECT max(id) FROM items WHERE sku LIKE 'NEW%' AND sku = 'NEW2');
 RESET enable_seqscan;
-INSERT INTO orders VALUES ('NOPE', 1);
+INSERT INTO item_orders VALUES ('NOPE', 1);
 -- new rows continue above every id; nothing of the job is left
 INSERT INTO items (sku, price) VALUES ('LATER', 1) RETURNING id > (SELECT max(id) FROM items WHERE sku <> 'LATER') AS above;
 SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
@@ -103,7 +103,7 @@ CREATE TABLE c1 (a int, b text);
 INSERT INTO c1 SELECT g, 'b' || g FROM generate_series(1, 2000) g;
 :hold;
 SELECT pkonline.add_int_pk('c1', method => 'copy') AS job \gset
-CALL wait_for_step(:job, 'copy');
+CALL copy_wait_for_step(:job, 'copy');
 SELECT pkonline.cancel(:job);
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -119,7 +119,7 @@ CREATE TABLE c2 (a int);
 INSERT INTO c2 SELECT generate_series(1, 2000);
 :hold;
 SELECT pkonline.add_int_pk('c2', method => 'copy') AS job \gset
-CALL wait_for_step(:job, 'copy');
+CALL copy_wait_for_step(:job, 'copy');
 VACUUM FULL c2;
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -143,6 +143,7 @@ CREATE PUBLICATION r_pub FOR TABLE r_plain;
 SET client_min_messages = notice;
 SELECT pkonline.add_int_pk('r_plain', method => 'copy');
 DROP PUBLICATION r_pub;
+DROP PROCEDURE copy_wait_for_step;
 CREATE TABLE r_rls (a int);
 ALTER TABLE r_rls ENABLE ROW LEVEL SECURITY;
 ALTER TABLE r_rls FORCE ROW LEVEL SECURITY;
