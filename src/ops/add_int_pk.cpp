@@ -116,6 +116,23 @@ void FinishSequence(const jobs::Job& job) {
   }
 }
 
+void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers,
+                          const std::vector<std::string>& drops) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
+    if (TableExists(job)) {
+      const std::string t = TableSql(job);
+      if (HasOurPk(job))
+        Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
+      for (const auto& trigger : triggers) Exec("DROP TRIGGER IF EXISTS " + Ident(trigger) + " ON " + t);
+      const std::string column = OurColumn(job);
+      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
+    }
+    for (const auto& sql : drops) Exec(sql);
+    Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
+  });
+}
+
 }  // namespace int_pk
 
 namespace {
@@ -139,19 +156,7 @@ void AddColumn(Context& ctx) {
 }
 
 void UndoAddColumn(Context& ctx) {
-  const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
-    if (TableExists(job)) {
-      const std::string t = TableSql(job);
-      if (HasOurPk(job))
-        Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
-      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-      const std::string column = OurColumn(job);
-      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
-    }
-    Exec("DROP FUNCTION IF EXISTS " + FillFnSql(job) + "()");
-    Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
-  });
+  UndoColumnAndHelpers(ctx, {FillName(ctx.job())}, {"DROP FUNCTION IF EXISTS " + FillFnSql(ctx.job()) + "()"});
 }
 
 std::vector<std::string> PkColumns(const jobs::Job& job) { return {job.Opt("column_name")}; }

@@ -293,19 +293,7 @@ void AddColumnStep(Context& ctx) {
 
 void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
-    if (TableExists(job)) {
-      const std::string t = TableSql(job);
-      if (HasOurPk(job))
-        Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
-      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-      Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
-      const std::string column = OurColumn(job);
-      if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
-    }
-    Exec("DROP TABLE IF EXISTS " + LogSql(job));
-    Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
-  });
+  UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)}, {"DROP TABLE IF EXISTS " + LogSql(job)});
 }
 
 void CopyStep(Context& ctx) {

@@ -25,6 +25,10 @@ void AddColumnWithSequence(const jobs::Job& job);
 std::string SequenceOid(const jobs::Job& job);
 // With the table locked, after the key is attached: identity, or the sequence renamed.
 void FinishSequence(const jobs::Job& job);
+// Undo of add_column (brief DDL): drops `triggers` from the table, the column, then runs `drops`
+// and drops the sequence. Refused once the primary key is attached.
+void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers,
+                          const std::vector<std::string>& drops);
 
 // The copy method (add_int_pk_copy.cpp).
 std::vector<Step> CopySteps(const jobs::Job& job);
