@@ -19,7 +19,7 @@ valgrind --quiet --trace-children=yes --num-callers=40 --error-limit=no --leak-c
   --log-file="$WORK/vg.%p" /usr/lib/postgresql/15/bin/postgres -D "\$data" -c config_file="\$conf/postgresql.conf" \\
   >"$WORK/server.log" 2>&1 &
 for i in \$(seq 1 120); do pg_isready -q && break; sleep 1; done
-make -C '$WORK' installcheck REGRESS="${REGRESS_TESTS:-errors add_int_pk control}" ISOLATION= TAP_TESTS=
+make -C '$WORK' installcheck REGRESS="${REGRESS_TESTS:-errors add_int_pk add_int_pk_copy control}" ISOLATION= TAP_TESTS=
 /usr/lib/postgresql/15/bin/pg_ctl stop -m fast -D "\$data"
 INNER
 runuser -u postgres -- pg_virtualenv -t -o shared_preload_libraries=pkonline -o max_worker_processes=16 \

@@ -11,6 +11,9 @@ use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Time::HiRes qw(time);
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineLoad;
 
 my $rows     = 200_000;    # original rows, aid 1..$rows
 my $new_base = 1_000_000;  # rows the load inserts get aid > $new_base
@@ -58,8 +61,10 @@ note('heap blocks: ' . $node->safe_psql('postgres', "SELECT pg_relation_size('ac
 # --- the load --------------------------------------------------------------------------------------
 # Each statement changes at most one row of accounts (so a client never holds two row locks and
 # cannot deadlock with the backfill) and logs what it did in the same statement.
-my $script = $node->basedir . '/load.sql';
-PostgreSQL::Test::Utils::append_to_file($script, qq{
+# The load runs in back-to-back pgbench rounds of $round_secs seconds until the job has ended (at
+# most $max_secs in all): as long as the job needs, each round with its own summary to check.
+my $load = PkonlineLoad->new(node => $node, clients => $clients, round_secs => $round_secs, args => ['-P', '1'],
+	script => qq{
 \\set aid random(1, $rows)
 \\set delta random(-1000, 1000)
 \\set back random(0, 300)
@@ -72,37 +77,11 @@ WITH d AS (DELETE FROM accounts WHERE aid = :naid - :back RETURNING aid)
 INSERT INTO load_log (kind, aid, delta) SELECT 'd', aid, 0 FROM d;
 });
 
-my $pgbench = $node->config_data('--bindir') . '/pgbench';
-$pgbench = 'pgbench' unless -x $pgbench;
 my $psql = $node->config_data('--bindir') . '/psql';
 $psql = 'psql' unless -x $psql;
 
-# The load runs in back-to-back pgbench rounds of $round_secs seconds until the job has ended (at
-# most $max_secs in all): as long as the job needs, each round with its own summary to check.
-my (@rounds, $cur);
-sub start_round
-{
-	my $r = { out => '', err => '' };
-	$r->{h} = IPC::Run::start(
-		[ $pgbench, '-n', '-c', $clients, '-j', $clients, '-T', $round_secs, '-P', '1',
-		  '-f', $script, $node->connstr('postgres') ],
-		'>', \$r->{out}, '2>', \$r->{err});
-	push @rounds, $r;
-	return $r;
-}
-sub finish_round
-{
-	my ($r) = @_;
-	$r->{h}->finish;
-	$r->{rc} = $r->{h}->result(0);
-	($r->{processed}) = $r->{out} =~ /^number of transactions actually processed: (\d+)/m;
-	($r->{failed})    = $r->{out} =~ /^number of failed transactions: (\d+)/m;
-	($r->{tps})       = $r->{out} =~ /^tps = ([\d.]+)/m;
-	return;
-}
-
 my $load_start = time;
-$cur = start_round();
+$load->start_round;
 
 # Let the load run a little before the job starts (rows inserted now get no id from the DEFAULT:
 # the backfill must number them).
@@ -125,15 +104,10 @@ my $waiter = IPC::Run::start(
 	  '-c', 'SET client_min_messages = warning', '-c', "CALL pkonline.wait($job, interval '100 s')" ],
 	'>', \$wait_out, '2>', \$wait_err);
 
-my $ended = 0;
-while (1)
-{
-	finish_round($cur);
-	$ended = $node->safe_psql('postgres',
+my $ended = $load->run_until(sub {
+	return $node->safe_psql('postgres',
 		"SELECT state IN ('done', 'failed', 'cancelled', 'paused') FROM pkonline.jobs WHERE id = $job") eq 't';
-	last if $ended || time - $load_start > $max_secs;
-	$cur = start_round();
-}
+}, $max_secs);
 ok($ended, 'the job ended while the load ran');
 $waiter->finish;
 chomp(my $state = $wait_out);
@@ -154,25 +128,7 @@ if ($state ne 'done')
 }
 
 # --- pgbench: every round exited 0, with no failed transaction --------------------------------------
-my ($processed, $failed, $bad_rc, $aborted) = (0, 0, 0, 0);
-for my $i (0 .. $#rounds)
-{
-	my $r = $rounds[$i];
-	note(sprintf('pgbench round %d: rc %s, %s transactions, %s failed, %s tps', $i + 1, $r->{rc},
-		$r->{processed} // '?', $r->{failed} // '?', $r->{tps} // '?'));
-	if ($r->{rc} != 0 || !defined $r->{failed} || $r->{failed} != 0 || "$r->{out}$r->{err}" =~ /aborted/i)
-	{
-		diag("pgbench round " . ($i + 1) . " output:\n$r->{out}\nstderr:\n$r->{err}");
-	}
-	$bad_rc++ if $r->{rc} != 0;
-	$failed += $r->{failed} // 1;
-	$aborted++ if "$r->{out}$r->{err}" =~ /aborted/i;
-	$processed += $r->{processed} // 0;
-}
-is($bad_rc, 0, sprintf('pgbench exited 0 in all %d rounds', scalar @rounds));
-is($failed, 0, 'pgbench: number of failed transactions: 0');
-is($aborted, 0, 'pgbench: no aborted client');
-cmp_ok($processed, '>', 1000, 'pgbench processed transactions');
+my $processed = $load->check_rounds(1000);
 my $load_secs = time - $load_start;
 note(sprintf('pgbench: %d transactions in %.1f s, %.0f tps overall', $processed, $load_secs,
 	$processed / $load_secs));

@@ -8,9 +8,10 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
-use Time::HiRes qw(time);
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineLoad;
 
 my $rows       = 200_000;
 my $clients    = 4;
@@ -43,8 +44,8 @@ $node->safe_psql('postgres', qq{
 });
 
 # Each statement changes at most one account and logs what it did in the same statement.
-my $script = $node->basedir . '/load.sql';
-PostgreSQL::Test::Utils::append_to_file($script, qq{
+my $load = PkonlineLoad->new(node => $node, clients => $clients, round_secs => $round_secs, args => ['-U', 'app'],
+	script => qq{
 \\set n random(1, $rows)
 \\set delta random(-1000, 1000)
 \\set back random(0, 300)
@@ -57,32 +58,7 @@ WITH d AS (DELETE FROM accounts WHERE id = :nid - :back AND id > $rows RETURNING
 INSERT INTO load_log SELECT 'd', id, 0 FROM d;
 });
 
-my $pgbench = $node->config_data('--bindir') . '/pgbench';
-$pgbench = 'pgbench' unless -x $pgbench;
-
-my (@rounds, $cur);
-sub start_round
-{
-	my $r = { out => '', err => '' };
-	$r->{h} = IPC::Run::start(
-		[ $pgbench, '-n', '-c', $clients, '-j', $clients, '-T', $round_secs, '-f', $script, '-U', 'app',
-		  $node->connstr('postgres') ],
-		'>', \$r->{out}, '2>', \$r->{err});
-	push @rounds, $r;
-	return $r;
-}
-sub finish_round
-{
-	my ($r) = @_;
-	$r->{h}->finish;
-	$r->{rc} = $r->{h}->result(0);
-	($r->{processed}) = $r->{out} =~ /^number of transactions actually processed: (\d+)/m;
-	($r->{failed})    = $r->{out} =~ /^number of failed transactions: (\d+)/m;
-	return;
-}
-
-my $load_start = time;
-$cur = start_round();
+$load->start_round;
 ok($node->poll_query_until('postgres', "SELECT count(*) >= 100 FROM load_log WHERE kind = 'i'"), 'load is running');
 
 my $job = $node->safe_psql('postgres', q{
@@ -92,15 +68,10 @@ my $job = $node->safe_psql('postgres', q{
 });
 like($job, qr/^\d+$/, "add_column returned job id $job");
 
-my $ended = 0;
-while (1)
-{
-	finish_round($cur);
-	$ended = $node->safe_psql('postgres',
+my $ended = $load->run_until(sub {
+	return $node->safe_psql('postgres',
 		"SELECT state IN ('done', 'failed', 'cancelled', 'paused') FROM pkonline.jobs WHERE id = $job") eq 't';
-	last if $ended || time - $load_start > $max_secs;
-	$cur = start_round();
-}
+}, $max_secs);
 ok($ended, 'the job ended while the load ran');
 is($node->safe_psql('postgres', "SELECT state FROM pkonline.jobs WHERE id = $job"), 'done', 'the job is done');
 note('step durations: ' . $node->safe_psql('postgres', qq{
@@ -108,20 +79,7 @@ note('step durations: ' . $node->safe_psql('postgres', qq{
 	                  ORDER BY step_no) FROM pkonline.job_steps WHERE job_id = $job}));
 note('lock retries: ' . $node->safe_psql('postgres', "SELECT lock_retries FROM pkonline.jobs WHERE id = $job"));
 
-my ($processed, $failed, $bad) = (0, 0, 0);
-for my $r (@rounds)
-{
-	$processed += $r->{processed} // 0;
-	$failed += $r->{failed} // 1;
-	if ($r->{rc} != 0 || "$r->{out}$r->{err}" =~ /aborted/i)
-	{
-		$bad++;
-		diag("pgbench output:\n$r->{out}\nstderr:\n$r->{err}");
-	}
-}
-is($bad, 0, sprintf('pgbench exited 0 without aborted clients in all %d rounds', scalar @rounds));
-is($failed, 0, 'pgbench: no failed transaction');
-cmp_ok($processed, '>', 500, "pgbench processed $processed transactions");
+$load->check_rounds(500);
 
 # --- the column -----------------------------------------------------------------------------------
 is($node->safe_psql('postgres', q{
@@ -159,12 +117,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM accounts WHERE id > $rows 
 	'0', 'inserted rows: data as inserted');
 
 # --- lock waits: no client waited longer than pkonline.lock_timeout (100 ms) -------------------------
-# With deadlock_timeout = lock_timeout = 100 ms, the server logs every lock wait that lasts longer.
-my $log = slurp_file($node->logfile);
-my @client_waits = grep { !/pkonline job/ } ($log =~ /^(.*still waiting for .*)$/mg);
-is(scalar(@client_waits), 0, 'no client waited for a lock longer than 100 ms')
-  or diag(join("\n", @client_waits[0 .. ($#client_waits < 9 ? $#client_waits : 9)]));
-unlike($log, qr/deadlock detected/, 'no deadlock');
+PkonlineLoad::check_no_client_lock_waits($node);
 
 $node->stop;
 done_testing();

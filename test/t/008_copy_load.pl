@@ -10,9 +10,10 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
-use Time::HiRes qw(time);
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineLoad;
 
 my $rows       = 300_000;
 my $clients    = 4;
@@ -48,8 +49,8 @@ $node->safe_psql('postgres', qq{
 	VACUUM ANALYZE mirror;
 });
 
-my $script = $node->basedir . '/load.sql';
-PostgreSQL::Test::Utils::append_to_file($script, qq{
+my $load = PkonlineLoad->new(node => $node, clients => $clients, round_secs => $round_secs,
+	script => qq{
 \\set k random(1, $rows)
 \\set d random(1, $rows)
 BEGIN;
@@ -65,32 +66,7 @@ DELETE FROM mirror WHERE k = :d;
 COMMIT;
 });
 
-my $pgbench = $node->config_data('--bindir') . '/pgbench';
-$pgbench = 'pgbench' unless -x $pgbench;
-
-my (@rounds, $cur);
-sub start_round
-{
-	my $r = { out => '', err => '' };
-	$r->{h} = IPC::Run::start(
-		[ $pgbench, '-n', '-c', $clients, '-j', $clients, '-T', $round_secs, '-f', $script,
-		  $node->connstr('postgres') ],
-		'>', \$r->{out}, '2>', \$r->{err});
-	push @rounds, $r;
-	return $r;
-}
-sub finish_round
-{
-	my ($r) = @_;
-	$r->{h}->finish;
-	$r->{rc} = $r->{h}->result(0);
-	($r->{processed}) = $r->{out} =~ /^number of transactions actually processed: (\d+)/m;
-	($r->{failed})    = $r->{out} =~ /^number of failed transactions: (\d+)/m;
-	return;
-}
-
-my $load_start = time;
-$cur = start_round();
+$load->start_round;
 sleep 1;
 my $job = $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
@@ -103,20 +79,13 @@ ok($node->poll_query_until('postgres',
 		"SELECT step_no = 2 AND end_block > 0 AND cursor_block > end_block / 3 FROM pkonline.jobs WHERE id = $job"),
 	'the copy is under way');
 $node->stop('immediate');
-$cur->{crashed} = 1;
-finish_round($cur);
+$load->crashed;
 $node->start;
-$load_start = time;
 
-my $ended = 0;
-while (1)
-{
-	$cur = start_round();
-	finish_round($cur);
-	$ended = $node->safe_psql('postgres',
+my $ended = $load->run_until(sub {
+	return $node->safe_psql('postgres',
 		"SELECT state IN ('done', 'failed', 'cancelled', 'paused') FROM pkonline.jobs WHERE id = $job") eq 't';
-	last if $ended || time - $load_start > $max_secs;
-}
+}, $max_secs);
 ok($ended, 'the job ended while the load ran');
 is($node->safe_psql('postgres', "SELECT state FROM pkonline.jobs WHERE id = $job"), 'done', 'the job is done')
   or diag($node->safe_psql('postgres', "SELECT kind || ': ' || message FROM pkonline.events WHERE job_id = $job ORDER BY id"));
@@ -127,21 +96,7 @@ cmp_ok($node->safe_psql('postgres',
 		"SELECT count(*) FROM pkonline.events WHERE job_id = $job AND kind = 'step_start' AND message LIKE 'step 2 %'"),
 	'>=', 2, 'the copy step ran again after the crash (resumed from its cursor)');
 
-my ($processed, $failed, $bad) = (0, 0, 0);
-for my $r (@rounds)
-{
-	next if $r->{crashed};
-	$processed += $r->{processed} // 0;
-	$failed += $r->{failed} // 1;
-	if ($r->{rc} != 0 || "$r->{out}$r->{err}" =~ /aborted/i)
-	{
-		$bad++;
-		diag("pgbench output:\n$r->{out}\nstderr:\n$r->{err}");
-	}
-}
-is($bad, 0, 'pgbench exited 0 without aborted clients in every round after the restart');
-is($failed, 0, 'pgbench: no failed transaction');
-cmp_ok($processed, '>', 500, "pgbench processed $processed transactions");
+$load->check_rounds(500);
 
 # --- the result --------------------------------------------------------------------------------------
 is($node->safe_psql('postgres', q{
@@ -166,10 +121,7 @@ is($node->safe_psql('postgres', q{SET enable_seqscan = off; SELECT v FROM st WHE
 	$node->safe_psql('postgres', q{SELECT v FROM mirror WHERE k = 1000}), 'the moved indexes answer queries');
 
 # --- lock waits: no client waited longer than pkonline.lock_timeout (100 ms) -------------------------
-my $log = slurp_file($node->logfile);
-my @client_waits = grep { !/pkonline job/ } ($log =~ /^(.*still waiting for .*)$/mg);
-is(scalar(@client_waits), 0, 'no client waited for a lock longer than 100 ms')
-  or diag(join("\n", @client_waits[0 .. ($#client_waits < 9 ? $#client_waits : 9)]));
+PkonlineLoad::check_no_client_lock_waits($node);
 
 $node->stop;
 done_testing();

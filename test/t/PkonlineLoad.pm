@@ -1,0 +1,121 @@
+# A pgbench load for the TAP tests that run a job on a busy table: back-to-back rounds of
+# round_secs seconds (each with its own summary to check) until the job has ended, and the checks
+# every such test makes afterwards.
+#
+#   my $load = PkonlineLoad->new(node => $node, script => $sql, clients => 4, round_secs => 4);
+#   $load->start_round;
+#   ... start the job ...
+#   ok($load->run_until(sub { job_ended() }, 90), 'the job ended while the load ran');
+#   $load->check_rounds(500);
+#   PkonlineLoad::check_no_client_lock_waits($node);
+package PkonlineLoad;
+
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+# node, script (the pgbench script's text), clients, round_secs; args: more pgbench arguments.
+sub new
+{
+	my ($class, %a) = @_;
+	my $self = bless { %a, rounds => [], cur => undef }, $class;
+	$self->{args} //= [];
+	$self->{file} = $a{node}->basedir . '/load.sql';
+	PostgreSQL::Test::Utils::append_to_file($self->{file}, $a{script});
+	my $pgbench = $a{node}->config_data('--bindir') . '/pgbench';
+	$self->{pgbench} = -x $pgbench ? $pgbench : 'pgbench';
+	return $self;
+}
+
+sub start_round
+{
+	my ($self) = @_;
+	my $r = { out => '', err => '' };
+	$r->{h} = IPC::Run::start(
+		[ $self->{pgbench}, '-n', '-c', $self->{clients}, '-j', $self->{clients}, '-T', $self->{round_secs},
+		  @{ $self->{args} }, '-f', $self->{file}, $self->{node}->connstr('postgres') ],
+		'>', \$r->{out}, '2>', \$r->{err});
+	push @{ $self->{rounds} }, $r;
+	$self->{cur} = $r;
+	return $r;
+}
+
+sub finish_round
+{
+	my ($self) = @_;
+	my $r = $self->{cur} or return;
+	$self->{cur} = undef;
+	$r->{h}->finish;
+	$r->{rc} = $r->{h}->result(0);
+	($r->{processed}) = $r->{out} =~ /^number of transactions actually processed: (\d+)/m;
+	($r->{failed})    = $r->{out} =~ /^number of failed transactions: (\d+)/m;
+	($r->{tps})       = $r->{out} =~ /^tps = ([\d.]+)/m;
+	return;
+}
+
+# The current round ends with the server (stopped on purpose): it is not held against the load.
+sub crashed
+{
+	my ($self) = @_;
+	$self->{cur}{crashed} = 1 if $self->{cur};
+	$self->finish_round;
+	return;
+}
+
+# Rounds until done() says so, at most max_secs from now; true if done() said so.
+sub run_until
+{
+	my ($self, $done, $max_secs) = @_;
+	my $start = time;
+	while (1)
+	{
+		$self->start_round unless $self->{cur};
+		$self->finish_round;
+		return 1 if $done->();
+		return 0 if time - $start > $max_secs;
+	}
+}
+
+# Every round exited 0 without aborted clients, no failed transaction, more than $min in all;
+# returns how many.
+sub check_rounds
+{
+	my ($self, $min) = @_;
+	my ($processed, $failed, $bad, $n) = (0, 0, 0, 0);
+	for my $r (@{ $self->{rounds} })
+	{
+		next if $r->{crashed};
+		$n++;
+		note(sprintf('pgbench round %d: rc %s, %s transactions, %s failed, %s tps', $n, $r->{rc},
+			$r->{processed} // '?', $r->{failed} // '?', $r->{tps} // '?'));
+		$processed += $r->{processed} // 0;
+		$failed += $r->{failed} // 1;
+		if ($r->{rc} != 0 || "$r->{out}$r->{err}" =~ /aborted/i)
+		{
+			$bad++;
+			diag("pgbench output:\n$r->{out}\nstderr:\n$r->{err}");
+		}
+	}
+	is($bad, 0, "pgbench exited 0 without aborted clients in all $n rounds");
+	is($failed, 0, 'pgbench: no failed transaction');
+	cmp_ok($processed, '>', $min, "pgbench processed $processed transactions");
+	return $processed;
+}
+
+# With deadlock_timeout = lock_timeout = 100 ms (and log_lock_waits), the server logs every lock
+# wait that lasts longer: none may be a client's.
+sub check_no_client_lock_waits
+{
+	my ($node) = @_;
+	my $log = slurp_file($node->logfile);
+	my @client_waits = grep { !/pkonline job/ } ($log =~ /^(.*still waiting for .*)$/mg);
+	is(scalar(@client_waits), 0, 'no client waited for a lock longer than 100 ms')
+	  or diag(join("\n", @client_waits[0 .. ($#client_waits < 9 ? $#client_waits : 9)]));
+	unlike($log, qr/deadlock detected/, 'no deadlock');
+	return;
+}
+
+1;
