@@ -47,7 +47,13 @@ class RunContext final : public ops::Context {
     const int max_retries = static_cast<int>(job_.OptInt("lock_retries"));
     for (int attempt = 1;; attempt++) {
       try {
-        pg::InTransaction(activity, fn, {timeout, 0});
+        // The job's brief DDL is the one to give way: should its lock requests close a cycle
+        // with clients (a foreign key's cascade locks tables in the other order), it runs the
+        // deadlock check first and is the one aborted, to be retried.
+        pg::TxnOptions opts;
+        opts.lock_timeout_ms = timeout;
+        opts.deadlock_timeout_ms = std::max(10, timeout / 4);
+        pg::InTransaction(activity, fn, opts);
         return;
       } catch (const PgError& e) {
         const bool retryable =

@@ -46,6 +46,7 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const int stmt_ms = opts.statement_timeout_ms;
   const bool replica = opts.replica_role;
   const bool repeatable = opts.repeatable_read;
+  const int deadlock_ms = opts.deadlock_timeout_ms;
   Call([&]() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -54,6 +55,11 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       char buf[32];
       snprintf(buf, sizeof buf, "%d", lock_ms);
       set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+    }
+    if (deadlock_ms > 0) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%d", deadlock_ms);
+      (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
     }
     if (replica) {
       (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,

@@ -18,17 +18,7 @@ my $clients    = 4;
 my $round_secs = 4;
 my $max_secs   = 90;
 
-my $node = PostgreSQL::Test::Cluster->new('setpk');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pkonline'
-max_worker_processes = 16
-max_connections = 30
-log_lock_waits = on
-deadlock_timeout = '100ms'
-log_line_prefix = '%m [%p] %a: '
-});
-$node->start;
+my $node = PkonlineLoad::busy_node('setpk');
 
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION pkonline;

@@ -20,18 +20,8 @@ my $clients    = 4;
 my $round_secs = 3;
 my $max_secs   = 120;
 
-my $node = PostgreSQL::Test::Cluster->new('copy_load');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pkonline'
-max_worker_processes = 16
-max_connections = 30
-log_lock_waits = on
-deadlock_timeout = '100ms'
-log_line_prefix = '%m [%p] %a: '
-pkonline.batch_time = '20ms'
+my $node = PkonlineLoad::busy_node('copy_load', qq{pkonline.batch_time = '20ms'
 });
-$node->start;
 
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION pkonline;

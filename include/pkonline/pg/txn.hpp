@@ -10,7 +10,8 @@ struct TxnOptions {
   int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
   int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
   bool replica_role = false;
-  bool repeatable_read = false;   // one snapshot for every statement of the transaction      // SET LOCAL session_replication_role = replica (row triggers off)
+  bool repeatable_read = false;   // one snapshot for every statement of the transaction
+  int deadlock_timeout_ms = 0;    // SET LOCAL deadlock_timeout (0: leave as is)      // SET LOCAL session_replication_role = replica (row triggers off)
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
