@@ -249,7 +249,7 @@ BEGIN
   -- a line when the step changes, else at most every 5 seconds
   IF r.step IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
     msg := format('pkonline job %s: %s, step %s %s', _wait_poll.job, r.state, r.step_of, r.step);
-    IF r.step = 'backfill' THEN
+    IF r.step IN ('backfill', 'copy') THEN
       msg := msg || format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct, r.rows_done,
                            r.rows_total, COALESCE(r.rows_per_sec, 0), COALESCE(r.backfill_eta::text, '?'));
     END IF;

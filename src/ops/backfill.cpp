@@ -80,6 +80,7 @@ struct WalkSpec {
   std::function<std::string()> sql;
   std::function<int64_t(const pg::Result&)> rows;
   bool vacuum = false;
+  std::string what = "backfill";  // for the worker's activity
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
@@ -120,7 +121,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      ctx.Batch("pkonline job " + std::to_string(job.id) + ": backfill blocks " + std::to_string(cursor) + "-" +
+      ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
                 if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
@@ -218,6 +219,7 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql) {
   WalkSpec spec;
   spec.sql = sql;
   spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
+  spec.what = "copy";
   Walk(ctx, spec, job.cursor_block, end, true);
 }
 
