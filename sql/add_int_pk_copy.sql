@@ -98,6 +98,35 @@ INSERT INTO item_orders VALUES ('NOPE', 1);
 INSERT INTO items (sku, price) VALUES ('LATER', 1) RETURNING id > (SELECT max(id) FROM items WHERE sku <> 'LATER') AS above;
 SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
 
+-- writes made while the job waits just before the swap reach the table through the last round,
+-- applied under the lock: inserts, updates (twice, and of a row inserted meanwhile), deletes, an
+-- explicit id, and writes rolled back
+CREATE TABLE w1 (k int, v text);
+INSERT INTO w1 SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SELECT pkonline.add_int_pk('w1', method => 'copy') AS job \gset
+CALL copy_wait_for_step(:job, 'swap');
+SELECT pg_sleep(0.5);  -- the worker is at the swap wait point (the rounds before it are done)
+INSERT INTO w1 VALUES (1001, 'new'), (1002, 'new');
+UPDATE w1 SET v = v || '+' WHERE k IN (1, 500, 1001);
+UPDATE w1 SET v = v || '+' WHERE k IN (1, 1002);
+DELETE FROM w1 WHERE k IN (2, 1001);
+INSERT INTO w1 (k, v, id) VALUES (1003, 'explicit id', 99000000);
+BEGIN;
+INSERT INTO w1 VALUES (1004, 'rolled back');
+UPDATE w1 SET v = 'rolled back' WHERE k = 3;
+DELETE FROM w1 WHERE k = 4;
+ROLLBACK;
+SELECT pg_advisory_unlock(1886089071, hashtext('swap'));
+CALL pkonline.wait(:job, '60s');
+SELECT substring(message FROM '(\d+) last changes')::int AS applied_under_the_lock
+  FROM pkonline.events WHERE job_id = :job AND message LIKE 'storage swapped%';
+SELECT count(*), count(DISTINCT id), count(id) FROM w1;
+SELECT k, v FROM w1 WHERE k IN (1, 2, 3, 4, 500, 1001, 1002, 1003, 1004) OR v LIKE '%+%' ORDER BY k;
+SELECT id FROM w1 WHERE k = 1003;
+SELECT count(*) AS unchanged FROM w1 WHERE k BETWEEN 5 AND 1000 AND v = 'v' || k AND k <> 500;
+SELECT count(bt_index_check(indexrelid, true)) AS indexes_checked FROM pg_index WHERE indrelid = 'w1'::regclass;
+
 -- cancel in the middle of the copy: the table is as it was
 CREATE TABLE c1 (a int, b text);
 INSERT INTO c1 SELECT g, 'b' || g FROM generate_series(1, 2000) g;
