@@ -29,7 +29,9 @@
 #
 # Environment: ROWS (2000000), RATE (200), CLIENTS (4), LEAD (5), TAIL (3), METHODS
 # ("naive recipe pkonline copy"; add "trigger" for the trigger cost), PKONLINE_SETTINGS (e.g.
-# "batch_time=100ms vacuum_every=4000": SET pkonline.* for the pkonline run), SKIP_BUILD=1, KEEP=1.
+# "batch_time=100ms vacuum_every=4000": SET pkonline.* for the pkonline run), SERVER_SETTINGS (e.g.
+# "max_parallel_maintenance_workers=0": postgresql.conf settings of the throwaway cluster),
+# SKIP_BUILD=1, KEEP=1.
 set -euo pipefail
 export LC_ALL=C
 ROWS=${ROWS:-2000000}
@@ -204,7 +206,9 @@ chmod 777 "$WORK"
 echo "compare: $ROWS rows, load $RATE tps from $CLIENTS clients, methods: $METHODS; files in $WORK"
 export WORK BENCH ROWS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS
 start=$(date +%s)
-PKONLINE_COMPARE_STAGE=inside pg_virtualenv -t -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
+server_opts=()
+for s in ${SERVER_SETTINGS:-}; do server_opts+=(-o "$s"); done
+PKONLINE_COMPARE_STAGE=inside pg_virtualenv -t -o shared_preload_libraries=pkonline -o max_worker_processes=16 "${server_opts[@]}" \
   bash "$0" || die "collection failed; files in $WORK"
 
 # Latencies: pgbench --log lines are "client txno latency_us script epoch_s epoch_us [lag]".
