@@ -104,7 +104,9 @@ SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
 CREATE TABLE w1 (k int, v text);
 INSERT INTO w1 SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SET pkonline.max_wal_rate = '10MB';  -- paced batches end the same
 SELECT pkonline.add_int_pk('w1', method => 'copy') AS job \gset
+RESET pkonline.max_wal_rate;
 CALL copy_wait_for_step(:job, 'swap');
 SELECT pg_sleep(0.5);  -- the worker is at the swap wait point (the rounds before it are done)
 INSERT INTO w1 VALUES (1001, 'new'), (1002, 'new');

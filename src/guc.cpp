@@ -21,6 +21,7 @@ bool debug_wait_points = false;
 char* wal_compression = nullptr;
 bool backfill_fires_triggers = false;
 int max_replica_lag_ms = 10000;
+int max_wal_rate_kb = 0;
 
 void Define() {
   DefineCustomIntVariable("pkonline.lock_timeout",
@@ -59,6 +60,10 @@ void Define() {
                           "The backfill waits while a physical standby replays more than this behind (0: never waits).",
                           nullptr, &max_replica_lag_ms, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);
+  DefineCustomIntVariable("pkonline.max_wal_rate",
+                          "WAL the job's batches may write per second; it pauses between batches to keep to it "
+                          "(0: no limit).",
+                          nullptr, &max_wal_rate_kb, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 
@@ -74,6 +79,7 @@ std::map<std::string, std::string> JobSettings() {
       {"wal_compression", wal_compression ? wal_compression : "off"},
       {"backfill_fires_triggers", backfill_fires_triggers ? "true" : "false"},
       {"max_replica_lag_ms", std::to_string(max_replica_lag_ms)},
+      {"max_wal_rate_kb", std::to_string(max_wal_rate_kb)},
   };
 }
 

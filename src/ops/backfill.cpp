@@ -11,6 +11,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops {
@@ -99,6 +100,8 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
   const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
+  // WAL per second the batches may write (pkonline.max_wal_rate; jobs created before it: none).
+  const double wal_rate = job.options.count("max_wal_rate_kb") ? 1024.0 * job.OptInt("max_wal_rate_kb") : 0.0;
   // Heap blocks filled between VACUUMs: pkonline.vacuum_every, or a tenth of the walk if that is
   // more. Each VACUUM reads every index of the table whole, so a fixed interval would make the
   // cost grow with the square of the table's size; ten of them keep it linear.
@@ -120,6 +123,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     const int64_t hi = std::min(to, cursor + blocks);
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
+    const uint64_t wal0 = pg::WalBytes();
     try {
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
@@ -174,7 +178,14 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       // reclaim (the backfill's new row versions share the old ones' TOAST values).
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
-    if (cursor < to) ctx.Sleep(sleep_ms);
+    long pause = sleep_ms;
+    if (wal_rate > 0) {
+      // Clients' commits wait for the WAL to be flushed: a job that writes WAL as fast as it can
+      // lengthens them (measured: they wait on WALSync / WALWrite). Spread the batch's WAL out.
+      const double due_ms = 1000.0 * static_cast<double>(pg::WalBytes() - wal0) / wal_rate;
+      pause = std::max<long>(pause, static_cast<long>(due_ms - ms));
+    }
+    if (cursor < to) ctx.Sleep(pause);
   }
   return total;
 }

@@ -7,6 +7,7 @@
 extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
+#include "executor/instrument.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "executor/spi.h"
@@ -85,6 +86,8 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     throw;
   }
 }
+
+uint64_t WalBytes() { return pgWalUsage.wal_bytes; }
 
 void SetWorkerSetting(const std::string& name, const std::string& value) {
   const char* n = name.c_str();

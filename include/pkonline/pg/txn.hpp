@@ -1,6 +1,7 @@
 // Transactions in a background worker: "one unit of work = one short transaction".
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -28,6 +29,9 @@ void SleepMs(long ms);
 // Set a setting for this (worker) session with superuser rights, e.g. wal_compression, which a
 // job owner could not set: it affects only what this session writes.
 void SetWorkerSetting(const std::string& name, const std::string& value);
+
+// WAL bytes this process has written since it started (pgWalUsage).
+uint64_t WalBytes();
 
 // Process pending interrupts (cancel, terminate) between units of work.
 void CheckInterrupts();
