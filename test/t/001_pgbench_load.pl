@@ -21,17 +21,7 @@ my $clients  = 4;
 my $round_secs = 4;        # pgbench -T of one load round
 my $max_secs   = 90;       # load rounds stop after this even if the job has not ended
 
-my $node = PostgreSQL::Test::Cluster->new('load');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pkonline'
-max_worker_processes = 16
-max_connections = 30
-log_lock_waits = on
-log_statement = none
-log_line_prefix = '%m [%p] %b '
-});
-$node->start;
+my $node = PkonlineLoad::busy_node('load', "log_statement = none\n");
 
 # --- the table, without a primary key, and a copy of its original data ---------------------------
 $node->safe_psql('postgres', qq{
