@@ -5,6 +5,10 @@
 #  (b) at the 'attach' wait point, before the attach transaction;
 #  (c) at the 'attach_committed' wait point: the primary key is attached but step 6 is not yet
 #      recorded as done; the resumed job must see that it is done rather than fail.
+#  (d) with method => 'copy', at the 'swap' wait point: the copy is built and caught up, a write
+#      is logged, the swap has not begun;
+#  (e) with method => 'copy', at 'swap_committed': the storages are swapped and the key attached,
+#      the old storage not dropped yet.
 # Every case is compared with a reference table that got its primary key without a crash.
 use strict;
 use warnings;
@@ -28,6 +32,7 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sql(q{
 	CREATE EXTENSION pkonline;
+	CREATE EXTENSION amcheck;
 	CREATE TABLE other_table (x int);
 	INSERT INTO other_table VALUES (1), (2), (3);
 });
@@ -85,8 +90,9 @@ sub hold_wait_point {
 }
 
 sub start_job {
-	my ($table) = @_;
-	return sql("SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('$table')");
+	my ($table, $method) = @_;
+	$method //= 'in_place';
+	return sql("SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('$table', method => '$method')");
 }
 
 sub poll {
@@ -220,6 +226,44 @@ sub check_result {
 	crash_and_restart($label, $hold);
 	wait_end($job, $label);
 	check_result($job, 't_c', $sum, $label);
+}
+
+# --- (d) copy method: crash at the 'swap' wait point, the copy built and caught up ---------------
+
+{
+	my $label = '(d) copy, swap';
+	my $sum   = make_table('t_d');
+	my $hold  = hold_wait_point('swap');
+	my $job   = start_job('t_d', 'copy');
+	at_wait_point($job, 'swap', $label);
+	is(sql("SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = 't_d'::regclass AND contype = 'p') || ' ' "
+		  . "|| (SELECT count(*) FROM pkonline_${job}_copy)"),
+		"0 $rows", "$label: before the crash the copy holds every row and nothing is attached");
+	sql("UPDATE t_d SET b = b WHERE a <= 10");  # logged, applied by the resumed job
+
+	crash_and_restart($label, $hold);
+	wait_end($job, $label);
+	check_result($job, 't_d', $sum, $label);
+}
+
+# --- (e) copy method: crash at 'swap_committed', storage swapped, cleanup not run ---------------
+
+{
+	my $label = '(e) copy, swap_committed';
+	my $sum   = make_table('t_e');
+	my $hold  = hold_wait_point('swap_committed');
+	my $job   = start_job('t_e', 'copy');
+	at_wait_point($job, 'swap', $label);
+	is(sql("SELECT (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't_e'::regclass AND contype = 'p') "
+		  . "|| ' ' || (SELECT count(*) FROM pg_class WHERE relname = 'pkonline_${job}_copy')"),
+		'PRIMARY KEY (id) 1', "$label: before the crash the key is attached and the old storage not dropped yet");
+
+	crash_and_restart($label, $hold);
+	wait_end($job, $label);
+	check_result($job, 't_e', $sum, $label);
+	is(sql("SELECT count(*) FROM verify_heapam('t_e')"), '0', "$label: amcheck: heap and TOAST intact");
+	is(sql("SELECT count(bt_index_check(indexrelid, true)) FROM pg_index WHERE indrelid = 't_e'::regclass"), '1',
+		"$label: amcheck: the key's index agrees with the heap");
 }
 
 $node->stop;

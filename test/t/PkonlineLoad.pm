@@ -136,7 +136,7 @@ sub check_no_client_lock_waits
 	is(scalar(@client_waits), 0, 'no client waited for a lock longer than 100 ms')
 	  or diag(join("\n", @client_waits[0 .. ($#client_waits < 9 ? $#client_waits : 9)]));
 	# The job's own DDL may be a deadlock's victim by design (it is retried); a client may not.
-	# Clients log with their application_name, the worker with none.
+	# Clients log with their application_name (one word), the worker as "pkonline job N".
 	my @client_deadlocks = ($log =~ /^(.*\] [^:\s]+: ERROR:  deadlock detected.*)$/mg);
 	is(scalar(@client_deadlocks), 0, 'no client was a deadlock victim')
 	  or diag(join("\n", @client_deadlocks));
