@@ -82,6 +82,8 @@ SELECT count(*) AS changed_rows FROM (
   (SELECT * FROM items_before EXCEPT ALL SELECT sku, body, price, touched FROM items)) d;
 SELECT count(*), count(id), count(DISTINCT id) FROM items;
 SELECT (SELECT count(*) FROM cheap_items) AS view_rows;
+-- analysed: the planner knows the new column
+SELECT n_distinct FROM pg_stats WHERE schemaname = 'public' AND tablename = 'items' AND attname = 'id';
 -- heap, TOAST and every index agree (amcheck)
 SELECT count(*) AS heap_problems FROM verify_heapam('items');
 SELECT count(bt_index_check(indexrelid, true)) AS indexes_checked FROM pg_index WHERE indrelid = 'items'::regclass;

@@ -30,6 +30,7 @@
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
+#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops::int_pk {
@@ -400,6 +401,17 @@ void CleanupStep(Context& ctx) {
     Exec("DROP TABLE IF EXISTS " + CopySql(job));
     Exec("DROP TABLE IF EXISTS " + LogSql(job));
   });
+  // Fresh statistics for the new storage and the new column (a sample: pg_repack does the same).
+  // Its SHARE UPDATE EXCLUSIVE lock may be held by a VACUUM or an index build: then it is left
+  // to autovacuum, with an event, rather than wait or fail a job that is done.
+  try {
+    pg::TxnOptions opts;
+    opts.lock_timeout_ms = static_cast<int>(job.OptInt("lock_timeout_ms"));
+    pg::InTransaction("pkonline job " + Id(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); }, opts);
+  } catch (const PgError& e) {
+    if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
+    ctx.Event("info", "ANALYZE skipped (" + e.message() + "); autovacuum will analyze the table");
+  }
 }
 
 }  // namespace
@@ -428,8 +440,9 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
        "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout with "
        "retries",
        SwapStep, nullptr},
-      {"cleanup", "DROP the copy (now holding the old storage) and the change log", "none on the table", CleanupStep,
-       nullptr},
+      {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
+       "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within pkonline.lock_timeout)",
+       CleanupStep, nullptr},
   };
 }
 
