@@ -115,14 +115,19 @@ SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job, '60s');
 SELECT * FROM job_outcome(:job, 'd6');
 
--- 7. the extension dropped while a job runs: the worker stops with an error in the server log,
---    nothing crashes; the job's helpers stay on the table for the DBA to drop (README: Safety)
+-- 7. the extension dropped while a job runs: the job's fill trigger uses the extension's C
+--    function, so a plain DROP EXTENSION is refused; with CASCADE (the trigger goes too) the
+--    worker stops with an error in the server log, nothing crashes, and the job's column and
+--    sequence stay on the table for the DBA to drop (README: Safety)
 CREATE TABLE d7 (a int);
 INSERT INTO d7 SELECT generate_series(1, 1000);
 :hold;
 SELECT pkonline.add_int_pk('d7') AS job \gset
 CALL wait_for_step(:job, 'backfill');
+\set VERBOSITY terse
 DROP EXTENSION pkonline;
+\set VERBOSITY default
+DROP EXTENSION pkonline CASCADE;
 :release;
 SELECT pg_sleep(1);
 SELECT count(*) AS pkonline_workers FROM pg_stat_activity WHERE backend_type = 'pkonline worker';

@@ -142,6 +142,8 @@ CREATE FUNCTION pkonline._tid_key(tid) RETURNS bigint
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pkonline_tid_key';
 CREATE FUNCTION pkonline._copy_fill() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_fill';
 CREATE FUNCTION pkonline._copy_log() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_log';
+-- The in-place add_int_pk's fill trigger: NEW.<column> := nextval(<sequence>) when it is NULL.
+CREATE FUNCTION pkonline._fill_nextval() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_fill_nextval';
 
 -- add_column: the caller's search_path travels with the call, so names in `fill` resolve as they
 -- would in the caller's own query; the C function (pinned like every other) analyses the

@@ -76,7 +76,7 @@ void AddColumn(Context& ctx) {
                                "); RETURN NEW; END";
       Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql AS " +
            pg::Literal(body));
-      Exec(FillTriggerSql(FillName(job), t, c, HelperSql(job, "fill"), false));
+      Exec(FillTriggerSql(FillName(job), t, c, HelperSql(job, "fill") + "()", false));
     }
     // Not read-only: the query must see the column this transaction just added.
     const auto attnum = Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
@@ -186,7 +186,7 @@ class AddColumnOp final : public Operation {
                        "then as the backfill, writing only the rows still without a value",
                        [](Context& ctx) {
                          const auto& j = ctx.job();
-                         CatchUp(ctx, FillName(j), HelperSql(j, "fill"), Col(j), "(" + j.Opt("fill_sql") + ")",
+                         CatchUp(ctx, FillName(j), [&j]() { return HelperSql(j, "fill") + "()"; }, Col(j), "(" + j.Opt("fill_sql") + ")",
                                  j.OptBool("not_null"));
                        },
                        nullptr});

@@ -91,6 +91,15 @@ void AddColumnWithSequence(const jobs::Job& job) {
        "::pg_catalog.regclass)");
 }
 
+// The fill trigger's function: pkonline._fill_nextval (C, src/pg/capture.cpp) with the column's
+// attnum and the sequence's OID. (Jobs created by 0.1 before it used a PL/pgSQL function of
+// their own, FillFnSql, which undo and attach still drop.)
+std::string FillCall(const jobs::Job& job) {
+  const int attnum = ColumnAttnum(job, job.Opt("column_name"));
+  if (attnum <= 0) Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of job %2% not found", job.Opt("column_name"), job.id));
+  return "pkonline._fill_nextval(" + pg::Literal(std::to_string(attnum)) + ", " + pg::Literal(SequenceOid(job)) + ")";
+}
+
 std::string SequenceOid(const jobs::Job& job) {
   return *Query("SELECT " + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass::pg_catalog.oid", {}, true).scalar();
 }
@@ -147,11 +156,7 @@ void AddColumn(Context& ctx) {
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     const std::string c = Ident(col);
     AddColumnWithSequence(job);
-    const std::string seq_oid = SequenceOid(job);
-    const std::string body = "BEGIN NEW." + c + " := pg_catalog.nextval(" + seq_oid +
-                             "::pg_catalog.oid::pg_catalog.regclass); RETURN NEW; END";
-    Exec("CREATE FUNCTION " + FillFnSql(job) + "() RETURNS trigger LANGUAGE plpgsql AS " + pg::Literal(body));
-    Exec(FillTriggerSql(FillName(job), t, c, FillFnSql(job), false));
+    Exec(FillTriggerSql(FillName(job), t, c, FillCall(job), false));
   });
 }
 
@@ -220,7 +225,9 @@ class AddIntPk final : public Operation {
          "the fill trigger fills on UPDATE too; one more pass fills rows written without a value during the backfill",
          "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); then as "
          "the backfill, writing only the rows still without a value",
-         [col](Context& ctx) { CatchUp(ctx, FillName(ctx.job()), FillFnSql(ctx.job()), col, "DEFAULT", false); },
+         [col](Context& ctx) {
+           CatchUp(ctx, FillName(ctx.job()), [&ctx]() { return FillCall(ctx.job()); }, col, "DEFAULT", false);
+         },
          nullptr},
         {"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",

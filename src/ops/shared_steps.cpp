@@ -37,17 +37,25 @@ bool ColumnExists(const jobs::Job& job, const std::string& column) {
               .empty();
 }
 
-std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql, const std::string& column_sql,
-                           const std::string& function_sql, bool on_update) {
-  return "CREATE OR REPLACE TRIGGER " + Ident(trigger) + (on_update ? " BEFORE INSERT OR UPDATE ON " : " BEFORE INSERT ON ") +
-         table_sql + " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_sql + "()";
+int ColumnAttnum(const jobs::Job& job, const std::string& column) {
+  // Not read-only: it must see a column added earlier in the same transaction.
+  return static_cast<int>(pg::AsInt(Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
+                                          "AND attname = $2 AND NOT attisdropped",
+                                          {V(RelidText(job)), V(column)}, false)
+                                        .scalar()));
 }
 
-void CatchUp(Context& ctx, const std::string& trigger, const std::string& function_sql, const std::string& column,
-             const std::string& value_sql, bool require_value) {
+std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql, const std::string& column_sql,
+                           const std::string& function_call, bool on_update) {
+  return "CREATE OR REPLACE TRIGGER " + Ident(trigger) + (on_update ? " BEFORE INSERT OR UPDATE ON " : " BEFORE INSERT ON ") +
+         table_sql + " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_call;
+}
+
+void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::string()>& function_call,
+             const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": fill trigger on update", [&]() {
-    Exec(FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_sql, true));
+    Exec(FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
   });
   const int64_t filled = Sweep(ctx, column, value_sql, require_value);
   ctx.Event("info", Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));

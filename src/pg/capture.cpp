@@ -26,9 +26,11 @@ extern "C" {
 PGDLLEXPORT Datum pkonline_tid_key(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_copy_fill(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_copy_log(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum pkonline_fill_nextval(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(pkonline_tid_key);
 PG_FUNCTION_INFO_V1(pkonline_copy_fill);
 PG_FUNCTION_INFO_V1(pkonline_copy_log);
+PG_FUNCTION_INFO_V1(pkonline_fill_nextval);
 }
 
 namespace {
@@ -78,19 +80,21 @@ TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {
   return td;
 }
 
-// BEFORE INSERT OR UPDATE: give the new row version its id when it has none.
-Datum Fill(FunctionCallInfo fcinfo) {
-  TriggerData* td = RowTrigger(fcinfo, "pkonline._copy_fill");
-  if (!TRIGGER_FIRED_BEFORE(td->tg_event)) elog(ERROR, "pkonline._copy_fill: must fire BEFORE");
+// BEFORE INSERT OR UPDATE: give the new row version its id when it has none. With `positions`
+// (the copy method) an UPDATE keeps the old version's id or position; without (the in-place
+// method's fill trigger) every row without an id gets the sequence's next value.
+Datum Fill(FunctionCallInfo fcinfo, const char* fn, bool positions) {
+  TriggerData* td = RowTrigger(fcinfo, fn);
+  if (!TRIGGER_FIRED_BEFORE(td->tg_event)) elog(ERROR, "%s: must fire BEFORE", fn);
   AttrNumber attnum;
   Oid seq, type;
-  Args(td, "pkonline._copy_fill", &attnum, &seq, &type);
+  Args(td, fn, &attnum, &seq, &type);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   const bool update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
   HeapTuple tuple = update ? td->tg_newtuple : td->tg_trigtuple;
   if (!heap_attisnull(tuple, attnum, desc)) return PointerGetDatum(tuple);
   int64 id;
-  if (!update) {
+  if (!update || !positions) {
     id = nextval_internal(seq, true);
   } else {
     bool isnull;
@@ -158,7 +162,12 @@ Datum pkonline_tid_key(PG_FUNCTION_ARGS) {
 // The trigger bodies hold no C++ object: one guard per call turns an error into a PgError and
 // Entry raises it again, with its SQLSTATE, once the C++ frames are gone.
 Datum pkonline_copy_fill(PG_FUNCTION_ARGS) {
-  return pkonline::Entry([&]() { return pkonline::Call([&]() { return Fill(fcinfo); }); });
+  return pkonline::Entry([&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._copy_fill", true); }); });
+}
+
+Datum pkonline_fill_nextval(PG_FUNCTION_ARGS) {
+  return pkonline::Entry(
+      [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._fill_nextval", false); }); });
 }
 
 Datum pkonline_copy_log(PG_FUNCTION_ARGS) {

@@ -23,6 +23,7 @@ std::string OurColumn(const jobs::Job& job);
 // ADD COLUMN, its sequence (owned by it, USAGE for the table's writers) as its DEFAULT.
 void AddColumnWithSequence(const jobs::Job& job);
 std::string SequenceOid(const jobs::Job& job);
+std::string FillCall(const jobs::Job& job);
 // With the table locked, after the key is attached: identity, or the sequence renamed.
 void FinishSequence(const jobs::Job& job);
 // Undo of add_column (brief DDL): drops `triggers` from the table, the column, then runs `drops`

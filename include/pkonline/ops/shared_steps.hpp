@@ -18,19 +18,22 @@ std::string HelperSql(const jobs::Job& job, const std::string& suffix);
 
 bool TableExists(const jobs::Job& job);
 bool ColumnExists(const jobs::Job& job, const std::string& column);
+// The column's attnum (0 if there is none); sees a column added earlier in the same transaction.
+int ColumnAttnum(const jobs::Job& job, const std::string& column);
 
 // --- the fill trigger -------------------------------------------------------------------------
 // While the backfill runs, the job's fill trigger is BEFORE INSERT only: a BEFORE UPDATE row
 // trigger would make every UPDATE of the backfill lock its row first (one more WAL record per
 // row, about 15 % of the backfill's WAL and time). INSERTs need it (an explicit NULL); UPDATEs of
 // rows not filled yet may move them behind the backfill's cursor, so:
+// function_call: the trigger function with its arguments, e.g. "s.pkonline_7_fill()".
 std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql, const std::string& column_sql,
-                           const std::string& function_sql, bool on_update);
+                           const std::string& function_call, bool on_update);
 // catch_up: the trigger now fills on UPDATE too (brief DDL), then one more pass over the table
 // (reads, mostly) fills the rows written without a value while the backfill ran. Afterwards no
 // row can be left without a value.
-void CatchUp(Context& ctx, const std::string& trigger, const std::string& function_sql, const std::string& column,
-             const std::string& value_sql, bool require_value);
+void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::string()>& function_call,
+             const std::string& column, const std::string& value_sql, bool require_value);
 
 // --- CHECK (column IS NOT NULL) NOT VALID, then VALIDATE -------------------------------------
 // Does the check exist (and is it validated)?
