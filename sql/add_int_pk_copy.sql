@@ -11,16 +11,7 @@ CREATE EXTENSION IF NOT EXISTS amcheck;
 \set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
 \set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
 
-CREATE PROCEDURE copy_wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
-DECLARE s text; st text;
-BEGIN
-  FOR i IN 1 .. 600 LOOP
-    SELECT step, state INTO s, st FROM pkonline.status WHERE job = j;
-    EXIT WHEN s = want OR st IN ('done', 'failed', 'cancelled', 'paused');
-    COMMIT;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END $$;
+\i sql/include/wait_for_step.sql
 
 -- A table with what a real one has: a dropped column, TOASTed values, a unique index that a
 -- foreign key of another table uses, a partial expression index, a CHECK, a user trigger, a
@@ -51,7 +42,7 @@ SELECT pkonline.start(:job);
 
 -- held in the copy, writes by a role that may only write the table: they reach the copy
 :hold;
-CALL copy_wait_for_step(:job, 'copy');
+CALL wait_for_step(:job, 'copy');
 SET ROLE copy_writer;
 INSERT INTO items (sku, body, price) VALUES ('NEW1', 'new', 1), ('NEW2', repeat('t', 5000), 2);
 UPDATE items SET price = price + 1000 WHERE sku IN ('S1', 'S2999', 'NEW1');
@@ -109,7 +100,7 @@ SELECT pg_advisory_lock(1886089071, hashtext('swap'));
 SET pkonline.max_wal_rate = '10MB';  -- paced batches end the same
 SELECT pkonline.add_int_pk('w1', method => 'copy') AS job \gset
 RESET pkonline.max_wal_rate;
-CALL copy_wait_for_step(:job, 'swap');
+CALL wait_for_step(:job, 'swap');
 SELECT pg_sleep(0.5);  -- the worker is at the swap wait point (the rounds before it are done)
 INSERT INTO w1 VALUES (1001, 'new'), (1002, 'new');
 UPDATE w1 SET v = v || '+' WHERE k IN (1, 500, 1001);
@@ -136,7 +127,7 @@ CREATE TABLE c1 (a int, b text);
 INSERT INTO c1 SELECT g, 'b' || g FROM generate_series(1, 2000) g;
 :hold;
 SELECT pkonline.add_int_pk('c1', method => 'copy') AS job \gset
-CALL copy_wait_for_step(:job, 'copy');
+CALL wait_for_step(:job, 'copy');
 SELECT pkonline.cancel(:job);
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -152,7 +143,7 @@ CREATE TABLE c2 (a int);
 INSERT INTO c2 SELECT generate_series(1, 2000);
 :hold;
 SELECT pkonline.add_int_pk('c2', method => 'copy') AS job \gset
-CALL copy_wait_for_step(:job, 'copy');
+CALL wait_for_step(:job, 'copy');
 VACUUM FULL c2;
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -176,7 +167,6 @@ CREATE PUBLICATION r_pub FOR TABLE r_plain;
 SET client_min_messages = notice;
 SELECT pkonline.add_int_pk('r_plain', method => 'copy');
 DROP PUBLICATION r_pub;
-DROP PROCEDURE copy_wait_for_step;
 CREATE TABLE r_rls (a int);
 ALTER TABLE r_rls ENABLE ROW LEVEL SECURITY;
 ALTER TABLE r_rls FORCE ROW LEVEL SECURITY;

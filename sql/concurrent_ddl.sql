@@ -9,16 +9,7 @@ SET pkonline.batch_sleep = 0;
 \set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
 \set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
 
-CREATE OR REPLACE PROCEDURE wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
-DECLARE s text; st text;
-BEGIN
-  FOR i IN 1 .. 600 LOOP
-    SELECT step, state INTO s, st FROM pkonline.status WHERE job = j;
-    EXIT WHEN s = want OR st IN ('done', 'failed', 'cancelled', 'paused');
-    COMMIT;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END $$;
+\i sql/include/wait_for_step.sql
 
 -- What a job and its table look like: state, error, columns, triggers, pkonline objects left.
 CREATE FUNCTION job_outcome(j bigint, tbl text) RETURNS TABLE (k text, v text) LANGUAGE sql AS $$

@@ -7,17 +7,7 @@ SET pkonline.batch_size = 2;
 SET pkonline.batch_time = 0;
 SET pkonline.batch_sleep = 0;
 
--- Blocks until the job's current step is `step` (or it ended), at most 60 s.
-CREATE PROCEDURE wait_for_step(j bigint, want text) LANGUAGE plpgsql AS $$
-DECLARE s text; st text;
-BEGIN
-  FOR i IN 1 .. 600 LOOP
-    SELECT step, state INTO s, st FROM pkonline.status WHERE job = j;
-    EXIT WHEN s = want OR st IN ('done', 'failed', 'cancelled', 'paused');
-    COMMIT;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END $$;
+\i sql/include/wait_for_step.sql
 
 CREATE TABLE ctl (a int, b text);
 INSERT INTO ctl SELECT g, 'b' || g FROM generate_series(1, 3000) g;

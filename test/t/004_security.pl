@@ -132,8 +132,8 @@ held_at_wait_point($j1, 'job 1');
 is(worker_user($j1), 'alice', 'job 1: the worker logged in as alice');
 is(su("SELECT bool_or(r.rolsuper) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid WHERE " . worker_where($j1)),
 	'f', 'job 1: the worker is not a superuser');
-is(su("SELECT proowner::regrole FROM pg_proc WHERE proname = 'pkonline_${j1}_fill'"), 'alice',
-	'job 1: helper trigger function created as alice');
+is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${j1}_seq'"), 'alice',
+	'job 1: helper sequence created as alice');
 is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${j1}_seq'"), 'alice',
 	'job 1: helper sequence created as alice');
 is(su("SELECT owner || ' ' || login_role FROM pkonline.jobs WHERE id = $j1"), 'alice alice',
@@ -289,8 +289,8 @@ held_at_wait_point($jg, 'group job');
 is(su("SELECT owner || ' ' || login_role FROM pkonline.jobs WHERE id = $jg"), 'grp alice',
 	'group job: owner grp, login role alice');
 is(worker_user($jg), 'alice', 'group job: the worker logged in as alice');
-is(su("SELECT proowner::regrole FROM pg_proc WHERE proname = 'pkonline_${jg}_fill'"), 'grp',
-	'group job: the work runs as grp (helper function owned by grp)');
+is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${jg}_seq'"), 'grp',
+	'group job: the work runs as grp (helper sequence owned by grp)');
 is(as('bob', "SELECT count(*) FROM pkonline.status WHERE job = $jg"), '0', 'bob does not see the group job');
 release();
 is(wait_job('alice', $jg), 'done', 'group job done (alice, a member of grp, waits for it)');
