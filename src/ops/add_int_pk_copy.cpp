@@ -62,13 +62,6 @@ unsigned Oid(const std::string& qualified) {
 
 unsigned CopyOid(const jobs::Job& job) { return Oid(CopySql(job)); }
 
-int Attnum(unsigned relid, const std::string& column) {
-  return static_cast<int>(pg::AsInt(Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
-                                          "AND attname = $2 AND NOT attisdropped",
-                                          {V(static_cast<int64_t>(relid)), V(column)}, false)
-                                        .scalar()));
-}
-
 std::string Relfilenode(const jobs::Job& job) {
   return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
       .scalar()
@@ -265,7 +258,7 @@ void AddColumnStep(Context& ctx) {
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     AddColumnWithSequence(job);
     Exec("CREATE TABLE " + LogSql(job) + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
-    const int attnum_value = Attnum(job.relid, col);  // not read-only: sees the ADD COLUMN above
+    const int attnum_value = ColumnAttnum(job, col);  // sees the ADD COLUMN above
     if (attnum_value <= 0) Fail(sqlstate::kInternal, "pkonline: the new column was not found");
     const std::string attnum = std::to_string(attnum_value);
     const std::string log_oid = std::to_string(Oid(LogSql(job)));
@@ -384,7 +377,7 @@ void SwapStep(Context& ctx) {
     pg::SwapStorage(pk, pk_twin);
     pg::SwapStorage(job.relid, copy);
     // Every row now in the table came through the copy's NOT NULL column.
-    pg::SetNotNullTrusted(job.relid, Attnum(job.relid, col));
+    pg::SetNotNullTrusted(job.relid, ColumnAttnum(job, col));
     const std::string pk_sql = Ident(job.Opt("pk_name"));
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk_sql + " PRIMARY KEY USING INDEX " + pk_sql);
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
