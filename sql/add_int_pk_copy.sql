@@ -153,6 +153,23 @@ CALL pkonline.wait(:job, '60s');
 SELECT state FROM pkonline.jobs WHERE id = :job;
 SELECT count(*) AS c2_columns FROM pg_attribute WHERE attrelid = 'c2'::regclass AND attnum > 0 AND NOT attisdropped;
 
+-- a column added during the job (no rewrite): the copy no longer has the table's columns; the job
+-- fails at the swap, before anything changed, and cancel undoes it
+CREATE TABLE c3 (a int);
+INSERT INTO c3 SELECT generate_series(1, 2000);
+:hold;
+SELECT pkonline.add_int_pk('c3', method => 'copy') AS job \gset
+CALL wait_for_step(:job, 'copy');
+ALTER TABLE c3 ADD COLUMN extra int DEFAULT 5;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT string_agg(attname, ',' ORDER BY attnum) AS columns, count(*) FILTER (WHERE attname = 'id') AS id_columns
+  FROM pg_attribute WHERE attrelid = 'c3'::regclass AND attnum > 0 AND NOT attisdropped;
+SELECT count(*) AS rows, sum(extra) AS extras FROM c3;
+
 -- refused, nothing changed
 SET client_min_messages = notice;
 \set VERBOSITY default
