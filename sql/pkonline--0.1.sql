@@ -1,6 +1,37 @@
 -- pkonline 0.1: online primary-key changes run by background workers.
 \echo Use "CREATE EXTENSION pkonline" to load this file. \quit
 
+-- The schema pkonline must be the installer's own: CREATE EXTENSION adopts an existing schema of
+-- that name, whose owner (or anyone it lets create there) could then plant functions that the
+-- README's commands would run, or replace the tables the workers trust. Refused unless the schema
+-- is new (created just now, by the installing superuser), or empty, owned by a superuser, and no
+-- other role may create in it.
+DO $check$
+DECLARE
+  s record;
+BEGIN
+  SELECT n.oid, r.rolsuper,
+         EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
+                  WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner) AS others_create,
+         EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid)
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid)
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.typnamespace = n.oid)
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator o WHERE o.oprnamespace = n.oid) AS has_objects,
+         n.nspowner::pg_catalog.regrole AS owner
+    INTO s
+    FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+   WHERE n.nspname = 'pkonline';
+  IF NOT s.rolsuper OR s.others_create OR s.has_objects THEN
+    RAISE EXCEPTION 'schema pkonline exists already and is not safe to install into'
+      USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('It is owned by %s%s%s.', s.owner,
+                       CASE WHEN s.others_create THEN ', other roles may create objects in it' ELSE '' END,
+                       CASE WHEN s.has_objects THEN ', it holds objects' ELSE '' END),
+            HINT = 'pkonline installs into a schema pkonline of its own: drop or rename the existing schema, then CREATE EXTENSION pkonline again.';
+  END IF;
+END
+$check$;
+
 -------------------------------------------------------------------------------------------------
 -- Job store. Written only by pkonline's own code (as the extension owner); each role reads the
 -- jobs it may manage (row-level security).
@@ -11,8 +42,8 @@ CREATE TABLE pkonline.jobs (
   table_name       text NOT NULL,          -- schema-qualified, as at creation
   operation        text NOT NULL,
   options          jsonb NOT NULL DEFAULT '{}',
-  owner            regrole NOT NULL,       -- the role the work runs as (the creator's current role)
-  login_role       regrole NOT NULL,       -- the role the worker logs in as (the creator's session user)
+  owner            regrole NOT NULL,       -- the role that created the job (it and its members control it)
+  run_as           regrole NOT NULL,       -- the work runs as this role: the table's owner at creation
   state            text NOT NULL DEFAULT 'queued'
                    CHECK (state IN ('created', 'queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
   step_no          integer NOT NULL DEFAULT 1,
@@ -76,12 +107,13 @@ REVOKE ALL ON pkonline.jobs, pkonline.job_steps, pkonline.events FROM PUBLIC;
 GRANT SELECT ON pkonline.jobs, pkonline.job_steps, pkonline.events TO PUBLIC;
 GRANT USAGE ON SCHEMA pkonline TO PUBLIC;
 
--- Does a live worker hold the job's advisory lock? (A dead worker's lock is gone.)
+-- Does a live worker hold the job's claim? (A dead worker's is gone.) The claim is a session lock of
+-- a kind no SQL function takes (src/pg/job_lock.cpp), so nobody else can hold it.
 CREATE FUNCTION pkonline._worker_alive(job bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT EXISTS (
     SELECT 1 FROM pg_catalog.pg_locks l
-     WHERE l.locktype = 'advisory' AND l.classid = 1886089070::oid
+     WHERE l.locktype = 'userlock' AND l.classid = 1886089070::oid
        AND l.objid = job::oid AND l.objsubid = 2 AND l.granted
        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                           WHERE d.datname = pg_catalog.current_database()))
@@ -144,6 +176,10 @@ CREATE FUNCTION pkonline._copy_fill() RETURNS trigger LANGUAGE c AS 'MODULE_PATH
 CREATE FUNCTION pkonline._copy_log() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_log';
 -- The in-place add_int_pk's fill trigger: NEW.<column> := nextval(<sequence>) when it is NULL.
 CREATE FUNCTION pkonline._fill_nextval() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_fill_nextval';
+-- Only the job's worker attaches them (as the extension's owner): PostgreSQL checks EXECUTE on a
+-- trigger function only at CREATE TRIGGER, and the C code checks, too, that a trigger calling them
+-- is the one its job made.
+REVOKE EXECUTE ON FUNCTION pkonline._copy_fill(), pkonline._copy_log(), pkonline._fill_nextval() FROM PUBLIC;
 
 -- add_column: the caller's search_path travels with the call, so names in `fill` resolve as they
 -- would in the caller's own query; the C function (pinned like every other) analyses the

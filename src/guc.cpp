@@ -50,8 +50,10 @@ void Define() {
                            &debug_wait_points, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable("pkonline.wal_compression",
                              "wal_compression for the job's own work (full-page images of the pages it "
-                             "changes): off, pglz, lz4 or zstd. Only the worker's session is affected.",
-                             nullptr, &wal_compression, "lz4", PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                             "changes): off, pglz, lz4 or zstd. Only the worker's session is affected. "
+                             "Superuser-only, like wal_compression itself (compressed sizes of pages the job "
+                             "writes can tell about rows its owner may not read).",
+                             nullptr, &wal_compression, "lz4", PGC_SUSET, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("pkonline.backfill_fires_triggers",
                            "Fire the table's row triggers for the backfill's UPDATEs (by default they do not: "
                            "the backfill sets only the new column).",

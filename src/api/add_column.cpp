@@ -17,6 +17,7 @@ int64_t AddColumn(const AddColumnArgs& a) {
   RequirePrimary();
   TableInfo t = RequireOwnedPlainTable(a.relid);
   RequireColumnFree(t, a.column_name);
+  RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
   if (a.unique && !pg::HasBtreeOpclass(a.column_type))
     Fail(sqlstate::kFeatureNotSupported, Fmt("type %1% has no default btree operator class", fill.type),
@@ -32,6 +33,7 @@ int64_t AddColumn(const AddColumnArgs& a) {
   options["fill"] = a.fill;
   options["fill_sql"] = fill.sql;
   options["fill_row_sql"] = fill.row_sql;
+  options["fill_runs_user_code"] = fill.runs_user_code ? "true" : "false";
   options["mode"] = catalog_only ? "catalog" : "backfill";
   options["not_null"] = a.not_null ? "true" : "false";
   options["unique"] = a.unique ? "true" : "false";

@@ -26,9 +26,13 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
   auto r = pg::Query(
       "SELECT c.relkind::text, c.relpersistence::text, n.nspname, c.relname, c.relnamespace, "
       "pg_catalog.pg_has_role(c.relowner, 'USAGE'), "
-      "pg_catalog.has_schema_privilege(c.relnamespace, 'CREATE'), c.relispartition, c.reloftype <> 0, "
+      "pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), c.relispartition, c.reloftype <> 0, "
       "n.nspname IN ('pg_catalog', 'information_schema', 'pg_toast') OR c.oid < 16384, "
-      "pg_catalog.format('%I.%I', n.nspname, c.relname), c.reltuples "
+      "pg_catalog.format('%I.%I', n.nspname, c.relname), c.reltuples, c.relowner, "
+      "(SELECT e.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid "
+      " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid "
+      " AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'), "
+      "c.relhassubclass OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = c.oid) "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
       "WHERE c.oid = $1::oid",
       {V(static_cast<int64_t>(relid))}, true);
@@ -42,6 +46,7 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
   t.nsp_oid = static_cast<unsigned>(pg::AsInt(row[4]));
   t.qualified = *row[10];
   t.reltuples = std::stod(row[11].value_or("0"));
+  t.owner = static_cast<unsigned>(pg::AsInt(row[12]));
   const std::string kind = *row[0];
   if (AsBool(row[9]))
     Fail(sqlstate::kInsufficientPrivilege, "\"" + t.qualified + "\" is a system catalog",
@@ -71,15 +76,31 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
   if (AsBool(row[8]))
     Fail(sqlstate::kWrongObjectType, "\"" + t.qualified + "\" is a typed table",
          "Its columns come from its composite type.");
+  if (row[13])
+    Fail(sqlstate::kInsufficientPrivilege, "\"" + t.qualified + "\" belongs to extension \"" + *row[13] + "\"",
+         "pkonline changes user tables only; an extension's tables are its own.");
+  if (AsBool(row[14]))
+    Fail(sqlstate::kFeatureNotSupported, "table " + t.qualified + " has inheritance children or parents",
+         "A column added to a parent reaches its children, but the job fills and checks one table's own rows: "
+         "the children would be left with a column they cannot fill.",
+         "Add the column to each table of the hierarchy by hand.");
   if (!AsBool(row[5]))
     Fail(sqlstate::kInsufficientPrivilege, "must be owner of table " + t.qualified,
          "Only the table's owner, or a member of the owning role, may run pkonline jobs on it.",
          "Run it as the table's owner.");
   if (!AsBool(row[6]))
-    Fail(sqlstate::kInsufficientPrivilege, "permission denied to create objects in schema " + t.schema,
-         "The job creates its helper sequence and trigger function in the table's schema.",
+    Fail(sqlstate::kInsufficientPrivilege, "the owner of table " + t.qualified + " may not create objects in schema " + t.schema,
+         "The job runs as the table's owner and creates its helpers (sequence, trigger function) in the table's schema.",
          "GRANT CREATE ON SCHEMA to the table's owner for the duration of the job.");
   return t;
+}
+
+void RequireNoForcedRls(const TableInfo& t, const std::string& hint) {
+  if (AsBool(pg::Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid",
+                       {V(static_cast<int64_t>(t.relid))}, true)
+                 .scalar()))
+    Fail(sqlstate::kFeatureNotSupported, "table " + t.qualified + " has FORCE ROW LEVEL SECURITY",
+         "The job works as the table's owner, who would see and fill only the rows its policies allow.", hint);
 }
 
 void RequireNoPrimaryKey(const TableInfo& t) {

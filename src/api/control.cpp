@@ -7,6 +7,7 @@
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
@@ -25,44 +26,58 @@ namespace store = jobs::store;
 
 namespace {
 
-// Workers to interrupt once the transaction that asked them to stop has committed (so that
-// they see the request when they look).
-int pending_signals[16];
+// Jobs whose workers to interrupt once the transaction that asked them to stop has committed
+// (so that they see the request when they look). The worker is looked up at commit, by the
+// job's claim, which only a worker can hold: a pid remembered from earlier could belong to
+// another process by then.
+int64_t pending_signals[16];
 int n_pending_signals = 0;
 bool callback_registered = false;
 
 extern "C" void SignalAtCommit(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT) {
-    for (int i = 0; i < n_pending_signals; i++) kill(pending_signals[i], SIGINT);
+    for (int i = 0; i < n_pending_signals; i++) {
+      int pid = 0;
+      try {
+        pid = pg::JobHolderPid(pending_signals[i]);
+      } catch (...) {
+        pid = 0;  // the worker looks at the job's row between units of work anyway
+      }
+      if (pid > 0 && pid != MyProcPid) kill(pid, SIGINT);
+    }
   }
-  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT) n_pending_signals = 0;
+  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+      event == XACT_EVENT_PRE_PREPARE)
+    n_pending_signals = 0;
 }
 
 void InterruptWorkerAtCommit(int64_t job_id) {
-  auto r = pg::Query(
-      "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = $1::oid "
-      "AND objid = $2::oid AND objsubid = 2 AND granted AND database = "
-      "(SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
-      {pg::V(jobs::kAdvisoryClass), pg::V(job_id)}, true);
-  if (r.empty() || n_pending_signals >= 16) return;
+  if (n_pending_signals >= 16) return;
   if (!callback_registered) {
     Call([]() { RegisterXactCallback(SignalAtCommit, nullptr); });
     callback_registered = true;
   }
-  pending_signals[n_pending_signals++] = static_cast<int>(pg::AsInt(r.scalar()));
+  pending_signals[n_pending_signals++] = job_id;
 }
 
-Job LoadManaged(int64_t job_id) {
+// The job, locked, if the current role may control it: start and resume (which choose when the
+// work runs) only the role that created it and its members; pause and cancel also the table's
+// owner and its members (the table is theirs).
+enum class Control { kRun, kStop };
+Job LoadManaged(int64_t job_id, Control what) {
   Job job = store::LoadForUpdate(job_id);
-  bool ok = pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR EXISTS ("
+  bool ok = pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR ($3::boolean AND EXISTS ("
                                  "SELECT 1 FROM pg_catalog.pg_class WHERE oid = $2::oid "
-                                 "AND pg_catalog.pg_has_role(relowner, 'USAGE'))",
-                                 {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid))},
+                                 "AND pg_catalog.pg_has_role(relowner, 'USAGE')))",
+                                 {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid)),
+                                  pg::V(std::string(what == Control::kStop ? "true" : "false"))},
                                  true)
                            .scalar());
   if (!ok)
     Fail(sqlstate::kInsufficientPrivilege, "permission denied for pkonline job " + std::to_string(job_id),
-         "Only the role that created the job, or the table's owner, may control it.");
+         what == Control::kRun
+             ? "Only the role that created the job, and its members, may start or resume it."
+             : "Only the role that created the job, or the table's owner, and their members, may pause or cancel it.");
   return job;
 }
 
@@ -84,8 +99,7 @@ int64_t CreateJob(const TableInfo& t, const std::string& operation,
                   const std::map<std::string, std::string>& options, bool start) {
   int64_t id = 0;
   const unsigned owner = GetUserId();
-  const unsigned login = GetSessionUserId();
-  id = store::Create(t.relid, t.qualified, operation, options, owner, login, start ? "queued" : "created");
+  id = store::Create(t.relid, t.qualified, operation, options, owner, t.owner, start ? "queued" : "created");
   Job job = store::Load(id);
   std::vector<store::StepPlan> plan;
   for (const auto& s : ops::MakeOperation(operation)->Steps(job)) plan.push_back({s.name, s.action, s.lock});
@@ -98,8 +112,7 @@ void StartOrQueue(int64_t job_id) {
   Job job = store::Load(job_id);
   worker::Target target;
   target.db = MyDatabaseId;
-  target.login_role = job.login_role;
-  target.exec_role = job.owner;
+  target.run_as = job.run_as;
   target.wait_xid = Call([]() { return GetTopTransactionId(); });
   bool started = false;
   Privileged([&]() { started = worker::StartJob(job_id, target); });
@@ -120,7 +133,7 @@ void Announce(int64_t job_id, const std::string& what, bool start) {
 
 std::string Start(int64_t job_id) {
   return WithSpi([&]() -> std::string {
-    Job job = LoadManaged(job_id);
+    Job job = LoadManaged(job_id, Control::kRun);
     if (job.state != "queued" && job.state != "created")
       Fail(sqlstate::kObjectNotInState, Fmt("pkonline job %1% is %2%", job_id, job.state), "",
            job.state == "paused" || job.state == "failed" ? Fmt("Use pkonline.resume(%1%).", job_id) : "");
@@ -138,7 +151,7 @@ std::string Start(int64_t job_id) {
 
 std::string Pause(int64_t job_id) {
   return WithSpi([&]() -> std::string {
-    Job job = LoadManaged(job_id);
+    Job job = LoadManaged(job_id, Control::kStop);
     if (Finished(job) || job.state == "failed")
       Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state +
                                             "; there is nothing to pause");
@@ -164,7 +177,7 @@ std::string Pause(int64_t job_id) {
 
 std::string Resume(int64_t job_id) {
   return WithSpi([&]() -> std::string {
-    Job job = LoadManaged(job_id);
+    Job job = LoadManaged(job_id, Control::kRun);
     if (Finished(job))
       Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state);
     if (store::WorkerAlive(job_id)) {
@@ -186,29 +199,31 @@ std::string Resume(int64_t job_id) {
 
 std::string Cancel(int64_t job_id) {
   return WithSpi([&]() -> std::string {
-    Job job = LoadManaged(job_id);
+    Job job = LoadManaged(job_id, Control::kStop);
     if (job.state == "cancelled") return job.state;
     if (job.state == "cancelling" && store::WorkerAlive(job_id)) return job.state;  // already undoing
     auto op = ops::MakeOperation(job.operation);
     const int ponr = op->PointOfNoReturn(job);
-    const bool final_started =
-        job.state == "done" || job.step_no > ponr ||
-        (job.step_no == ponr &&
-         pg::AsBool(pg::Query("SELECT state IN ('running', 'done') FROM pkonline.job_steps "
-                              "WHERE job_id = $1::bigint AND step_no = $2::int",
-                              {pg::V(job_id), pg::V(ponr)}, true)
-                        .scalar()));
+    // (The job's steps are read as the extension's owner: the table's owner may cancel a job
+    // that another role created, whose rows it does not see.)
+    bool final_step_started = false, any_step_started = false;
+    Privileged([&]() {
+      final_step_started = pg::AsBool(pg::Query("SELECT state IN ('running', 'done') FROM pkonline.job_steps "
+                                                "WHERE job_id = $1::bigint AND step_no = $2::int",
+                                                {pg::V(job_id), pg::V(ponr)}, true)
+                                          .scalar());
+      any_step_started = !pg::Query("SELECT 1 FROM pkonline.job_steps WHERE job_id = $1::bigint AND state <> 'pending'",
+                                    {pg::V(job_id)}, true)
+                              .empty();
+    });
+    const bool final_started = job.state == "done" || job.step_no > ponr || (job.step_no == ponr && final_step_started);
     if (final_started)
       Fail(sqlstate::kObjectNotInState,
            "pkonline job " + std::to_string(job_id) + " is past its point of no return",
            job.state == "done" ? "The job is done: its change is in place."
                                : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
            job.state == "done" ? "Undo it with ALTER TABLE if it is not wanted." : "Wait for it to finish.");
-    const bool untouched =
-        !store::WorkerAlive(job_id) &&
-        pg::Query("SELECT 1 FROM pkonline.job_steps WHERE job_id = $1::bigint AND state <> 'pending'",
-                  {pg::V(job_id)}, true)
-            .empty();
+    const bool untouched = !store::WorkerAlive(job_id) && !any_step_started;
     if (untouched) {  // no step ever ran: nothing to undo
       Privileged([&]() {
         store::MarkFinished(job_id, "cancelled");

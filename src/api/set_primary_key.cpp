@@ -105,6 +105,22 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
            "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA IDENTITY "
            "first.");
   }
+  if (old) {
+    // The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
+    // the table's owner, who must own (be a member of the owner of) those tables too.
+    auto fk = pg::Query("SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, r.relowner::pg_catalog.regrole::pg_catalog.text "
+                        "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+                        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
+                        "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
+                        {V(static_cast<int64_t>(t.relid)), V(old->index_oid), V(static_cast<int64_t>(t.owner))}, true);
+    if (!fk.empty())
+      Fail(sqlstate::kInsufficientPrivilege,
+           Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%", *fk.rows[0][0],
+               *fk.rows[0][1], old->name, t.qualified, *fk.rows[0][2]),
+           "The job moves the foreign keys on the old key to the new one with ALTER TABLE, as the owner of " +
+               t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
+           "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
+  }
   RequireNoActiveJob(t);
 
   // A valid unique btree index on exactly these columns that no constraint owns can be the key.

@@ -11,6 +11,7 @@
 #include "pkonline/text.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/user_code.hpp"
 
 namespace pkonline::jobs {
 
@@ -35,11 +36,22 @@ class RunContext final : public ops::Context {
   }
 
   void Batch(const std::string& activity, const std::function<void()>& fn) override {
-    auto fire = job_.options.find("backfill_fires_triggers");
     pg::TxnOptions opts;
-    opts.replica_role = fire == job_.options.end() || fire->second != "true";
     opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));  // on row locks too
-    pg::InTransaction(activity, fn, opts);
+    bool fire = false;
+    pg::InTransaction(activity, [&]() {
+      if (QuietTriggers(&fire)) pg::ReplicaRoleForThisTransaction();
+      fn();
+    }, opts);
+    if (fire && !told_fire_) {
+      told_fire_ = true;
+      Event("info",
+            "the table's own triggers fire for the batches' updates: code a user wrote runs in them (the fill, or "
+            "the table's triggers enabled ALWAYS or REPLICA, rules, or functions in its constraints, indexes or "
+            "generated columns), and replica mode, which would keep the triggers quiet, would also switch off "
+            "foreign keys and triggers of other tables for that code",
+            "");
+    }
   }
 
   void Ddl(const std::string& activity, const std::function<void()>& fn) override {
@@ -117,6 +129,24 @@ class RunContext final : public ops::Context {
   bool cancelling_ = false;
 
  private:
+  // May this batch run with session_replication_role = replica, so that the table's own row
+  // triggers do not fire for the backfill's updates? Only when no code a user wrote can run in
+  // it: replica mode also switches off other tables' foreign keys and triggers (src/pg/user_code).
+  // The copy method's batches write only the job's own copy, which has no trigger: never needed.
+  // `fire` says the table's triggers fire because user code could run.
+  bool QuietTriggers(bool* fire) {
+    auto opt = [&](const char* key) {
+      auto it = job_.options.find(key);
+      return it == job_.options.end() ? std::string() : it->second;
+    };
+    if (opt("backfill_fires_triggers") == "true" || opt("method") == "copy") return false;
+    const std::string fill = opt("fill_runs_user_code");
+    const bool fill_code = fill.empty() ? job_.operation == "add_column" : fill == "true";
+    *fire = fill_code || pg::TableRunsUserCode(job_.relid);
+    return !*fire;
+  }
+  bool told_fire_ = false;
+
   void RecordLockRetry(const std::string& activity, int attempt, long wait_ms) {
     pg::InTransaction("pkonline: lock retry", [&]() {
       auto r = pg::Query(

@@ -2,6 +2,7 @@
 #include "pkonline/jobs/store.hpp"
 
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 
@@ -49,7 +50,7 @@ pg::Result PrivQuery(const std::string& sql, const pg::Params& params) {
 
 Job LoadImpl(int64_t job_id, bool for_update) {
   auto r = PrivQuery(
-      "SELECT id, relid, table_name, operation, owner::oid, login_role::oid, state, step_no, "
+      "SELECT id, relid, table_name, operation, owner::oid, run_as::oid, state, step_no, "
       "pause_requested, cancel_requested, cursor_block, end_block, rows_done "
       "FROM pkonline.jobs WHERE id = $1::bigint" +
           std::string(for_update ? " FOR UPDATE" : ""),
@@ -63,7 +64,7 @@ Job LoadImpl(int64_t job_id, bool for_update) {
   j.table_name = row[2].value_or("");
   j.operation = row[3].value_or("");
   j.owner = static_cast<unsigned>(AsInt(row[4]));
-  j.login_role = static_cast<unsigned>(AsInt(row[5]));
+  j.run_as = static_cast<unsigned>(AsInt(row[5]));
   j.state = row[6].value_or("");
   j.step_no = static_cast<int>(AsInt(row[7]));
   j.pause_requested = AsBool(row[8]);
@@ -81,13 +82,13 @@ Job LoadImpl(int64_t job_id, bool for_update) {
 }  // namespace
 
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role,
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
                const std::string& state) {
   auto r = PrivQuery(
-      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, login_role, state) "
+      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state) "
       "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6) RETURNING id",
       {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
-       V(static_cast<int64_t>(login_role)), V(state)});
+       V(static_cast<int64_t>(run_as)), V(state)});
   const int64_t id = AsInt(r.scalar());
   for (const auto& [key, value] : options)
     PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "
@@ -102,6 +103,10 @@ void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan) {
     PrivQuery("INSERT INTO pkonline.job_steps (job_id, step_no, step, action, lock) "
               "VALUES ($1::bigint, $2::int, $3, $4, $5)",
               {V(job_id), V(++n), V(s.name), V(s.action), V(s.lock)});
+}
+
+bool Exists(int64_t job_id) {
+  return !PrivQuery("SELECT 1 FROM pkonline.jobs WHERE id = $1::bigint", {V(job_id)}).empty();
 }
 
 Job Load(int64_t job_id) { return LoadImpl(job_id, false); }
@@ -217,15 +222,9 @@ bool WorkerAlive(int64_t job_id) {
   return AsBool(Query("SELECT pkonline._worker_alive($1::bigint)", {V(job_id)}, true).scalar());
 }
 
-bool Claim(int64_t job_id) {
-  return AsBool(Query("SELECT pg_catalog.pg_try_advisory_lock($1::int, $2::int)",
-                      {V(kAdvisoryClass), V(job_id)})
-                    .scalar());
-}
+bool Claim(int64_t job_id) { return pg::ClaimJob(job_id); }
 
-void Release(int64_t job_id) {
-  Query("SELECT pg_catalog.pg_advisory_unlock($1::int, $2::int)", {V(kAdvisoryClass), V(job_id)});
-}
+void Release(int64_t job_id) { pg::ReleaseJob(job_id); }
 
 }  // namespace store
 }  // namespace pkonline::jobs

@@ -74,8 +74,10 @@ void AddColumn(Context& ctx) {
       // writer's rights, like any default).
       const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" + job.Opt("fill_row_sql") +
                                "); RETURN NEW; END";
-      Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql AS " +
-           pg::Literal(body));
+      // search_path pinned: the body's names outside pg_catalog are qualified already, and
+      // nothing in it may resolve through the path of whoever writes the table later.
+      Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql "
+           "SET search_path = pg_catalog, pg_temp AS " + pg::Literal(body));
       Exec(FillTriggerSql(FillName(job), t, c, HelperSql(job, "fill") + "()", false));
     }
     // Not read-only: the query must see the column this transaction just added.

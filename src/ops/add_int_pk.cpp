@@ -5,6 +5,7 @@
 // CREATE UNIQUE INDEX CONCURRENTLY -> attach the PK USING INDEX, drop the helpers, identity (brief).
 #include "pkonline/ops/add_int_pk.hpp"
 
+#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -87,6 +88,9 @@ void AddColumnWithSequence(const jobs::Job& job) {
   Exec("CREATE SEQUENCE " + SeqSql(job) + " AS " + type);
   Exec("ALTER SEQUENCE " + SeqSql(job) + " OWNED BY " + t + "." + c);
   GrantSequenceToWriters(job);
+  // What the C fill triggers check their arguments against (src/pg/capture.cpp).
+  jobs::store::SetOption(job.id, "seq_oid", SequenceOid(job));
+  jobs::store::SetOption(job.id, "column_attnum", std::to_string(ColumnAttnum(job, col)));
   Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) +
        "::pg_catalog.regclass)");
 }
@@ -156,7 +160,7 @@ void AddColumn(Context& ctx) {
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     const std::string c = Ident(col);
     AddColumnWithSequence(job);
-    Exec(FillTriggerSql(FillName(job), t, c, FillCall(job), false));
+    CreateJobTrigger(FillTriggerSql(FillName(job), t, c, FillCall(job), false));
   });
 }
 

@@ -48,8 +48,6 @@ constexpr int64_t kIdsPerBlock = 291;
 
 std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
 std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
-std::string CopySql(const jobs::Job& job) { return HelperSql(job, "copy"); }
-std::string LogSql(const jobs::Job& job) { return HelperSql(job, "log"); }
 std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
 std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
 std::string Twin(const jobs::Job& job, const std::string& index_oid) { return HelperName(job, "ix" + index_oid); }
@@ -60,7 +58,50 @@ unsigned Oid(const std::string& qualified) {
       pg::AsInt(Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, false).scalar(), 0));
 }
 
-unsigned CopyOid(const jobs::Job& job) { return Oid(CopySql(job)); }
+// The job's helpers (the copy, its indexes, the change log) are created by the job, under names
+// that fail to be created if anything has them already, and their OIDs are recorded in the job's
+// options in the same transaction (copy_oid, log_oid, twin_pk, twin_ix_<index oid>). From then on
+// they are known by OID only, and checked before each use: a co-tenant who may create objects in
+// the schema can neither lend the job an object of its own nor slip one in under a helper's name.
+unsigned RecordedOid(const jobs::Job& job, const std::string& key) {
+  const std::string v = jobs::store::OptionNow(job.id, key);
+  return v.empty() ? 0 : static_cast<unsigned>(std::stoul(v));
+}
+
+void Record(const jobs::Job& job, const std::string& key, const std::string& name_sql) {
+  const unsigned oid = Oid(name_sql);  // created just now by this transaction: the name is ours
+  if (oid == 0) Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
+  jobs::store::SetOption(job.id, key, std::to_string(oid));
+}
+
+unsigned CopyOid(const jobs::Job& job) { return RecordedOid(job, "copy_oid"); }
+
+// The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
+// and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
+// index. Its qualified name, for SQL run in this transaction; "" if the job has not created it,
+// or (`strict` false) if it is no longer the job's own.
+std::string Helper(const jobs::Job& job, const std::string& key, bool strict = true) {
+  const unsigned oid = RecordedOid(job, key);
+  if (oid == 0) return "";
+  pg::LockShared(oid);
+  auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
+                 "c.relowner = t.relowner, i.indrelid FROM pg_catalog.pg_class c "
+                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_class t ON t.oid = $2::oid "
+                 "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
+                 {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
+  const bool index = key != "copy_oid" && key != "log_oid";
+  bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
+  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(job);
+  if (ok) return *r.rows[0][0];
+  if (!strict) return "";
+  const std::string what = key == "copy_oid" ? "copy" : key == "log_oid" ? "change log" : "index on the copy";
+  Fail(sqlstate::kObjectNotInState, Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
+       Fmt("The job knows its helpers by the OIDs it recorded when it created them (relation %1%).", oid),
+       Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
+std::string CopySql(const jobs::Job& job) { return Helper(job, "copy_oid"); }
+std::string LogSql(const jobs::Job& job) { return Helper(job, "log_oid"); }
 
 std::string Relfilenode(const jobs::Job& job) {
   return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
@@ -149,18 +190,20 @@ void CreateCopy(const jobs::Job& job) {
   const auto& r = rel.rows[0];
   std::string with = "autovacuum_enabled = false";  // its only reader is this job
   if (r[1]) with = *r[1] + ", " + with;
-  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + CopySql(job) + " (" + defs +
+  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" + defs +
        ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
+  Record(job, "copy_oid", HelperSql(job, "copy"));
   if (!drops.empty()) Exec("ALTER TABLE " + CopySql(job) + drops);
   if (!storage.empty()) Exec("ALTER TABLE " + CopySql(job) + storage);
 }
 
 std::string CopyBatchSql(const jobs::Job& job) {
   const unsigned copy = CopyOid(job);
-  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+  const std::string copy_sql = CopySql(job);
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
   ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
   const Columns c = LiveColumns(job, copy);
-  return "INSERT INTO " + CopySql(job) + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " + TableSql(job) +
+  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " + TableSql(job) +
          " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
 }
 
@@ -199,15 +242,18 @@ void EnsureTwins(Context& ctx) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
     ctx.Txn("pkonline job " + Id(job) + ": build index on the copy", [&]() {
-      if (Oid(HelperSql(job, "ix" + oid)) != 0) return;
+      if (!Helper(job, "twin_ix_" + oid).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty()) return;
-      pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
+      CopySql(job);  // the copy is still the job's own
+      const unsigned twin = pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
+      jobs::store::SetOption(job.id, "twin_ix_" + oid, std::to_string(twin));
     });
   }
   ctx.Txn("pkonline job " + Id(job) + ": build the key's index on the copy", [&]() {
-    if (Oid(HelperSql(job, "pk")) != 0) return;
+    if (!Helper(job, "twin_pk").empty()) return;
     const std::string id = Ident(job.Opt("column_name"));
     Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(job) + " (" + id + ")");
+    Record(job, "twin_pk", HelperSql(job, "pk"));
   });
 }
 
@@ -216,7 +262,8 @@ void EnsureTwins(Context& ctx) {
 int64_t ApplyLog(const jobs::Job& job) {
   RequireSameStorage(job);
   const unsigned copy = CopyOid(job);
-  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
+  const std::string copy_sql = CopySql(job);
   const Columns c = LiveColumns(job, copy);
   const std::string id = ColumnSql(job, job.Opt("column_name"));
   const std::string twin_id = Ident(job.Opt("column_name"));
@@ -227,11 +274,11 @@ int64_t ApplyLog(const jobs::Job& job) {
     // versions by TID, each checked against a hashed list of the ids.
     const std::string ids = "SELECT old_id FROM " + log + " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
                             " WHERE new_id IS NOT NULL";
-    if (Oid(HelperSql(job, "pk")) != 0)
-      Exec("DELETE FROM " + CopySql(job) + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids + "))");
+    if (!Helper(job, "twin_pk").empty())
+      Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids + "))");
     else
-      Exec("DELETE FROM " + CopySql(job) + " WHERE " + twin_id + " IN (" + ids + ")");
-    Exec("INSERT INTO " + CopySql(job) + " (" + c.twin + ") SELECT " + c.table + " FROM ONLY " + TableSql(job) +
+      Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " IN (" + ids + ")");
+    Exec("INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table + " FROM ONLY " + TableSql(job) +
          " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log + " WHERE tid IS NOT NULL)) AND " +
          id + " IN (SELECT new_id FROM " + log + " WHERE new_id IS NOT NULL)");
   } catch (const PgError& e) {
@@ -257,16 +304,18 @@ void AddColumnStep(Context& ctx) {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     AddColumnWithSequence(job);
-    Exec("CREATE TABLE " + LogSql(job) + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
+    Exec("CREATE TABLE " + HelperSql(job, "log") + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
+    Record(job, "log_oid", HelperSql(job, "log"));
     const int attnum_value = ColumnAttnum(job, col);  // sees the ADD COLUMN above
     if (attnum_value <= 0) Fail(sqlstate::kInternal, "pkonline: the new column was not found");
     const std::string attnum = std::to_string(attnum_value);
-    const std::string log_oid = std::to_string(Oid(LogSql(job)));
-    Exec("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
-         " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) + ", " +
-         pg::Literal(SequenceOid(job)) + ")");
-    Exec("CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
-         " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) + ", " + pg::Literal(log_oid) + ")");
+    const std::string log_oid = std::to_string(RecordedOid(job, "log_oid"));
+    CreateJobTrigger("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
+                     " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) + ", " +
+                     pg::Literal(SequenceOid(job)) + ")");
+    CreateJobTrigger("CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
+                     " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) + ", " +
+                     pg::Literal(log_oid) + ")");
     // Also for writes made with session_replication_role = replica (logical replication, restores).
     Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(FillName(job)) + ", ENABLE ALWAYS TRIGGER " +
          Ident(LogTrigger(job)));
@@ -287,7 +336,11 @@ void AddColumnStep(Context& ctx) {
 
 void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
-  UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)}, {"DROP TABLE IF EXISTS " + LogSql(job)});
+  UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)}, {});
+  ctx.Txn("pkonline job " + Id(job) + ": drop the change log", [&]() {
+    const std::string log = Helper(job, "log_oid", false);  // never anything but the job's own
+    if (!log.empty()) Exec("DROP TABLE " + log);
+  });
 }
 
 void CopyStep(Context& ctx) {
@@ -298,17 +351,23 @@ void CopyStep(Context& ctx) {
     if (pg::AsBool(force.scalar()))
       Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", TableSql(job)),
            "The copy would hold only the rows its owner may see.", "Use method => 'in_place'.");
-    if (CopyOid(job) != 0) return;
+    if (CopyOid(job) != 0) {
+      CopySql(job);  // still the job's own
+      return;
+    }
     if (job.cursor_block > 0)
-      Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) was dropped", job.id, CopySql(job)), "",
+      Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% was dropped", job.id), "",
            Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
     CreateCopy(job);
   });
-  CopyBlocks(ctx, [&job]() { return CopyBatchSql(job); });
+  CopyBlocks(ctx, [&job]() { return CopyBatchSql(job); }, [&job]() { return CopySql(job); });
 }
 
 void UndoCopyStep(Context& ctx) {
-  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the copy", [&]() { Exec("DROP TABLE IF EXISTS " + CopySql(ctx.job())); });
+  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the copy", [&]() {
+    const std::string copy = Helper(ctx.job(), "copy_oid", false);  // never anything but the job's own
+    if (!copy.empty()) Exec("DROP TABLE " + copy);
+  });
 }
 
 void BuildIndexesStep(Context& ctx) {
@@ -347,7 +406,7 @@ void SwapStep(Context& ctx) {
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
     const unsigned copy = CopyOid(job);
-    if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% (%2%) is gone", job.id, CopySql(job)));
+    if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
     Exec("LOCK TABLE " + CopySql(job) + " IN ACCESS EXCLUSIVE MODE");
     RequireSameStorage(job);
     auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
@@ -363,13 +422,13 @@ void SwapStep(Context& ctx) {
     RequireValidIndexes(job);
     std::vector<std::pair<unsigned, unsigned>> pairs;
     for (const auto& entry : TableIndexes(job)) {
-      const unsigned twin = Oid(HelperSql(job, "ix" + entry.first));
+      const unsigned twin = Helper(job, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(job, "twin_ix_" + entry.first);
       if (twin == 0)
         Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id), "",
              Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
       pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
     }
-    const unsigned pk_twin = Oid(HelperSql(job, "pk"));
+    const unsigned pk_twin = Helper(job, "twin_pk").empty() ? 0 : RecordedOid(job, "twin_pk");
     if (pk_twin == 0) Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
     const int64_t last = ApplyLog(job);
     for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
@@ -391,8 +450,11 @@ void SwapStep(Context& ctx) {
 void CleanupStep(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": drop the old storage", [&]() {
-    Exec("DROP TABLE IF EXISTS " + CopySql(job));
-    Exec("DROP TABLE IF EXISTS " + LogSql(job));
+    // By OID, and only while they are the job's own (after the swap the copy holds the old storage).
+    const std::string copy = Helper(job, "copy_oid", false);
+    if (!copy.empty()) Exec("DROP TABLE " + copy);
+    const std::string log = Helper(job, "log_oid", false);
+    if (!log.empty()) Exec("DROP TABLE " + log);
   });
   // Fresh statistics for the new storage and the new column (a sample: pg_repack does the same).
   // Its SHARE UPDATE EXCLUSIVE lock may be held by a VACUUM or an index build: then it is left

@@ -82,6 +82,9 @@ struct WalkSpec {
   std::function<int64_t(const pg::Result&)> rows;
   bool vacuum = false;
   std::string what = "backfill";  // for the worker's activity
+  // Run in every batch's transaction before the statement: checks what the statement names
+  // and returns a key of it (e.g. the target's name); a new key plans the statement again.
+  std::function<std::string()> guard;
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
@@ -116,6 +119,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   Throttle throttle(ctx);
   pg::Statement batch;  // planned once, kept across the batches' transactions
   bool replanned = false;
+  std::string guarded;
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
@@ -128,6 +132,12 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " + std::to_string(cursor) + "-" +
                   std::to_string(hi) + " of " + std::to_string(to),
               [&]() {
+                if (spec.guard) {
+                  // A kept plan is re-analysed by name when what it names changes.
+                  const std::string key = spec.guard();
+                  if (key != guarded) batch.Reset();
+                  guarded = key;
+                }
                 if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
                 rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
                 if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
@@ -224,13 +234,14 @@ void Backfill(Context& ctx, const std::string& column, const std::string& value_
   Walk(ctx, FillSpec(job, column, value_sql, require_value), job.cursor_block, end, true);
 }
 
-void CopyBlocks(Context& ctx, const std::function<std::string()>& sql) {
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql, const std::function<std::string()>& guard) {
   const auto& job = ctx.job();
   const int64_t end = WalkEnd(ctx, "copy");
   WalkSpec spec;
   spec.sql = sql;
   spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
   spec.what = "copy";
+  spec.guard = guard;
   Walk(ctx, spec, job.cursor_block, end, true);
 }
 

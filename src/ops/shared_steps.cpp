@@ -2,6 +2,8 @@
 #include "pkonline/ops/shared_steps.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/jobs/store.hpp"
+#include "pkonline/pg/txn.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -51,11 +53,15 @@ std::string FillTriggerSql(const std::string& trigger, const std::string& table_
          table_sql + " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_call;
 }
 
+void CreateJobTrigger(const std::string& sql) {
+  pg::AsRole(jobs::store::ExtensionOwner(), [&]() { Exec(sql); });
+}
+
 void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::string()>& function_call,
              const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": fill trigger on update", [&]() {
-    Exec(FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
+    CreateJobTrigger(FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
   });
   const int64_t filled = Sweep(ctx, column, value_sql, require_value);
   ctx.Event("info", Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));

@@ -24,7 +24,14 @@ void AsOwner(F&& f) {
 Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::steady_clock::now()) {
   auto it = ctx.job().options.find("max_replica_lag_ms");
   max_lag_ms_ = it == ctx.job().options.end() ? 0 : std::stoll(it->second);
-  ctx.Txn("pkonline: clock", [&]() { since_ = Now(); });
+  ctx.Txn("pkonline: clock", [&]() {
+    since_ = Now();
+    // What pg_stat_activity and pg_stat_replication show the job's creator (who reads its events):
+    // other roles' sessions and the standbys only to pg_read_all_stats.
+    all_stats_ = pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'pg_read_all_stats', 'USAGE')",
+                                      {pg::V(static_cast<int64_t>(ctx.job().owner))}, true)
+                                .scalar());
+  });
 }
 
 void Throttle::WaitForStandbys() {
@@ -48,15 +55,23 @@ void Throttle::WaitForStandbys() {
     });
     if (lag <= max_lag_ms_) {
       if (waiting)
-        ctx_.Event("throttle", Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag));
+        ctx_.Event("throttle", all_stats_ ? Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag)
+                                          : std::string("the standbys have caught up: the backfill goes on"));
       next_lag_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       return;
     }
     if (!waiting) {
-      ctx_.Event("throttle",
-                 Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits",
-                     standby, lag, max_lag_ms_),
-                 Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
+      const std::string full =
+          Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits", standby,
+              lag, max_lag_ms_);
+      if (all_stats_) {
+        ctx_.Event("throttle", full, Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
+      } else {
+        ServerLog(Fmt("pkonline job %1%: %2%", ctx_.job().id, full));
+        ctx_.Event("throttle", Fmt("a standby replays more than pkonline.max_replica_lag (%1% ms) behind: the "
+                                   "backfill waits (which standby, and how far behind, is in the server log)",
+                                   max_lag_ms_));
+      }
       waiting = true;
     }
     ctx_.Sleep(1000);
@@ -66,30 +81,46 @@ void Throttle::WaitForStandbys() {
 
 void Throttle::ReportHorizon() {
   std::string pid, who, state, secs;
+  bool visible = true;
+  const int64_t owner = ctx_.job().owner;
   ctx_.Txn("pkonline: xmin horizon", [&]() {
     AsOwner([&]() {
       auto r = pg::Query(
           "SELECT a.pid::pg_catalog.text, COALESCE(a.usename::pg_catalog.text, '?'), COALESCE(a.state, '?'), "
-          "EXTRACT(epoch FROM pg_catalog.now() - a.xact_start)::bigint "
+          "EXTRACT(epoch FROM pg_catalog.now() - a.xact_start)::bigint, "
+          "pg_catalog.pg_has_role($2::oid, a.usesysid, 'USAGE') OR $3::boolean "
           "FROM pg_catalog.pg_stat_activity a "
           "WHERE a.backend_xmin IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid() "
           "AND (a.xact_start < $1::timestamptz OR a.xact_start < pg_catalog.now() - interval '60 s') "
           "AND a.xact_start < pg_catalog.now() - interval '1 s' "
           "UNION ALL SELECT 'prepared transaction ' || p.gid, p.owner::pg_catalog.text, 'prepared', "
-          "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint FROM pg_catalog.pg_prepared_xacts p "
+          "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint, true FROM pg_catalog.pg_prepared_xacts p "
           "WHERE p.prepared < $1::timestamptz OR p.prepared < pg_catalog.now() - interval '60 s' "
           "ORDER BY 4 DESC LIMIT 1",
-          {pg::V(since_)}, true);
+          {pg::V(since_), pg::V(owner), pg::V(std::string(all_stats_ ? "true" : "false"))}, true);
       if (!r.empty()) {
         pid = r.rows[0][0].value_or("?");
         who = r.rows[0][1].value_or("?");
         state = r.rows[0][2].value_or("?");
         secs = r.rows[0][3].value_or("?");
+        visible = pg::AsBool(r.rows[0][4]);
       }
     });
   });
   if (pid.empty() || !reported_.insert(pid).second) return;
   const bool session = pid.find_first_not_of("0123456789") == std::string::npos;
+  if (!visible) {
+    // pg_stat_activity hides another role's session state and transaction age from the job's
+    // creator: the event says only what it may see; the rest goes to the server log.
+    ServerLog(Fmt("pkonline job %1%: pid %2% (%3%, %4%) has held its snapshot for %5% s; VACUUM cannot reclaim the "
+                  "space of the rows the backfill replaced since",
+                  ctx_.job().id, pid, who, state, secs));
+    ctx_.Event("horizon",
+               "a session of a role whose sessions the job's creator may not see holds an old snapshot: VACUUM "
+               "cannot reclaim the space of the rows the backfill replaced since, so the table grows until it ends "
+               "(which session, in the server log)");
+    return;
+  }
   ctx_.Event("horizon",
              Fmt("%1% (%2%, %3%) has held its snapshot for %4% s: VACUUM cannot reclaim the space of the rows "
                  "the backfill replaced since, so the table grows until it ends%5%",

@@ -88,6 +88,10 @@ void Notice(const std::string& message, const std::string& hint, bool warning) {
   const int level = warning ? WARNING : NOTICE;
   Call([&]() { ereport(level, (errmsg_internal("%s", m), h ? errhint("%s", h) : 0)); });
 }
+void ServerLog(const std::string& message) {
+  const char* m = message.c_str();
+  Call([&]() { ereport(LOG, (errmsg_internal("%s", m), errhidestmt(true))); });
+}
 void ServerWarning(const std::string& message, const std::string& detail, const std::string& hint) {
   const char* m = message.c_str();
   const char* d = detail.c_str();

@@ -16,11 +16,16 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 
 PGDLLEXPORT Datum pkonline_tid_key(PG_FUNCTION_ARGS);
@@ -61,8 +66,65 @@ Datum IdDatum(int64 v, Oid type) {
   }
 }
 
-// The trigger's arguments: the id column's attnum, then an OID (the sequence, or the log table).
-void Args(TriggerData* td, const char* fn, AttrNumber* attnum, Oid* oid, Oid* type) {
+// Triggers this backend has found to be the ones a job made: (trigger, table, column, OID).
+struct Verified {
+  Oid tgoid;
+  Oid relid;
+  AttrNumber attnum;
+  Oid target;
+};
+constexpr int kVerifiedSlots = 32;
+Verified verified[kVerifiedSlots];
+int next_verified = 0;
+
+// PostgreSQL checks EXECUTE on a trigger function only at CREATE TRIGGER, and the arguments are
+// whatever its creator wrote: before writing anything, make sure the trigger is the one an
+// unfinished job of this table made, with the column and the sequence (`key` seq_oid) or change
+// log (log_oid) that the job recorded. The look-up runs once per trigger and backend, as the
+// bootstrap superuser (the writer may not see the job), inside a security-restricted operation
+// with a pinned search_path.
+void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid target, const char* key) {
+  const Oid tgoid = td->tg_trigger->tgoid;
+  const Oid relid = RelationGetRelid(td->tg_relation);
+  for (const Verified& v : verified)
+    if (v.tgoid == tgoid && v.relid == relid && v.attnum == attnum && v.target == target) return;
+  Oid saved_user;
+  int saved_ctx;
+  GetUserIdAndSecContext(&saved_user, &saved_ctx);
+  SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+                         saved_ctx | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  const int nest = NewGUCNestLevel();
+  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                          0, false);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", fn);
+  Oid types[4] = {OIDOID, TEXTOID, TEXTOID, TEXTOID};
+  char target_text[16], attnum_text[16];
+  snprintf(target_text, sizeof target_text, "%u", target);
+  snprintf(attnum_text, sizeof attnum_text, "%d", attnum);
+  Datum values[4] = {ObjectIdGetDatum(relid), CStringGetTextDatum(key), CStringGetTextDatum(target_text),
+                     CStringGetTextDatum(attnum_text)};
+  const int rc = SPI_execute_with_args(
+      "SELECT 1 FROM pkonline.jobs j WHERE j.relid = $1 AND j.state NOT IN ('done', 'cancelled') "
+      "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
+      4, types, values, nullptr, true, 1);
+  const bool found = rc == SPI_OK_SELECT && SPI_processed == 1;
+  SPI_finish();
+  AtEOXact_GUC(true, nest);
+  SetUserIdAndSecContext(saved_user, saved_ctx);
+  if (!found)
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("%s: trigger \"%s\" on \"%s\" was not made by a pkonline job", fn,
+                           td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation)),
+                    errdetail("Only a running pkonline job's own triggers may call this function, with the "
+                              "column and helper that the job recorded."),
+                    errhint("DROP TRIGGER \"%s\" ON the table.", td->tg_trigger->tgname)));
+  verified[next_verified] = {tgoid, relid, attnum, target};
+  next_verified = (next_verified + 1) % kVerifiedSlots;
+}
+
+// The trigger's arguments: the id column's attnum, then an OID (the sequence, or the log table),
+// checked against the job's records (`key` names the OID's option).
+void Args(TriggerData* td, const char* fn, const char* key, AttrNumber* attnum, Oid* oid, Oid* type) {
   Trigger* tg = td->tg_trigger;
   if (tg->tgnargs != 2) elog(ERROR, "%s: expected 2 trigger arguments", fn);
   *attnum = static_cast<AttrNumber>(atoi(tg->tgargs[0]));
@@ -71,6 +133,11 @@ void Args(TriggerData* td, const char* fn, AttrNumber* attnum, Oid* oid, Oid* ty
   if (*attnum < 1 || *attnum > desc->natts || TupleDescAttr(desc, *attnum - 1)->attisdropped)
     elog(ERROR, "%s: the job's column (attnum %d) is gone", fn, *attnum);
   *type = TupleDescAttr(desc, *attnum - 1)->atttypid;
+  if (*type != INT2OID && *type != INT4OID && *type != INT8OID)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("%s: column %d of \"%s\" is not smallint, integer or bigint", fn, *attnum,
+                           RelationGetRelationName(td->tg_relation))));
+  RequireJobTrigger(td, fn, *attnum, *oid, key);
 }
 
 TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {
@@ -88,7 +155,7 @@ Datum Fill(FunctionCallInfo fcinfo, const char* fn, bool positions) {
   if (!TRIGGER_FIRED_BEFORE(td->tg_event)) elog(ERROR, "%s: must fire BEFORE", fn);
   AttrNumber attnum;
   Oid seq, type;
-  Args(td, fn, &attnum, &seq, &type);
+  Args(td, fn, "seq_oid", &attnum, &seq, &type);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   const bool update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
   HeapTuple tuple = update ? td->tg_newtuple : td->tg_trigtuple;
@@ -120,7 +187,7 @@ Datum Log(FunctionCallInfo fcinfo) {
   if (!TRIGGER_FIRED_AFTER(td->tg_event)) elog(ERROR, "pkonline._copy_log: must fire AFTER");
   AttrNumber attnum;
   Oid log_oid, type;
-  Args(td, "pkonline._copy_log", &attnum, &log_oid, &type);
+  Args(td, "pkonline._copy_log", "log_oid", &attnum, &log_oid, &type);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   Datum values[3] = {0, 0, 0};
   bool nulls[3] = {true, true, true};
@@ -144,6 +211,13 @@ Datum Log(FunctionCallInfo fcinfo) {
     nulls[2] = false;
   }
   Relation log = table_open(log_oid, RowExclusiveLock);
+  TupleDesc ld = RelationGetDescr(log);
+  if (log->rd_rel->relkind != RELKIND_RELATION || ld->natts != 3 || TupleDescAttr(ld, 0)->atttypid != INT8OID ||
+      TupleDescAttr(ld, 1)->atttypid != INT8OID || TupleDescAttr(ld, 2)->atttypid != TIDOID ||
+      TupleDescAttr(ld, 0)->attisdropped || TupleDescAttr(ld, 1)->attisdropped || TupleDescAttr(ld, 2)->attisdropped ||
+      ld->constr != nullptr || log->rd_rel->relhasindex || log->rd_rel->relowner != td->tg_relation->rd_rel->relowner)
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("pkonline._copy_log: \"%s\" is not the job's change log", RelationGetRelationName(log))));
   HeapTuple row = heap_form_tuple(RelationGetDescr(log), values, nulls);
   simple_heap_insert(log, row);
   heap_freetuple(row);

@@ -68,6 +68,10 @@ void SwapStorageC(Oid a, Oid b) {
   Relation ra = relation_open(a, AccessExclusiveLock);
   Relation rb = relation_open(b, AccessExclusiveLock);
   if (ra->rd_rel->relkind != rb->rd_rel->relkind) elog(ERROR, "pkonline: cannot swap storage of different kinds");
+  if (ra->rd_rel->relowner != rb->rd_rel->relowner)
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("pkonline: cannot swap the storage of \"%s\" with \"%s\", which has another owner",
+                           RelationGetRelationName(ra), RelationGetRelationName(rb))));
   if (ra->rd_rel->relkind == RELKIND_RELATION) {
     TransferPredicateLocksToHeapRelation(ra);
     TransferPredicateLocksToHeapRelation(rb);
@@ -159,6 +163,10 @@ void SwapStorage(unsigned a, unsigned b) {
 unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build) {
   const char* n = name.c_str();
   return Call([&]() { return static_cast<unsigned>(CreateIndexLikeC(relid, model, n, build)); });
+}
+
+void LockShared(unsigned relid) {
+  Call([&]() { LockRelationOid(relid, AccessShareLock); });
 }
 
 void SetNotNullTrusted(unsigned relid, int attnum) {

@@ -45,7 +45,6 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const char* act = activity.c_str();
   const int lock_ms = opts.lock_timeout_ms;
   const int stmt_ms = opts.statement_timeout_ms;
-  const bool replica = opts.replica_role;
   const bool repeatable = opts.repeatable_read;
   const int deadlock_ms = opts.deadlock_timeout_ms;
   Call([&]() {
@@ -61,10 +60,6 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       char buf[32];
       snprintf(buf, sizeof buf, "%d", deadlock_ms);
       (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-    }
-    if (replica) {
-      (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-                              true, 0, false);
     }
     if (stmt_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, stmt_ms);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
@@ -85,6 +80,13 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     AbortAll();
     throw;
   }
+}
+
+void ReplicaRoleForThisTransaction() {
+  Call([]() {
+    (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true,
+                            0, false);
+  });
 }
 
 uint64_t WalBytes() { return pgWalUsage.wal_bytes; }

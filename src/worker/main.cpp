@@ -52,8 +52,12 @@ void WaitForCreator(uint32_t xid) {
 void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   PinSearchPath();
   Call([&]() {
-    // Work as the job's role; forbid SET ROLE from anything the work calls.
-    SetUserIdAndSecContext(extra.exec_role, SECURITY_LOCAL_USERID_CHANGE);
+    // Work as the table's owner, as PostgreSQL's own maintenance commands do (VACUUM, CREATE
+    // INDEX, REFRESH MATERIALIZED VIEW since CVE-2022-1552): inside a security-restricted
+    // operation, so that nothing the work calls (the table's triggers, CHECK and index
+    // expressions, a fill) can SET ROLE, create temporary objects or leave other state behind.
+    if (!OidIsValid(extra.run_as)) elog(ERROR, "pkonline: job %lld has no role to run as", static_cast<long long>(job_id));
+    SetUserIdAndSecContext(extra.run_as, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     char name[64];
     snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(job_id));
     pgstat_report_appname(name);
@@ -63,8 +67,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   bool runnable = false;
   try {
     pg::InTransaction("pkonline: claim job", [&]() {
-    auto exists = pg::Query("SELECT state FROM pkonline.jobs WHERE id = $1::bigint", {pg::V(job_id)}, true);
-    if (exists.empty()) return;  // the creating transaction rolled back
+    if (!jobs::store::Exists(job_id)) return;  // the creating transaction rolled back
     claimed = jobs::store::Claim(job_id);
     if (!claimed) return;  // another worker runs it
     jobs::Job job = jobs::store::Load(job_id);
@@ -132,7 +135,10 @@ void pkonline_worker_main(Datum arg) {
   memcpy(&extra, MyBgworkerEntry->bgw_extra, sizeof extra);
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
-  BackgroundWorkerInitializeConnectionByOid(extra.db, extra.login_role, 0);
+  // Connected without a login role (as the bootstrap superuser, like the scan worker): the work
+  // itself runs as the table's owner (RunClaimedJob), and a login role that is dropped or loses
+  // LOGIN cannot leave the job stranded.
+  BackgroundWorkerInitializeConnectionByOid(extra.db, InvalidOid, 0);
   pkonline::Entry([&]() { pkonline::worker::RunClaimedJob(job_id, extra); });
 }
 

@@ -1,4 +1,4 @@
-// Registration of dynamic background workers for jobs.
+// Registration of dynamic background workers for jobs, at commit.
 #include "pkonline/worker/start.hpp"
 
 #include <cstring>
@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 }
@@ -19,23 +20,90 @@ namespace pkonline::worker {
 
 namespace {
 
-bool Register(const char* function, const char* name, int64_t job_id, const WorkerExtra& extra) {
-  return Call([&]() {
-    BackgroundWorker w;
-    memset(&w, 0, sizeof w);
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "pkonline");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "%s", function);
-    snprintf(w.bgw_name, BGW_MAXLEN, "%s", name);
-    snprintf(w.bgw_type, BGW_MAXLEN, "pkonline worker");
-    w.bgw_main_arg = Int64GetDatum(job_id);
-    memcpy(w.bgw_extra, &extra, sizeof extra);
-    w.bgw_notify_pid = IsUnderPostmaster && !IsBackgroundWorker ? MyProcPid : 0;
-    BackgroundWorkerHandle* handle = nullptr;
-    return RegisterDynamicBackgroundWorker(&w, &handle);
-  });
+bool RegisterRaw(const char* function, const char* name, int64_t job_id, const WorkerExtra& extra) {
+  BackgroundWorker w;
+  memset(&w, 0, sizeof w);
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = BGW_NEVER_RESTART;
+  snprintf(w.bgw_library_name, BGW_MAXLEN, "pkonline");
+  snprintf(w.bgw_function_name, BGW_MAXLEN, "%s", function);
+  snprintf(w.bgw_name, BGW_MAXLEN, "%s", name);
+  snprintf(w.bgw_type, BGW_MAXLEN, "pkonline worker");
+  w.bgw_main_arg = Int64GetDatum(job_id);
+  memcpy(w.bgw_extra, &extra, sizeof extra);
+  w.bgw_notify_pid = IsUnderPostmaster && !IsBackgroundWorker ? MyProcPid : 0;
+  BackgroundWorkerHandle* handle = nullptr;
+  return RegisterDynamicBackgroundWorker(&w, &handle);
+}
+
+// Workers this transaction will start when it commits, each with the subtransaction that asked
+// for it (a rolled-back subtransaction's are forgotten). A transaction that never commits, or
+// rolls back what it did, takes no worker slot.
+struct Pending {
+  int64_t job_id;
+  WorkerExtra extra;
+  SubTransactionId subxact;
+};
+constexpr int kMaxPending = 64;
+Pending pending[kMaxPending];
+int n_pending = 0;
+bool callbacks_registered = false;
+
+extern "C" void StartAtCommit(XactEvent event, void*) {
+  if (event == XACT_EVENT_PRE_COMMIT) {
+    // Still inside the transaction: an error here rolls it back, job rows included.
+    const int n = n_pending;
+    n_pending = 0;
+    for (int i = 0; i < n; i++) {
+      char name[BGW_MAXLEN];
+      snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(pending[i].job_id));
+      if (!RegisterRaw("pkonline_worker_main", name, pending[i].job_id, pending[i].extra))
+        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                        errmsg("could not start a background worker for pkonline job %lld",
+                               static_cast<long long>(pending[i].job_id)),
+                        errdetail("All max_worker_processes slots are in use."),
+                        errhint("Raise max_worker_processes (needs a restart), or start the job later.")));
+    }
+  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PRE_PREPARE ||
+             event == XACT_EVENT_COMMIT) {
+    n_pending = 0;
+  }
+}
+
+extern "C" void ForgetAtSubAbort(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {
+  if (event == SUBXACT_EVENT_ABORT_SUB) {
+    int kept = 0;
+    for (int i = 0; i < n_pending; i++)
+      if (pending[i].subxact != sub) pending[kept++] = pending[i];
+    n_pending = kept;
+  } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+    for (int i = 0; i < n_pending; i++)
+      if (pending[i].subxact == sub) pending[i].subxact = parent;
+  }
+}
+
+// Queues the job's worker for this transaction's commit; false if it cannot take more.
+bool StartAtCommitOf(int64_t job_id, const WorkerExtra& extra) {
+  for (int i = 0; i < n_pending; i++)
+    if (pending[i].job_id == job_id) return true;
+  if (n_pending >= kMaxPending) return false;
+  if (!callbacks_registered) {
+    Call([]() {
+      RegisterXactCallback(StartAtCommit, nullptr);
+      RegisterSubXactCallback(ForgetAtSubAbort, nullptr);
+    });
+    callbacks_registered = true;
+  }
+  pending[n_pending++] = {job_id, extra, Call([]() { return GetCurrentSubTransactionId(); })};
+  return true;
+}
+
+int PendingOthers(int64_t job_id) {
+  int n = 0;
+  for (int i = 0; i < n_pending; i++)
+    if (pending[i].job_id != job_id) n++;
+  return n;
 }
 
 }  // namespace
@@ -45,20 +113,13 @@ bool StartJob(int64_t job_id, const Target& target) {
       pg::Query("SELECT count(*) FROM pkonline.jobs j WHERE j.id <> $1::bigint AND pkonline._worker_alive(j.id)",
                 {pg::V(job_id)}, true)
           .scalar());
-  if (running >= guc::max_workers) return false;
-  WorkerExtra extra{target.db, target.login_role, target.exec_role, target.wait_xid};
-  const std::string name = "pkonline job " + std::to_string(job_id);
-  if (!Register("pkonline_worker_main", name.c_str(), job_id, extra))
-    Fail(sqlstate::kConfigLimit, "could not start a background worker for pkonline job " + std::to_string(job_id),
-         "All max_worker_processes slots are in use.",
-         "Raise max_worker_processes (needs a restart), or run pkonline.start(" + std::to_string(job_id) +
-             ") later.");
-  return true;
+  if (running + PendingOthers(job_id) >= guc::max_workers) return false;
+  return StartAtCommitOf(job_id, WorkerExtra{target.db, target.run_as, target.wait_xid});
 }
 
 int StartPending(unsigned only_role) {
   auto r = pg::Query(
-      "SELECT j.id, j.login_role::oid, j.owner::oid FROM pkonline.jobs j "
+      "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
       "WHERE (j.state = 'queued' OR (j.state IN ('running', 'cancelling') AND NOT pkonline._worker_alive(j.id))) "
       "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) ORDER BY j.id",
       {pg::V(static_cast<int64_t>(only_role))}, true);
@@ -66,8 +127,7 @@ int StartPending(unsigned only_role) {
   for (const auto& row : r.rows) {
     Target t;
     t.db = MyDatabaseId;
-    t.login_role = static_cast<unsigned>(pg::AsInt(row[1]));
-    t.exec_role = static_cast<unsigned>(pg::AsInt(row[2]));
+    t.run_as = static_cast<unsigned>(pg::AsInt(row[1]));
     if (!StartJob(pg::AsInt(row[0]), t)) break;
     started++;
   }
@@ -75,8 +135,8 @@ int StartPending(unsigned only_role) {
 }
 
 bool StartDatabaseScan(unsigned db) {
-  WorkerExtra extra{db, 0, 0, 0};
-  return Register("pkonline_scan_main", "pkonline database scan", 0, extra);
+  WorkerExtra extra{db, 0, 0};
+  return Call([&]() { return RegisterRaw("pkonline_scan_main", "pkonline database scan", 0, extra); });
 }
 
 }  // namespace pkonline::worker

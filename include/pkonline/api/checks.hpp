@@ -10,13 +10,18 @@ struct TableInfo {
   unsigned relid = 0;
   std::string schema, name, qualified;  // qualified: quoted schema.name
   unsigned nsp_oid = 0;
+  unsigned owner = 0;  // the table's owner: the job's work runs as this role
   double reltuples = 0;
 };
 
 void RequirePrimary();
-// A plain, permanent, user table the caller owns (or is a member of the owning role), in a schema
-// where the caller may create the job's helper objects.
+// A plain, permanent user table, with no inheritance parent or child, that belongs to no
+// extension, which the caller owns (or is a member of the owning role, or a superuser), in a
+// schema where the table's owner may create the job's helper objects.
 TableInfo RequireOwnedPlainTable(unsigned relid);
+// No FORCE ROW LEVEL SECURITY: the work, done as the table's owner, would see only the rows the
+// policies let it see (for the operations that write every row).
+void RequireNoForcedRls(const TableInfo& t, const std::string& hint);
 void RequireNoPrimaryKey(const TableInfo& t);
 void RequireColumnFree(const TableInfo& t, const std::string& column);
 void RequireNoActiveJob(const TableInfo& t);

@@ -7,7 +7,8 @@
 
 namespace pkonline::jobs {
 
-// Key for the session advisory lock a worker holds while it runs a job ("pkon").
+// Key of the lock a worker holds while it runs a job ("pkon"; pg/job_lock.hpp), and of the
+// debug wait points' advisory locks (+1).
 constexpr int32_t kAdvisoryClass = 0x706B6F6E;
 
 struct Job {
@@ -15,8 +16,8 @@ struct Job {
   unsigned relid = 0;
   std::string table_name;  // qualified, quoted, as at creation
   std::string operation;
-  unsigned owner = 0;       // the role the work runs as
-  unsigned login_role = 0;  // the role the worker connects as
+  unsigned owner = 0;   // the role that created the job: it (and its members) control the job
+  unsigned run_as = 0;  // the table's owner when the job was created: the work runs as this role
   std::string state;
   int step_no = 1;
   bool pause_requested = false;

@@ -18,10 +18,12 @@ struct StepPlan {
 };
 // Inserts a queued job with its options and its plan of steps; returns its id.
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned login_role,
+               const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
                const std::string& state);
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
 
+// Does the job's row exist (for whichever role created it)?
+bool Exists(int64_t job_id);
 Job Load(int64_t job_id);
 // The job row with a FOR UPDATE lock (used by the API to change a job's state).
 Job LoadForUpdate(int64_t job_id);
@@ -49,11 +51,11 @@ std::string OptionNow(int64_t job_id, const std::string& key);
 void Event(int64_t job_id, const std::string& kind, const std::string& step,
            const std::string& message, const std::string& detail_json = "");
 
-// Does a live worker hold this job's advisory lock?
+// Does a live worker hold this job's claim (pg/job_lock.hpp)?
 bool WorkerAlive(int64_t job_id);
-// Take this job's advisory lock for the session; false if another worker holds it.
+// Claim the job for this session; false if another worker holds it.
 bool Claim(int64_t job_id);
-// Give the advisory lock back (the job's worker is about to exit).
+// Give the claim back (the job's worker is about to exit).
 void Release(int64_t job_id);
 
 }  // namespace pkonline::jobs::store

@@ -18,8 +18,9 @@ void Backfill(Context& ctx, const std::string& column, const std::string& value_
 
 // The copy-and-swap method's copy: runs `sql` (an INSERT … SELECT over the blocks [$1, $2) of the
 // table, tid bounds as text) over the table's heap blocks in the same adaptive, throttled,
-// resumable batches as Backfill, without VACUUM.
-void CopyBlocks(Context& ctx, const std::function<std::string()>& sql);
+// resumable batches as Backfill, without VACUUM. `guard` runs in each batch's transaction first:
+// it checks the statement's target and returns its name (a new name plans the statement again).
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql, const std::function<std::string()>& guard);
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
 

@@ -28,6 +28,7 @@ class Throttle {
   std::chrono::steady_clock::time_point next_lag_check_;
   std::string since_;  // database clock when this pass began, as text
   std::set<std::string> reported_;
+  bool all_stats_ = false;  // the job's creator may see every session and standby (pg_read_all_stats)
 };
 
 }  // namespace pkonline::ops

@@ -15,6 +15,8 @@ struct CheckedExpr {
   bool refers_to_columns = false;
   bool has_subquery = false;
   bool is_volatile = false;
+  // May evaluating it run code a user wrote (a function not built in, a subquery, a domain check)?
+  bool runs_user_code = true;
   // Can it be the column's DEFAULT? (no column references, no subquery)
   bool default_ok() const { return !refers_to_columns && !has_subquery; }
 };

@@ -22,4 +22,9 @@ unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name
 // whose every row is known to have a value (the caller holds ACCESS EXCLUSIVE).
 void SetNotNullTrusted(unsigned relid, int attnum);
 
+// ACCESS SHARE on a relation known by OID, for the rest of the transaction: it can then be
+// neither dropped nor renamed, so a name read for it now names it in SQL run later in the
+// transaction.
+void LockShared(unsigned relid);
+
 }  // namespace pkonline::pg

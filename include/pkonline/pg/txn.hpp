@@ -10,9 +10,8 @@ namespace pkonline::pg {
 struct TxnOptions {
   int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
   int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
-  bool replica_role = false;
   bool repeatable_read = false;   // one snapshot for every statement of the transaction
-  int deadlock_timeout_ms = 0;    // SET LOCAL deadlock_timeout (0: leave as is)      // SET LOCAL session_replication_role = replica (row triggers off)
+  int deadlock_timeout_ms = 0;    // SET LOCAL deadlock_timeout (0: leave as is)
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
@@ -29,6 +28,10 @@ void SleepMs(long ms);
 // Set a setting for this (worker) session with superuser rights, e.g. wal_compression, which a
 // job owner could not set: it affects only what this session writes.
 void SetWorkerSetting(const std::string& name, const std::string& value);
+
+// SET LOCAL session_replication_role = replica (row triggers enabled ORIGIN stay quiet), with
+// superuser rights: only where no code a user wrote can run in the transaction (pg/user_code.hpp).
+void ReplicaRoleForThisTransaction();
 
 // WAL bytes this process has written since it started (pgWalUsage).
 uint64_t WalBytes();

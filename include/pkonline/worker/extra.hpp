@@ -7,8 +7,7 @@ namespace pkonline::worker {
 
 struct WorkerExtra {
   uint32_t db;
-  uint32_t login_role;
-  uint32_t exec_role;
+  uint32_t run_as;  // the role the work runs as (the table's owner)
   uint32_t wait_xid;
 };
 static_assert(sizeof(WorkerExtra) <= 128, "bgw_extra holds 128 bytes");

@@ -5,17 +5,18 @@
 
 namespace pkonline::worker {
 
-// Who the worker connects as and works as, and the transaction it must wait for.
+// Whom the worker works as, and the transaction it must wait for.
 struct Target {
   unsigned db = 0;
-  unsigned login_role = 0;  // connects as this (must have LOGIN)
-  unsigned exec_role = 0;   // then works as this
-  uint32_t wait_xid = 0;    // the creating transaction: the job runs only after it ends
+  unsigned run_as = 0;    // the work runs as this role (the table's owner), in a security-restricted operation
+  uint32_t wait_xid = 0;  // the creating transaction: the job runs only after it ends
 };
 
-// Starts the job's worker unless pkonline.max_workers jobs already run in this database
-// (then the job stays queued and the next finishing worker starts it). Returns whether a
-// worker was registered. Fails with a max_worker_processes hint when no slot is free.
+// Starts the job's worker, when this transaction commits, unless pkonline.max_workers jobs
+// already run in this database or are to be started by this transaction (then the job stays
+// queued and the next finishing worker starts it). Returns whether a worker is to be started.
+// A transaction (or subtransaction) that rolls back starts none; the commit fails with a
+// max_worker_processes hint when no slot is free.
 bool StartJob(int64_t job_id, const Target& target);
 
 // Starts workers for queued jobs and for running jobs whose worker died, in this database;

@@ -1,0 +1,421 @@
+# Attacks from the security review of 0.1 (../shared/reviews/security-2026-12.md), each run as the
+# review ran it, each asserting the safe outcome: refused with its SQLSTATE, no row written, no
+# role changed, the server alive, other users' jobs unaffected.
+#
+# Roles: alice and bob own tables; mallory has no privileges; all three have CREATE on schema
+# shared (a public schema as databases upgraded from PostgreSQL 14 have it).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('attacks');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pkonline'\nmax_worker_processes = 16\npkonline.max_workers = 2\n");
+$node->start;
+
+sub su { return $node->safe_psql('postgres', $_[0]); }
+
+sub as {
+	my ($role, $sql, $db) = @_;
+	return $node->safe_psql($db // 'postgres', $sql, extra_params => [ '-U', $role ]);
+}
+
+# The statement fails with this SQLSTATE.
+sub refused {
+	my ($role, $sql, $sqlstate, $what, $db) = @_;
+	my ($ret, $out, $err) =
+	  $node->psql($db // 'postgres', $sql, extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose' ]);
+	ok($ret != 0 && $err =~ /ERROR:\s+$sqlstate:/, "$what: refused with $sqlstate")
+	  or diag("exit code $ret, stderr: $err");
+}
+
+sub poll {
+	my ($sql, $secs) = @_;
+	my $deadline = time() + ($secs // 30);
+	while (time() < $deadline) {
+		return 1 if su($sql) eq 't';
+		usleep(100_000);
+	}
+	return 0;
+}
+
+sub wait_job {
+	my ($job) = @_;
+	return su("CALL pkonline.wait($job, '60s', NULL)");
+}
+
+sub server_alive { return su('SELECT 1') eq '1'; }
+
+sub superusers { return su("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper"); }
+
+sub next_job { return su('SELECT COALESCE(max(id), 0) + 1 FROM pkonline.jobs'); }
+
+su(q{
+	CREATE EXTENSION pkonline;
+	CREATE EXTENSION amcheck;
+	CREATE ROLE alice LOGIN;
+	CREATE ROLE bob LOGIN;
+	CREATE ROLE mallory LOGIN;
+	CREATE ROLE carol LOGIN;
+	GRANT alice TO carol;
+	CREATE SCHEMA alice AUTHORIZATION alice;
+	CREATE SCHEMA bob AUTHORIZATION bob;
+	CREATE SCHEMA mallory AUTHORIZATION mallory;
+	CREATE SCHEMA shared;
+	GRANT USAGE, CREATE ON SCHEMA shared TO alice, bob, mallory;
+});
+my $supers = superusers();
+my $members = su('SELECT count(*) FROM pg_auth_members');
+is($supers, $node->safe_psql('postgres', 'SELECT current_user'), 'one superuser to begin with');
+
+# --- 1. The C trigger functions: nobody may attach them; used anyway, they write nothing -------
+
+as('alice', q{
+	CREATE TABLE alice.secret_ledger (a bigint NOT NULL, b bigint NOT NULL CHECK (b > 0));
+	CREATE UNIQUE INDEX ON alice.secret_ledger (a);
+	INSERT INTO alice.secret_ledger VALUES (1, 100);
+});
+my $victim = su("SELECT 'alice.secret_ledger'::regclass::oid");
+as('mallory', 'CREATE TEMP SEQUENCE s; CREATE TABLE mallory.probe (id bigint, t text)');
+for my $fn ('_copy_log', '_copy_fill', '_fill_nextval') {
+	for my $target ($victim, '1261') {
+		refused('mallory',
+			"CREATE TRIGGER t_${fn}_$target AFTER INSERT OR UPDATE OR DELETE ON mallory.probe FOR EACH ROW "
+			  . "EXECUTE FUNCTION pkonline.$fn('1', '$target')",
+			'42501', "mallory attaches pkonline.$fn to her table (target $target)");
+	}
+}
+refused('mallory', "CREATE TEMP SEQUENCE s2; CREATE TEMP TABLE p2 (id bigint); "
+	  . "SELECT format('CREATE TRIGGER t BEFORE INSERT ON p2 FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval(1, %s)', "
+	  . "'s2'::regclass::oid) \\gexec",
+	'42501', 'mallory attaches pkonline._fill_nextval to a temp table');
+is(su(q{SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'pkonline'::regnamespace
+	AND p.prorettype = 'trigger'::regtype AND has_function_privilege('public', p.oid, 'EXECUTE')}), '0',
+	'no trigger function of pkonline is executable by PUBLIC');
+
+# The second layer: a trigger made by a superuser (who may) with arguments naming another table,
+# another table's log, a catalog or a column of the wrong type: each write is refused in C.
+su(q{
+	CREATE TABLE public.decoy (id bigint, t text);
+	CREATE TABLE public.decoy_txt (id text);
+	CREATE SEQUENCE public.decoy_seq;
+});
+my $seq = su("SELECT 'public.decoy_seq'::regclass::oid");
+my %layer2 = (
+	'_copy_log victim' =>
+	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log('1', '$victim')",
+	'_copy_log pg_auth_members' =>
+	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log('1', '1261')",
+	'_copy_fill' =>
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill('1', '$seq')",
+	'_fill_nextval' =>
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
+	'_fill_nextval on text' =>
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy_txt FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
+);
+for my $what (sort keys %layer2) {
+	my $tbl = $what =~ /text/ ? 'public.decoy_txt' : 'public.decoy';
+	su("DROP TRIGGER IF EXISTS x ON $tbl; $layer2{$what}");
+	for my $dml ("INSERT INTO $tbl VALUES (NULL)", "INSERT INTO $tbl (id) VALUES ('42')",
+		"INSERT INTO $tbl (id) VALUES ('7'); UPDATE $tbl SET id = '16'") {
+		refused($node->safe_psql('postgres', 'SELECT current_user'), "SET client_min_messages = error; $dml",
+			$what =~ /text/ ? '42804' : '55000', "trigger $what not made by a job: $dml");
+	}
+	su("DROP TRIGGER x ON $tbl");
+}
+ok(server_alive(), 'the server is alive after every trigger attack');
+is(su("SELECT count(*) || ' ' || string_agg(a || ':' || b, ',') FROM alice.secret_ledger"), '1 1:100',
+	'alice\'s ledger still holds its one row');
+is(su('SELECT count(*) FROM pg_auth_members'), $members, 'no row was written into pg_auth_members');
+is(su('SELECT count(*) FROM public.decoy') . su('SELECT count(*) FROM public.decoy_seq WHERE is_called'), '00',
+	'nothing was written by the refused triggers, no id drawn');
+
+# --- 2. Copy-method helpers pre-created under the job's names are never adopted -----------------
+
+as('alice', q{
+	CREATE TABLE shared.orders (a int, b text);
+	INSERT INTO shared.orders SELECT g, 'secret-' || g FROM generate_series(1, 1000) g;
+	CREATE INDEX orders_a ON shared.orders (a);
+	REVOKE ALL ON shared.orders FROM PUBLIC;
+});
+as('mallory', q{
+	CREATE TABLE mallory.loot (who text, sess text, r text);
+	GRANT USAGE ON SCHEMA mallory TO PUBLIC; GRANT INSERT ON mallory.loot TO PUBLIC;
+	CREATE FUNCTION mallory.spy() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  INSERT INTO mallory.loot VALUES (current_user, session_user, row_to_json(NEW)::text);
+	  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+	    EXECUTE 'ALTER ROLE mallory SUPERUSER';
+	  END IF;
+	  RETURN NEW;
+	END $$;
+});
+my $n = next_job();
+for my $j ($n .. $n + 3) {
+	as('mallory', qq{
+		CREATE TABLE shared.pkonline_${j}_copy (a int, b text, id bigint NOT NULL);
+		CREATE UNIQUE INDEX pkonline_${j}_pk ON shared.pkonline_${j}_copy (id);
+		INSERT INTO shared.pkonline_${j}_copy VALUES (666, 'row injected by mallory', 9999999);
+		CREATE TRIGGER spy AFTER INSERT ON shared.pkonline_${j}_copy FOR EACH ROW EXECUTE FUNCTION mallory.spy();
+		ALTER TABLE shared.pkonline_${j}_copy ENABLE ALWAYS TRIGGER spy;
+		GRANT ALL ON shared.pkonline_${j}_copy TO PUBLIC;
+	});
+}
+my $jc = as('alice', "SELECT pkonline.add_int_pk('shared.orders', method => 'copy')");
+is(wait_job($jc), 'failed', 'alice\'s copy job with a squatted twin name fails');
+is(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $jc"), '42P07', 'failed with 42P07 (the name is taken)');
+is(su('SELECT count(*) FROM mallory.loot'), '0', 'mallory\'s trigger read no row');
+is(su("SELECT count(*) FROM shared.orders WHERE b LIKE 'row injected%'"), '0', 'no row injected');
+is(su("SELECT pkonline.cancel($jc)"), 'cancelling', 'alice\'s job can be cancelled');
+is(wait_job($jc), 'cancelled', 'cancelled');
+is(su("SELECT count(*) || ' ' || count(DISTINCT b) FROM shared.orders"), '1000 1000', 'orders holds its 1000 rows');
+is(su("SELECT count(*) FROM shared.pkonline_${jc}_copy"), '1', 'mallory\'s table is left as it was (not dropped by the job)');
+# the superuser runs the documented command on a squatted name
+as('alice', q{CREATE TABLE shared.payroll AS SELECT g AS a, 'salary-' || g AS b FROM generate_series(1, 500) g});
+su('ALTER TABLE shared.payroll OWNER TO bob');
+my $jp = su("SELECT pkonline.add_int_pk('shared.payroll', method => 'copy')");
+is(wait_job($jp), 'failed', 'the superuser\'s copy job with a squatted twin name fails');
+is(su('SELECT count(*) FROM mallory.loot'), '0', 'mallory\'s trigger read no row of the payroll');
+is(superusers(), $supers, 'mallory did not become superuser');
+su("SELECT pkonline.cancel($jp)");
+is(wait_job($jp), 'cancelled', 'the superuser\'s job cancelled');
+
+# the index variant: a twin index name taken on mallory's own table
+as('alice', q{CREATE TABLE shared.acct AS SELECT g AS a FROM generate_series(1, 300) g;
+	CREATE INDEX acct_a ON shared.acct (a)});
+my $ix = su("SELECT 'shared.acct_a'::regclass::oid");
+$n = next_job();
+as('mallory', "CREATE TABLE shared.m (a int); INSERT INTO shared.m SELECT -g FROM generate_series(1, 300) g;"
+	  . join('', map { "CREATE INDEX pkonline_${_}_ix$ix ON shared.m (a);" } ($n .. $n + 2)));
+my $ja = as('alice', "SELECT pkonline.add_int_pk('shared.acct', method => 'copy')");
+is(wait_job($ja), 'failed', 'a copy job whose twin index name is taken fails');
+is(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $ja"), '42P07', 'failed with 42P07');
+su("SELECT pkonline.cancel($ja)");
+is(wait_job($ja), 'cancelled', 'cancelled');
+is(su("SET enable_seqscan = off; SELECT count(*) FROM shared.acct WHERE a = 42"), '1', 'alice\'s index finds her row');
+is(su("SELECT bt_index_check('shared.acct_a', true)"), '', 'alice\'s index is intact');
+
+# a twin dropped and replaced by mallory mid-job is not used (checked by OID and owner)
+as('mallory', q{DO $$DECLARE r record; BEGIN
+	FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relname LIKE 'pkonline%' AND c.relkind = 'r'
+	  AND c.relowner = 'mallory'::regrole LOOP EXECUTE 'DROP TABLE ' || r.t; END LOOP; END$$});
+as('alice', q{CREATE TABLE shared.ledger2 AS SELECT g AS a, 'row-' || g AS b FROM generate_series(1, 3000) g});
+su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('swap'))});
+my $jl = as('alice', "SELECT pkonline.add_int_pk('shared.ledger2', method => 'copy')");
+ok(poll("SELECT step = 'swap' FROM pkonline.status WHERE job = $jl"), 'the copy job waits before its swap')
+  or diag(su("SELECT state || ' ' || step || ' ' || coalesce(last_error, '') || ' ' || worker_alive FROM pkonline.status WHERE job = $jl"));
+as('alice', "DROP TABLE shared.pkonline_${jl}_copy");
+as('mallory', "CREATE TABLE shared.pkonline_${jl}_copy (a int, b text, id bigint NOT NULL); "
+	  . "CREATE UNIQUE INDEX pkonline_${jl}_pk ON shared.pkonline_${jl}_copy (id); "
+	  . "INSERT INTO shared.pkonline_${jl}_copy VALUES (666, 'injected', 1)");
+$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('swap'))});
+is(wait_job($jl), 'failed', 'the job whose twin was replaced fails before its swap');
+is(su("SELECT count(*) FROM shared.ledger2 WHERE b = 'injected'"), '0', 'nothing of mallory\'s table reached alice\'s');
+is(su("SELECT count(*) FROM shared.pkonline_${jl}_copy"), '1', 'mallory\'s table was not used');
+su("SELECT pkonline.cancel($jl)");
+is(wait_job($jl), 'cancelled', 'cancelled');
+su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+
+# --- 4. A schema named pkonline that the extension did not create ----------------------------
+
+su(q{CREATE DATABASE d2 OWNER mallory; CREATE DATABASE d3});
+as('mallory', 'CREATE SCHEMA pkonline', 'd2');
+refused($node->safe_psql('postgres', 'SELECT current_user'), 'CREATE EXTENSION pkonline', '42501',
+	'CREATE EXTENSION in a schema pkonline owned by mallory', 'd2');
+is($node->safe_psql('d2', "SELECT count(*) FROM pg_extension WHERE extname = 'pkonline'"), '0', 'not installed in d2');
+$node->safe_psql('d3', 'CREATE SCHEMA pkonline; GRANT CREATE ON SCHEMA pkonline TO mallory');
+refused($node->safe_psql('postgres', 'SELECT current_user'), 'CREATE EXTENSION pkonline', '42501',
+	'CREATE EXTENSION in a superuser\'s schema pkonline where mallory may create', 'd3');
+$node->safe_psql('d3', 'DROP SCHEMA pkonline; CREATE EXTENSION pkonline');
+is($node->safe_psql('d3', "SELECT nspowner::regrole::text = current_user FROM pg_namespace WHERE nspname = 'pkonline'"), 't',
+	'CREATE EXTENSION creates its own schema, owned by the installing superuser');
+
+# --- R3, R4, R6: refused up front ------------------------------------------------------------
+
+as('alice', q{
+	CREATE TABLE alice.par (a int); CREATE TABLE alice.kid (b int) INHERITS (alice.par);
+	INSERT INTO alice.par SELECT generate_series(1, 10); INSERT INTO alice.kid SELECT g, g FROM generate_series(1, 20) g;
+	CREATE TABLE alice.rls (a int); ALTER TABLE alice.rls ENABLE ROW LEVEL SECURITY; ALTER TABLE alice.rls FORCE ROW LEVEL SECURITY;
+});
+my $jobs_before = su('SELECT count(*) FROM pkonline.jobs');
+refused('alice', "SELECT pkonline.add_int_pk('alice.par')", '0A000', 'R3: in-place add_int_pk on an inheritance parent');
+refused('alice', "SELECT pkonline.add_int_pk('alice.kid')", '0A000', 'R3: in-place add_int_pk on an inheritance child');
+refused('alice', "SELECT pkonline.add_int_pk('alice.rls')", '0A000', 'R4: in-place add_int_pk with FORCE ROW LEVEL SECURITY');
+refused($node->safe_psql('postgres', 'SELECT current_user'), "SELECT pkonline.add_column('pkonline.events', 'x', 'int', '1')",
+	'42501', 'R6: add_column on an extension\'s own table');
+refused($node->safe_psql('postgres', 'SELECT current_user'), "SELECT pkonline.set_primary_key('pkonline.job_steps', '{job_id,step_no,step}')",
+	'42501', 'R6: set_primary_key on an extension\'s own table');
+is(su('SELECT count(*) FROM pkonline.jobs'), $jobs_before, 'no job was created by the refused calls');
+is(su(q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'alice.kid'::regclass AND attnum > 0}),
+	'a,b', 'the inheritance child is unchanged');
+
+# --- 3. No replica mode around code a user wrote ------------------------------------------------
+
+as('bob', q{
+	CREATE TABLE bob.parent (id int PRIMARY KEY); INSERT INTO bob.parent VALUES (1);
+	CREATE TABLE bob.child (pid int NOT NULL REFERENCES bob.parent, note text);
+	INSERT INTO bob.child VALUES (1, 'legit child of parent 1');
+	CREATE TABLE bob.audit (who text, what text);
+	CREATE FUNCTION bob.audit_f() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+	BEGIN INSERT INTO bob.audit VALUES (current_user, 'child insert ' || NEW.pid);
+	  IF NEW.note LIKE '%forbidden%' THEN RAISE EXCEPTION 'bob''s trigger refuses this'; END IF;
+	  RETURN NEW; END $$;
+	CREATE TRIGGER audit BEFORE INSERT ON bob.child FOR EACH ROW EXECUTE FUNCTION bob.audit_f();
+	GRANT USAGE ON SCHEMA bob TO alice; GRANT INSERT ON bob.child TO alice;
+	GRANT SELECT, DELETE ON bob.parent TO alice;
+});
+refused('alice', "INSERT INTO bob.child VALUES (999, 'orphan')", '23503', 'control: alice inserts an orphan directly');
+as('alice', q{
+	CREATE TABLE alice.t (a int); INSERT INTO alice.t SELECT generate_series(1, 20);
+	CREATE FUNCTION alice.sneak(a int) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+	BEGIN
+	  INSERT INTO bob.child VALUES (100000 + a, 'orphan + forbidden, inserted during backfill');
+	  IF a = 20 THEN DELETE FROM bob.parent WHERE id = 1; END IF;
+	  RETURN a;
+	END $$;
+	-- the table's own CHECK calls code with side effects too (checked on every row the backfill updates)
+	CREATE TABLE alice.t2 (a int); INSERT INTO alice.t2 SELECT -g FROM generate_series(1, 5) g;
+	ALTER TABLE alice.t2 ADD CONSTRAINT sneaky CHECK (alice.sneak(a) IS NOT NULL) NOT VALID;
+});
+my $jf = as('alice', "SELECT pkonline.add_column('alice.t', 'x', 'int', 'alice.sneak(a)')");
+is(wait_job($jf), 'failed', 'a fill that writes orphans into bob\'s table fails the job');
+is(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $jf"), '23503', 'failed on bob\'s foreign key (23503)');
+is(su('SELECT count(*) FROM bob.child'), '1', 'bob.child holds only its legitimate row');
+is(su('SELECT count(*) FROM bob.parent'), '1', 'bob.parent still holds its row');
+su("SELECT pkonline.cancel($jf)");
+is(wait_job($jf), 'cancelled', 'the fill job cancelled');
+my $jk = as('alice', "SELECT pkonline.add_int_pk('alice.t2')");
+is(wait_job($jk), 'failed', 'a CHECK that writes orphans into bob\'s table fails the job');
+is(su('SELECT count(*) FROM bob.child'), '1', 'bob.child still holds only its legitimate row');
+su("SELECT pkonline.cancel($jk)");
+is(wait_job($jk), 'cancelled', 'the CHECK job cancelled');
+# where no user code can run, the table's own triggers stay quiet as before
+as('alice', q{
+	CREATE TABLE alice.quiet (a int); INSERT INTO alice.quiet SELECT generate_series(1, 500);
+	CREATE TABLE alice.fired (n int DEFAULT 1);
+	CREATE FUNCTION alice.count_f() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN INSERT INTO alice.fired DEFAULT VALUES; RETURN NEW; END $$;
+	CREATE TRIGGER c BEFORE UPDATE ON alice.quiet FOR EACH ROW EXECUTE FUNCTION alice.count_f();
+});
+my $jq = as('alice', "SELECT pkonline.add_int_pk('alice.quiet')");
+is(wait_job($jq), 'done', 'add_int_pk on a table without user code in its batches: done');
+is(su('SELECT count(*) FROM alice.fired'), '0', 'its own triggers did not fire for the backfill (replica mode, safe there)');
+as('alice', q{CREATE FUNCTION alice.pos(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+	CREATE TABLE alice.loud (a int CHECK (alice.pos(a))); INSERT INTO alice.loud SELECT generate_series(1, 300);
+	CREATE TRIGGER c BEFORE UPDATE ON alice.loud FOR EACH ROW EXECUTE FUNCTION alice.count_f()});
+my $jl2 = as('alice', "SELECT pkonline.add_int_pk('alice.loud')");
+is(wait_job($jl2), 'done', 'add_int_pk on a table whose CHECK calls a user function: done');
+cmp_ok(su('SELECT count(*) FROM alice.fired'), '>=', 300, 'there its triggers fired for the backfill (no replica mode)');
+like(su("SELECT string_agg(message, ' ') FROM pkonline.events WHERE job_id = $jl2"), qr/own triggers fire/,
+	'an event says why the triggers fired');
+
+# --- 5. A superuser's job runs as the table's owner; the owner does not choose when it runs ----
+
+as('alice', q{
+	CREATE TABLE alice.orders AS SELECT generate_series(1, 1000) a;
+	CREATE TABLE alice.trap_log (who text);
+	CREATE FUNCTION alice.trap() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  INSERT INTO alice.trap_log VALUES (current_user);
+	  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+	    EXECUTE 'ALTER ROLE alice SUPERUSER';
+	  END IF;
+	  RETURN NEW;
+	END $$;
+	CREATE TRIGGER trap BEFORE UPDATE ON alice.orders FOR EACH ROW EXECUTE FUNCTION alice.trap();
+	ALTER TABLE alice.orders ENABLE ALWAYS TRIGGER trap;
+});
+my $js = su("SELECT pkonline.add_column('alice.orders', 'a2', 'int', 'a * 2')");
+is(wait_job($js), 'done', 'the superuser\'s add_column on alice\'s trapped table: done');
+is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'alice did not become superuser');
+is(su('SELECT string_agg(DISTINCT who, \',\') FROM alice.trap_log'), 'alice', 'alice\'s trigger ran as alice only');
+is(su("SELECT owner || ' ' || run_as FROM pkonline.jobs WHERE id = $js"), $node->safe_psql('postgres', 'SELECT current_user') . ' alice',
+	'the job belongs to the superuser and runs as the table\'s owner');
+my $js2 = su("SELECT pkonline.add_int_pk('alice.orders', start => false)");
+refused('alice', "SELECT pkonline.start($js2)", '42501', 'alice starts the superuser\'s job on her table');
+refused('alice', "SELECT pkonline.resume($js2)", '42501', 'alice resumes the superuser\'s job on her table');
+is(su("SELECT state FROM pkonline.jobs WHERE id = $js2"), 'created', 'the superuser\'s job is still not started');
+is(as('alice', "SELECT pkonline.cancel($js2)"), 'cancelled', 'alice may cancel a job on her own table');
+
+# --- R1, R2: the login role may go; members and superusers get a working job ---------------------
+
+as('alice', 'CREATE TABLE alice.d1 AS SELECT generate_series(1, 500) a');
+my $jd = as('carol', "SET ROLE alice; SELECT pkonline.add_int_pk('alice.d1', start => false)");
+su('DROP ROLE carol');
+is(as('alice', "SELECT pkonline.start($jd)"), 'queued', 'R1: the job of a dropped login role starts');
+is(wait_job($jd), 'done', 'R1: and finishes');
+as('alice', 'CREATE TABLE alice.d2 AS SELECT generate_series(1, 500) a');
+my $jn = as('alice', "SELECT pkonline.add_int_pk('alice.d2', start => false)");
+su('ALTER ROLE alice NOLOGIN');
+is(su("SELECT pkonline.start($jn)"), 'queued', 'R1: a NOLOGIN owner\'s job starts');
+is(wait_job($jn), 'done', 'R1: and finishes');
+su('ALTER ROLE alice LOGIN; CREATE ROLE carol2 LOGIN IN ROLE alice');
+as('alice', 'CREATE TABLE alice.m1 AS SELECT generate_series(1, 500) a; CREATE TABLE alice.m2 AS SELECT generate_series(1, 500) a');
+my $jm = as('carol2', "SELECT pkonline.add_int_pk('alice.m1')");
+is(wait_job($jm), 'done', 'R2: a member of the owning role runs add_int_pk: done');
+my $jsu = su("SELECT pkonline.add_int_pk('alice.m2')");
+is(wait_job($jsu), 'done', 'R2: a superuser runs add_int_pk on alice\'s table: done');
+is(su("SELECT string_agg(DISTINCT c.relowner::regrole::text, ',') FROM pg_class c WHERE c.relname IN ('m1_id_seq', 'm2_id_seq')"),
+	'alice', 'R2: the identity sequences belong to alice');
+
+# --- R8: the add_column fill function's search_path is pinned ------------------------------------
+
+as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 50) a');
+my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1', start => false)");
+is(as('alice', "SELECT pkonline.start($jr8)"), 'queued', 'R8: add_column started');
+ok(poll("SELECT count(*) = 1 FROM pg_proc WHERE proname = 'pkonline_${jr8}_fill' AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)"
+	  . " OR (SELECT state = 'done' FROM pkonline.jobs WHERE id = $jr8)"), 'R8: the fill trigger function has its search_path pinned');
+is(wait_job($jr8), 'done', 'R8: done');
+
+# --- 6. Worker slots and job claims ----------------------------------------------------------------
+
+as('alice', 'CREATE TABLE alice.s1 AS SELECT generate_series(1, 100) a');
+as('bob', 'CREATE TABLE bob.b1 AS SELECT generate_series(1, 500) a');
+my $hog = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$hog->query_safe(q{BEGIN});
+$hog->query_safe(q{DO $$ BEGIN FOR i IN 1..30 LOOP
+	BEGIN PERFORM pkonline.add_int_pk('alice.s1'); RAISE EXCEPTION 'back to the savepoint';
+	EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$});
+usleep(500_000);
+is(su("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pkonline worker'"), '0',
+	'6a: thirty rolled-back calls in an open transaction start no worker');
+my $jb = as('bob', "SELECT pkonline.add_int_pk('bob.b1')");
+is(wait_job($jb), 'done', '6a: meanwhile bob\'s job runs');
+$hog->query_safe('ROLLBACK');
+$hog->quit;
+
+my $squat = $node->background_psql('postgres', extra_params => [ '-U', 'mallory' ]);
+$squat->query_safe('SELECT pg_advisory_lock(1886089070, g) FROM generate_series(1, 200) g');
+$squat->query_safe('SELECT pg_advisory_lock_shared(1886089070, g) FROM generate_series(1, 200) g');
+as('alice', 'CREATE TABLE alice.c1 AS SELECT generate_series(1, 3000) a');
+su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+my $jx = as('alice', "SELECT pkonline.add_int_pk('alice.c1')");
+ok(poll("SELECT worker_alive AND step = 'backfill' FROM pkonline.status WHERE job = $jx"),
+	'6b: alice\'s job runs although mallory holds every advisory lock of its old key');
+is(as('alice', "SELECT pkonline.pause($jx)"), 'pausing', '6b: alice pauses her job');
+is(wait_job($jx), 'paused', '6b: paused');
+is($squat->query_safe('SELECT 42'), '42', '6b: mallory\'s session was not signalled by alice\'s pause');
+$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+is(as('alice', "SELECT pkonline.resume($jx)"), 'queued', '6b: resumed');
+is(wait_job($jx), 'done', '6b: done');
+$squat->quit;
+
+# --- R9: the worker's wal_compression is not the job owner's to choose -------------------------
+
+refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');
+
+ok(server_alive(), 'the server is alive at the end');
+is(superusers(), $supers, 'no role became superuser');
+$holder->quit;
+$node->stop;
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|server process .* was terminated/, 'no server process crashed');
+done_testing();
