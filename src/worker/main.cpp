@@ -6,6 +6,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/text.hpp"
 #include "pkonline/worker/extra.hpp"
 #include "pkonline/worker/start.hpp"
 
@@ -49,6 +50,39 @@ void WaitForCreator(uint32_t xid) {
   });
 }
 
+// A job found 'running' lost its worker without a word: the server restarted or crashed, or the
+// process was terminated — possibly by the job's own work (a fill that terminates its backend).
+// Resumed, unless its workers were lost kMaxLostWorkers times in a row at the same point (step
+// and cursor): then it fails, visibly, instead of being started and lost again for ever.
+constexpr int kMaxLostWorkers = 3;
+
+bool GiveUpAfterLostWorkers(const jobs::Job& job) {
+  const std::string at = std::to_string(job.step_no) + ":" + std::to_string(job.cursor_block);
+  const std::string count_text = jobs::store::OptionNow(job.id, "lost_workers");
+  const int count = jobs::store::OptionNow(job.id, "lost_workers_at") == at && !count_text.empty()
+                        ? std::stoi(count_text) + 1
+                        : 1;
+  jobs::store::SetOption(job.id, "lost_workers_at", at);
+  jobs::store::SetOption(job.id, "lost_workers", std::to_string(count));
+  if (count < kMaxLostWorkers) {
+    jobs::store::Event(job.id, "worker_lost", "",
+                       Fmt("the job's worker ended without finishing step %1% (the server restarted, or the process "
+                           "was terminated): resuming it",
+                           job.step_no));
+    return false;
+  }
+  const std::string message =
+      Fmt("the job's worker was lost %1% times in a row at the same point of step %2%", count, job.step_no);
+  jobs::store::MarkFailed(job.id, "57P01", message,
+                          "Each time, its process ended without recording an error: the server restarted, or the "
+                          "process was terminated (by pg_terminate_backend, the OOM killer, or the job's own work, "
+                          "such as a fill that ends its own session).",
+                          Fmt("Find the cause in the server log, then pkonline.resume(%1%); or pkonline.cancel(%1%).",
+                              job.id));
+  jobs::store::Event(job.id, "error", "", message);
+  return true;
+}
+
 void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   PinSearchPath();
   Call([&]() {
@@ -72,6 +106,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     if (!claimed) return;  // another worker runs it
     jobs::Job job = jobs::store::Load(job_id);
     runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
+    if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
     if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {

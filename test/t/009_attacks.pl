@@ -410,6 +410,51 @@ is(as('alice', "SELECT pkonline.resume($jx)"), 'queued', '6b: resumed');
 is(wait_job($jx), 'done', '6b: done');
 $squat->quit;
 
+# --- R5: set_primary_key whose foreign keys the job could not move is refused up front ----------
+
+as('alice', q{CREATE TABLE alice.acc (a int PRIMARY KEY, b int NOT NULL UNIQUE); INSERT INTO alice.acc SELECT g, g FROM generate_series(1, 100) g;
+	GRANT USAGE ON SCHEMA alice TO bob; GRANT REFERENCES ON alice.acc TO bob});
+as('bob', 'CREATE TABLE bob.ref (a int REFERENCES alice.acc)');
+$jobs_before = su('SELECT count(*) FROM pkonline.jobs');
+refused('alice', "SELECT pkonline.set_primary_key('alice.acc', '{b}')", '42501',
+	'R5: set_primary_key when bob\'s foreign key references the old key');
+is(su('SELECT count(*) FROM pkonline.jobs'), $jobs_before, 'R5: no job created');
+
+# --- R10: helpers left by an earlier installation do not collide with new jobs' names ----------
+
+$node->safe_psql('d3', q{DROP EXTENSION pkonline; CREATE SEQUENCE public.pkonline_1_seq; CREATE SEQUENCE public.pkonline_7_seq;
+	CREATE TABLE public.t10 AS SELECT generate_series(1, 200) a; CREATE EXTENSION pkonline});
+my $j10 = $node->safe_psql('d3', "SELECT pkonline.add_int_pk('public.t10')");
+is($j10, '8', 'R10: job ids go on above the leftovers\' (pkonline_7_seq)');
+is($node->safe_psql('d3', "CALL pkonline.wait($j10, '60s', NULL)"), 'done', 'R10: the new job is done');
+
+# --- R11: work that ends its own session; workers lost again and again -----------------------
+
+as('alice', 'CREATE TABLE alice.k1 AS SELECT generate_series(1, 100) a');
+my $j11 = as('alice', "SELECT pkonline.add_column('alice.k1', 'k', 'boolean', 'pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())')");
+is(wait_job($j11), 'failed', 'R11: a fill that terminates its own worker fails the job');
+is(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $j11"), '42501', 'R11: with 42501 (the worker is not the job owner\'s session to end)');
+is(as('alice', "SELECT pkonline.cancel($j11)"), 'cancelling', 'R11: cancel');
+is(wait_job($j11), 'cancelled', 'R11: cancelled, the table as it was');
+# a worker lost three times in a row at the same point: the job fails instead of looping
+as('alice', 'CREATE TABLE alice.k2 AS SELECT generate_series(1, 3000) a');
+su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+my $jk2 = as('alice', "SELECT pkonline.add_int_pk('alice.k2')");
+su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+for my $try (1 .. 3) {
+	ok(poll("SELECT worker_alive AND step = 'backfill' FROM pkonline.status WHERE job = $jk2"), "R11: worker $try waits in the backfill");
+	su("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pkonline job $jk2'");
+	ok(poll("SELECT NOT worker_alive FROM pkonline.status WHERE job = $jk2"), "R11: worker $try lost");
+	su('SELECT pkonline.run_pending()');
+}
+ok(poll("SELECT state = 'failed' FROM pkonline.jobs WHERE id = $jk2"), 'R11: the third loss at the same point fails the job');
+like(su("SELECT last_sqlstate || ' ' || last_error FROM pkonline.jobs WHERE id = $jk2"), qr/^57P01 .*lost 3 times/, 'R11: and says why');
+is(su("SELECT count(*) FROM pkonline.events WHERE job_id = $jk2 AND kind = 'worker_lost'"), '2', 'R11: the two earlier losses are events');
+$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+is(su("SELECT pkonline.resume($jk2)"), 'queued', 'R11: resumed by hand');
+is(wait_job($jk2), 'done', 'R11: and done');
+
 # --- R9: the worker's wal_compression is not the job owner's to choose -------------------------
 
 refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');
