@@ -100,7 +100,7 @@ void UndoAddColumn(Context& ctx) {
       const std::string column = OurColumn(job);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
     }
-    Exec("DROP FUNCTION IF EXISTS " + HelperSql(job, "fill") + "()");
+    DropFunctionIfOurs(job, "fill");
   });
 }
 
@@ -144,7 +144,7 @@ void Finish(Context& ctx) {
       Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + uq + " UNIQUE USING INDEX " + uq);
     }
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-    Exec("DROP FUNCTION IF EXISTS " + HelperSql(job, "fill") + "()");
+    DropFunctionIfOurs(job, "fill");
   });
 }
 

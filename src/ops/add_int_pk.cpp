@@ -25,7 +25,6 @@ namespace {
 std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
 std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
 std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
-std::string FillFnSql(const jobs::Job& job) { return HelperSql(job, "fill"); }
 }  // namespace
 
 namespace int_pk {
@@ -97,7 +96,7 @@ void AddColumnWithSequence(const jobs::Job& job) {
 
 // The fill trigger's function: pkonline._fill_nextval (C, src/pg/capture.cpp) with the column's
 // attnum and the sequence's OID. (Jobs created by 0.1 before it used a PL/pgSQL function of
-// their own, FillFnSql, which undo and attach still drop.)
+// their own, pkonline_<job>_fill, which undo and attach still drop if it is the table owner's.)
 std::string FillCall(const jobs::Job& job) {
   const int attnum = ColumnAttnum(job, job.Opt("column_name"));
   if (attnum <= 0) Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of job %2% not found", job.Opt("column_name"), job.id));
@@ -129,8 +128,7 @@ void FinishSequence(const jobs::Job& job) {
   }
 }
 
-void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers,
-                          const std::vector<std::string>& drops) {
+void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
     if (TableExists(job)) {
@@ -141,8 +139,7 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
       const std::string column = OurColumn(job);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
     }
-    for (const auto& sql : drops) Exec(sql);
-    Exec("DROP SEQUENCE IF EXISTS " + SeqSql(job));
+    DropSequenceIfOurs(job, "seq");
   });
 }
 
@@ -165,7 +162,8 @@ void AddColumn(Context& ctx) {
 }
 
 void UndoAddColumn(Context& ctx) {
-  UndoColumnAndHelpers(ctx, {FillName(ctx.job())}, {"DROP FUNCTION IF EXISTS " + FillFnSql(ctx.job()) + "()"});
+  UndoColumnAndHelpers(ctx, {FillName(ctx.job())});
+  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the fill function", [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
 }
 
 std::vector<std::string> PkColumns(const jobs::Job& job) { return {job.Opt("column_name")}; }
@@ -200,7 +198,7 @@ void Attach(Context& ctx) {
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk + " PRIMARY KEY USING INDEX " + pk);
     Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-    Exec("DROP FUNCTION IF EXISTS " + FillFnSql(job) + "()");
+    DropFunctionIfOurs(job, "fill");
     FinishSequence(job);
   });
   ctx.WaitPoint("attach_committed");

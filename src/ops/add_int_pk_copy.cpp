@@ -336,7 +336,7 @@ void AddColumnStep(Context& ctx) {
 
 void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
-  UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)}, {});
+  UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)});
   ctx.Txn("pkonline job " + Id(job) + ": drop the change log", [&]() {
     const std::string log = Helper(job, "log_oid", false);  // never anything but the job's own
     if (!log.empty()) Exec("DROP TABLE " + log);

@@ -53,6 +53,33 @@ std::string FillTriggerSql(const std::string& trigger, const std::string& table_
          table_sql + " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_call;
 }
 
+namespace {
+
+// The table's owner: the role the job works as, and so the owner of every helper it created.
+std::string TableOwner(const jobs::Job& job) {
+  return *Query("SELECT relowner::pg_catalog.text FROM pg_catalog.pg_class WHERE oid = $1::oid",
+                {V(RelidText(job))}, true)
+              .scalar();
+}
+
+}  // namespace
+
+void DropSequenceIfOurs(const jobs::Job& job, const std::string& suffix) {
+  auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
+                 "AND c.relkind = 'S' AND c.relowner = $3::oid",
+                 {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+  if (!r.empty()) Exec("DROP SEQUENCE " + *r.scalar());
+}
+
+void DropFunctionIfOurs(const jobs::Job& job, const std::string& suffix) {
+  auto r = Query("SELECT pg_catalog.format('%I.%I()', n.nspname, p.proname) FROM pg_catalog.pg_proc p "
+                 "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2 "
+                 "AND p.pronargs = 0 AND p.proowner = $3::oid",
+                 {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+  if (!r.empty()) Exec("DROP FUNCTION " + *r.scalar());
+}
+
 void CreateJobTrigger(const std::string& sql) {
   pg::AsRole(jobs::store::ExtensionOwner(), [&]() { Exec(sql); });
 }

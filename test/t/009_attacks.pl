@@ -54,6 +54,15 @@ sub superusers { return su("SELECT string_agg(rolname, ',' ORDER BY rolname) FRO
 
 sub next_job { return su('SELECT COALESCE(max(id), 0) + 1 FROM pkonline.jobs'); }
 
+# Each section of attacks runs on its own: one whose statements fail unexpectedly is one failed
+# test, and the next section still runs (so every class is seen to fail, or to hold, on its own).
+sub section {
+	my ($name, $body) = @_;
+	eval { $body->(); 1 } or fail("$name: the attack could not run to its end: $@");
+}
+
+my ($n, $holder, $jobs_before);
+
 su(q{
 	CREATE EXTENSION pkonline;
 	CREATE EXTENSION amcheck;
@@ -73,6 +82,7 @@ my $members = su('SELECT count(*) FROM pg_auth_members');
 is($supers, $node->safe_psql('postgres', 'SELECT current_user'), 'one superuser to begin with');
 
 # --- 1. The C trigger functions: nobody may attach them; used anyway, they write nothing -------
+section('1. The C trigger functions: nobody may attach them; used anyway, they write nothing', sub {
 
 as('alice', q{
 	CREATE TABLE alice.secret_ledger (a bigint NOT NULL, b bigint NOT NULL CHECK (b > 0));
@@ -133,8 +143,10 @@ is(su("SELECT count(*) || ' ' || string_agg(a || ':' || b, ',') FROM alice.secre
 is(su('SELECT count(*) FROM pg_auth_members'), $members, 'no row was written into pg_auth_members');
 is(su('SELECT count(*) FROM public.decoy') . su('SELECT count(*) FROM public.decoy_seq WHERE is_called'), '00',
 	'nothing was written by the refused triggers, no id drawn');
+});
 
 # --- 2. Copy-method helpers pre-created under the job's names are never adopted -----------------
+section("2. Copy-method helpers pre-created under the job's names are never adopted", sub {
 
 as('alice', q{
 	CREATE TABLE shared.orders (a int, b text);
@@ -154,7 +166,7 @@ as('mallory', q{
 	  RETURN NEW;
 	END $$;
 });
-my $n = next_job();
+$n = next_job();
 for my $j ($n .. $n + 3) {
 	as('mallory', qq{
 		CREATE TABLE shared.pkonline_${j}_copy (a int, b text, id bigint NOT NULL);
@@ -205,7 +217,7 @@ as('mallory', q{DO $$DECLARE r record; BEGIN
 	  AND c.relowner = 'mallory'::regrole LOOP EXECUTE 'DROP TABLE ' || r.t; END LOOP; END$$});
 as('alice', q{CREATE TABLE shared.ledger2 AS SELECT g AS a, 'row-' || g AS b FROM generate_series(1, 3000) g});
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
-my $holder = $node->background_psql('postgres');
+$holder = $node->background_psql('postgres');
 $holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('swap'))});
 my $jl = as('alice', "SELECT pkonline.add_int_pk('shared.ledger2', method => 'copy')");
 ok(poll("SELECT step = 'swap' FROM pkonline.status WHERE job = $jl"), 'the copy job waits before its swap')
@@ -222,7 +234,28 @@ su("SELECT pkonline.cancel($jl)");
 is(wait_job($jl), 'cancelled', 'cancelled');
 su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 
+# in-place helpers: a name taken fails the job (a denial of service at most); cancel and the
+# job's last step never drop what mallory made
+as('alice', 'CREATE TABLE shared.inpl AS SELECT generate_series(1, 300) a');
+$n = next_job();
+as('mallory', "CREATE SEQUENCE shared.pkonline_${n}_seq; "
+	  . "CREATE FUNCTION shared.pkonline_${n}_fill() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'");
+my $ji = as('alice', "SELECT pkonline.add_int_pk('shared.inpl')");
+is(wait_job($ji), 'failed', 'an in-place job whose sequence name is taken fails');
+is(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $ji"), '42P07', 'failed with 42P07');
+is(as('alice', "SELECT pkonline.cancel($ji)"), 'cancelling', 'alice cancels it');
+is(wait_job($ji), 'cancelled', 'cancelled (mallory\'s objects are not the job\'s to drop)');
+$n = next_job();
+as('mallory', "CREATE FUNCTION shared.pkonline_${n}_fill() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'");
+my $ji2 = as('alice', "SELECT pkonline.add_int_pk('shared.inpl')");
+is(wait_job($ji2), 'done', 'an in-place job beside a function under its legacy helper name: done');
+is(su("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pkonline\\_%\\_fill' AND proowner = 'mallory'::regrole") . ' '
+	  . su("SELECT count(*) FROM pg_class WHERE relname = 'pkonline_${ji}_seq' AND relowner = 'mallory'::regrole"),
+	'2 1', 'mallory\'s sequence and functions are left as they were');
+});
+
 # --- 4. A schema named pkonline that the extension did not create ----------------------------
+section('4. A schema named pkonline that the extension did not create', sub {
 
 su(q{CREATE DATABASE d2 OWNER mallory; CREATE DATABASE d3});
 as('mallory', 'CREATE SCHEMA pkonline', 'd2');
@@ -235,15 +268,17 @@ refused($node->safe_psql('postgres', 'SELECT current_user'), 'CREATE EXTENSION p
 $node->safe_psql('d3', 'DROP SCHEMA pkonline; CREATE EXTENSION pkonline');
 is($node->safe_psql('d3', "SELECT nspowner::regrole::text = current_user FROM pg_namespace WHERE nspname = 'pkonline'"), 't',
 	'CREATE EXTENSION creates its own schema, owned by the installing superuser');
+});
 
 # --- R3, R4, R6: refused up front ------------------------------------------------------------
+section('R3, R4, R6: refused up front', sub {
 
 as('alice', q{
 	CREATE TABLE alice.par (a int); CREATE TABLE alice.kid (b int) INHERITS (alice.par);
 	INSERT INTO alice.par SELECT generate_series(1, 10); INSERT INTO alice.kid SELECT g, g FROM generate_series(1, 20) g;
 	CREATE TABLE alice.rls (a int); ALTER TABLE alice.rls ENABLE ROW LEVEL SECURITY; ALTER TABLE alice.rls FORCE ROW LEVEL SECURITY;
 });
-my $jobs_before = su('SELECT count(*) FROM pkonline.jobs');
+$jobs_before = su('SELECT count(*) FROM pkonline.jobs');
 refused('alice', "SELECT pkonline.add_int_pk('alice.par')", '0A000', 'R3: in-place add_int_pk on an inheritance parent');
 refused('alice', "SELECT pkonline.add_int_pk('alice.kid')", '0A000', 'R3: in-place add_int_pk on an inheritance child');
 refused('alice', "SELECT pkonline.add_int_pk('alice.rls')", '0A000', 'R4: in-place add_int_pk with FORCE ROW LEVEL SECURITY');
@@ -254,8 +289,10 @@ refused($node->safe_psql('postgres', 'SELECT current_user'), "SELECT pkonline.se
 is(su('SELECT count(*) FROM pkonline.jobs'), $jobs_before, 'no job was created by the refused calls');
 is(su(q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'alice.kid'::regclass AND attnum > 0}),
 	'a,b', 'the inheritance child is unchanged');
+});
 
 # --- 3. No replica mode around code a user wrote ------------------------------------------------
+section('3. No replica mode around code a user wrote', sub {
 
 as('bob', q{
 	CREATE TABLE bob.parent (id int PRIMARY KEY); INSERT INTO bob.parent VALUES (1);
@@ -315,8 +352,10 @@ is(wait_job($jl2), 'done', 'add_int_pk on a table whose CHECK calls a user funct
 cmp_ok(su('SELECT count(*) FROM alice.fired'), '>=', 300, 'there its triggers fired for the backfill (no replica mode)');
 like(su("SELECT string_agg(message, ' ') FROM pkonline.events WHERE job_id = $jl2"), qr/own triggers fire/,
 	'an event says why the triggers fired');
+});
 
 # --- 5. A superuser's job runs as the table's owner; the owner does not choose when it runs ----
+section("5. A superuser's job runs as the table's owner; the owner does not choose when it runs", sub {
 
 as('alice', q{
 	CREATE TABLE alice.orders AS SELECT generate_series(1, 1000) a;
@@ -343,8 +382,10 @@ refused('alice', "SELECT pkonline.start($js2)", '42501', 'alice starts the super
 refused('alice', "SELECT pkonline.resume($js2)", '42501', 'alice resumes the superuser\'s job on her table');
 is(su("SELECT state FROM pkonline.jobs WHERE id = $js2"), 'created', 'the superuser\'s job is still not started');
 is(as('alice', "SELECT pkonline.cancel($js2)"), 'cancelled', 'alice may cancel a job on her own table');
+});
 
 # --- R1, R2: the login role may go; members and superusers get a working job ---------------------
+section('R1, R2: the login role may go; members and superusers get a working job', sub {
 
 as('alice', 'CREATE TABLE alice.d1 AS SELECT generate_series(1, 500) a');
 my $jd = as('carol', "SET ROLE alice; SELECT pkonline.add_int_pk('alice.d1', start => false)");
@@ -364,8 +405,10 @@ my $jsu = su("SELECT pkonline.add_int_pk('alice.m2')");
 is(wait_job($jsu), 'done', 'R2: a superuser runs add_int_pk on alice\'s table: done');
 is(su("SELECT string_agg(DISTINCT c.relowner::regrole::text, ',') FROM pg_class c WHERE c.relname IN ('m1_id_seq', 'm2_id_seq')"),
 	'alice', 'R2: the identity sequences belong to alice');
+});
 
 # --- R8: the add_column fill function's search_path is pinned ------------------------------------
+section("R8: the add_column fill function's search_path is pinned", sub {
 
 as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 50) a');
 my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1', start => false)");
@@ -373,8 +416,10 @@ is(as('alice', "SELECT pkonline.start($jr8)"), 'queued', 'R8: add_column started
 ok(poll("SELECT count(*) = 1 FROM pg_proc WHERE proname = 'pkonline_${jr8}_fill' AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)"
 	  . " OR (SELECT state = 'done' FROM pkonline.jobs WHERE id = $jr8)"), 'R8: the fill trigger function has its search_path pinned');
 is(wait_job($jr8), 'done', 'R8: done');
+});
 
 # --- 6. Worker slots and job claims ----------------------------------------------------------------
+section('6. Worker slots and job claims', sub {
 
 as('alice', 'CREATE TABLE alice.s1 AS SELECT generate_series(1, 100) a');
 as('bob', 'CREATE TABLE bob.b1 AS SELECT generate_series(1, 500) a');
@@ -409,8 +454,10 @@ su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 is(as('alice', "SELECT pkonline.resume($jx)"), 'queued', '6b: resumed');
 is(wait_job($jx), 'done', '6b: done');
 $squat->quit;
+});
 
 # --- R5: set_primary_key whose foreign keys the job could not move is refused up front ----------
+section('R5: set_primary_key whose foreign keys the job could not move is refused up front', sub {
 
 as('alice', q{CREATE TABLE alice.acc (a int PRIMARY KEY, b int NOT NULL UNIQUE); INSERT INTO alice.acc SELECT g, g FROM generate_series(1, 100) g;
 	GRANT USAGE ON SCHEMA alice TO bob; GRANT REFERENCES ON alice.acc TO bob});
@@ -419,16 +466,20 @@ $jobs_before = su('SELECT count(*) FROM pkonline.jobs');
 refused('alice', "SELECT pkonline.set_primary_key('alice.acc', '{b}')", '42501',
 	'R5: set_primary_key when bob\'s foreign key references the old key');
 is(su('SELECT count(*) FROM pkonline.jobs'), $jobs_before, 'R5: no job created');
+});
 
 # --- R10: helpers left by an earlier installation do not collide with new jobs' names ----------
+section("R10: helpers left by an earlier installation do not collide with new jobs' names", sub {
 
 $node->safe_psql('d3', q{DROP EXTENSION pkonline; CREATE SEQUENCE public.pkonline_1_seq; CREATE SEQUENCE public.pkonline_7_seq;
 	CREATE TABLE public.t10 AS SELECT generate_series(1, 200) a; CREATE EXTENSION pkonline});
 my $j10 = $node->safe_psql('d3', "SELECT pkonline.add_int_pk('public.t10')");
 is($j10, '8', 'R10: job ids go on above the leftovers\' (pkonline_7_seq)');
 is($node->safe_psql('d3', "CALL pkonline.wait($j10, '60s', NULL)"), 'done', 'R10: the new job is done');
+});
 
 # --- R11: work that ends its own session; workers lost again and again -----------------------
+section('R11: work that ends its own session; workers lost again and again', sub {
 
 as('alice', 'CREATE TABLE alice.k1 AS SELECT generate_series(1, 100) a');
 my $j11 = as('alice', "SELECT pkonline.add_column('alice.k1', 'k', 'boolean', 'pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())')");
@@ -454,14 +505,17 @@ is(su("SELECT count(*) FROM pkonline.events WHERE job_id = $jk2 AND kind = 'work
 $holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
 is(su("SELECT pkonline.resume($jk2)"), 'queued', 'R11: resumed by hand');
 is(wait_job($jk2), 'done', 'R11: and done');
+});
 
 # --- R9: the worker's wal_compression is not the job owner's to choose -------------------------
+section("R9: the worker's wal_compression is not the job owner's to choose", sub {
 
 refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');
+});
 
 ok(server_alive(), 'the server is alive at the end');
 is(superusers(), $supers, 'no role became superuser');
-$holder->quit;
+$holder->quit if $holder;
 $node->stop;
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|server process .* was terminated/, 'no server process crashed');

@@ -26,10 +26,9 @@ std::string SequenceOid(const jobs::Job& job);
 std::string FillCall(const jobs::Job& job);
 // With the table locked, after the key is attached: identity, or the sequence renamed.
 void FinishSequence(const jobs::Job& job);
-// Undo of add_column (brief DDL): drops `triggers` from the table, the column, then runs `drops`
-// and drops the sequence. Refused once the primary key is attached.
-void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers,
-                          const std::vector<std::string>& drops);
+// Undo of add_column (brief DDL): drops `triggers` from the table, the column, and the sequence
+// (if it is the table owner's). Refused once the primary key is attached.
+void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers);
 
 // The copy method (add_int_pk_copy.cpp).
 std::vector<Step> CopySteps(const jobs::Job& job);

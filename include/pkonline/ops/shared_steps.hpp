@@ -16,6 +16,12 @@ std::string HelperName(const jobs::Job& job, const std::string& suffix);
 // The helper qualified by the schema it lives in (the table's schema at creation).
 std::string HelperSql(const jobs::Job& job, const std::string& suffix);
 
+// Drop the job's helper sequence / trigger function (pkonline_<job>_<suffix>, no arguments) if it
+// is there and belongs to the table's owner (whom the job works as): an object someone else
+// made under a helper's name is never the job's to drop.
+void DropSequenceIfOurs(const jobs::Job& job, const std::string& suffix);
+void DropFunctionIfOurs(const jobs::Job& job, const std::string& suffix);
+
 bool TableExists(const jobs::Job& job);
 bool ColumnExists(const jobs::Job& job, const std::string& column);
 // The column's attnum (0 if there is none); sees a column added earlier in the same transaction.
