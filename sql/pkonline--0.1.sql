@@ -69,17 +69,18 @@ CREATE TABLE pkonline.jobs (
 );
 -- Job ids name the jobs' helper objects (pkonline_<id>_*). Helpers left by jobs of an earlier
 -- installation (DROP EXTENSION … CASCADE drops the job rows, not what a job added to a table)
--- must not share a new job's names: ids go on above the highest one such a leftover carries.
+-- must not share a new job's names: ids go on above the highest one such a leftover carries (up
+-- to nine digits: a name planted to push ids out of range is not followed).
 DO $ids$
 DECLARE
   top bigint;
 BEGIN
-  SELECT max(pg_catalog.substring(n.name, '^pkonline_([0-9]{1,18})_')::bigint) INTO top
+  SELECT max(pg_catalog.substring(n.name, '^pkonline_([0-9]{1,9})_')::bigint) INTO top
     FROM (SELECT relname::text AS name FROM pg_catalog.pg_class
           UNION ALL SELECT proname::text FROM pg_catalog.pg_proc
           UNION ALL SELECT tgname::text FROM pg_catalog.pg_trigger
           UNION ALL SELECT conname::text FROM pg_catalog.pg_constraint) n
-   WHERE n.name ~ '^pkonline_[0-9]{1,18}_';
+   WHERE n.name ~ '^pkonline_[0-9]{1,9}_';
   IF top IS NOT NULL THEN
     EXECUTE pg_catalog.format('ALTER TABLE pkonline.jobs ALTER COLUMN id RESTART WITH %s', top + 1);
   END IF;

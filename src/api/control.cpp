@@ -27,24 +27,20 @@ namespace store = jobs::store;
 namespace {
 
 // Jobs whose workers to interrupt once the transaction that asked them to stop has committed
-// (so that they see the request when they look). The worker is looked up at commit, by the
-// job's claim, which only a worker can hold: a pid remembered from earlier could belong to
-// another process by then.
+// (so that they see the request when they look). The worker is looked up just before the commit
+// (an error there rolls the request back cleanly), by the job's claim, which only a worker can
+// hold: a pid remembered from earlier in the transaction could belong to another process by then.
 int64_t pending_signals[16];
+int signal_pids[16];
 int n_pending_signals = 0;
 bool callback_registered = false;
 
 extern "C" void SignalAtCommit(XactEvent event, void*) {
-  if (event == XACT_EVENT_COMMIT) {
-    for (int i = 0; i < n_pending_signals; i++) {
-      int pid = 0;
-      try {
-        pid = pg::JobHolderPid(pending_signals[i]);
-      } catch (...) {
-        pid = 0;  // the worker looks at the job's row between units of work anyway
-      }
-      if (pid > 0 && pid != MyProcPid) kill(pid, SIGINT);
-    }
+  if (event == XACT_EVENT_PRE_COMMIT) {
+    for (int i = 0; i < n_pending_signals; i++) signal_pids[i] = pg::JobHolderPidRaw(pending_signals[i]);
+  } else if (event == XACT_EVENT_COMMIT) {
+    for (int i = 0; i < n_pending_signals; i++)
+      if (signal_pids[i] > 0 && signal_pids[i] != MyProcPid) kill(signal_pids[i], SIGINT);
   }
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
       event == XACT_EVENT_PRE_PREPARE)

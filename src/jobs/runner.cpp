@@ -8,6 +8,8 @@
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/job_lock.hpp"
+#include "pkonline/pg/storage.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
@@ -25,14 +27,16 @@ class RunContext final : public ops::Context {
   void set_step(const std::string& step) { step_ = step; }
 
   void Txn(const std::string& activity, const std::function<void()>& fn) override {
-    pg::InTransaction(activity, fn);
+    pg::InTransaction(activity, Guarded(fn));
+    KeepClaim();
   }
 
   void Snapshot(const std::string& activity, const std::function<void()>& fn) override {
     pg::TxnOptions opts;
     opts.repeatable_read = true;
     opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));
-    pg::InTransaction(activity, fn, opts);
+    pg::InTransaction(activity, Guarded(fn), opts);
+    KeepClaim();
   }
 
   void Batch(const std::string& activity, const std::function<void()>& fn) override {
@@ -40,9 +44,11 @@ class RunContext final : public ops::Context {
     opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));  // on row locks too
     bool fire = false;
     pg::InTransaction(activity, [&]() {
+      RequireStillAllowed(job_, !cancelling_);
       if (QuietTriggers(&fire)) pg::ReplicaRoleForThisTransaction();
       fn();
     }, opts);
+    KeepClaim();
     if (fire && !told_fire_) {
       told_fire_ = true;
       Event("info",
@@ -65,7 +71,8 @@ class RunContext final : public ops::Context {
         pg::TxnOptions opts;
         opts.lock_timeout_ms = timeout;
         opts.deadlock_timeout_ms = std::max(10, timeout / 4);
-        pg::InTransaction(activity, fn, opts);
+        pg::InTransaction(activity, Guarded(fn), opts);
+        KeepClaim();
         return;
       } catch (const PgError& e) {
         const bool retryable =
@@ -93,11 +100,13 @@ class RunContext final : public ops::Context {
 
   void TopLevel(const std::string& sql) override {
     try {
-      pg::RunTopLevel(sql);
+      pg::InTransaction("pkonline: check owner", [&]() { RequireStillAllowed(job_, !cancelling_); });
+      pg::RunTopLevel(sql);  // (VACUUM and CREATE INDEX run the table's code as its owner themselves)
     } catch (const PgError& e) {
       if (e.sqlstate() == sqlstate::kQueryCanceled) CheckControl();
       throw;
     }
+    KeepClaim();
   }
 
   void Event(const std::string& kind, const std::string& message, const std::string& detail) override {
@@ -106,6 +115,7 @@ class RunContext final : public ops::Context {
 
   void CheckControl() override {
     pg::CheckInterrupts();
+    KeepClaim();
     bool pause = false, cancel = false;
     pg::InTransaction("pkonline: check control", [&]() {
       Job now = store::Load(job_.id);
@@ -129,6 +139,20 @@ class RunContext final : public ops::Context {
   bool cancelling_ = false;
 
  private:
+  std::function<void()> Guarded(const std::function<void()>& fn) {
+    return [this, &fn]() {
+      RequireStillAllowed(job_, !cancelling_);  // undoing needs only the same owner
+      fn();
+    };
+  }
+
+  // Code the job ran may have released the claim (pg_advisory_unlock_all releases every session
+  // lock of its lock method): take it again at once, or, if another worker has it, leave.
+  void KeepClaim() {
+    if (pg::HoldsJob(job_.id)) return;
+    if (!pg::ClaimJob(job_.id)) throw ClaimLost{};
+  }
+
   // May this batch run with session_replication_role = replica, so that the table's own row
   // triggers do not fire for the backfill's updates? Only when no code a user wrote can run in
   // it: replica mode also switches off other tables' foreign keys and triggers (src/pg/user_code).
@@ -189,6 +213,32 @@ void Undo(RunContext& ctx, const std::vector<ops::Step>& steps, int reached) {
 
 
 }  // namespace
+
+void RequireStillAllowed(const Job& job, bool creator_too) {
+  pg::LockShared(job.relid);
+  auto r = pg::Query("SELECT c.relowner <> $2::oid, c.relowner::pg_catalog.regrole::pg_catalog.text, "
+                     "$2::oid::pg_catalog.regrole::pg_catalog.text, "
+                     "NOT pg_catalog.pg_has_role($3::oid, $2::oid, 'USAGE'), $3::oid::pg_catalog.regrole::pg_catalog.text "
+                     "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+                     {pg::V(static_cast<int64_t>(job.relid)), pg::V(static_cast<int64_t>(job.run_as)),
+                      pg::V(static_cast<int64_t>(job.owner))},
+                     true);
+  if (r.empty()) return;  // the table is gone: the steps say so
+  const auto& row = r.rows[0];
+  const std::string now = row[1].value_or("?"), was = row[2].value_or("?");
+  if (pg::AsBool(row[0]))
+    Fail(sqlstate::kInsufficientPrivilege, Fmt("table %1% changed owner since job %2% was created", job.table_name, job.id),
+         Fmt("The job works as the table's owner when it was created, %1%; the table now belongs to %2%.", was, now),
+         Fmt("ALTER TABLE %1% OWNER TO %2%, then pkonline.resume(%3%) or pkonline.cancel(%3%).", job.table_name, was,
+             job.id));
+  if (creator_too && pg::AsBool(row[3]))
+    Fail(sqlstate::kInsufficientPrivilege,
+         Fmt("role %1%, which created job %2%, is no longer a member of %3%, the owner of table %4%",
+             row[4].value_or("?"), job.id, was, job.table_name),
+         "The job works as the table's owner for the role that created it.",
+         Fmt("GRANT %1% TO %2%, then pkonline.resume(%3%); or pkonline.cancel(%3%) as the table's owner.", was,
+             row[4].value_or("?"), job.id));
+}
 
 void RecordFailure(int64_t job_id, const PgError& e) {
   pg::InTransaction("pkonline: record failure", [&]() {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/user_code.hpp"
 #include "pkonline/text.hpp"
 
 extern "C" {
@@ -65,34 +66,6 @@ Node* ParseOneExpression(const std::string& text) {
   if (target->name != nullptr || target->indirection != NIL)
     Fail(kSyntaxError, "fill must be a single SQL expression", "", hint);
   return target->val;
-}
-
-// Built-in functions that run SQL given to them as text.
-bool RunsSqlText(const char* name) {
-  static const char* const kNames[] = {"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
-                                       "cursor_to_xml", "cursor_to_xmlschema", "table_to_xml", "table_to_xmlschema",
-                                       "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xmlschema",
-                                       "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema",
-                                       "database_to_xml_and_xmlschema", "ts_stat", "ts_rewrite"};
-  for (const char* n : kNames)
-    if (strcmp(name, n) == 0) return true;
-  return false;
-}
-
-bool IsUserFunction(Oid func, void*) {
-  if (func >= FirstNormalObjectId) return true;
-  char* name = get_func_name(func);
-  return name == nullptr || RunsSqlText(name);
-}
-
-// Could evaluating the expression run code a user wrote: a function that is not built in (or a
-// built-in one that runs SQL text), a subquery (which may read through views and policies), a
-// domain's CHECK constraints?
-bool UserCodeWalker(Node* node, void* context) {
-  if (node == nullptr) return false;
-  if (IsA(node, SubLink) || IsA(node, CoerceToDomain)) return true;
-  if (check_functions_in_node(node, IsUserFunction, context)) return true;
-  return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(UserCodeWalker)), context);
 }
 
 std::string TypeName(Oid type) {
@@ -167,7 +140,7 @@ CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned
   out.refers_to_columns = Call([&]() { return contain_var_clause(coerced); });
   out.has_subquery = Call([&]() { return checkExprHasSubLink(coerced); });
   out.is_volatile = Call([&]() { return contain_volatile_functions(coerced); });
-  out.runs_user_code = Call([&]() { return UserCodeWalker(coerced, nullptr); });
+  out.runs_user_code = NodeRunsUserCode(coerced);
 
   // Written back out, as pg_dump writes a view: every name outside pg_catalog qualified.
   SetSearchPath("pg_catalog");

@@ -52,20 +52,22 @@ void ReleaseJob(int64_t job_id) {
   });
 }
 
+int JobHolderPidRaw(int64_t job_id) {
+  const LOCKTAG want = Tag(job_id);
+  LockData* data = GetLockStatusData();
+  int pid = 0;
+  for (int i = 0; i < data->nelements && pid == 0; i++) {
+    const LockInstanceData& l = data->locks[i];
+    if (l.holdMask != 0 && l.locktag.locktag_type == want.locktag_type &&
+        l.locktag.locktag_field1 == want.locktag_field1 && l.locktag.locktag_field2 == want.locktag_field2 &&
+        l.locktag.locktag_field3 == want.locktag_field3 && l.locktag.locktag_field4 == want.locktag_field4)
+      pid = l.pid;
+  }
+  return pid;
+}
+
 int JobHolderPid(int64_t job_id) {
-  return Call([&]() {
-    const LOCKTAG want = Tag(job_id);
-    LockData* data = GetLockStatusData();
-    int pid = 0;
-    for (int i = 0; i < data->nelements && pid == 0; i++) {
-      const LockInstanceData& l = data->locks[i];
-      if (l.holdMask != 0 && l.locktag.locktag_type == want.locktag_type &&
-          l.locktag.locktag_field1 == want.locktag_field1 && l.locktag.locktag_field2 == want.locktag_field2 &&
-          l.locktag.locktag_field3 == want.locktag_field3 && l.locktag.locktag_field4 == want.locktag_field4)
-        pid = l.pid;
-    }
-    return pid;
-  });
+  return Call([&]() { return JobHolderPidRaw(job_id); });
 }
 
 }  // namespace pkonline::pg

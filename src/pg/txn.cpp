@@ -47,10 +47,17 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const int stmt_ms = opts.statement_timeout_ms;
   const bool repeatable = opts.repeatable_read;
   const int deadlock_ms = opts.deadlock_timeout_ms;
+  int nest = 0;
   Call([&]() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     if (repeatable) XactIsoLevel = XACT_REPEATABLE_READ;  // before the first snapshot
+    // Every setting the transaction changes — ours, and any that code it runs sets, even with
+    // set_config(…, false) — is undone when it ends (as PostgreSQL's own maintenance commands do
+    // around the table owner's code); it starts with search_path pinned.
+    nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            0, false);
     if (lock_ms > 0) {
       char buf[32];
       snprintf(buf, sizeof buf, "%d", lock_ms);
@@ -72,6 +79,7 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       if (stmt_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
       SPI_finish();
       PopActiveSnapshot();
+      AtEOXact_GUC(false, nest);
       CommitTransactionCommand();
       pgstat_report_stat(false);
       pgstat_report_activity(STATE_IDLE, nullptr);
@@ -161,14 +169,22 @@ void AsRole(unsigned role, const std::function<void()>& fn) {
   Oid saved_user;
   int saved_ctx;
   GetUserIdAndSecContext(&saved_user, &saved_ctx);
+  // search_path pinned again: code that ran earlier in the transaction (the table owner's) may
+  // have changed it, and fn runs with another role's rights.
+  const int nest = Call([]() { return NewGUCNestLevel(); });
   SetUserIdAndSecContext(role, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
   try {
+    Call([]() {
+      (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                              true, 0, false);
+    });
     fn();
   } catch (...) {
     SetUserIdAndSecContext(saved_user, saved_ctx);
-    throw;
+    throw;  // the transaction is rolled back, and its settings with it
   }
   SetUserIdAndSecContext(saved_user, saved_ctx);
+  Call([&]() { AtEOXact_GUC(true, nest); });
 }
 
 }  // namespace pkonline::pg

@@ -91,6 +91,11 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     // operation, so that nothing the work calls (the table's triggers, CHECK and index
     // expressions, a fill) can SET ROLE, create temporary objects or leave other state behind.
     if (!OidIsValid(extra.run_as)) elog(ERROR, "pkonline: job %lld has no role to run as", static_cast<long long>(job_id));
+    // session_user too, for what the work runs (an audit trigger that records session_user).
+    StartTransactionCommand();
+    const bool super = superuser_arg(extra.run_as);
+    CommitTransactionCommand();
+    SetSessionAuthorization(extra.run_as, super);
     SetUserIdAndSecContext(extra.run_as, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     char name[64];
     snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(job_id));
@@ -106,6 +111,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     if (!claimed) return;  // another worker runs it
     jobs::Job job = jobs::store::Load(job_id);
     runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
+    if (runnable) jobs::RequireStillAllowed(job, job.state != "cancelling");
     if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
     if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
@@ -113,7 +119,17 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     if (claimed) jobs::RecordFailure(job_id, e);
     throw;
   }
-  if (claimed && runnable) jobs::RunJob(job_id);
+  if (claimed && runnable) {
+    try {
+      jobs::RunJob(job_id);
+    } catch (const jobs::ClaimLost&) {
+      Call([&]() {
+        elog(LOG, "pkonline job %lld: another worker took the job's claim; this one leaves it to that one",
+             static_cast<long long>(job_id));
+      });
+      return;
+    }
+  }
   // Hand the slot to the next queued job of this database.
   pg::InTransaction("pkonline: start next job", [&]() {
     if (claimed) jobs::store::Release(job_id);

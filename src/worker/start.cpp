@@ -51,7 +51,9 @@ int n_pending = 0;
 bool callbacks_registered = false;
 
 extern "C" void StartAtCommit(XactEvent event, void*) {
-  if (event == XACT_EVENT_PRE_COMMIT) {
+  // (A prepared transaction's workers start at PREPARE and wait for COMMIT PREPARED: each waits
+  // for its creating transaction, and finds no job if it was rolled back.)
+  if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) {
     // Still inside the transaction: an error here rolls it back, job rows included.
     const int n = n_pending;
     n_pending = 0;
@@ -65,8 +67,7 @@ extern "C" void StartAtCommit(XactEvent event, void*) {
                         errdetail("All max_worker_processes slots are in use."),
                         errhint("Raise max_worker_processes (needs a restart), or start the job later.")));
     }
-  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PRE_PREPARE ||
-             event == XACT_EVENT_COMMIT) {
+  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT) {
     n_pending = 0;
   }
 }

@@ -362,7 +362,7 @@ as('alice', q{
 	CREATE TABLE alice.trap_log (who text);
 	CREATE FUNCTION alice.trap() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-	  INSERT INTO alice.trap_log VALUES (current_user);
+	  INSERT INTO alice.trap_log VALUES (current_user || '/' || session_user);
 	  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
 	    EXECUTE 'ALTER ROLE alice SUPERUSER';
 	  END IF;
@@ -374,7 +374,8 @@ as('alice', q{
 my $js = su("SELECT pkonline.add_column('alice.orders', 'a2', 'int', 'a * 2')");
 is(wait_job($js), 'done', 'the superuser\'s add_column on alice\'s trapped table: done');
 is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'alice did not become superuser');
-is(su('SELECT string_agg(DISTINCT who, \',\') FROM alice.trap_log'), 'alice', 'alice\'s trigger ran as alice only');
+is(su('SELECT string_agg(DISTINCT who, \',\') FROM alice.trap_log'), 'alice/alice',
+	'alice\'s trigger ran as alice only (current_user and session_user)');
 is(su("SELECT owner || ' ' || run_as FROM pkonline.jobs WHERE id = $js"), $node->safe_psql('postgres', 'SELECT current_user') . ' alice',
 	'the job belongs to the superuser and runs as the table\'s owner');
 my $js2 = su("SELECT pkonline.add_int_pk('alice.orders', start => false)");
@@ -382,6 +383,19 @@ refused('alice', "SELECT pkonline.start($js2)", '42501', 'alice starts the super
 refused('alice', "SELECT pkonline.resume($js2)", '42501', 'alice resumes the superuser\'s job on her table');
 is(su("SELECT state FROM pkonline.jobs WHERE id = $js2"), 'created', 'the superuser\'s job is still not started');
 is(as('alice', "SELECT pkonline.cancel($js2)"), 'cancelled', 'alice may cancel a job on her own table');
+# the table changes hands before the job runs: it never works as the new owner
+as('alice', 'CREATE TABLE alice.oc AS SELECT generate_series(1, 300) a');
+my $jo = as('alice', "SELECT pkonline.add_int_pk('alice.oc', start => false)");
+su('ALTER TABLE alice.oc OWNER TO bob');
+is(as('alice', "SELECT pkonline.start($jo)"), 'queued', 'alice starts her job on a table now bob\'s');
+is(wait_job($jo), 'failed', 'the job fails: the table changed owner');
+like(su("SELECT last_sqlstate || ' ' || last_error || ' ' || last_hint FROM pkonline.jobs WHERE id = $jo"),
+	qr/^42501 table alice.oc changed owner .*OWNER TO alice/, 'it says so, and how to go on');
+is(su(q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'alice.oc'::regclass AND attnum > 0}),
+	'a', 'bob\'s table is unchanged');
+su('ALTER TABLE alice.oc OWNER TO alice');
+is(as('alice', "SELECT pkonline.resume($jo)"), 'queued', 'given back, the job resumes');
+is(wait_job($jo), 'done', 'and is done');
 });
 
 # --- R1, R2: the login role may go; members and superusers get a working job ---------------------
@@ -410,11 +424,15 @@ is(su("SELECT string_agg(DISTINCT c.relowner::regrole::text, ',') FROM pg_class 
 # --- R8: the add_column fill function's search_path is pinned ------------------------------------
 section("R8: the add_column fill function's search_path is pinned", sub {
 
-as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 50) a');
-my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1', start => false)");
-is(as('alice', "SELECT pkonline.start($jr8)"), 'queued', 'R8: add_column started');
-ok(poll("SELECT count(*) = 1 FROM pg_proc WHERE proname = 'pkonline_${jr8}_fill' AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)"
-	  . " OR (SELECT state = 'done' FROM pkonline.jobs WHERE id = $jr8)"), 'R8: the fill trigger function has its search_path pinned');
+as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 500) a');
+su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1')");
+su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jr8"), 'R8: the job waits in its backfill');
+is(su("SELECT array_to_string(proconfig, ';') FROM pg_proc WHERE proname = 'pkonline_${jr8}_fill'"),
+	'search_path=pg_catalog, pg_temp', 'R8: the fill trigger function has its search_path pinned');
+$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
 is(wait_job($jr8), 'done', 'R8: done');
 });
 
@@ -508,6 +526,89 @@ is(wait_job($jk2), 'done', 'R11: and done');
 });
 
 # --- R9: the worker's wal_compression is not the job owner's to choose -------------------------
+section("Second review: holes in the first fix", sub {
+	# a. the table owner's code changes the worker's search_path; pkonline's own bookkeeping (run
+	#    as the extension's owner) must not pick up her operators
+	as('alice', q{
+		CREATE TABLE alice.calls (who text);
+		GRANT INSERT ON alice.calls TO PUBLIC;
+		CREATE FUNCTION alice.plus(a bigint, b bigint) RETURNS bigint LANGUAGE plpgsql AS $$BEGIN
+		  INSERT INTO alice.calls VALUES (current_user);
+		  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE alice SUPERUSER'; END IF;
+		  RETURN a OPERATOR(pg_catalog.+) b; END$$;
+		CREATE OPERATOR alice.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = alice.plus);
+		CREATE FUNCTION alice.eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS $$BEGIN
+		  INSERT INTO alice.calls VALUES (current_user);
+		  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE alice SUPERUSER'; END IF;
+		  RETURN a OPERATOR(pg_catalog.=) b; END$$;
+		CREATE OPERATOR alice.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = alice.eq);
+		CREATE FUNCTION alice.f(a int) RETURNS int LANGUAGE sql AS
+		  $$SELECT pg_catalog.set_config('search_path', 'alice, pg_catalog', false); SELECT a$$;
+		CREATE TABLE alice.sp AS SELECT generate_series(1, 2000) a;
+	});
+	my $ja2 = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.sp', 'x', 'int', 'alice.f(a)')");
+	is(wait_job($ja2), 'done', 'a: the job whose fill changes search_path is done');
+	is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'a: alice did not become superuser');
+	is(su("SELECT count(*) FROM alice.calls c JOIN pg_roles r ON r.rolname = c.who WHERE r.rolsuper"), '0',
+		'a: her operators never ran as a superuser');
+	is(su('SELECT count(*) FROM alice.sp WHERE x IS DISTINCT FROM a'), '0', 'a: every row filled');
+
+	# b. a CHECK that runs SQL text through a built-in function: no replica mode there
+	as('alice', q{CREATE TABLE alice.qx (a int); INSERT INTO alice.qx SELECT generate_series(1, 20);
+		ALTER TABLE alice.qx ADD CONSTRAINT q CHECK (pg_catalog.query_to_xml('SELECT alice.sneak(' || a || ')', false, false, '') IS NOT NULL) NOT VALID});
+	my $jq2 = as('alice', "SELECT pkonline.add_int_pk('alice.qx')");
+	is(wait_job($jq2), 'failed', 'b: the CHECK\'s orphans are refused by bob\'s checks: the job fails');
+	is(su('SELECT count(*) FROM bob.child'), '1', 'b: bob.child holds only its legitimate row');
+	su("SELECT pkonline.cancel($jq2)");
+	is(wait_job($jq2), 'cancelled', 'b: cancelled');
+
+	# c. a fill whose user code runs through a composite type's input (a domain field)
+	as('alice', q{CREATE DOMAIN alice.d AS int CHECK (alice.sneak(VALUE) IS NOT NULL);
+		CREATE TYPE alice.c AS (v alice.d);
+		CREATE TABLE alice.t3 (a int); INSERT INTO alice.t3 SELECT generate_series(1, 20)});
+	my $jc2 = as('alice', q{SELECT pkonline.add_column('alice.t3', 'x', 'int', $f$((('(' || a || ')')::alice.c).v)$f$)});
+	is(wait_job($jc2), 'failed', 'c: the domain\'s orphans are refused by bob\'s checks: the job fails');
+	is(su('SELECT count(*) FROM bob.child'), '1', 'c: bob.child holds only its legitimate row');
+	su("SELECT pkonline.cancel($jc2)");
+	is(wait_job($jc2), 'cancelled', 'c: cancelled');
+
+	# d. the table changes hands mid-job: the new owner's code never runs with the old owner's rights
+	su(q{CREATE TABLE public.handover AS SELECT generate_series(1, 3000) a});
+	$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+	my $jh = su("SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('public.handover')");
+	ok(poll("SELECT step = 'backfill' AND worker_alive FROM pkonline.status WHERE job = $jh"), 'd: the superuser\'s job waits in its backfill');
+	su('ALTER TABLE public.handover OWNER TO alice');
+	as('alice', q{CREATE TRIGGER trap BEFORE UPDATE ON public.handover FOR EACH ROW EXECUTE FUNCTION alice.trap();
+		ALTER TABLE public.handover ENABLE ALWAYS TRIGGER trap});
+	$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+	is(wait_job($jh), 'failed', 'd: the job fails once the table has changed hands');
+	like(su("SELECT last_error FROM pkonline.jobs WHERE id = $jh"), qr/changed owner/, 'd: and says so');
+	is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'd: alice did not become superuser');
+	su('ALTER TABLE public.handover OWNER TO ' . $node->safe_psql('postgres', 'SELECT current_user'));
+	su("SELECT pkonline.cancel($jh)");
+	is(wait_job($jh), 'cancelled', 'd: given back and cancelled');
+
+	# e. a member who lost the membership can no longer have the job work as the table's owner
+	as('alice', 'CREATE TABLE alice.mem AS SELECT generate_series(1, 200) a');
+	my $je2 = as('carol2', "SELECT pkonline.add_int_pk('alice.mem', start => false)");
+	su('REVOKE alice FROM carol2');
+	is(as('carol2', "SELECT pkonline.start($je2)"), 'queued', 'e: carol2 starts the job she created');
+	is(wait_job($je2), 'failed', 'e: it fails: carol2 is no longer a member of alice');
+	like(su("SELECT last_error FROM pkonline.jobs WHERE id = $je2"), qr/no longer a member/, 'e: and says so');
+	is(su(q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'alice.mem'::regclass AND attnum > 0}),
+		'a', 'e: the table is unchanged');
+	is(as('alice', "SELECT pkonline.cancel($je2)"), 'cancelled', 'e: the table\'s owner cancels it');
+
+	# f. code the job runs releases its claim: the job still ends right, with one worker at a time
+	as('alice', q{CREATE FUNCTION alice.unlock(a int) RETURNS int LANGUAGE plpgsql AS
+		$$BEGIN PERFORM pg_catalog.pg_advisory_unlock_all(); RETURN a; END$$;
+		CREATE TABLE alice.ul AS SELECT generate_series(1, 3000) a});
+	my $ju = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.ul', 'x', 'int', 'alice.unlock(a)')");
+	for (1 .. 10) { su('SELECT pkonline.run_pending()'); usleep(100_000); }
+	is(wait_job($ju), 'done', 'f: the job whose fill releases every session lock is done');
+	is(su('SELECT count(*) FROM alice.ul WHERE x IS DISTINCT FROM a'), '0', 'f: every row filled');
+});
+
 section("R9: the worker's wal_compression is not the job owner's to choose", sub {
 
 refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');

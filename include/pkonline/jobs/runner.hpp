@@ -13,4 +13,17 @@ void RunJob(int64_t job_id);
 // Marks the job failed with the error, and logs it as an event.
 void RecordFailure(int64_t job_id, const PgError& error);
 
+struct Job;
+// The work runs as pkonline.jobs.run_as (the table's owner when the job was created) and for the
+// role that created the job. Fails (42501) if the table has changed hands since, or (`creator_too`:
+// not when undoing) the creator is no longer a member of that role (it could no longer do the work
+// itself). Locks the table ACCESS SHARE first (an owner change needs ACCESS EXCLUSIVE), so the
+// answer holds for the transaction.
+void RequireStillAllowed(const Job& job, bool creator_too);
+
+// Thrown when this worker no longer holds its job's claim and another worker has taken it (the
+// claim was released by code the job ran, e.g. pg_advisory_unlock_all()): this worker leaves the
+// job to the other, recording nothing.
+struct ClaimLost {};
+
 }  // namespace pkonline::jobs

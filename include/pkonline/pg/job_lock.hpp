@@ -16,5 +16,8 @@ void ReleaseJob(int64_t job_id);
 // The pid of the session that holds the job's claim now, 0 if none (reads the lock table; no
 // transaction needed, so it can run at commit).
 int JobHolderPid(int64_t job_id);
+// The same without the error bridge, for transaction callbacks (called from C: an error there is
+// raised as PostgreSQL's, never as a C++ exception).
+int JobHolderPidRaw(int64_t job_id);
 
 }  // namespace pkonline::pg

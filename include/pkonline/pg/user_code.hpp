@@ -8,10 +8,18 @@ namespace pkonline::pg {
 // Could an UPDATE of one column of this table run code a user wrote, other than the job's own
 // triggers (functions of the pkonline extension)? Yes when the table has a trigger or rule
 // enabled ALWAYS or REPLICA, or a CHECK or exclusion constraint, index, generated column or policy
-// that uses a function, operator, operator class or type that is neither built in nor part of an
-// extension. Locks the table ROW EXCLUSIVE first, so that the answer holds for the rest of the
+// that uses a function, operator, operator class or type that is neither built in nor a
+// superuser's member of an extension; or when one of those expressions could run user code
+// (NodeRunsUserCode: dependencies on built-in objects are not recorded, so the expressions
+// themselves are read). Locks the table ROW EXCLUSIVE first, so that the answer holds for the rest of the
 // transaction (adding any of these needs a lock that conflicts with it, or, for an index built
 // concurrently, waits for this transaction before it is written to).
 bool TableRunsUserCode(unsigned relid);
+
+// Could evaluating this expression tree (a Node*, analysed) run code a user wrote: a function that
+// is not built in, or a built-in one that runs SQL given as text; a subquery (it may read through
+// views and policies); a domain's checks; a value of a type that is not built in (its input
+// function may check a domain, a composite's fields may be of one)?
+bool NodeRunsUserCode(void* node);
 
 }  // namespace pkonline::pg
