@@ -609,6 +609,29 @@ section("Second review: holes in the first fix", sub {
 	is(su('SELECT count(*) FROM alice.ul WHERE x IS DISTINCT FROM a'), '0', 'f: every row filled');
 });
 
+# --- 7. Events tell the job's creator only what it may see --------------------------------------
+section("7. Events tell the job's creator only what it may see", sub {
+	as('alice', 'CREATE TABLE alice.ev AS SELECT g AS a, repeat(\'x\', 200) AS b FROM generate_series(1, 20000) g');
+	my $old = $node->background_psql('postgres', extra_params => [ '-U', 'bob' ]);
+	$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	$old->query_safe('SELECT count(*) FROM pg_class');
+	my $bob_pid = $old->query_safe('SELECT pg_backend_pid()');
+	usleep(1_500_000);
+	my $jv = as('alice', 'SET pkonline.vacuum_every = 1; SET pkonline.batch_size = 20; '
+		  . "SELECT pkonline.add_int_pk('alice.ev')");
+	ok(poll("SELECT EXISTS (SELECT 1 FROM pkonline.events WHERE job_id = $jv AND kind = 'horizon')", 60),
+		'7: the backfill met bob\'s old snapshot');
+	$old->query_safe('ROLLBACK');    # (the job's concurrent index build would wait for it)
+	is(wait_job($jv), 'done', '7: the job is done');
+	my $events = as('alice', "SELECT string_agg(message || ' ' || coalesce(detail::text, ''), ' | ') FROM pkonline.events "
+		  . "WHERE job_id = $jv AND kind = 'horizon'");
+	like($events, qr/may not see/, '7: an event says an old snapshot holds the table back');
+	unlike($events, qr/$bob_pid|idle in transaction|bob|\d+ s\b/, '7: it names neither bob\'s session, its state nor its age');
+	like(slurp_file($node->logfile), qr/pkonline job $jv: pid $bob_pid \(bob, idle in transaction\)/,
+		'7: the server log has the details');
+	$old->quit;
+});
+
 section("R9: the worker's wal_compression is not the job owner's to choose", sub {
 
 refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');
