@@ -99,3 +99,18 @@ CALL pkonline.wait(:job1);
 CALL pkonline.wait(:job2);
 ALTER SYSTEM RESET pkonline.max_workers;
 SELECT pg_reload_conf();
+
+-- a job resumes by step name: a saved plan that is not the one this version runs fails the job
+-- before any step runs (never the wrong step), and cancel then has nothing to undo
+CREATE TABLE ctl3 (a int);
+INSERT INTO ctl3 SELECT generate_series(1, 100);
+SELECT pkonline.add_int_pk('ctl3', start => false) AS job \gset
+UPDATE pkonline.job_steps SET step = 'renamed_step' WHERE job_id = :job AND step_no = 2;
+SELECT pkonline.start(:job);
+SET client_min_messages = error;  -- (wait's warning names the job's id)
+CALL pkonline.wait(:job);
+RESET client_min_messages;
+SELECT state, last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS last_error, last_detail
+  FROM pkonline.jobs WHERE id = :job;
+SELECT string_agg(attname, ',' ORDER BY attnum) AS columns FROM pg_attribute WHERE attrelid = 'ctl3'::regclass AND attnum > 0;
+SELECT pkonline.cancel(:job);

@@ -199,7 +199,7 @@ std::string Cancel(int64_t job_id) {
     if (job.state == "cancelled") return job.state;
     if (job.state == "cancelling" && store::WorkerAlive(job_id)) return job.state;  // already undoing
     auto op = ops::MakeOperation(job.operation);
-    const int ponr = op->PointOfNoReturn(job);
+    const int ponr = ops::PointOfNoReturn(op->Steps(job));
     // (The job's steps are read as the extension's owner: the table's owner may cancel a job
     // that another role created, whose rows it does not see.)
     bool final_step_started = false, any_step_started = false;

@@ -251,6 +251,24 @@ void RecordFailure(int64_t job_id, const PgError& e) {
 
 namespace {
 
+// The job resumes by step name: the plan rebuilt from its options must be, step for step, the one
+// saved when it was created; else (another version of pkonline, say) it fails and runs nothing.
+void RequireSamePlan(const Job& job, const std::vector<ops::Step>& steps) {
+  std::vector<std::string> saved;
+  pg::InTransaction("pkonline: load plan", [&]() { saved = store::StepNames(job.id); });
+  std::string now, was;
+  bool same = saved.size() == steps.size();
+  for (size_t i = 0; i < std::max(saved.size(), steps.size()); i++) {
+    if (i < steps.size()) now += (now.empty() ? "" : ", ") + steps[i].name;
+    if (i < saved.size()) was += (was.empty() ? "" : ", ") + saved[i];
+    if (same && saved[i] != steps[i].name) same = false;
+  }
+  if (!same)
+    Fail(sqlstate::kObjectNotInState, Fmt("the steps of job %1% are not the ones this pkonline runs for it", job.id),
+         Fmt("Saved when it was created: %1%. Now: %2%.", was, now),
+         "Finish or cancel it with the version of pkonline that created it.");
+}
+
 // Runs the steps from the job's current one; returns the stop request that ended it, if any.
 enum class Outcome { kDone, kPause, kCancel };
 
@@ -297,6 +315,8 @@ void RunJob(int64_t job_id) {
         try {
           pg::SetWorkerSetting("wal_compression", wc->second);
         } catch (const PgError& e) {
+          // Outside any transaction, and a value its check refuses changes nothing: there is no
+          // state to roll back; the job goes on with the server's wal_compression.
           pg::InTransaction("pkonline: event", [&]() {
             store::Event(job_id, "info", "", "wal_compression left as it is: " + e.message());
           });
@@ -304,6 +324,7 @@ void RunJob(int64_t job_id) {
       }
       auto op = ops::MakeOperation(job.operation);
       const auto steps = op->Steps(job);
+      RequireSamePlan(job, steps);
       RunContext ctx(job);
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps);
       if (outcome == Outcome::kDone) return;
@@ -317,7 +338,7 @@ void RunJob(int64_t job_id) {
         });
         return;
       }
-      if (now.step_no > op->PointOfNoReturn(now)) {
+      if (now.step_no > ops::PointOfNoReturn(steps)) {
         // The change is final already; finish the job instead.
         pg::InTransaction("pkonline: cancel refused", [&]() {
           store::ClearCancel(job_id);
@@ -328,14 +349,18 @@ void RunJob(int64_t job_id) {
       Undo(ctx, steps, now.step_no);
       return;
     }
-  } catch (const PgError& e) {
+  } catch (const std::exception& e) {
+    // Any C++ exception fails the job visibly (a PgError with its SQLSTATE; anything else as an
+    // internal error) instead of leaving it 'running' with no worker.
+    const auto* pg_error = dynamic_cast<const PgError*>(&e);
+    const PgError failure = pg_error ? *pg_error : PgError(sqlstate::kInternal, std::string("pkonline internal error: ") + e.what());
     try {
-      RecordFailure(job_id, e);
+      RecordFailure(job_id, failure);
     } catch (const PgError& again) {
       // The job tables are gone (the extension was dropped) or cannot be written: the server log
       // is the only place left to say what happened and what to clean up.
       ServerWarning(
-          Fmt("pkonline job %1% stopped: %2%", job_id, e.message()),
+          Fmt("pkonline job %1% stopped: %2%", job_id, failure.message()),
           Fmt("Its state could not be recorded: %1%", again.message()),
           Fmt("If the pkonline extension was dropped, remove the job's helpers by hand: the trigger, function, "
               "sequence and check constraint named pkonline_%1%_* on %2% and in its schema, and the new column "

@@ -105,6 +105,15 @@ void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan) {
               {V(job_id), V(++n), V(s.name), V(s.action), V(s.lock)});
 }
 
+std::vector<std::string> StepNames(int64_t job_id) {
+  std::vector<std::string> names;
+  for (const auto& row : PrivQuery("SELECT step FROM pkonline.job_steps WHERE job_id = $1::bigint ORDER BY step_no",
+                                   {V(job_id)})
+                             .rows)
+    names.push_back(row[0].value_or(""));
+  return names;
+}
+
 bool Exists(int64_t job_id) {
   return !PrivQuery("SELECT 1 FROM pkonline.jobs WHERE id = $1::bigint", {V(job_id)}).empty();
 }

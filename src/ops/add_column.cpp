@@ -220,10 +220,9 @@ class AddColumnOp final : public Operation {
       steps.push_back({"finish", what, "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout",
                        Finish, nullptr});
     }
+    steps.back().final = true;  // the last step makes the change final
     return steps;
   }
-  // The last step makes the change final.
-  int PointOfNoReturn(const jobs::Job& job) const override { return static_cast<int>(Steps(job).size()); }
 };
 
 }  // namespace

@@ -471,8 +471,6 @@ void CleanupStep(Context& ctx) {
 
 }  // namespace
 
-int CopyPointOfNoReturn() { return 5; }
-
 std::vector<Step> CopySteps(const jobs::Job& job) {
   const std::string col = job.Opt("column_name");
   return {
@@ -494,7 +492,7 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
        "ADD PRIMARY KEY USING INDEX" + std::string(job.OptBool("identity") ? ", identity" : ""),
        "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout with "
        "retries",
-       SwapStep, nullptr},
+       SwapStep, nullptr, true},
       {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
        "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within pkonline.lock_timeout)",
        CleanupStep, nullptr},

@@ -295,14 +295,12 @@ class SetPrimaryKey final : public Operation {
     steps.push_back({"swap", swap,
                      "ACCESS EXCLUSIVE on the table (and on tables whose foreign keys move), catalog only: the "
                      "validated checks spare the NOT NULL scan",
-                     Swap, nullptr});
+                     Swap, nullptr, true});
     steps.push_back({"validate_fks", "VALIDATE the foreign keys that moved (none if none did)",
                      "SHARE UPDATE EXCLUSIVE on each referencing table: reads and writes continue", ValidateForeignKeys,
                      nullptr});
     return steps;
   }
-  // The swap makes the change final.
-  int PointOfNoReturn(const jobs::Job& job) const override { return static_cast<int>(Steps(job).size()) - 1; }
 };
 
 }  // namespace

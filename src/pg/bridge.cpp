@@ -68,6 +68,14 @@ void CallRaw(void (*fn)(void*), void* arg) {
   throw err;
 }
 
+void* ExceptionStack() noexcept { return PG_exception_stack; }
+
+void RequireExceptionStack(void* saved) noexcept {
+  if (PG_exception_stack != saved)
+    ereport(FATAL, (errmsg_internal("pkonline: PostgreSQL's error stack was not restored on leaving pkonline code"),
+                    errdetail_internal("A C++ exception crossed a PG_TRY block.")));
+}
+
 char* PallocCopy(const std::string& s) noexcept { return s.empty() ? nullptr : pstrdup(s.c_str()); }
 char* PallocCopy(const char* s) noexcept { return s ? pstrdup(s) : nullptr; }
 

@@ -106,7 +106,10 @@ void Statement::Reset() {
   if (plan_ == nullptr) return;
   void* p = plan_;
   plan_ = nullptr;
-  // Freeing a kept plan only releases its memory; it cannot fail short of a bug.
+  // Freeing a kept plan only releases its memory; it cannot fail short of a bug. Should it fail,
+  // no state is left to roll back: the plan is gone from this object either way (at worst its
+  // memory stays until the worker exits), and swallowing the error keeps a destructor from
+  // throwing. No lock, snapshot or transaction state is touched.
   PG_TRY();
   { SPI_freeplan(static_cast<SPIPlanPtr>(p)); }
   PG_CATCH();
@@ -141,6 +144,9 @@ void SpiScope::Close() {
 // touch state the abort owns, so only a normal scope exit without Close() finishes.
 SpiScope::~SpiScope() {
   if (open_ && std::uncaught_exceptions() == 0) {
+    // Reached only when a return skipped Close(). SPI_finish fails only when SPI was not connected
+    // (then there is nothing to finish): swallowing that leaves no state to roll back. With an
+    // error in flight SPI is left alone: the transaction's abort (AtEOXact_SPI) releases it.
     PG_TRY();
     { SPI_finish(); }
     PG_CATCH();

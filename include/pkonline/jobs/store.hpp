@@ -21,6 +21,8 @@ int64_t Create(unsigned relid, const std::string& table_name, const std::string&
                const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
                const std::string& state);
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
+// The names of the job's steps, as saved with its plan, in order.
+std::vector<std::string> StepNames(int64_t job_id);
 
 // Does the job's row exist (for whichever role created it)?
 bool Exists(int64_t job_id);

@@ -32,7 +32,6 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
 
 // The copy method (add_int_pk_copy.cpp).
 std::vector<Step> CopySteps(const jobs::Job& job);
-int CopyPointOfNoReturn();
 }  // namespace int_pk
 
 }  // namespace pkonline::ops

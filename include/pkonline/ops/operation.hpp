@@ -19,15 +19,19 @@ struct Step {
   std::string lock;    // the lock it takes and for how long, for steps(job)
   std::function<void(Context&)> run;   // idempotent: safe to run again after a crash
   std::function<void(Context&)> undo;  // idempotent; empty if nothing to undo
+  // The point of no return: from this step on, cancel refuses (the change is being made final).
+  // One step of each plan is marked so.
+  bool final = false;
 };
 
 class Operation {
  public:
   virtual ~Operation() = default;
   virtual std::vector<Step> Steps(const jobs::Job& job) const = 0;
-  // From this step on, cancel refuses: the change is (being) made final.
-  virtual int PointOfNoReturn(const jobs::Job& job) const = 0;
 };
+
+// The step number (from 1) of the plan's point of no return: its step marked `final`.
+int PointOfNoReturn(const std::vector<Step>& steps);
 
 std::unique_ptr<Operation> MakeOperation(const std::string& name);
 

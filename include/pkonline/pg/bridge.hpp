@@ -73,18 +73,25 @@ void CallRaw(void (*fn)(void*), void* arg);
 // Copies text into palloc memory (in the catch of Entry); nullptr for empty.
 char* PallocCopy(const std::string& s) noexcept;
 char* PallocCopy(const char* s) noexcept;
+// PostgreSQL's error stack (PG_exception_stack) now; and a FATAL error if it is not `saved`
+// (a C++ exception left a PG_TRY without restoring it: the next ERROR would jump into a dead frame).
+void* ExceptionStack() noexcept;
+void RequireExceptionStack(void* saved) noexcept;
 }  // namespace detail
 
-// Calls a PostgreSQL function that may ereport; an ERROR becomes a thrown PgError.
+// Calls a PostgreSQL function that may ereport; an ERROR becomes a thrown PgError. The callable
+// runs inside PG_TRY and must not throw: it is called through a noexcept wrapper, so a C++
+// exception thrown there stops the process (std::terminate) instead of unwinding through PG_TRY.
 template <typename F>
 decltype(auto) Call(F&& f) {
   using R = decltype(f());
   if constexpr (std::is_void_v<R>) {
-    detail::CallRaw([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); }, &f);
+    auto body = [&]() noexcept { f(); };
+    detail::CallRaw([](void* p) { (*static_cast<decltype(body)*>(p))(); }, &body);
   } else {
     static_assert(std::is_trivially_copyable_v<R>, "Call() returns plain values only");
     R result{};
-    auto body = [&]() { result = f(); };
+    auto body = [&]() noexcept { result = f(); };
     detail::CallRaw([](void* p) { (*static_cast<decltype(body)*>(p))(); }, &body);
     return result;
   }
@@ -94,13 +101,22 @@ decltype(auto) Call(F&& f) {
 // after all C++ frames inside f are gone.
 template <typename F>
 auto Entry(F&& f) noexcept -> decltype(f()) {
+  void* const stack = detail::ExceptionStack();
   int code = 0;
   char* msg = nullptr;
   char* det = nullptr;
   char* hint = nullptr;
   char* ctx = nullptr;
   try {
-    return f();
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      detail::RequireExceptionStack(stack);
+      return;
+    } else {
+      auto result = f();
+      detail::RequireExceptionStack(stack);
+      return result;
+    }
   } catch (const PgError& e) {
     code = e.sqlstate();
     msg = detail::PallocCopy(e.message());
@@ -114,6 +130,7 @@ auto Entry(F&& f) noexcept -> decltype(f()) {
     code = sqlstate::kInternal;
     msg = detail::PallocCopy("pkonline internal error: unknown C++ exception");
   }
+  detail::RequireExceptionStack(stack);
   detail::RaiseFromEntry(code, msg, det, hint, ctx);
 }
 
