@@ -6,7 +6,7 @@
 #include <random>
 
 #include "pkonline/jobs/store.hpp"
-#include "pkonline/ops/operation.hpp"
+#include "pkonline/jobs/step.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/storage.hpp"
@@ -19,7 +19,7 @@ namespace pkonline::jobs {
 
 namespace {
 
-class RunContext final : public ops::Context {
+class RunContext final : public Context {
  public:
   explicit RunContext(Job job) : job_(std::move(job)), rng_(std::random_device{}()) {}
 
@@ -109,8 +109,30 @@ class RunContext final : public ops::Context {
     KeepClaim();
   }
 
+  void TryOnce(const std::string& activity, const std::function<void()>& fn) override {
+    pg::TxnOptions opts;
+    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));
+    pg::InTransaction(activity, Guarded(fn), opts);
+    KeepClaim();
+  }
+
+  void AsExtensionOwner(const std::function<void()>& fn) override { pg::AsRole(store::ExtensionOwner(), fn); }
+
+  void Remember(const std::string& key, const std::string& value) override { store::SetOption(job_.id, key, value); }
+  std::string Recall(const std::string& key) override { return store::OptionNow(job_.id, key); }
+
+  void SetWalkRange(int64_t end_block, int64_t rows_estimate) override {
+    store::SetBackfillRange(job_.id, end_block, rows_estimate);
+  }
+  void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) override {
+    store::SaveCursor(job_.id, next_block, rows_added, batch_blocks);
+  }
+
   void Event(const std::string& kind, const std::string& message, const std::string& detail) override {
     pg::InTransaction("pkonline: event", [&]() { store::Event(job_.id, kind, step_, message, detail); });
+  }
+  void EventHere(const std::string& kind, const std::string& message) override {
+    store::Event(job_.id, kind, step_, message);
   }
 
   void CheckControl() override {
@@ -122,8 +144,8 @@ class RunContext final : public ops::Context {
       pause = now.pause_requested;
       cancel = now.cancel_requested;
     });
-    if (cancel && !cancelling_) throw ops::StopRequested{true};
-    if (pause && !cancelling_) throw ops::StopRequested{false};
+    if (cancel && !cancelling_) throw StopRequested{true};
+    if (pause && !cancelling_) throw StopRequested{false};
   }
 
   void WaitPoint(const std::string& name) override {
@@ -192,7 +214,7 @@ class RunContext final : public ops::Context {
   std::mt19937 rng_;
 };
 
-void Undo(RunContext& ctx, const std::vector<ops::Step>& steps, int reached) {
+void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
   ctx.cancelling_ = true;
   const int64_t id = ctx.job().id;
   pg::InTransaction("pkonline: cancelling", [&]() {
@@ -253,7 +275,7 @@ namespace {
 
 // The job resumes by step name: the plan rebuilt from its options must be, step for step, the one
 // saved when it was created; else (another version of pkonline, say) it fails and runs nothing.
-void RequireSamePlan(const Job& job, const std::vector<ops::Step>& steps) {
+void RequireSamePlan(const Job& job, const std::vector<Step>& steps) {
   std::vector<std::string> saved;
   pg::InTransaction("pkonline: load plan", [&]() { saved = store::StepNames(job.id); });
   std::string now, was;
@@ -272,7 +294,7 @@ void RequireSamePlan(const Job& job, const std::vector<ops::Step>& steps) {
 // Runs the steps from the job's current one; returns the stop request that ended it, if any.
 enum class Outcome { kDone, kPause, kCancel };
 
-Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
+Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps) {
   const int64_t job_id = ctx.job().id;
   try {
     for (int i = ctx.job().step_no; i <= static_cast<int>(steps.size()); i++) {
@@ -288,7 +310,7 @@ Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
       store::Event(job_id, "done", "", "job done");
     });
     return Outcome::kDone;
-  } catch (const ops::StopRequested& stop) {
+  } catch (const StopRequested& stop) {
     return stop.cancel ? Outcome::kCancel : Outcome::kPause;
   } catch (const PgError& e) {
     // pause() and cancel() interrupt a worker that waits (on a lock, an old snapshot, a
@@ -304,7 +326,7 @@ Outcome RunSteps(RunContext& ctx, const std::vector<ops::Step>& steps) {
 
 }  // namespace
 
-void RunJob(int64_t job_id) {
+void RunJob(int64_t job_id, const Operation& op) {
   std::string table_name;
   try {
     for (;;) {
@@ -322,8 +344,7 @@ void RunJob(int64_t job_id) {
           });
         }
       }
-      auto op = ops::MakeOperation(job.operation);
-      const auto steps = op->Steps(job);
+      const auto steps = op.Steps(job);
       RequireSamePlan(job, steps);
       RunContext ctx(job);
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps);
@@ -338,7 +359,7 @@ void RunJob(int64_t job_id) {
         });
         return;
       }
-      if (now.step_no > ops::PointOfNoReturn(steps)) {
+      if (now.step_no > PointOfNoReturn(steps)) {
         // The change is final already; finish the job instead.
         pg::InTransaction("pkonline: cancel refused", [&]() {
           store::ClearCancel(job_id);

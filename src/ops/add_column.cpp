@@ -8,7 +8,6 @@
 // UNIQUE USING INDEX, drop the helpers (brief).
 #include "pkonline/ops/add_column.hpp"
 
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -33,8 +32,9 @@ std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null")
 
 // The column this job added, whatever it is called now (found by the attnum the add_column step
 // recorded in its own transaction); empty if the job has not added it or it was dropped.
-std::string OurColumn(const jobs::Job& job) {
-  const std::string attnum = jobs::store::OptionNow(job.id, "attnum");
+std::string OurColumn(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string attnum = ctx.Recall("attnum");
   if (attnum.empty()) return "";
   auto r = Query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum = $2::int2 "
                  "AND NOT attisdropped",
@@ -55,7 +55,7 @@ void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": add column", [&]() {
     const std::string t = TableSql(job);
-    if (!OurColumn(job).empty()) return;  // committed before a crash: this step is one transaction
+    if (!OurColumn(ctx).empty()) return;  // committed before a crash: this step is one transaction
     if (ColumnExists(job, Col(job)))
       Fail(sqlstate::kDuplicateColumn,
            Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", Col(job), t, job.id),
@@ -85,7 +85,7 @@ void AddColumn(Context& ctx) {
                               {V(static_cast<int64_t>(job.relid)), V(Col(job))})
                             .scalar();
     if (!attnum) Fail(sqlstate::kInternal, "column \"" + Col(job) + "\" not found right after it was added");
-    jobs::store::SetOption(job.id, "attnum", *attnum);
+    ctx.Remember("attnum", *attnum);
   });
 }
 
@@ -97,7 +97,7 @@ void UndoAddColumn(Context& ctx) {
       if (job.OptBool("unique") && UniqueAttached(job))
         Fail(sqlstate::kObjectNotInState, "the unique constraint of " + t + " is attached already; nothing to undo");
       Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-      const std::string column = OurColumn(job);
+      const std::string column = OurColumn(ctx);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
     }
     DropFunctionIfOurs(job, "fill");

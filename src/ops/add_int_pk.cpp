@@ -5,7 +5,6 @@
 // CREATE UNIQUE INDEX CONCURRENTLY -> attach the PK USING INDEX, drop the helpers, identity (brief).
 #include "pkonline/ops/add_int_pk.hpp"
 
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -78,7 +77,8 @@ void GrantSequenceToWriters(const jobs::Job& job) {
   }
 }
 
-void AddColumnWithSequence(const jobs::Job& job) {
+void AddColumnWithSequence(Context& ctx) {
+  const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
   const std::string type = job.Opt("column_type");  // one of smallint, integer, bigint (checked by the API)
   const std::string t = TableSql(job);
@@ -88,8 +88,8 @@ void AddColumnWithSequence(const jobs::Job& job) {
   Exec("ALTER SEQUENCE " + SeqSql(job) + " OWNED BY " + t + "." + c);
   GrantSequenceToWriters(job);
   // What the C fill triggers check their arguments against (src/pg/capture.cpp).
-  jobs::store::SetOption(job.id, "seq_oid", SequenceOid(job));
-  jobs::store::SetOption(job.id, "column_attnum", std::to_string(ColumnAttnum(job, col)));
+  ctx.Remember("seq_oid", SequenceOid(job));
+  ctx.Remember("column_attnum", std::to_string(ColumnAttnum(job, col)));
   Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) +
        "::pg_catalog.regclass)");
 }
@@ -156,8 +156,8 @@ void AddColumn(Context& ctx) {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     const std::string c = Ident(col);
-    AddColumnWithSequence(job);
-    CreateJobTrigger(FillTriggerSql(FillName(job), t, c, FillCall(job), false));
+    AddColumnWithSequence(ctx);
+    CreateJobTrigger(ctx, FillTriggerSql(FillName(job), t, c, FillCall(job), false));
   });
 }
 

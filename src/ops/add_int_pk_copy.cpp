@@ -21,7 +21,6 @@
 //     empty and given the twin's built one, NOT NULL is set from the catalog (every row came
 //     through the twin's NOT NULL column), the primary key attached, the triggers dropped.
 //  6. cleanup: the twin (now holding the old storage) and the log are dropped.
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
@@ -30,7 +29,6 @@
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
-#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops::int_pk {
@@ -63,25 +61,27 @@ unsigned Oid(const std::string& qualified) {
 // options in the same transaction (copy_oid, log_oid, twin_pk, twin_ix_<index oid>). From then on
 // they are known by OID only, and checked before each use: a co-tenant who may create objects in
 // the schema can neither lend the job an object of its own nor slip one in under a helper's name.
-unsigned RecordedOid(const jobs::Job& job, const std::string& key) {
-  const std::string v = jobs::store::OptionNow(job.id, key);
+unsigned RecordedOid(Context& ctx, const std::string& key) {
+  const std::string v = ctx.Recall(key);
   return v.empty() ? 0 : static_cast<unsigned>(std::stoul(v));
 }
 
-void Record(const jobs::Job& job, const std::string& key, const std::string& name_sql) {
+void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
+  const auto& job = ctx.job();
   const unsigned oid = Oid(name_sql);  // created just now by this transaction: the name is ours
   if (oid == 0) Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
-  jobs::store::SetOption(job.id, key, std::to_string(oid));
+  ctx.Remember(key, std::to_string(oid));
 }
 
-unsigned CopyOid(const jobs::Job& job) { return RecordedOid(job, "copy_oid"); }
+unsigned CopyOid(Context& ctx) { return RecordedOid(ctx, "copy_oid"); }
 
 // The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
 // and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
 // index. Its qualified name, for SQL run in this transaction; "" if the job has not created it,
 // or (`strict` false) if it is no longer the job's own.
-std::string Helper(const jobs::Job& job, const std::string& key, bool strict = true) {
-  const unsigned oid = RecordedOid(job, key);
+std::string Helper(Context& ctx, const std::string& key, bool strict = true) {
+  const auto& job = ctx.job();
+  const unsigned oid = RecordedOid(ctx, key);
   if (oid == 0) return "";
   pg::LockShared(oid);
   auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
@@ -91,7 +91,7 @@ std::string Helper(const jobs::Job& job, const std::string& key, bool strict = t
                  {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
   const bool index = key != "copy_oid" && key != "log_oid";
   bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
-  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(job);
+  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx);
   if (ok) return *r.rows[0][0];
   if (!strict) return "";
   const std::string what = key == "copy_oid" ? "copy" : key == "log_oid" ? "change log" : "index on the copy";
@@ -100,8 +100,8 @@ std::string Helper(const jobs::Job& job, const std::string& key, bool strict = t
        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
-std::string CopySql(const jobs::Job& job) { return Helper(job, "copy_oid"); }
-std::string LogSql(const jobs::Job& job) { return Helper(job, "log_oid"); }
+std::string CopySql(Context& ctx) { return Helper(ctx, "copy_oid"); }
+std::string LogSql(Context& ctx) { return Helper(ctx, "log_oid"); }
 
 std::string Relfilenode(const jobs::Job& job) {
   return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
@@ -110,8 +110,9 @@ std::string Relfilenode(const jobs::Job& job) {
 }
 
 // Rows of the table must stay where they were when the job began (their position is their id).
-void RequireSameStorage(const jobs::Job& job) {
-  const std::string was = jobs::store::OptionNow(job.id, "relfilenode");
+void RequireSameStorage(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string was = ctx.Recall("relfilenode");
   if (!was.empty() && Relfilenode(job) != was)
     Fail(sqlstate::kObjectNotInState,
          Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
@@ -149,7 +150,8 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
 
 // CREATE TABLE for the twin: every column at its position, dropped ones as placeholders dropped
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
-void CreateCopy(const jobs::Job& job) {
+void CreateCopy(Context& ctx) {
+  const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
   auto cols = Query(
       "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
@@ -192,14 +194,15 @@ void CreateCopy(const jobs::Job& job) {
   if (r[1]) with = *r[1] + ", " + with;
   Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" + defs +
        ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
-  Record(job, "copy_oid", HelperSql(job, "copy"));
-  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(job) + drops);
-  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(job) + storage);
+  Record(ctx, "copy_oid", HelperSql(job, "copy"));
+  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx) + drops);
+  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx) + storage);
 }
 
-std::string CopyBatchSql(const jobs::Job& job) {
-  const unsigned copy = CopyOid(job);
-  const std::string copy_sql = CopySql(job);
+std::string CopyBatchSql(Context& ctx) {
+  const auto& job = ctx.job();
+  const unsigned copy = CopyOid(ctx);
+  const std::string copy_sql = CopySql(ctx);
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
   ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
   const Columns c = LiveColumns(job, copy);
@@ -236,45 +239,46 @@ void EnsureTwins(Context& ctx) {
   ctx.Txn("pkonline: list indexes", [&]() {
     RequireValidIndexes(job);
     indexes = TableIndexes(job);
-    copy = CopyOid(job);
+    copy = CopyOid(ctx);
   });
   for (const auto& entry : indexes) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
     ctx.Txn("pkonline job " + Id(job) + ": build index on the copy", [&]() {
-      if (!Helper(job, "twin_ix_" + oid).empty()) return;
+      if (!Helper(ctx, "twin_ix_" + oid).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty()) return;
-      CopySql(job);  // the copy is still the job's own
+      CopySql(ctx);  // the copy is still the job's own
       const unsigned twin = pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
-      jobs::store::SetOption(job.id, "twin_ix_" + oid, std::to_string(twin));
+      ctx.Remember("twin_ix_" + oid, std::to_string(twin));
     });
   }
   ctx.Txn("pkonline job " + Id(job) + ": build the key's index on the copy", [&]() {
-    if (!Helper(job, "twin_pk").empty()) return;
+    if (!Helper(ctx, "twin_pk").empty()) return;
     const std::string id = Ident(job.Opt("column_name"));
-    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(job) + " (" + id + ")");
-    Record(job, "twin_pk", HelperSql(job, "pk"));
+    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
+    Record(ctx, "twin_pk", HelperSql(job, "pk"));
   });
 }
 
 // One replay round's statements (the caller's transaction gives them one snapshot, or holds the
 // table ACCESS EXCLUSIVE). Returns the number of log rows applied.
-int64_t ApplyLog(const jobs::Job& job) {
-  RequireSameStorage(job);
-  const unsigned copy = CopyOid(job);
+int64_t ApplyLog(Context& ctx) {
+  const auto& job = ctx.job();
+  RequireSameStorage(ctx);
+  const unsigned copy = CopyOid(ctx);
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
-  const std::string copy_sql = CopySql(job);
+  const std::string copy_sql = CopySql(ctx);
   const Columns c = LiveColumns(job, copy);
   const std::string id = ColumnSql(job, job.Opt("column_name"));
   const std::string twin_id = Ident(job.Opt("column_name"));
-  const std::string log = LogSql(job);
+  const std::string log = LogSql(ctx);
   try {
     // The log is never analysed: the plans are spelled out. With the copy's key index, the ids
     // as an array (an index scan per id); before it exists, a hash join over one scan. The new
     // versions by TID, each checked against a hashed list of the ids.
     const std::string ids = "SELECT old_id FROM " + log + " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
                             " WHERE new_id IS NOT NULL";
-    if (!Helper(job, "twin_pk").empty())
+    if (!Helper(ctx, "twin_pk").empty())
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids + "))");
     else
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " IN (" + ids + ")");
@@ -292,7 +296,7 @@ int64_t ApplyLog(const jobs::Job& job) {
 int64_t ReplayRound(Context& ctx) {
   int64_t applied = 0;
   ctx.Snapshot("pkonline job " + Id(ctx.job()) + ": apply the change log to the copy",
-               [&]() { applied = ApplyLog(ctx.job()); });
+               [&]() { applied = ApplyLog(ctx); });
   return applied;
 }
 
@@ -303,17 +307,17 @@ void AddColumnStep(Context& ctx) {
   ctx.Ddl("pkonline job " + Id(job) + ": add column and capture triggers", [&]() {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
-    AddColumnWithSequence(job);
+    AddColumnWithSequence(ctx);
     Exec("CREATE TABLE " + HelperSql(job, "log") + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
-    Record(job, "log_oid", HelperSql(job, "log"));
+    Record(ctx, "log_oid", HelperSql(job, "log"));
     const int attnum_value = ColumnAttnum(job, col);  // sees the ADD COLUMN above
     if (attnum_value <= 0) Fail(sqlstate::kInternal, "pkonline: the new column was not found");
     const std::string attnum = std::to_string(attnum_value);
-    const std::string log_oid = std::to_string(RecordedOid(job, "log_oid"));
-    CreateJobTrigger("CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
+    const std::string log_oid = std::to_string(RecordedOid(ctx, "log_oid"));
+    CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
                      " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) + ", " +
                      pg::Literal(SequenceOid(job)) + ")");
-    CreateJobTrigger("CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
+    CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
                      " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) + ", " +
                      pg::Literal(log_oid) + ")");
     // Also for writes made with session_replication_role = replica (logical replication, restores).
@@ -330,7 +334,7 @@ void AddColumnStep(Context& ctx) {
                      {V(SeqSql(job)), V(blocks * kIdsPerBlock)});
       (void)r;
     }
-    jobs::store::SetOption(job.id, "relfilenode", Relfilenode(job));
+    ctx.Remember("relfilenode", Relfilenode(job));
   });
 }
 
@@ -338,7 +342,7 @@ void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
   UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)});
   ctx.Txn("pkonline job " + Id(job) + ": drop the change log", [&]() {
-    const std::string log = Helper(job, "log_oid", false);  // never anything but the job's own
+    const std::string log = Helper(ctx, "log_oid", false);  // never anything but the job's own
     if (!log.empty()) Exec("DROP TABLE " + log);
   });
 }
@@ -346,26 +350,26 @@ void UndoAddColumnStep(Context& ctx) {
 void CopyStep(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Txn("pkonline job " + Id(job) + ": create the copy", [&]() {
-    RequireSameStorage(job);
+    RequireSameStorage(ctx);
     auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid", {V(RelidText(job))}, true);
     if (pg::AsBool(force.scalar()))
       Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", TableSql(job)),
            "The copy would hold only the rows its owner may see.", "Use method => 'in_place'.");
-    if (CopyOid(job) != 0) {
-      CopySql(job);  // still the job's own
+    if (CopyOid(ctx) != 0) {
+      CopySql(ctx);  // still the job's own
       return;
     }
     if (job.cursor_block > 0)
       Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% was dropped", job.id), "",
            Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
-    CreateCopy(job);
+    CreateCopy(ctx);
   });
-  CopyBlocks(ctx, [&job]() { return CopyBatchSql(job); }, [&job]() { return CopySql(job); });
+  CopyBlocks(ctx, [&ctx]() { return CopyBatchSql(ctx); }, [&ctx]() { return CopySql(ctx); });
 }
 
 void UndoCopyStep(Context& ctx) {
   ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the copy", [&]() {
-    const std::string copy = Helper(ctx.job(), "copy_oid", false);  // never anything but the job's own
+    const std::string copy = Helper(ctx, "copy_oid", false);  // never anything but the job's own
     if (!copy.empty()) Exec("DROP TABLE " + copy);
   });
 }
@@ -405,10 +409,10 @@ void SwapStep(Context& ctx) {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
-    const unsigned copy = CopyOid(job);
+    const unsigned copy = CopyOid(ctx);
     if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
-    Exec("LOCK TABLE " + CopySql(job) + " IN ACCESS EXCLUSIVE MODE");
-    RequireSameStorage(job);
+    Exec("LOCK TABLE " + CopySql(ctx) + " IN ACCESS EXCLUSIVE MODE");
+    RequireSameStorage(ctx);
     auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
                        {V(RelidText(job))}, true);
     if (!other.empty())
@@ -422,15 +426,15 @@ void SwapStep(Context& ctx) {
     RequireValidIndexes(job);
     std::vector<std::pair<unsigned, unsigned>> pairs;
     for (const auto& entry : TableIndexes(job)) {
-      const unsigned twin = Helper(job, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(job, "twin_ix_" + entry.first);
+      const unsigned twin = Helper(ctx, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(ctx, "twin_ix_" + entry.first);
       if (twin == 0)
         Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id), "",
              Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
       pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
     }
-    const unsigned pk_twin = Helper(job, "twin_pk").empty() ? 0 : RecordedOid(job, "twin_pk");
+    const unsigned pk_twin = Helper(ctx, "twin_pk").empty() ? 0 : RecordedOid(ctx, "twin_pk");
     if (pk_twin == 0) Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
-    const int64_t last = ApplyLog(job);
+    const int64_t last = ApplyLog(ctx);
     for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
     const unsigned pk = pg::CreateIndexLike(job.relid, pk_twin, job.Opt("pk_name"), false);
     pg::SwapStorage(pk, pk_twin);
@@ -442,7 +446,7 @@ void SwapStep(Context& ctx) {
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
     Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
     FinishSequence(job);
-    jobs::store::Event(job.id, "info", "swap", Fmt("storage swapped; %1% last changes applied under the lock", last));
+    ctx.EventHere("info", Fmt("storage swapped; %1% last changes applied under the lock", last));
   });
   ctx.WaitPoint("swap_committed");
 }
@@ -451,18 +455,16 @@ void CleanupStep(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": drop the old storage", [&]() {
     // By OID, and only while they are the job's own (after the swap the copy holds the old storage).
-    const std::string copy = Helper(job, "copy_oid", false);
+    const std::string copy = Helper(ctx, "copy_oid", false);
     if (!copy.empty()) Exec("DROP TABLE " + copy);
-    const std::string log = Helper(job, "log_oid", false);
+    const std::string log = Helper(ctx, "log_oid", false);
     if (!log.empty()) Exec("DROP TABLE " + log);
   });
   // Fresh statistics for the new storage and the new column (a sample: pg_repack does the same).
   // Its SHARE UPDATE EXCLUSIVE lock may be held by a VACUUM or an index build: then it is left
   // to autovacuum, with an event, rather than wait or fail a job that is done.
   try {
-    pg::TxnOptions opts;
-    opts.lock_timeout_ms = static_cast<int>(job.OptInt("lock_timeout_ms"));
-    pg::InTransaction("pkonline job " + Id(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); }, opts);
+    ctx.TryOnce("pkonline job " + Id(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); });
   } catch (const PgError& e) {
     if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
     ctx.Event("info", "ANALYZE skipped (" + e.message() + "); autovacuum will analyze the table");

@@ -5,13 +5,12 @@
 #include <chrono>
 #include <functional>
 
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/throttle.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
-#include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/wal.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops {
@@ -140,7 +139,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                 }
                 if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
                 rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
-                if (save) jobs::store::SaveCursor(job.id, hi, rows, static_cast<int>(blocks));
+                if (save) ctx.SaveCursor(hi, rows, static_cast<int>(blocks));
               });
     } catch (const PgError& e) {
       // A batch that waits for a row lock longer than pkonline.lock_timeout gives its own row
@@ -220,7 +219,7 @@ int64_t WalkEnd(Context& ctx, const std::string& what) {
     if (estimate == 0 && end > 0) {
       estimate = pg::AsInt(pg::Query("SELECT count(*) FROM " + TableSql(job), {}, true).scalar());
     }
-    jobs::store::SetBackfillRange(job.id, end, estimate);
+    ctx.SetWalkRange(end, estimate);
   });
   ctx.Event("info", what + " of " + std::to_string(end) + " heap blocks started");
   return end;

@@ -6,12 +6,6 @@
 
 namespace pkonline::ops {
 
-int PointOfNoReturn(const std::vector<Step>& steps) {
-  for (size_t i = 0; i < steps.size(); i++)
-    if (steps[i].final) return static_cast<int>(i) + 1;
-  Fail(sqlstate::kInternal, "pkonline: a plan without a final step");
-}
-
 std::unique_ptr<Operation> MakeOperation(const std::string& name) {
   if (name == "add_int_pk") return MakeAddIntPk();
   if (name == "add_column") return MakeAddColumn();

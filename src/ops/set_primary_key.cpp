@@ -10,7 +10,6 @@
 // foreign keys (SHARE UPDATE EXCLUSIVE on the referencing tables: DML continues).
 #include "pkonline/ops/set_primary_key.hpp"
 
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -225,7 +224,7 @@ void Swap(Context& ctx) {
     const auto nullable = Names(job, "nullable");
     for (size_t i = 0; i < nullable.size(); i++)
       Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job, i)));
-    jobs::store::SetOption(job.id, "moved_fks", JsonArray(moved));
+    ctx.Remember("moved_fks", JsonArray(moved));
   });
   ctx.WaitPoint("swap_committed");
 }
@@ -236,7 +235,7 @@ void ValidateForeignKeys(Context& ctx) {
   const auto& job = ctx.job();
   std::vector<std::string> moved;
   ctx.Txn("pkonline job " + Id(job) + ": moved foreign keys", [&]() {
-    const std::string json = jobs::store::OptionNow(job.id, "moved_fks");
+    const std::string json = ctx.Recall("moved_fks");
     if (json.empty()) return;
     auto r = Query("SELECT value FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)", {V(json)}, true);
     for (const auto& row : r.rows) moved.push_back(row[0].value_or(""));

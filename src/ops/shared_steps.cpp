@@ -2,8 +2,6 @@
 #include "pkonline/ops/shared_steps.hpp"
 
 #include "pkonline/ops/backfill.hpp"
-#include "pkonline/jobs/store.hpp"
-#include "pkonline/pg/txn.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -76,15 +74,15 @@ void DropFunctionIfOurs(const jobs::Job& job, const std::string& suffix) {
   if (!r.empty()) Exec("DROP FUNCTION " + *r.scalar());
 }
 
-void CreateJobTrigger(const std::string& sql) {
-  pg::AsRole(jobs::store::ExtensionOwner(), [&]() { Exec(sql); });
+void CreateJobTrigger(Context& ctx, const std::string& sql) {
+  ctx.AsExtensionOwner([&]() { Exec(sql); });
 }
 
 void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::string()>& function_call,
              const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": fill trigger on update", [&]() {
-    CreateJobTrigger(FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
+    CreateJobTrigger(ctx, FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
   });
   const int64_t filled = Sweep(ctx, column, value_sql, require_value);
   ctx.Event("info", Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));

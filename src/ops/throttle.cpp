@@ -2,10 +2,8 @@
 // standbys are read as the extension's owner: the job's own role may not see them.
 #include "pkonline/ops/throttle.hpp"
 
-#include "pkonline/jobs/store.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
-#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops {
@@ -13,11 +11,6 @@ namespace pkonline::ops {
 namespace {
 
 std::string Now() { return pg::Query("SELECT pg_catalog.now()::pg_catalog.text", {}, true).scalar().value_or(""); }
-
-template <typename F>
-void AsOwner(F&& f) {
-  pg::AsRole(jobs::store::ExtensionOwner(), f);
-}
 
 }  // namespace
 
@@ -41,7 +34,7 @@ void Throttle::WaitForStandbys() {
     int64_t lag = 0;
     std::string standby;
     ctx_.Txn("pkonline: standby lag", [&]() {
-      AsOwner([&]() {
+      ctx_.AsExtensionOwner([&]() {
         auto r = pg::Query(
             "SELECT COALESCE(NULLIF(application_name, ''), client_addr::pg_catalog.text, pid::pg_catalog.text), "
             "(EXTRACT(epoch FROM replay_lag) * 1000)::bigint FROM pg_catalog.pg_stat_replication "
@@ -84,7 +77,7 @@ void Throttle::ReportHorizon() {
   bool visible = true;
   const int64_t owner = ctx_.job().owner;
   ctx_.Txn("pkonline: xmin horizon", [&]() {
-    AsOwner([&]() {
+    ctx_.AsExtensionOwner([&]() {
       auto r = pg::Query(
           "SELECT a.pid::pg_catalog.text, COALESCE(a.usename::pg_catalog.text, '?'), COALESCE(a.state, '?'), "
           "EXTRACT(epoch FROM pg_catalog.now() - a.xact_start)::bigint, "

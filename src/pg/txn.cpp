@@ -1,5 +1,6 @@
 // Worker transactions, top-level statements, latch sleeps and role switches.
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/wal.hpp"
 
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"

@@ -3,6 +3,7 @@
 
 #include "pkonline/jobs/runner.hpp"
 #include "pkonline/jobs/store.hpp"
+#include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
@@ -104,12 +105,14 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   WaitForCreator(extra.wait_xid);
   bool claimed = false;
   bool runnable = false;
+  std::string operation;
   try {
     pg::InTransaction("pkonline: claim job", [&]() {
     if (!jobs::store::Exists(job_id)) return;  // the creating transaction rolled back
     claimed = jobs::store::Claim(job_id);
     if (!claimed) return;  // another worker runs it
     jobs::Job job = jobs::store::Load(job_id);
+    operation = job.operation;
     runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
     if (runnable) jobs::RequireStillAllowed(job, job.state != "cancelling");
     if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
@@ -121,7 +124,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   }
   if (claimed && runnable) {
     try {
-      jobs::RunJob(job_id);
+      jobs::RunJob(job_id, *ops::MakeOperation(operation));
     } catch (const jobs::ClaimLost&) {
       Call([&]() {
         elog(LOG, "pkonline job %lld: another worker took the job's claim; this one leaves it to that one",

@@ -7,8 +7,9 @@
 
 namespace pkonline::jobs {
 
-// Runs (or cancels) the job to its end or to a pause; records failures in the job row.
-void RunJob(int64_t job_id);
+class Operation;
+// Runs (or cancels) the job, an `op`, to its end or to a pause; records failures in the job row.
+void RunJob(int64_t job_id, const Operation& op);
 
 // Marks the job failed with the error, and logs it as an event.
 void RecordFailure(int64_t job_id, const PgError& error);

@@ -21,7 +21,7 @@ std::string SeqSql(const jobs::Job& job);
 bool HasOurPk(const jobs::Job& job);
 std::string OurColumn(const jobs::Job& job);
 // ADD COLUMN, its sequence (owned by it, USAGE for the table's writers) as its DEFAULT.
-void AddColumnWithSequence(const jobs::Job& job);
+void AddColumnWithSequence(Context& ctx);
 std::string SequenceOid(const jobs::Job& job);
 std::string FillCall(const jobs::Job& job);
 // With the table locked, after the key is attached: identity, or the sequence renamed.

@@ -37,7 +37,7 @@ std::string FillTriggerSql(const std::string& trigger, const std::string& table_
                            const std::string& function_call, bool on_update);
 // CREATE TRIGGER for a job's trigger, as the extension's owner: pkonline's C trigger functions
 // are executable by nobody else (src/pg/capture.cpp checks the trigger against the job, too).
-void CreateJobTrigger(const std::string& sql);
+void CreateJobTrigger(Context& ctx, const std::string& sql);
 // catch_up: the trigger now fills on UPDATE too (brief DDL), then one more pass over the table
 // (reads, mostly) fills the rows written without a value while the backfill ran. Afterwards no
 // row can be left without a value.

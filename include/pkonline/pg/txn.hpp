@@ -33,8 +33,6 @@ void SetWorkerSetting(const std::string& name, const std::string& value);
 // superuser rights: only where no code a user wrote can run in the transaction (pg/user_code.hpp).
 void ReplicaRoleForThisTransaction();
 
-// WAL bytes this process has written since it started (pgWalUsage).
-uint64_t WalBytes();
 
 // Process pending interrupts (cancel, terminate) between units of work.
 void CheckInterrupts();
