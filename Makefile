@@ -40,4 +40,4 @@ test:
 demo:
 	bash bench/demo.sh
 format:
-	clang-format -i $(SRCS) $(wildcard include/pkonline/*.hpp include/pkonline/*/*.hpp)
+	clang-format -i $(SRCS) $(wildcard include/pkonline/*.hpp include/pkonline/*/*.hpp test/unit/*.cpp)

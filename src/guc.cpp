@@ -24,27 +24,28 @@ int max_replica_lag_ms = 10000;
 int max_wal_rate_kb = 0;
 
 void Define() {
-  DefineCustomIntVariable("pkonline.lock_timeout",
-                          "lock_timeout for each brief DDL step of a job; the step is retried after it.",
-                          nullptr, &lock_timeout_ms, 100, 1, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
-                          nullptr);
+  DefineCustomIntVariable(
+      "pkonline.lock_timeout", "lock_timeout for each brief DDL step of a job; the step is retried after it.",
+      nullptr, &lock_timeout_ms, 100, 1, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.lock_retries",
                           "How often a brief DDL step is retried after a lock timeout before the job fails.",
                           nullptr, &lock_retries, 30, 0, 10000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.batch_size", "Heap blocks in the first backfill batch.", nullptr,
                           &batch_size, 200, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pkonline.batch_time",
-                          "Target duration of one backfill batch; the batch size adapts to it (0: fixed size).",
-                          nullptr, &batch_time_ms, 50, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
-                          nullptr);
+  DefineCustomIntVariable(
+      "pkonline.batch_time",
+      "Target duration of one backfill batch; the batch size adapts to it (0: fixed size).", nullptr,
+      &batch_time_ms, 50, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.batch_sleep", "Pause between two backfill batches.", nullptr,
                           &batch_sleep_ms, 5, 0, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pkonline.vacuum_every",
-                          "VACUUM the table each time the backfill has filled this many heap blocks, to reuse dead space (0: never).",
-                          nullptr, &vacuum_every, 1000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                          "VACUUM the table each time the backfill has filled this many heap blocks, to "
+                          "reuse dead space (0: never).",
+                          nullptr, &vacuum_every, 1000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr,
+                          nullptr);
   DefineCustomIntVariable("pkonline.max_workers",
-                          "Jobs that may run at once in one database; further jobs wait in the queue.", nullptr,
-                          &max_workers, 2, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                          "Jobs that may run at once in one database; further jobs wait in the queue.",
+                          nullptr, &max_workers, 2, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("pkonline.debug_wait_points",
                            "Testing only: jobs stop at named wait points held by advisory locks.", nullptr,
                            &debug_wait_points, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
@@ -54,18 +55,20 @@ void Define() {
                              "Superuser-only, like wal_compression itself (compressed sizes of pages the job "
                              "writes can tell about rows its owner may not read).",
                              nullptr, &wal_compression, "lz4", PGC_SUSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomBoolVariable("pkonline.backfill_fires_triggers",
-                           "Fire the table's row triggers for the backfill's UPDATEs (by default they do not: "
-                           "the backfill sets only the new column).",
-                           nullptr, &backfill_fires_triggers, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pkonline.max_replica_lag",
-                          "The backfill waits while a physical standby replays more than this behind (0: never waits).",
-                          nullptr, &max_replica_lag_ms, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
-                          nullptr);
-  DefineCustomIntVariable("pkonline.max_wal_rate",
-                          "WAL the job's batches may write per second; it pauses between batches to keep to it "
-                          "(0: no limit).",
-                          nullptr, &max_wal_rate_kb, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "pkonline.backfill_fires_triggers",
+      "Fire the table's row triggers for the backfill's UPDATEs (by default they do not: "
+      "the backfill sets only the new column).",
+      nullptr, &backfill_fires_triggers, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "pkonline.max_replica_lag",
+      "The backfill waits while a physical standby replays more than this behind (0: never waits).", nullptr,
+      &max_replica_lag_ms, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "pkonline.max_wal_rate",
+      "WAL the job's batches may write per second; it pauses between batches to keep to it "
+      "(0: no limit).",
+      nullptr, &max_wal_rate_kb, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 

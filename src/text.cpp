@@ -10,10 +10,18 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(ch) < 0x20) {
           char buf[8];
@@ -59,11 +67,21 @@ std::vector<std::string> ParseJsonArray(const std::string& json) {
       if (i >= json.size()) break;
       char e = json[i++];
       switch (e) {
-        case 'n': s += '\n'; break;
-        case 't': s += '\t'; break;
-        case 'r': s += '\r'; break;
-        case 'b': s += '\b'; break;
-        case 'f': s += '\f'; break;
+        case 'n':
+          s += '\n';
+          break;
+        case 't':
+          s += '\t';
+          break;
+        case 'r':
+          s += '\r';
+          break;
+        case 'b':
+          s += '\b';
+          break;
+        case 'f':
+          s += '\f';
+          break;
         case 'u': {
           if (i + 4 > json.size()) throw std::invalid_argument("bad JSON escape: " + json);
           const unsigned code = std::stoul(json.substr(i, 4), nullptr, 16);
@@ -72,7 +90,8 @@ std::vector<std::string> ParseJsonArray(const std::string& json) {
           s += static_cast<char>(code);
           break;
         }
-        default: s += e;  // \" \\ \/
+        default:
+          s += e;  // \" \\ \/
       }
     }
     expect('"');

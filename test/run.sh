@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole pkonline test suite, from a fresh Debian 12 machine, as root:
 #   installs what is missing, builds and installs the extension, then runs
+#   - unit tests of the operations' plans (plain C++, no server) and the house rules (layering,
+#     formatting),
 #   - pg_regress and isolation tests in a throwaway cluster (pg_virtualenv, library preloaded),
 #   - TAP tests (PostgreSQL::Test::Cluster) as the postgres user,
 #   - pg_regress again with every server process under valgrind (test/valgrind.sh),
@@ -21,6 +23,29 @@ WORK=$(mktemp -d /tmp/pkonline-test.XXXXXX)
 cp -a "$ROOT/." "$WORK/"
 chown -R postgres: "$WORK"
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
+
+echo "== unit tests: the operations' plans, without a server (test/unit)"
+if g++ -std=c++17 -Wall -I"$ROOT/include" -o "$WORK/unit_tests" "$ROOT"/test/unit/*.cpp "$ROOT"/src/ops/*.cpp \
+     "$ROOT/src/jobs/step.cpp" "$ROOT/src/jobs/job.cpp" "$ROOT/src/text.cpp" >"$WORK/unit.log" 2>&1; then
+  "$WORK/unit_tests" 2>&1 | tee -a "$WORK/unit.log"
+else
+  cat "$WORK/unit.log"; echo "unit: 0 passed, 1 failed" | tee -a "$WORK/unit.log"
+fi
+
+echo "== house rules"
+house_pass=0; house_fail=0
+rule() {  # rule "what" command...: passes when the command prints nothing
+  local what=$1; shift
+  local out; out=$("$@" 2>&1)
+  if [ -z "$out" ]; then echo "ok - $what"; house_pass=$((house_pass + 1));
+  else echo "not ok - $what"; echo "$out" | head -20; house_fail=$((house_fail + 1)); fi
+}
+rule "src/ops and src/jobs include no PostgreSQL header; ops/ reaches the job only through its Context" \
+  grep -lE '#include "(postgres\.h|pkonline/jobs/store\.hpp|pkonline/pg/txn\.hpp)"' src/ops/*.cpp include/pkonline/ops/*.hpp
+rule "src/jobs includes no PostgreSQL header and nothing of ops/" \
+  grep -lE '#include "(postgres\.h|pkonline/ops/)' src/jobs/*.cpp include/pkonline/jobs/*.hpp
+rule "every C++ file is formatted (clang-format --dry-run -Werror; make format fixes it)" \
+  clang-format --dry-run -Werror src/*.cpp src/*/*.cpp include/pkonline/*.hpp include/pkonline/*/*.hpp test/unit/*.cpp
 
 echo "== pg_regress and isolation tests (throwaway cluster, shared_preload_libraries=pkonline)"
 as_pg pg_virtualenv -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
@@ -45,13 +70,16 @@ rf=$(grep -Ec '\.\.\. FAILED' "$WORK/regress.log")
 tp=$(grep -Ec '^ *ok [0-9]+' "$WORK/tap.log")
 tf=$(grep -Ec '^ *not ok [0-9]+' "$WORK/tap.log")
 td=$(grep -Ec 'Dubious|No subtests run|Parse errors' "$WORK/tap.log")
+uline=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' "$WORK/unit.log" | tail -1)
+up=$(echo "$uline" | sed -E 's/^unit: ([0-9]+) passed.*/\1/'); uf=$(echo "$uline" | sed -E 's/.* ([0-9]+) failed$/\1/')
+[ -n "$uline" ] || { up=0; uf=1; }
 vline=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/valgrind.log" | tail -1)
 vp=${vline%% passed*}; vf=${vline#*, }; vf=${vf%% failed}
 [ -n "$vline" ] || { vp=0; vf=1; }
-passed=$((rp + tp + vp))
-failed=$((rf + tf + td + vf))
+passed=$((rp + tp + vp + up + house_pass))
+failed=$((rf + tf + td + vf + uf + house_fail))
 [ "$passed" -eq 0 ] && failed=$((failed + 1))
-echo "test files: pg_regress+isolation $rp passed, $rf failed; TAP assertions $tp passed, $((tf + td)) failed; under valgrind $vp passed, $vf failed"
+echo "test files: pg_regress+isolation $rp passed, $rf failed; TAP assertions $tp passed, $((tf + td)) failed; under valgrind $vp passed, $vf failed; unit $up passed, $uf failed; house rules $house_pass passed, $house_fail failed"
 echo "work tree kept in $WORK"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

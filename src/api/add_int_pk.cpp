@@ -26,9 +26,12 @@ struct IntType {
 
 IntType RequireIntType(unsigned type) {
   switch (type) {
-    case INT2OID: return {"smallint", 32767.0};
-    case INT4OID: return {"integer", 2147483647.0};
-    case INT8OID: return {"bigint", 9.2e18};
+    case INT2OID:
+      return {"smallint", 32767.0};
+    case INT4OID:
+      return {"integer", 2147483647.0};
+    case INT8OID:
+      return {"bigint", 9.2e18};
     default:
       Fail(sqlstate::kInvalidParameter, "column_type must be smallint, integer or bigint", "",
            "The default, bigint, never runs out.");
@@ -44,7 +47,8 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
       "EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.puballtables) OR "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel WHERE prrelid = c.oid) OR "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace WHERE pnnspid = c.relnamespace), "
-      "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM pg_catalog.pg_index i "
+      "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM "
+      "pg_catalog.pg_index i "
       "WHERE i.indrelid = c.oid AND NOT (i.indisvalid AND i.indisready AND i.indislive)), "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'x'), "
       "NULL, NULL, "
@@ -61,7 +65,8 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
          "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
          "DROP INDEX or REINDEX it first.");
   if (pg::AsBool(row[3]))
-    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "", in_place);
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "",
+         in_place);
   // Rows not written during the job get ids from their position: up to 291 per block, and
   // the table may grow by half before the job starts.
   const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1000.0;
@@ -87,8 +92,9 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
              static_cast<int64_t>(t.reltuples), type.name),
          "", "Use column_type => 'bigint'.");
   if (a.method != "in_place" && a.method != "copy")
-    Fail(sqlstate::kInvalidParameter, "method must be 'in_place' or 'copy'", "",
-         "in_place fills the rows where they are; copy writes them once more, ids filled, and swaps storage.");
+    Fail(
+        sqlstate::kInvalidParameter, "method must be 'in_place' or 'copy'", "",
+        "in_place fills the rows where they are; copy writes them once more, ids filled, and swaps storage.");
   if (a.method == "copy") RequireCopyable(t, type);
   RequireNoActiveJob(t);
 
@@ -102,8 +108,9 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
 
   const int64_t id = CreateJob(t, "add_int_pk", options, a.start);
   spi.Close();
-  Announce(id, Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%%5%", t.qualified, a.column_name, type.name,
-                    options["pk_name"], a.method == "copy" ? ", copy method" : ""),
+  Announce(id,
+           Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%%5%", t.qualified, a.column_name, type.name,
+               options["pk_name"], a.method == "copy" ? ", copy method" : ""),
            a.start);
   return id;
 }

@@ -26,7 +26,8 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
   auto r = pg::Query(
       "SELECT c.relkind::text, c.relpersistence::text, n.nspname, c.relname, c.relnamespace, "
       "pg_catalog.pg_has_role(c.relowner, 'USAGE'), "
-      "pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), c.relispartition, c.reloftype <> 0, "
+      "pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), c.relispartition, c.reloftype "
+      "<> 0, "
       "n.nspname IN ('pg_catalog', 'information_schema', 'pg_toast') OR c.oid < 16384, "
       "pg_catalog.format('%I.%I', n.nspname, c.relname), c.reltuples, c.relowner, "
       "(SELECT e.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid "
@@ -56,13 +57,13 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
          "pkonline does not support partitioned tables yet.",
          "A primary key on a partitioned table must include the partition key; add it by hand.");
   if (kind != "r") {
-    const std::string what = kind == "v"   ? "a view"
-                             : kind == "m" ? "a materialized view"
-                             : kind == "f" ? "a foreign table"
-                             : kind == "S" ? "a sequence"
+    const std::string what = kind == "v"                  ? "a view"
+                             : kind == "m"                ? "a materialized view"
+                             : kind == "f"                ? "a foreign table"
+                             : kind == "S"                ? "a sequence"
                              : kind == "i" || kind == "I" ? "an index"
-                             : kind == "c" ? "a composite type"
-                                           : "not a table";
+                             : kind == "c"                ? "a composite type"
+                                                          : "not a table";
     Fail(sqlstate::kWrongObjectType, "\"" + t.qualified + "\" is " + what, "",
          "pkonline works on ordinary tables only.");
   }
@@ -77,20 +78,24 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
     Fail(sqlstate::kWrongObjectType, "\"" + t.qualified + "\" is a typed table",
          "Its columns come from its composite type.");
   if (row[13])
-    Fail(sqlstate::kInsufficientPrivilege, "\"" + t.qualified + "\" belongs to extension \"" + *row[13] + "\"",
+    Fail(sqlstate::kInsufficientPrivilege,
+         "\"" + t.qualified + "\" belongs to extension \"" + *row[13] + "\"",
          "pkonline changes user tables only; an extension's tables are its own.");
   if (AsBool(row[14]))
-    Fail(sqlstate::kFeatureNotSupported, "table " + t.qualified + " has inheritance children or parents",
-         "A column added to a parent reaches its children, but the job fills and checks one table's own rows: "
-         "the children would be left with a column they cannot fill.",
-         "Add the column to each table of the hierarchy by hand.");
+    Fail(
+        sqlstate::kFeatureNotSupported, "table " + t.qualified + " has inheritance children or parents",
+        "A column added to a parent reaches its children, but the job fills and checks one table's own rows: "
+        "the children would be left with a column they cannot fill.",
+        "Add the column to each table of the hierarchy by hand.");
   if (!AsBool(row[5]))
     Fail(sqlstate::kInsufficientPrivilege, "must be owner of table " + t.qualified,
          "Only the table's owner, or a member of the owning role, may run pkonline jobs on it.",
          "Run it as the table's owner.");
   if (!AsBool(row[6]))
-    Fail(sqlstate::kInsufficientPrivilege, "the owner of table " + t.qualified + " may not create objects in schema " + t.schema,
-         "The job runs as the table's owner and creates its helpers (sequence, trigger function) in the table's schema.",
+    Fail(sqlstate::kInsufficientPrivilege,
+         "the owner of table " + t.qualified + " may not create objects in schema " + t.schema,
+         "The job runs as the table's owner and creates its helpers (sequence, trigger function) in the "
+         "table's schema.",
          "GRANT CREATE ON SCHEMA to the table's owner for the duration of the job.");
   return t;
 }
@@ -100,7 +105,8 @@ void RequireNoForcedRls(const TableInfo& t, const std::string& hint) {
                        {V(static_cast<int64_t>(t.relid))}, true)
                  .scalar()))
     Fail(sqlstate::kFeatureNotSupported, "table " + t.qualified + " has FORCE ROW LEVEL SECURITY",
-         "The job works as the table's owner, who would see and fill only the rows its policies allow.", hint);
+         "The job works as the table's owner, who would see and fill only the rows its policies allow.",
+         hint);
 }
 
 void RequireNoPrimaryKey(const TableInfo& t) {

@@ -62,18 +62,20 @@ void InterruptWorkerAtCommit(int64_t job_id) {
 enum class Control { kRun, kStop };
 Job LoadManaged(int64_t job_id, Control what) {
   Job job = store::LoadForUpdate(job_id);
-  bool ok = pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR ($3::boolean AND EXISTS ("
-                                 "SELECT 1 FROM pg_catalog.pg_class WHERE oid = $2::oid "
-                                 "AND pg_catalog.pg_has_role(relowner, 'USAGE')))",
-                                 {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid)),
-                                  pg::V(std::string(what == Control::kStop ? "true" : "false"))},
-                                 true)
-                           .scalar());
+  bool ok =
+      pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR ($3::boolean AND EXISTS ("
+                           "SELECT 1 FROM pg_catalog.pg_class WHERE oid = $2::oid "
+                           "AND pg_catalog.pg_has_role(relowner, 'USAGE')))",
+                           {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid)),
+                            pg::V(std::string(what == Control::kStop ? "true" : "false"))},
+                           true)
+                     .scalar());
   if (!ok)
     Fail(sqlstate::kInsufficientPrivilege, "permission denied for pkonline job " + std::to_string(job_id),
          what == Control::kRun
              ? "Only the role that created the job, and its members, may start or resume it."
-             : "Only the role that created the job, or the table's owner, and their members, may pause or cancel it.");
+             : "Only the role that created the job, or the table's owner, and their members, may pause or "
+               "cancel it.");
   return job;
 }
 
@@ -149,8 +151,8 @@ std::string Pause(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kStop);
     if (Finished(job) || job.state == "failed")
-      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state +
-                                            "; there is nothing to pause");
+      Fail(sqlstate::kObjectNotInState,
+           "pkonline job " + std::to_string(job_id) + " is " + job.state + "; there is nothing to pause");
     if (job.state == "cancelling")
       Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is being cancelled");
     if (job.state == "paused") return job.state;
@@ -159,7 +161,8 @@ std::string Pause(int64_t job_id) {
         pg::Exec("UPDATE pkonline.jobs SET pause_requested = true WHERE id = $1::bigint", {pg::V(job_id)});
       });
       InterruptWorkerAtCommit(job_id);
-      Notice("pkonline job " + std::to_string(job_id) + ": pause requested; the worker stops at its next safe point",
+      Notice("pkonline job " + std::to_string(job_id) +
+                 ": pause requested; the worker stops at its next safe point",
              "CALL pkonline.wait(" + std::to_string(job_id) + ") returns 'paused' once it has stopped.");
       return "pausing";
     }
@@ -183,9 +186,10 @@ std::string Resume(int64_t job_id) {
       return job.state;
     }
     Privileged([&]() {
-      pg::Exec("UPDATE pkonline.jobs SET pause_requested = false, "
-               "state = CASE WHEN cancel_requested THEN 'cancelling' ELSE 'queued' END WHERE id = $1::bigint",
-               {pg::V(job_id)});
+      pg::Exec(
+          "UPDATE pkonline.jobs SET pause_requested = false, "
+          "state = CASE WHEN cancel_requested THEN 'cancelling' ELSE 'queued' END WHERE id = $1::bigint",
+          {pg::V(job_id)});
       store::Event(job_id, "resume", "", "job resumed at step " + std::to_string(job.step_no));
     });
     StartOrQueue(job_id);
@@ -208,16 +212,19 @@ std::string Cancel(int64_t job_id) {
                                                 "WHERE job_id = $1::bigint AND step_no = $2::int",
                                                 {pg::V(job_id), pg::V(ponr)}, true)
                                           .scalar());
-      any_step_started = !pg::Query("SELECT 1 FROM pkonline.job_steps WHERE job_id = $1::bigint AND state <> 'pending'",
-                                    {pg::V(job_id)}, true)
-                              .empty();
+      any_step_started =
+          !pg::Query("SELECT 1 FROM pkonline.job_steps WHERE job_id = $1::bigint AND state <> 'pending'",
+                     {pg::V(job_id)}, true)
+               .empty();
     });
-    const bool final_started = job.state == "done" || job.step_no > ponr || (job.step_no == ponr && final_step_started);
+    const bool final_started =
+        job.state == "done" || job.step_no > ponr || (job.step_no == ponr && final_step_started);
     if (final_started)
       Fail(sqlstate::kObjectNotInState,
            "pkonline job " + std::to_string(job_id) + " is past its point of no return",
-           job.state == "done" ? "The job is done: its change is in place."
-                               : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
+           job.state == "done"
+               ? "The job is done: its change is in place."
+               : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
            job.state == "done" ? "Undo it with ALTER TABLE if it is not wanted." : "Wait for it to finish.");
     const bool untouched = !store::WorkerAlive(job_id) && !any_step_started;
     if (untouched) {  // no step ever ran: nothing to undo
@@ -228,9 +235,10 @@ std::string Cancel(int64_t job_id) {
       return "cancelled";
     }
     Privileged([&]() {
-      pg::Exec("UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling' "
-               "WHERE id = $1::bigint",
-               {pg::V(job_id)});
+      pg::Exec(
+          "UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling' "
+          "WHERE id = $1::bigint",
+          {pg::V(job_id)});
       store::Event(job_id, "cancel", "", "cancel requested");
     });
     if (store::WorkerAlive(job_id)) {

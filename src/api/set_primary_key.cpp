@@ -50,9 +50,11 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   RequirePrimary();
   if (a.old_pk != "unique" && a.old_pk != "drop")
     Fail(sqlstate::kInvalidParameter, "old_pk must be 'unique' or 'drop', not '" + a.old_pk + "'",
-         "'unique' keeps a replaced primary key as a unique constraint (foreign keys move to it); 'drop' drops it.");
+         "'unique' keeps a replaced primary key as a unique constraint (foreign keys move to it); 'drop' "
+         "drops it.");
   if (a.columns.empty())
-    Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "", "For example ARRAY['account_id']");
+    Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "",
+         "For example ARRAY['account_id']");
   if (a.columns.size() > 32) Fail(SqlState("54011"), "a primary key has at most 32 columns");
   TableInfo t = RequireOwnedPlainTable(a.relid);
 
@@ -61,18 +63,19 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   std::vector<std::string> nullable;
   std::string attnums;
   for (const auto& c : a.columns) {
-    if (!seen.insert(c).second)
-      Fail(SqlState("42701"), Fmt("column \"%1%\" appears twice in columns", c));
-    auto r = pg::Query("SELECT attnum, attnotnull, atttypid, pg_catalog.format_type(atttypid, atttypmod) "
-                       "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 AND NOT attisdropped",
-                       {V(static_cast<int64_t>(t.relid)), V(c)}, true);
+    if (!seen.insert(c).second) Fail(SqlState("42701"), Fmt("column \"%1%\" appears twice in columns", c));
+    auto r = pg::Query(
+        "SELECT attnum, attnotnull, atttypid, pg_catalog.format_type(atttypid, atttypmod) "
+        "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 AND NOT attisdropped",
+        {V(static_cast<int64_t>(t.relid)), V(c)}, true);
     if (r.empty())
       Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of relation %2% does not exist", c, t.qualified));
     if (pg::AsInt(r.rows[0][0]) < 0)
-      Fail(sqlstate::kFeatureNotSupported, Fmt("\"%1%\" is a system column: it cannot be part of a primary key", c));
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("\"%1%\" is a system column: it cannot be part of a primary key", c));
     if (!pg::HasBtreeOpclass(static_cast<unsigned>(pg::AsInt(r.rows[0][2]))))
-      Fail(SqlState("42804"), Fmt("column \"%1%\" is of type %2%, which has no default btree operator class", c,
-                                  *r.rows[0][3]),
+      Fail(SqlState("42804"),
+           Fmt("column \"%1%\" is of type %2%, which has no default btree operator class", c, *r.rows[0][3]),
            "A primary key needs values that sort and compare for equality.",
            "Key on another column, or on a cast of this one stored in a new column (pkonline.add_column).");
     if (!AsBool(r.rows[0][1])) nullable.push_back(c);
@@ -82,41 +85,47 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   auto old = CurrentPk(t);
   if (old && old->columns == a.columns)
     Fail(sqlstate::kInvalidTableDefinition,
-         Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name), "",
-         "Nothing to do.");
+         Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name),
+         "", "Nothing to do.");
   if (old && a.old_pk == "drop") {
-    auto fk = pg::Query("SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
-                        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid LIMIT 1",
-                        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
+    auto fk = pg::Query(
+        "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
+        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid LIMIT 1",
+        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
     if (!fk.empty())
       Fail(SqlState("2BP01"),
            Fmt("foreign key %1% on %2% references the primary key %3% of %4%", *fk.rows[0][0], *fk.rows[0][1],
                old->name, t.qualified),
            "old_pk => 'drop' would leave it nothing to reference.",
-           "Use old_pk => 'unique' (the default): the old key stays as a unique constraint and foreign keys move "
+           "Use old_pk => 'unique' (the default): the old key stays as a unique constraint and foreign keys "
+           "move "
            "to it.");
-    auto ident = pg::Query("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = $2::oid "
-                           "WHERE c.oid = $1::oid AND c.relreplident = 'i' AND i.indisreplident",
-                           {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
+    auto ident = pg::Query(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = $2::oid "
+        "WHERE c.oid = $1::oid AND c.relreplident = 'i' AND i.indisreplident",
+        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
     if (!ident.empty())
       Fail(sqlstate::kObjectNotInState,
            Fmt("the replica identity of %1% is the index of its primary key %2%", t.qualified, old->name),
            "old_pk => 'drop' would leave the table without a replica identity.",
-           "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA IDENTITY "
+           "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA "
+           "IDENTITY "
            "first.");
   }
   if (old) {
     // The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
     // the table's owner, who must own (be a member of the owner of) those tables too.
-    auto fk = pg::Query("SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, r.relowner::pg_catalog.regrole::pg_catalog.text "
-                        "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
-                        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
-                        "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
-                        {V(static_cast<int64_t>(t.relid)), V(old->index_oid), V(static_cast<int64_t>(t.owner))}, true);
+    auto fk = pg::Query(
+        "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, "
+        "r.relowner::pg_catalog.regrole::pg_catalog.text "
+        "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
+        "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
+        {V(static_cast<int64_t>(t.relid)), V(old->index_oid), V(static_cast<int64_t>(t.owner))}, true);
     if (!fk.empty())
       Fail(sqlstate::kInsufficientPrivilege,
-           Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%", *fk.rows[0][0],
-               *fk.rows[0][1], old->name, t.qualified, *fk.rows[0][2]),
+           Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%",
+               *fk.rows[0][0], *fk.rows[0][1], old->name, t.qualified, *fk.rows[0][2]),
            "The job moves the foreign keys on the old key to the new one with ALTER TABLE, as the owner of " +
                t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
            "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
@@ -128,8 +137,10 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
       "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
       "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indisready AND i.indimmediate "
       "AND NOT i.indisprimary AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
-      "AND i.indkey::pg_catalog.text = $2 AND c.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'btree') "
-      "AND i.indoption::pg_catalog.text = pg_catalog.array_to_string(pg_catalog.array_fill(0, ARRAY[i.indnatts]), ' ') "
+      "AND i.indkey::pg_catalog.text = $2 AND c.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = "
+      "'btree') "
+      "AND i.indoption::pg_catalog.text = pg_catalog.array_to_string(pg_catalog.array_fill(0, "
+      "ARRAY[i.indnatts]), ' ') "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indclass) x(opc) JOIN pg_catalog.pg_opclass o "
       "  ON o.oid = x.opc WHERE NOT o.opcdefault) "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) "

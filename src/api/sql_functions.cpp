@@ -21,9 +21,8 @@ T Required(FunctionCallInfo fcinfo, int n, const char* name, T (*get)(FunctionCa
 }
 
 int64_t JobArg(FunctionCallInfo fcinfo) {
-  return Required<int64_t>(fcinfo, 0, "job", [](FunctionCallInfo f, int i) -> int64_t {
-    return DatumGetInt64(f->args[i].value);
-  });
+  return Required<int64_t>(
+      fcinfo, 0, "job", [](FunctionCallInfo f, int i) -> int64_t { return DatumGetInt64(f->args[i].value); });
 }
 
 std::string TextArg(Datum d) {
@@ -37,14 +36,17 @@ std::string TextArg(Datum d) {
 std::vector<std::string> NameArray(Datum d, const char* what) {
   ArrayType* array = pkonline::Call([&]() { return DatumGetArrayTypeP(d); });
   if (ARR_NDIM(array) > 1)
-    pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(what) + " must be a one-dimensional array");
+    pkonline::Fail(pkonline::sqlstate::kInvalidParameter,
+                   std::string(what) + " must be a one-dimensional array");
   Datum* elems = nullptr;
   bool* nulls = nullptr;
   int n = 0;
-  pkonline::Call([&]() { deconstruct_array(array, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n); });
+  pkonline::Call(
+      [&]() { deconstruct_array(array, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n); });
   std::vector<std::string> out;
   for (int i = 0; i < n; i++) {
-    if (nulls[i]) pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(what) + " must not contain NULL");
+    if (nulls[i])
+      pkonline::Fail(pkonline::sqlstate::kInvalidParameter, std::string(what) + " must not contain NULL");
     out.emplace_back(NameStr(*DatumGetName(elems[i])));
   }
   return out;
@@ -59,8 +61,8 @@ Datum TextResult(const std::string& s) {
 
 extern "C" {
 
-#define PKONLINE_FUNCTION(name)                    \
-  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS);        \
+#define PKONLINE_FUNCTION(name)             \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS); \
   PG_FUNCTION_INFO_V1(name)
 
 PKONLINE_FUNCTION(pkonline_add_int_pk);
@@ -76,14 +78,19 @@ PKONLINE_FUNCTION(pkonline_in_transaction_block);
 Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() -> Datum {
     pkonline::api::AddIntPkArgs a;
-    a.relid = Required<Oid>(fcinfo, 0, "tbl", [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
-    a.column_name = NameStr(*Required<Name>(fcinfo, 1, "column_name",
-                                           [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
-    a.column_type = Required<Oid>(fcinfo, 2, "column_type",
-                                  [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
-    a.identity = Required<bool>(fcinfo, 3, "identity", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
-    a.start = Required<bool>(fcinfo, 4, "start", [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
-    a.method = TextArg(Required<Datum>(fcinfo, 5, "method", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    a.relid = Required<Oid>(fcinfo, 0, "tbl",
+                            [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    a.column_name = NameStr(*Required<Name>(
+        fcinfo, 1, "column_name", [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
+    a.column_type = Required<Oid>(fcinfo, 2, "column_type", [](FunctionCallInfo f, int i) {
+      return DatumGetObjectId(f->args[i].value);
+    });
+    a.identity = Required<bool>(fcinfo, 3, "identity",
+                                [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    a.start = Required<bool>(fcinfo, 4, "start",
+                             [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    a.method = TextArg(
+        Required<Datum>(fcinfo, 5, "method", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
     return Int64GetDatum(pkonline::api::AddIntPk(a));
   });
 }
@@ -91,12 +98,14 @@ Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
 Datum pkonline_add_column(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() -> Datum {
     auto oid = [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); };
-    auto boolean = [](FunctionCallInfo f, int i) { return static_cast<bool>(DatumGetBool(f->args[i].value)); };
+    auto boolean = [](FunctionCallInfo f, int i) {
+      return static_cast<bool>(DatumGetBool(f->args[i].value));
+    };
     auto text = [](FunctionCallInfo f, int i) { return f->args[i].value; };
     pkonline::api::AddColumnArgs a;
     a.relid = Required<Oid>(fcinfo, 0, "tbl", oid);
-    a.column_name = NameStr(*Required<Name>(fcinfo, 1, "column_name",
-                                           [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
+    a.column_name = NameStr(*Required<Name>(
+        fcinfo, 1, "column_name", [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
     a.column_type = Required<Oid>(fcinfo, 2, "column_type", oid);
     a.fill = TextArg(Required<Datum>(fcinfo, 3, "fill", text));
     a.not_null = Required<bool>(fcinfo, 4, "not_null", boolean);
@@ -111,11 +120,16 @@ Datum pkonline_add_column(PG_FUNCTION_ARGS) {
 Datum pkonline_set_primary_key(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() -> Datum {
     pkonline::api::SetPrimaryKeyArgs a;
-    a.relid = Required<Oid>(fcinfo, 0, "tbl", [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
-    const Datum array = Required<Datum>(fcinfo, 1, "columns", [](FunctionCallInfo f, int i) { return f->args[i].value; });
+    a.relid = Required<Oid>(fcinfo, 0, "tbl",
+                            [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    const Datum array =
+        Required<Datum>(fcinfo, 1, "columns", [](FunctionCallInfo f, int i) { return f->args[i].value; });
     a.columns = NameArray(array, "columns");
-    a.old_pk = TextArg(Required<Datum>(fcinfo, 2, "old_pk", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
-    a.start = Required<bool>(fcinfo, 3, "start", [](FunctionCallInfo f, int i) { return static_cast<bool>(DatumGetBool(f->args[i].value)); });
+    a.old_pk = TextArg(
+        Required<Datum>(fcinfo, 2, "old_pk", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    a.start = Required<bool>(fcinfo, 3, "start", [](FunctionCallInfo f, int i) {
+      return static_cast<bool>(DatumGetBool(f->args[i].value));
+    });
     return Int64GetDatum(pkonline::api::SetPrimaryKey(a));
   });
 }
@@ -135,8 +149,6 @@ Datum pkonline_cancel(PG_FUNCTION_ARGS) {
 Datum pkonline_run_pending(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return Int32GetDatum(pkonline::api::RunPending()); });
 }
-Datum pkonline_in_transaction_block(PG_FUNCTION_ARGS) {
-  PG_RETURN_BOOL(IsTransactionBlock());
-}
+Datum pkonline_in_transaction_block(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(IsTransactionBlock()); }
 
 }  // extern "C"

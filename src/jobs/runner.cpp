@@ -43,20 +43,26 @@ class RunContext final : public Context {
     pg::TxnOptions opts;
     opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));  // on row locks too
     bool fire = false;
-    pg::InTransaction(activity, [&]() {
-      RequireStillAllowed(job_, !cancelling_);
-      if (QuietTriggers(&fire)) pg::ReplicaRoleForThisTransaction();
-      fn();
-    }, opts);
+    pg::InTransaction(
+        activity,
+        [&]() {
+          RequireStillAllowed(job_, !cancelling_);
+          if (QuietTriggers(&fire)) pg::ReplicaRoleForThisTransaction();
+          fn();
+        },
+        opts);
     KeepClaim();
     if (fire && !told_fire_) {
       told_fire_ = true;
-      Event("info",
-            "the table's own triggers fire for the batches' updates: code a user wrote runs in them (the fill, or "
-            "the table's triggers enabled ALWAYS or REPLICA, rules, or functions in its constraints, indexes or "
-            "generated columns), and replica mode, which would keep the triggers quiet, would also switch off "
-            "foreign keys and triggers of other tables for that code",
-            "");
+      Event(
+          "info",
+          "the table's own triggers fire for the batches' updates: code a user wrote runs in them (the fill, "
+          "or "
+          "the table's triggers enabled ALWAYS or REPLICA, rules, or functions in its constraints, indexes "
+          "or "
+          "generated columns), and replica mode, which would keep the triggers quiet, would also switch off "
+          "foreign keys and triggers of other tables for that code",
+          "");
     }
   }
 
@@ -81,8 +87,8 @@ class RunContext final : public Context {
         if (!retryable) throw;
         if (attempt > max_retries) {
           throw PgError(e.sqlstate(),
-                        Fmt("could not get the lock for \"%1%\" after %2% attempts of %3% ms", activity, attempt,
-                            timeout),
+                        Fmt("could not get the lock for \"%1%\" after %2% attempts of %3% ms", activity,
+                            attempt, timeout),
                         Fmt("Other sessions held locks on %1% every time.", job_.table_name),
                         Fmt("Find the blockers in pkonline.events, then pkonline.resume(%1%); or raise "
                             "pkonline.lock_retries / pkonline.lock_timeout.",
@@ -118,7 +124,9 @@ class RunContext final : public Context {
 
   void AsExtensionOwner(const std::function<void()>& fn) override { pg::AsRole(store::ExtensionOwner(), fn); }
 
-  void Remember(const std::string& key, const std::string& value) override { store::SetOption(job_.id, key, value); }
+  void Remember(const std::string& key, const std::string& value) override {
+    store::SetOption(job_.id, key, value);
+  }
   std::string Recall(const std::string& key) override { return store::OptionNow(job_.id, key); }
 
   void SetWalkRange(int64_t end_block, int64_t rows_estimate) override {
@@ -233,41 +241,43 @@ void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
   });
 }
 
-
 }  // namespace
 
 void RequireStillAllowed(const Job& job, bool creator_too) {
   pg::LockShared(job.relid);
-  auto r = pg::Query("SELECT c.relowner <> $2::oid, c.relowner::pg_catalog.regrole::pg_catalog.text, "
-                     "$2::oid::pg_catalog.regrole::pg_catalog.text, "
-                     "NOT pg_catalog.pg_has_role($3::oid, $2::oid, 'USAGE'), $3::oid::pg_catalog.regrole::pg_catalog.text "
-                     "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
-                     {pg::V(static_cast<int64_t>(job.relid)), pg::V(static_cast<int64_t>(job.run_as)),
-                      pg::V(static_cast<int64_t>(job.owner))},
-                     true);
+  auto r = pg::Query(
+      "SELECT c.relowner <> $2::oid, c.relowner::pg_catalog.regrole::pg_catalog.text, "
+      "$2::oid::pg_catalog.regrole::pg_catalog.text, "
+      "NOT pg_catalog.pg_has_role($3::oid, $2::oid, 'USAGE'), $3::oid::pg_catalog.regrole::pg_catalog.text "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+      {pg::V(static_cast<int64_t>(job.relid)), pg::V(static_cast<int64_t>(job.run_as)),
+       pg::V(static_cast<int64_t>(job.owner))},
+      true);
   if (r.empty()) return;  // the table is gone: the steps say so
   const auto& row = r.rows[0];
   const std::string now = row[1].value_or("?"), was = row[2].value_or("?");
   if (pg::AsBool(row[0]))
-    Fail(sqlstate::kInsufficientPrivilege, Fmt("table %1% changed owner since job %2% was created", job.table_name, job.id),
-         Fmt("The job works as the table's owner when it was created, %1%; the table now belongs to %2%.", was, now),
-         Fmt("ALTER TABLE %1% OWNER TO %2%, then pkonline.resume(%3%) or pkonline.cancel(%3%).", job.table_name, was,
-             job.id));
+    Fail(sqlstate::kInsufficientPrivilege,
+         Fmt("table %1% changed owner since job %2% was created", job.table_name, job.id),
+         Fmt("The job works as the table's owner when it was created, %1%; the table now belongs to %2%.",
+             was, now),
+         Fmt("ALTER TABLE %1% OWNER TO %2%, then pkonline.resume(%3%) or pkonline.cancel(%3%).",
+             job.table_name, was, job.id));
   if (creator_too && pg::AsBool(row[3]))
     Fail(sqlstate::kInsufficientPrivilege,
          Fmt("role %1%, which created job %2%, is no longer a member of %3%, the owner of table %4%",
              row[4].value_or("?"), job.id, was, job.table_name),
          "The job works as the table's owner for the role that created it.",
-         Fmt("GRANT %1% TO %2%, then pkonline.resume(%3%); or pkonline.cancel(%3%) as the table's owner.", was,
-             row[4].value_or("?"), job.id));
+         Fmt("GRANT %1% TO %2%, then pkonline.resume(%3%); or pkonline.cancel(%3%) as the table's owner.",
+             was, row[4].value_or("?"), job.id));
 }
 
 void RecordFailure(int64_t job_id, const PgError& e) {
   pg::InTransaction("pkonline: record failure", [&]() {
     store::MarkFailed(job_id, e.sqlstate_text(), e.message(), e.detail(), e.hint());
     store::Event(job_id, "error", "", e.message(),
-                 "{\"sqlstate\": " + JsonString(e.sqlstate_text()) + ", \"detail\": " + JsonString(e.detail()) +
-                     ", \"hint\": " + JsonString(e.hint()) + "}");
+                 "{\"sqlstate\": " + JsonString(e.sqlstate_text()) +
+                     ", \"detail\": " + JsonString(e.detail()) + ", \"hint\": " + JsonString(e.hint()) + "}");
   });
 }
 
@@ -286,7 +296,8 @@ void RequireSamePlan(const Job& job, const std::vector<Step>& steps) {
     if (same && saved[i] != steps[i].name) same = false;
   }
   if (!same)
-    Fail(sqlstate::kObjectNotInState, Fmt("the steps of job %1% are not the ones this pkonline runs for it", job.id),
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("the steps of job %1% are not the ones this pkonline runs for it", job.id),
          Fmt("Saved when it was created: %1%. Now: %2%.", was, now),
          "Finish or cancel it with the version of pkonline that created it.");
 }
@@ -374,19 +385,22 @@ void RunJob(int64_t job_id, const Operation& op) {
     // Any C++ exception fails the job visibly (a PgError with its SQLSTATE; anything else as an
     // internal error) instead of leaving it 'running' with no worker.
     const auto* pg_error = dynamic_cast<const PgError*>(&e);
-    const PgError failure = pg_error ? *pg_error : PgError(sqlstate::kInternal, std::string("pkonline internal error: ") + e.what());
+    const PgError failure =
+        pg_error ? *pg_error
+                 : PgError(sqlstate::kInternal, std::string("pkonline internal error: ") + e.what());
     try {
       RecordFailure(job_id, failure);
     } catch (const PgError& again) {
       // The job tables are gone (the extension was dropped) or cannot be written: the server log
       // is the only place left to say what happened and what to clean up.
-      ServerWarning(
-          Fmt("pkonline job %1% stopped: %2%", job_id, failure.message()),
-          Fmt("Its state could not be recorded: %1%", again.message()),
-          Fmt("If the pkonline extension was dropped, remove the job's helpers by hand: the trigger, function, "
-              "sequence and check constraint named pkonline_%1%_* on %2% and in its schema, and the new column "
-              "if it is not wanted.",
-              job_id, table_name.empty() ? std::string("its table") : table_name));
+      ServerWarning(Fmt("pkonline job %1% stopped: %2%", job_id, failure.message()),
+                    Fmt("Its state could not be recorded: %1%", again.message()),
+                    Fmt("If the pkonline extension was dropped, remove the job's helpers by hand: the "
+                        "trigger, function, "
+                        "sequence and check constraint named pkonline_%1%_* on %2% and in its schema, and "
+                        "the new column "
+                        "if it is not wanted.",
+                        job_id, table_name.empty() ? std::string("its table") : table_name));
     }
   }
 }

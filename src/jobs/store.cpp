@@ -8,14 +8,6 @@
 
 namespace pkonline::jobs {
 
-const std::string& Job::Opt(const std::string& key) const {
-  auto it = options.find(key);
-  if (it == options.end()) Fail(sqlstate::kInternal, "job " + std::to_string(id) + " has no option " + key);
-  return it->second;
-}
-int64_t Job::OptInt(const std::string& key) const { return std::stoll(Opt(key)); }
-bool Job::OptBool(const std::string& key) const { return Opt(key) == "true"; }
-
 namespace store {
 
 using pg::AsBool;
@@ -28,7 +20,8 @@ unsigned ExtensionOwner() {
   static unsigned owner = 0;
   if (owner == 0) {
     auto r = Query("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true);
-    if (r.empty()) Fail(sqlstate::kUndefinedObject, "extension \"pkonline\" is not installed in this database");
+    if (r.empty())
+      Fail(sqlstate::kUndefinedObject, "extension \"pkonline\" is not installed in this database");
     owner = static_cast<unsigned>(AsInt(r.scalar()));
   }
   return owner;
@@ -72,9 +65,10 @@ Job LoadImpl(int64_t job_id, bool for_update) {
   j.cursor_block = AsInt(row[10]);
   j.end_block = AsInt(row[11], -1);
   j.rows_done = AsInt(row[12]);
-  auto opts = PrivQuery("SELECT key, value FROM pg_catalog.jsonb_each_text("
-                        "(SELECT options FROM pkonline.jobs WHERE id = $1::bigint))",
-                        {V(job_id)});
+  auto opts = PrivQuery(
+      "SELECT key, value FROM pg_catalog.jsonb_each_text("
+      "(SELECT options FROM pkonline.jobs WHERE id = $1::bigint))",
+      {V(job_id)});
   for (const auto& o : opts.rows) j.options[o[0].value_or("")] = o[1].value_or("");
   return j;
 }
@@ -91,25 +85,28 @@ int64_t Create(unsigned relid, const std::string& table_name, const std::string&
        V(static_cast<int64_t>(run_as)), V(state)});
   const int64_t id = AsInt(r.scalar());
   for (const auto& [key, value] : options)
-    PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "
-              "WHERE id = $1::bigint",
-              {V(id), V(key), V(value)});
+    PrivQuery(
+        "UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "
+        "WHERE id = $1::bigint",
+        {V(id), V(key), V(value)});
   return id;
 }
 
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan) {
   int n = 0;
   for (const auto& s : plan)
-    PrivQuery("INSERT INTO pkonline.job_steps (job_id, step_no, step, action, lock) "
-              "VALUES ($1::bigint, $2::int, $3, $4, $5)",
-              {V(job_id), V(++n), V(s.name), V(s.action), V(s.lock)});
+    PrivQuery(
+        "INSERT INTO pkonline.job_steps (job_id, step_no, step, action, lock) "
+        "VALUES ($1::bigint, $2::int, $3, $4, $5)",
+        {V(job_id), V(++n), V(s.name), V(s.action), V(s.lock)});
 }
 
 std::vector<std::string> StepNames(int64_t job_id) {
   std::vector<std::string> names;
-  for (const auto& row : PrivQuery("SELECT step FROM pkonline.job_steps WHERE job_id = $1::bigint ORDER BY step_no",
-                                   {V(job_id)})
-                             .rows)
+  for (const auto& row :
+       PrivQuery("SELECT step FROM pkonline.job_steps WHERE job_id = $1::bigint ORDER BY step_no",
+                 {V(job_id)})
+           .rows)
     names.push_back(row[0].value_or(""));
   return names;
 }
@@ -183,8 +180,9 @@ void StepDone(int64_t job_id, int step_no, const std::string& step, const std::s
       "WHERE job_id = $1::bigint AND step_no = $2::int",
       {V(job_id), V(step_no), V(state)});
   if (state == "done")
-    PrivQuery("UPDATE pkonline.jobs SET step_no = $2::int + 1, updated_at = pg_catalog.now() WHERE id = $1::bigint",
-              {V(job_id), V(step_no)});
+    PrivQuery(
+        "UPDATE pkonline.jobs SET step_no = $2::int + 1, updated_at = pg_catalog.now() WHERE id = $1::bigint",
+        {V(job_id), V(step_no)});
   Event(job_id, "step_" + state, step, "step " + std::to_string(step_no) + " " + step + " " + state);
 }
 
@@ -204,13 +202,15 @@ void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batc
 }
 
 void SetOption(int64_t job_id, const std::string& key, const std::string& value) {
-  PrivQuery("UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text), "
-            "updated_at = pg_catalog.now() WHERE id = $1::bigint",
-            {V(job_id), V(key), V(value)});
+  PrivQuery(
+      "UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text), "
+      "updated_at = pg_catalog.now() WHERE id = $1::bigint",
+      {V(job_id), V(key), V(value)});
 }
 
 std::string OptionNow(int64_t job_id, const std::string& key) {
-  return PrivQuery("SELECT options ->> $2::text FROM pkonline.jobs WHERE id = $1::bigint", {V(job_id), V(key)})
+  return PrivQuery("SELECT options ->> $2::text FROM pkonline.jobs WHERE id = $1::bigint",
+                   {V(job_id), V(key)})
       .scalar()
       .value_or("");
 }

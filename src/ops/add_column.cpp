@@ -36,18 +36,20 @@ std::string OurColumn(Context& ctx) {
   const auto& job = ctx.job();
   const std::string attnum = ctx.Recall("attnum");
   if (attnum.empty()) return "";
-  auto r = Query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum = $2::int2 "
-                 "AND NOT attisdropped",
-                 {V(static_cast<int64_t>(job.relid)), V(attnum)}, true);
+  auto r = Query(
+      "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum = $2::int2 "
+      "AND NOT attisdropped",
+      {V(static_cast<int64_t>(job.relid)), V(attnum)}, true);
   return r.empty() ? "" : *r.scalar();
 }
 
 // Is the unique constraint the job attaches in place (on its column)?
 bool UniqueAttached(const jobs::Job& job) {
-  return !Query("SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
-                "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
-                "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
-                {V(static_cast<int64_t>(job.relid)), V(job.Opt("unique_name")), V(Col(job))}, true)
+  return !Query(
+              "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
+              "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
+              "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
+              {V(static_cast<int64_t>(job.relid)), V(job.Opt("unique_name")), V(Col(job))}, true)
               .empty();
 }
 
@@ -58,7 +60,8 @@ void AddColumn(Context& ctx) {
     if (!OurColumn(ctx).empty()) return;  // committed before a crash: this step is one transaction
     if (ColumnExists(job, Col(job)))
       Fail(sqlstate::kDuplicateColumn,
-           Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", Col(job), t, job.id),
+           Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", Col(job), t,
+               job.id),
            "", Fmt("Drop or rename that column and pkonline.resume(%1%), or pkonline.cancel(%1%).", job.id));
     const std::string c = Ident(Col(job));
     const std::string fill = "(" + job.Opt("fill_sql") + ")";
@@ -69,21 +72,25 @@ void AddColumn(Context& ctx) {
       if (!job.OptBool("set_default")) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " DROP DEFAULT");
     } else {
       Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + job.Opt("column_type"));
-      if (job.OptBool("set_default")) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
+      if (job.OptBool("set_default"))
+        Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
       // Rows written while the job runs get their value from this trigger (it runs with the
       // writer's rights, like any default).
-      const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" + job.Opt("fill_row_sql") +
-                               "); RETURN NEW; END";
+      const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" +
+                               job.Opt("fill_row_sql") + "); RETURN NEW; END";
       // search_path pinned: the body's names outside pg_catalog are qualified already, and
       // nothing in it may resolve through the path of whoever writes the table later.
-      Exec("CREATE FUNCTION " + HelperSql(job, "fill") + "() RETURNS trigger LANGUAGE plpgsql "
-           "SET search_path = pg_catalog, pg_temp AS " + pg::Literal(body));
+      Exec("CREATE FUNCTION " + HelperSql(job, "fill") +
+           "() RETURNS trigger LANGUAGE plpgsql "
+           "SET search_path = pg_catalog, pg_temp AS " +
+           pg::Literal(body));
       Exec(FillTriggerSql(FillName(job), t, c, HelperSql(job, "fill") + "()", false));
     }
     // Not read-only: the query must see the column this transaction just added.
-    const auto attnum = Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
-                              {V(static_cast<int64_t>(job.relid)), V(Col(job))})
-                            .scalar();
+    const auto attnum =
+        Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
+              {V(static_cast<int64_t>(job.relid)), V(Col(job))})
+            .scalar();
     if (!attnum) Fail(sqlstate::kInternal, "column \"" + Col(job) + "\" not found right after it was added");
     ctx.Remember("attnum", *attnum);
   });
@@ -95,7 +102,8 @@ void UndoAddColumn(Context& ctx) {
     if (TableExists(job)) {
       const std::string t = TableSql(job);
       if (job.OptBool("unique") && UniqueAttached(job))
-        Fail(sqlstate::kObjectNotInState, "the unique constraint of " + t + " is attached already; nothing to undo");
+        Fail(sqlstate::kObjectNotInState,
+             "the unique constraint of " + t + " is attached already; nothing to undo");
       Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
       const std::string column = OurColumn(ctx);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
@@ -115,7 +123,8 @@ void Validate(Context& ctx) {
       if (e.sqlstate() != sqlstate::kCheckViolation) throw;
       // The check refuses the NULL the fill gave for a row written while the job ran.
       Fail(SqlState("23502"),
-           Fmt("the value for column \"%1%\" is NULL in rows of %2% written while job %3% ran, but the column is "
+           Fmt("the value for column \"%1%\" is NULL in rows of %2% written while job %3% ran, but the "
+               "column is "
                "to be NOT NULL",
                Col(job), job.table_name, job.id),
            "fill: " + job.Opt("fill"),
@@ -150,7 +159,8 @@ void Finish(Context& ctx) {
 
 std::vector<std::string> Columns(const jobs::Job& job) { return {Col(job)}; }
 
-const char* kBrief = "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
+const char* kBrief =
+    "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
 
 class AddColumnOp final : public Operation {
  public:
@@ -161,17 +171,19 @@ class AddColumnOp final : public Operation {
     const bool unique = job.OptBool("unique");
     std::vector<Step> steps;
     if (CatalogOnly(job)) {
-      steps.push_back({"add_column",
-                       "ADD COLUMN " + col + " " + type + " DEFAULT " + job.Opt("fill") + (not_null ? " NOT NULL" : "") +
-                           (job.OptBool("set_default") ? "" : ", then DROP DEFAULT") +
-                           ": the value is not volatile, so it is stored once in the catalog and no row is rewritten",
-                       kBrief, AddColumn, UndoAddColumn});
+      steps.push_back(
+          {"add_column",
+           "ADD COLUMN " + col + " " + type + " DEFAULT " + job.Opt("fill") + (not_null ? " NOT NULL" : "") +
+               (job.OptBool("set_default") ? "" : ", then DROP DEFAULT") +
+               ": the value is not volatile, so it is stored once in the catalog and no row is rewritten",
+           kBrief, AddColumn, UndoAddColumn});
     } else {
-      steps.push_back({"add_column",
-                       "ADD COLUMN " + col + " " + type + " (nullable)" +
-                           (job.OptBool("set_default") ? ", DEFAULT " + job.Opt("fill") + " for new rows" : "") +
-                           ", a BEFORE INSERT trigger filling it when NULL",
-                       kBrief, AddColumn, UndoAddColumn});
+      steps.push_back(
+          {"add_column",
+           "ADD COLUMN " + col + " " + type + " (nullable)" +
+               (job.OptBool("set_default") ? ", DEFAULT " + job.Opt("fill") + " for new rows" : "") +
+               ", a BEFORE INSERT trigger filling it when NULL",
+           kBrief, AddColumn, UndoAddColumn});
       steps.push_back({"backfill",
                        "UPDATE … SET " + col + " = " + job.Opt("fill") +
                            " by ranges of heap blocks, one transaction per batch",
@@ -181,44 +193,50 @@ class AddColumnOp final : public Operation {
                          Backfill(ctx, Col(j), "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
                        },
                        nullptr});
-      steps.push_back({"catch_up",
-                       "the fill trigger fills on UPDATE too; one more pass fills rows written without a value "
-                       "during the backfill",
-                       "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); "
-                       "then as the backfill, writing only the rows still without a value",
-                       [](Context& ctx) {
-                         const auto& j = ctx.job();
-                         CatchUp(ctx, FillName(j), [&j]() { return HelperSql(j, "fill") + "()"; }, Col(j), "(" + j.Opt("fill_sql") + ")",
-                                 j.OptBool("not_null"));
-                       },
-                       nullptr});
+      steps.push_back(
+          {"catch_up",
+           "the fill trigger fills on UPDATE too; one more pass fills rows written without a value "
+           "during the backfill",
+           "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); "
+           "then as the backfill, writing only the rows still without a value",
+           [](Context& ctx) {
+             const auto& j = ctx.job();
+             CatchUp(
+                 ctx, FillName(j), [&j]() { return HelperSql(j, "fill") + "()"; }, Col(j),
+                 "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
+           },
+           nullptr});
       if (not_null) {
         steps.push_back({"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID", kBrief,
                          [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), Col(ctx.job())); },
                          [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }});
         steps.push_back({"validate", "VALIDATE CONSTRAINT (fills rows still NULL, if any are found)",
-                         "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate, nullptr});
+                         "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate,
+                         nullptr});
       }
     }
     if (unique) {
-      steps.push_back({"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("unique_name") + " (" + col + ")",
-                       "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
-                       [](Context& ctx) {
-                         const auto& j = ctx.job();
-                         BuildUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
-                       },
-                       [](Context& ctx) {
-                         const auto& j = ctx.job();
-                         DropUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
-                       }});
+      steps.push_back(
+          {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("unique_name") + " (" + col + ")",
+           "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
+           [](Context& ctx) {
+             const auto& j = ctx.job();
+             BuildUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
+           },
+           [](Context& ctx) {
+             const auto& j = ctx.job();
+             DropUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
+           }});
     }
     if (!CatalogOnly(job) || unique) {
       std::string what;
-      if (!CatalogOnly(job) && not_null) what += "SET NOT NULL (the validated check spares the scan), drop the check, ";
+      if (!CatalogOnly(job) && not_null)
+        what += "SET NOT NULL (the validated check spares the scan), drop the check, ";
       if (unique) what += "ADD CONSTRAINT " + job.Opt("unique_name") + " UNIQUE USING INDEX, ";
       what += CatalogOnly(job) ? "done" : "drop the trigger";
-      steps.push_back({"finish", what, "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout",
-                       Finish, nullptr});
+      steps.push_back({"finish", what,
+                       "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout", Finish,
+                       nullptr});
     }
     steps.back().final = true;  // the last step makes the change final
     return steps;

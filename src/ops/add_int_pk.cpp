@@ -55,7 +55,6 @@ std::string OurColumn(const jobs::Job& job) {
   return ColumnExists(job, job.Opt("column_name")) ? job.Opt("column_name") : std::string();
 }
 
-
 // Whoever may write the table may draw ids from the job's sequence: its default and the fill
 // trigger call nextval() with the writer's rights (an identity column, at the end, needs no grant).
 void GrantSequenceToWriters(const jobs::Job& job) {
@@ -90,8 +89,8 @@ void AddColumnWithSequence(Context& ctx) {
   // What the C fill triggers check their arguments against (src/pg/capture.cpp).
   ctx.Remember("seq_oid", SequenceOid(job));
   ctx.Remember("column_attnum", std::to_string(ColumnAttnum(job, col)));
-  Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) +
-       "::pg_catalog.regclass)");
+  Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" +
+       pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)");
 }
 
 // The fill trigger's function: pkonline._fill_nextval (C, src/pg/capture.cpp) with the column's
@@ -99,12 +98,16 @@ void AddColumnWithSequence(Context& ctx) {
 // their own, pkonline_<job>_fill, which undo and attach still drop if it is the table owner's.)
 std::string FillCall(const jobs::Job& job) {
   const int attnum = ColumnAttnum(job, job.Opt("column_name"));
-  if (attnum <= 0) Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of job %2% not found", job.Opt("column_name"), job.id));
-  return "pkonline._fill_nextval(" + pg::Literal(std::to_string(attnum)) + ", " + pg::Literal(SequenceOid(job)) + ")";
+  if (attnum <= 0)
+    Fail(sqlstate::kUndefinedColumn,
+         Fmt("column \"%1%\" of job %2% not found", job.Opt("column_name"), job.id));
+  return "pkonline._fill_nextval(" + pg::Literal(std::to_string(attnum)) + ", " +
+         pg::Literal(SequenceOid(job)) + ")";
 }
 
 std::string SequenceOid(const jobs::Job& job) {
-  return *Query("SELECT " + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass::pg_catalog.oid", {}, true).scalar();
+  return *Query("SELECT " + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass::pg_catalog.oid", {}, true)
+              .scalar();
 }
 
 // The sequence's last act, with the table locked: the column becomes an identity continuing
@@ -116,7 +119,8 @@ void FinishSequence(const jobs::Job& job) {
   auto rel = pg::Relation(job.relid);
   if (job.OptBool("identity")) {
     // Every value handed out so far is below the next one; the table is locked, so none race.
-    const std::string next = *Query("SELECT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)").scalar();
+    const std::string next =
+        *Query("SELECT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)").scalar();
     Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " DROP DEFAULT");
     Exec("DROP SEQUENCE " + SeqSql(job));
     const std::string seq = pg::ChooseName(rel->name, col, "seq", rel->nsp_oid, false);
@@ -134,7 +138,8 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
     if (TableExists(job)) {
       const std::string t = TableSql(job);
       if (HasOurPk(job))
-        Fail(sqlstate::kObjectNotInState, "the primary key of " + t + " is attached already; nothing to undo");
+        Fail(sqlstate::kObjectNotInState,
+             "the primary key of " + t + " is attached already; nothing to undo");
       for (const auto& trigger : triggers) Exec("DROP TRIGGER IF EXISTS " + Ident(trigger) + " ON " + t);
       const std::string column = OurColumn(job);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
@@ -163,7 +168,8 @@ void AddColumn(Context& ctx) {
 
 void UndoAddColumn(Context& ctx) {
   UndoColumnAndHelpers(ctx, {FillName(ctx.job())});
-  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the fill function", [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
+  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the fill function",
+          [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
 }
 
 std::vector<std::string> PkColumns(const jobs::Job& job) { return {job.Opt("column_name")}; }
@@ -187,8 +193,9 @@ void Attach(Context& ctx) {
   ctx.Ddl("pkonline job " + Id(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
-    auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
-                       {V(RelidText(job))}, true);
+    auto other =
+        Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+              {V(RelidText(job))}, true);
     if (!other.empty())
       Fail(sqlstate::kInvalidTableDefinition,
            Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
@@ -216,19 +223,23 @@ class AddIntPk final : public Operation {
     const std::string col = job.Opt("column_name");
     return {
         {"add_column",
-         "ADD COLUMN " + col + " " + job.Opt("column_type") + " (nullable), a sequence as its DEFAULT, "
-         "a BEFORE INSERT trigger filling it when NULL",
+         "ADD COLUMN " + col + " " + job.Opt("column_type") +
+             " (nullable), a sequence as its DEFAULT, "
+             "a BEFORE INSERT trigger filling it when NULL",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddColumn,
          UndoAddColumn},
         {"backfill", "UPDATE … SET " + col + " = DEFAULT by ranges of heap blocks, one transaction per batch",
          "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
          [col](Context& ctx) { Backfill(ctx, col, "DEFAULT"); }, nullptr},
         {"catch_up",
-         "the fill trigger fills on UPDATE too; one more pass fills rows written without a value during the backfill",
-         "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); then as "
+         "the fill trigger fills on UPDATE too; one more pass fills rows written without a value during the "
+         "backfill",
+         "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); then "
+         "as "
          "the backfill, writing only the rows still without a value",
          [col](Context& ctx) {
-           CatchUp(ctx, FillName(ctx.job()), [&ctx]() { return FillCall(ctx.job()); }, col, "DEFAULT", false);
+           CatchUp(
+               ctx, FillName(ctx.job()), [&ctx]() { return FillCall(ctx.job()); }, col, "DEFAULT", false);
          },
          nullptr},
         {"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID",
@@ -248,7 +259,8 @@ class AddIntPk final : public Operation {
         {"attach",
          "ADD PRIMARY KEY USING INDEX, drop the check and trigger" +
              std::string(job.OptBool("identity") ? ", make the column GENERATED BY DEFAULT AS IDENTITY" : ""),
-         "ACCESS EXCLUSIVE, catalog only: the validated check spares the NOT NULL scan", Attach, nullptr, true},
+         "ACCESS EXCLUSIVE, catalog only: the validated check spares the NOT NULL scan", Attach, nullptr,
+         true},
     };
   }
 };

@@ -48,12 +48,14 @@ std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
 std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
 std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
 std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
-std::string Twin(const jobs::Job& job, const std::string& index_oid) { return HelperName(job, "ix" + index_oid); }
+std::string Twin(const jobs::Job& job, const std::string& index_oid) {
+  return HelperName(job, "ix" + index_oid);
+}
 
 // OID of a relation named by its qualified SQL name, 0 if there is none.
 unsigned Oid(const std::string& qualified) {
-  return static_cast<unsigned>(
-      pg::AsInt(Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, false).scalar(), 0));
+  return static_cast<unsigned>(pg::AsInt(
+      Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, false).scalar(), 0));
 }
 
 // The job's helpers (the copy, its indexes, the change log) are created by the job, under names
@@ -69,7 +71,8 @@ unsigned RecordedOid(Context& ctx, const std::string& key) {
 void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
   const auto& job = ctx.job();
   const unsigned oid = Oid(name_sql);  // created just now by this transaction: the name is ours
-  if (oid == 0) Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
+  if (oid == 0)
+    Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
   ctx.Remember(key, std::to_string(oid));
 }
 
@@ -84,18 +87,21 @@ std::string Helper(Context& ctx, const std::string& key, bool strict = true) {
   const unsigned oid = RecordedOid(ctx, key);
   if (oid == 0) return "";
   pg::LockShared(oid);
-  auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
-                 "c.relowner = t.relowner, i.indrelid FROM pg_catalog.pg_class c "
-                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_class t ON t.oid = $2::oid "
-                 "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
-                 {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
+      "c.relowner = t.relowner, i.indrelid FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_class t ON t.oid = "
+      "$2::oid "
+      "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
   const bool index = key != "copy_oid" && key != "log_oid";
   bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
   if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx);
   if (ok) return *r.rows[0][0];
   if (!strict) return "";
   const std::string what = key == "copy_oid" ? "copy" : key == "log_oid" ? "change log" : "index on the copy";
-  Fail(sqlstate::kObjectNotInState, Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
+  Fail(sqlstate::kObjectNotInState,
+       Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
        Fmt("The job knows its helpers by the OIDs it recorded when it created them (relation %1%).", oid),
        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
@@ -114,18 +120,19 @@ void RequireSameStorage(Context& ctx) {
   const auto& job = ctx.job();
   const std::string was = ctx.Recall("relfilenode");
   if (!was.empty() && Relfilenode(job) != was)
-    Fail(sqlstate::kObjectNotInState,
-         Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
-         "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer matches.",
+    Fail(sqlstate::kObjectNotInState, Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
+         "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer "
+         "matches.",
          Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
 // Column layout: positions, dropped or not, types and collations.
 std::string Layout(unsigned relid) {
-  return Query("SELECT pg_catalog.string_agg(attnum || ':' || CASE WHEN attisdropped THEN '-' ELSE "
-               "pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation END, ',' ORDER BY attnum) "
-               "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0",
-               {V(static_cast<int64_t>(relid))}, true)
+  return Query(
+             "SELECT pg_catalog.string_agg(attnum || ':' || CASE WHEN attisdropped THEN '-' ELSE "
+             "pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation END, ',' ORDER BY attnum) "
+             "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0",
+             {V(static_cast<int64_t>(relid))}, true)
       .scalar()
       .value_or("");
 }
@@ -137,14 +144,15 @@ struct Columns {
   std::string table, twin, table_ids;
 };
 Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
-  auto r = Query("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
-                 "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
-                 "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
-                 "'COALESCE(%1$I, pkonline._tid_key(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
-                 "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
-                 "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
-                 "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
-                 {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(job.Opt("column_name"))}, true);
+  auto r = Query(
+      "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
+      "'COALESCE(%1$I, pkonline._tid_key(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
+      "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
+      "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
+      "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
+      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(job.Opt("column_name"))}, true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 
@@ -157,7 +165,8 @@ void CreateCopy(Context& ctx) {
       "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
       "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
       "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(k.collname) END, "
-      "CASE WHEN a.attstorage IS DISTINCT FROM t.typstorage THEN a.attstorage::text END, a.attcompression::text "
+      "CASE WHEN a.attstorage IS DISTINCT FROM t.typstorage THEN a.attstorage::text END, "
+      "a.attcompression::text "
       "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
       "LEFT JOIN pg_catalog.pg_collation k ON k.oid = a.attcollation "
       "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = k.collnamespace "
@@ -184,7 +193,8 @@ void CreateCopy(Context& ctx) {
     }
   }
   auto rel = Query(
-      "SELECT c.relpersistence::text, (SELECT pg_catalog.string_agg(o, ', ') FROM pg_catalog.unnest(c.reloptions) o "
+      "SELECT c.relpersistence::text, (SELECT pg_catalog.string_agg(o, ', ') FROM "
+      "pg_catalog.unnest(c.reloptions) o "
       "WHERE o NOT LIKE 'autovacuum_enabled=%'), s.spcname "
       "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_tablespace s ON s.oid = c.reltablespace "
       "WHERE c.oid = $1::oid",
@@ -192,8 +202,8 @@ void CreateCopy(Context& ctx) {
   const auto& r = rel.rows[0];
   std::string with = "autovacuum_enabled = false";  // its only reader is this job
   if (r[1]) with = *r[1] + ", " + with;
-  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" + defs +
-       ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
+  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" +
+       defs + ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
   Record(ctx, "copy_oid", HelperSql(job, "copy"));
   if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx) + drops);
   if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx) + storage);
@@ -206,16 +216,17 @@ std::string CopyBatchSql(Context& ctx) {
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
   ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
   const Columns c = LiveColumns(job, copy);
-  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " + TableSql(job) +
-         " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
+  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " +
+         TableSql(job) + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
 }
 
 // The indexes of the table: (oid, valid) of each.
 std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job) {
   std::vector<std::pair<std::string, bool>> out;
-  auto r = Query("SELECT indexrelid::pg_catalog.text, indisvalid AND indisready AND indislive FROM pg_catalog.pg_index "
-                 "WHERE indrelid = $1::oid ORDER BY indexrelid",
-                 {V(RelidText(job))}, true);
+  auto r = Query(
+      "SELECT indexrelid::pg_catalog.text, indisvalid AND indisready AND indislive FROM pg_catalog.pg_index "
+      "WHERE indrelid = $1::oid ORDER BY indexrelid",
+      {V(RelidText(job))}, true);
   for (const auto& row : r.rows) out.emplace_back(*row[0], pg::AsBool(row[1]));
   return out;
 }
@@ -224,8 +235,8 @@ void RequireValidIndexes(const jobs::Job& job) {
   for (const auto& [oid, valid] : TableIndexes(job))
     if (!valid)
       Fail(sqlstate::kObjectNotInState,
-           Fmt("index %1% of table %2% is not valid", *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text",
-                                                             {V(oid)}, true).scalar(),
+           Fmt("index %1% of table %2% is not valid",
+               *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(oid)}, true).scalar(),
                TableSql(job)),
            "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
            "DROP INDEX it or REINDEX it, then pkonline.resume(" + Id(job) + ").");
@@ -246,9 +257,11 @@ void EnsureTwins(Context& ctx) {
     ctx.CheckControl();
     ctx.Txn("pkonline job " + Id(job) + ": build index on the copy", [&]() {
       if (!Helper(ctx, "twin_ix_" + oid).empty()) return;
-      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty()) return;
+      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
+        return;
       CopySql(ctx);  // the copy is still the job's own
-      const unsigned twin = pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
+      const unsigned twin =
+          pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
       ctx.Remember("twin_ix_" + oid, std::to_string(twin));
     });
   }
@@ -276,18 +289,22 @@ int64_t ApplyLog(Context& ctx) {
     // The log is never analysed: the plans are spelled out. With the copy's key index, the ids
     // as an array (an index scan per id); before it exists, a hash join over one scan. The new
     // versions by TID, each checked against a hashed list of the ids.
-    const std::string ids = "SELECT old_id FROM " + log + " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
+    const std::string ids = "SELECT old_id FROM " + log +
+                            " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
                             " WHERE new_id IS NOT NULL";
     if (!Helper(ctx, "twin_pk").empty())
-      Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids + "))");
+      Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids +
+           "))");
     else
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " IN (" + ids + ")");
     Exec("INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table + " FROM ONLY " + TableSql(job) +
-         " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log + " WHERE tid IS NOT NULL)) AND " +
-         id + " IN (SELECT new_id FROM " + log + " WHERE new_id IS NOT NULL)");
+         " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log +
+         " WHERE tid IS NOT NULL)) AND " + id + " IN (SELECT new_id FROM " + log +
+         " WHERE new_id IS NOT NULL)");
   } catch (const PgError& e) {
     if (e.sqlstate() != SqlState("23505")) throw;
-    Fail(e.sqlstate(), Fmt("rows with the same %1% were written to %2% while job %3% ran", id, TableSql(job), job.id),
+    Fail(e.sqlstate(),
+         Fmt("rows with the same %1% were written to %2% while job %3% ran", id, TableSql(job), job.id),
          e.message(), Fmt("Only the job sets %1%. pkonline.cancel(%2%) undoes the job.", id, job.id));
   }
   return static_cast<int64_t>(Exec("DELETE FROM " + log));
@@ -315,11 +332,12 @@ void AddColumnStep(Context& ctx) {
     const std::string attnum = std::to_string(attnum_value);
     const std::string log_oid = std::to_string(RecordedOid(ctx, "log_oid"));
     CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
-                     " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) + ", " +
-                     pg::Literal(SequenceOid(job)) + ")");
-    CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " + t +
-                     " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) + ", " +
-                     pg::Literal(log_oid) + ")");
+                              " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) +
+                              ", " + pg::Literal(SequenceOid(job)) + ")");
+    CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) +
+                              " AFTER INSERT OR UPDATE OR DELETE ON " + t +
+                              " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) +
+                              ", " + pg::Literal(log_oid) + ")");
     // Also for writes made with session_replication_role = replica (logical replication, restores).
     Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(FillName(job)) + ", ENABLE ALWAYS TRIGGER " +
          Ident(LogTrigger(job)));
@@ -351,7 +369,8 @@ void CopyStep(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Txn("pkonline job " + Id(job) + ": create the copy", [&]() {
     RequireSameStorage(ctx);
-    auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid", {V(RelidText(job))}, true);
+    auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid",
+                       {V(RelidText(job))}, true);
     if (pg::AsBool(force.scalar()))
       Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", TableSql(job)),
            "The copy would hold only the rows its owner may see.", "Use method => 'in_place'.");
@@ -364,7 +383,8 @@ void CopyStep(Context& ctx) {
            Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
     CreateCopy(ctx);
   });
-  CopyBlocks(ctx, [&ctx]() { return CopyBatchSql(ctx); }, [&ctx]() { return CopySql(ctx); });
+  CopyBlocks(
+      ctx, [&ctx]() { return CopyBatchSql(ctx); }, [&ctx]() { return CopySql(ctx); });
 }
 
 void UndoCopyStep(Context& ctx) {
@@ -413,8 +433,9 @@ void SwapStep(Context& ctx) {
     if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
     Exec("LOCK TABLE " + CopySql(ctx) + " IN ACCESS EXCLUSIVE MODE");
     RequireSameStorage(ctx);
-    auto other = Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
-                       {V(RelidText(job))}, true);
+    auto other =
+        Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+              {V(RelidText(job))}, true);
     if (!other.empty())
       Fail(sqlstate::kInvalidTableDefinition,
            Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
@@ -426,14 +447,16 @@ void SwapStep(Context& ctx) {
     RequireValidIndexes(job);
     std::vector<std::pair<unsigned, unsigned>> pairs;
     for (const auto& entry : TableIndexes(job)) {
-      const unsigned twin = Helper(ctx, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(ctx, "twin_ix_" + entry.first);
+      const unsigned twin =
+          Helper(ctx, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(ctx, "twin_ix_" + entry.first);
       if (twin == 0)
-        Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id), "",
-             Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
+        Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id),
+             "", Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
       pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
     }
     const unsigned pk_twin = Helper(ctx, "twin_pk").empty() ? 0 : RecordedOid(ctx, "twin_pk");
-    if (pk_twin == 0) Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
+    if (pk_twin == 0)
+      Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
     const int64_t last = ApplyLog(ctx);
     for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
     const unsigned pk = pg::CreateIndexLike(job.relid, pk_twin, job.Opt("pk_name"), false);
@@ -477,26 +500,34 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
   const std::string col = job.Opt("column_name");
   return {
       {"add_column",
-       "ADD COLUMN " + col + " " + job.Opt("column_type") + " (nullable), a sequence as its DEFAULT, a change log, "
-       "row triggers that give new row versions their id and log every change (ENABLE ALWAYS)",
-       "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddColumnStep,
-       UndoAddColumnStep},
-      {"copy", "CREATE TABLE " + HelperName(job, "copy") + " with the same columns; INSERT … SELECT by ranges of "
-               "heap blocks, ids filled, one transaction per batch",
+       "ADD COLUMN " + col + " " + job.Opt("column_type") +
+           " (nullable), a sequence as its DEFAULT, a change log, "
+           "row triggers that give new row versions their id and log every change (ENABLE ALWAYS)",
+       "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",
+       AddColumnStep, UndoAddColumnStep},
+      {"copy",
+       "CREATE TABLE " + HelperName(job, "copy") +
+           " with the same columns; INSERT … SELECT by ranges of "
+           "heap blocks, ids filled, one transaction per batch",
        "ACCESS SHARE: reads and writes continue", CopyStep, UndoCopyStep},
-      {"build_indexes", "apply the change log; CREATE INDEX on the copy for each index of the table, and "
-                        "CREATE UNIQUE INDEX (" + col + ") on it",
+      {"build_indexes",
+       "apply the change log; CREATE INDEX on the copy for each index of the table, and "
+       "CREATE UNIQUE INDEX (" +
+           col + ") on it",
        "none on the table (the copy is the job's own)", BuildIndexesStep, nullptr},
-      {"catch_up", "apply the change log to the copy in rounds until little is left",
-       "none on the table", CatchUpStep, nullptr},
+      {"catch_up", "apply the change log to the copy in rounds until little is left", "none on the table",
+       CatchUpStep, nullptr},
       {"swap",
        "apply the last changes, swap the storage of the table and of each index with the copy's, "
-       "ADD PRIMARY KEY USING INDEX" + std::string(job.OptBool("identity") ? ", identity" : ""),
-       "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout with "
+       "ADD PRIMARY KEY USING INDEX" +
+           std::string(job.OptBool("identity") ? ", identity" : ""),
+       "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout "
+       "with "
        "retries",
        SwapStep, nullptr, true},
       {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
-       "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within pkonline.lock_timeout)",
+       "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within "
+       "pkonline.lock_timeout)",
        CleanupStep, nullptr},
   };
 }

@@ -20,17 +20,18 @@ using pg::V;
 std::string TableSql(const jobs::Job& job) {
   auto rel = pg::Relation(job.relid);
   if (!rel)
-    Fail(sqlstate::kUndefinedTable, "table " + job.table_name + " (oid " + std::to_string(job.relid) +
-                                        ") no longer exists",
+    Fail(sqlstate::kUndefinedTable,
+         "table " + job.table_name + " (oid " + std::to_string(job.relid) + ") no longer exists",
          "It was dropped while job " + std::to_string(job.id) + " ran.",
          "Cancel the job with pkonline.cancel(" + std::to_string(job.id) + ") to clean up what it created.");
   return pg::Qualified(rel->schema, rel->name);
 }
 
 std::string ColumnSql(const jobs::Job& job, const std::string& column) {
-  auto r = pg::Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
-                     "AND NOT attisdropped",
-                     {V(static_cast<int64_t>(job.relid)), V(column)}, true);
+  auto r = pg::Query(
+      "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+      "AND NOT attisdropped",
+      {V(static_cast<int64_t>(job.relid)), V(column)}, true);
   if (r.empty())
     Fail(sqlstate::kUndefinedColumn,
          Fmt("column \"%1%\" of table %2% no longer exists", column, TableSql(job)),
@@ -50,23 +51,28 @@ bool Retryable(const PgError& e) {
 
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 // The value came out NULL for rows of a column that must be NOT NULL.
-[[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count, const std::string& ctid) {
+[[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count,
+                                const std::string& ctid) {
   auto fill = job.options.find("fill");
   Fail(SqlState("23502"),
-       Fmt("the value for column \"%1%\" is NULL for some rows of %3% (%2% in the batch at ctid %4%), but the column is to "
+       Fmt("the value for column \"%1%\" is NULL for some rows of %3% (%2% in the batch at ctid %4%), but "
+           "the column is to "
            "be NOT NULL",
            column, count, TableSql(job), ctid),
        fill == job.options.end() ? std::string() : "fill: " + fill->second,
-       Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or not_null => false.",
+       Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
+           "not_null => false.",
            job.id));
 }
 
 // The batch statement: fills `column` in blocks [$1, $2). With `require_value` it also counts the
 // rows whose value came out NULL and names the first.
-std::string BatchSql(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
+std::string BatchSql(const jobs::Job& job, const std::string& column, const std::string& value_sql,
+                     bool require_value) {
   const std::string col = ColumnSql(job, column);
   const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql +
-                          " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
+                          " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col +
+                          " IS NULL";
   if (!require_value) return sql;
   return "WITH u AS (" + sql + " RETURNING ctid, " + col +
          " IS NULL AS missing) SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE missing), "
@@ -86,9 +92,12 @@ struct WalkSpec {
   std::function<std::string()> guard;
 };
 
-WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql, bool require_value) {
+WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql,
+                  bool require_value) {
   WalkSpec spec;
-  spec.sql = [&job, column, value_sql, require_value]() { return BatchSql(job, column, value_sql, require_value); };
+  spec.sql = [&job, column, value_sql, require_value]() {
+    return BatchSql(job, column, value_sql, require_value);
+  };
   spec.rows = [&job, column, require_value](const pg::Result& r) -> int64_t {
     if (!require_value) return static_cast<int64_t>(r.processed);
     if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
@@ -107,8 +116,9 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   // Heap blocks filled between VACUUMs: pkonline.vacuum_every, or a tenth of the walk if that is
   // more. Each VACUUM reads every index of the table whole, so a fixed interval would make the
   // cost grow with the square of the table's size; ten of them keep it linear.
-  const int64_t vacuum_every =
-      spec.vacuum && job.OptInt("vacuum_every") > 0 ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10) : 0;
+  const int64_t vacuum_every = spec.vacuum && job.OptInt("vacuum_every") > 0
+                                   ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10)
+                                   : 0;
   int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
   int64_t total = 0;
   int64_t since_vacuum = 0;
@@ -128,19 +138,19 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t wal0 = pg::WalBytes();
     try {
-      ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " + std::to_string(cursor) + "-" +
-                  std::to_string(hi) + " of " + std::to_string(to),
-              [&]() {
-                if (spec.guard) {
-                  // A kept plan is re-analysed by name when what it names changes.
-                  const std::string key = spec.guard();
-                  if (key != guarded) batch.Reset();
-                  guarded = key;
-                }
-                if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
-                rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
-                if (save) ctx.SaveCursor(hi, rows, static_cast<int>(blocks));
-              });
+      ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " +
+                    std::to_string(cursor) + "-" + std::to_string(hi) + " of " + std::to_string(to),
+                [&]() {
+                  if (spec.guard) {
+                    // A kept plan is re-analysed by name when what it names changes.
+                    const std::string key = spec.guard();
+                    if (key != guarded) batch.Reset();
+                    guarded = key;
+                  }
+                  if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
+                  rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
+                  if (save) ctx.SaveCursor(hi, rows, static_cast<int>(blocks));
+                });
     } catch (const PgError& e) {
       // A batch that waits for a row lock longer than pkonline.lock_timeout gives its own row
       // locks back at once (the rows it changed so far are rolled back) rather than make other
@@ -233,7 +243,8 @@ void Backfill(Context& ctx, const std::string& column, const std::string& value_
   Walk(ctx, FillSpec(job, column, value_sql, require_value), job.cursor_block, end, true);
 }
 
-void CopyBlocks(Context& ctx, const std::function<std::string()>& sql, const std::function<std::string()>& guard) {
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
+                const std::function<std::string()>& guard) {
   const auto& job = ctx.job();
   const int64_t end = WalkEnd(ctx, "copy");
   WalkSpec spec;

@@ -46,16 +46,22 @@ std::string NewIndex(const jobs::Job& job) {
   return job.options.count("reuse_index") ? job.Opt("reuse_index") : HelperName(job, "pkey");
 }
 std::string OldKeyIndex(const jobs::Job& job) { return HelperName(job, "old_key"); }
-std::string CheckName(const jobs::Job& job, size_t i) { return HelperName(job, "not_null_" + std::to_string(i + 1)); }
-bool KeepOldKey(const jobs::Job& job) { return job.options.count("old_pk_name") && job.Opt("old_pk") == "unique"; }
+std::string CheckName(const jobs::Job& job, size_t i) {
+  return HelperName(job, "not_null_" + std::to_string(i + 1));
+}
+bool KeepOldKey(const jobs::Job& job) {
+  return job.options.count("old_pk_name") && job.Opt("old_pk") == "unique";
+}
 
 // Is the table's primary key on exactly these columns (in this order)?
 bool PkOn(const jobs::Job& job, const std::vector<std::string>& columns) {
-  return !Query("SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p' "
-                "AND c.conkey = (SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
-                "FROM pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
-                "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT a.attisdropped)",
-                {V(Relid(job)), V(JsonArray(columns))}, true)
+  return !Query(
+              "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p' "
+              "AND c.conkey = (SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
+              "FROM pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
+              "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT "
+              "a.attisdropped)",
+              {V(Relid(job)), V(JsonArray(columns))}, true)
               .empty();
 }
 bool Swapped(const jobs::Job& job) { return PkOn(job, Names(job, "columns")); }
@@ -68,32 +74,38 @@ void Preflight(Context& ctx) {
   ctx.Txn("pkonline job " + Id(job) + ": preflight, NULLs", [&]() {
     const auto columns = Names(job, "columns");
     std::string any_null;
-    for (const auto& c : columns) any_null += (any_null.empty() ? "" : " OR ") + ColumnSql(job, c) + " IS NULL";
-    auto r = Query("SELECT pg_catalog.count(*), pg_catalog.string_agg(ctid::pg_catalog.text, ', ') "
-                   "FILTER (WHERE n <= 3) FROM (SELECT ctid, pg_catalog.row_number() OVER () n FROM " +
-                       TableSql(job) + " WHERE " + any_null + ") s",
-                   {}, true);
+    for (const auto& c : columns)
+      any_null += (any_null.empty() ? "" : " OR ") + ColumnSql(job, c) + " IS NULL";
+    auto r = Query(
+        "SELECT pg_catalog.count(*), pg_catalog.string_agg(ctid::pg_catalog.text, ', ') "
+        "FILTER (WHERE n <= 3) FROM (SELECT ctid, pg_catalog.row_number() OVER () n FROM " +
+            TableSql(job) + " WHERE " + any_null + ") s",
+        {}, true);
     const int64_t nulls = pg::AsInt(r.rows[0][0]);
     if (nulls > 0)
       Fail(SqlState("23502"),
-           Fmt("%1% rows of %2% have a NULL in (%3%): a primary key cannot", nulls, job.table_name, ColumnList(job, columns)),
+           Fmt("%1% rows of %2% have a NULL in (%3%): a primary key cannot", nulls, job.table_name,
+               ColumnList(job, columns)),
            "For example the rows at ctid " + r.rows[0][1].value_or("?") + ". Nothing was changed.",
            Fmt("Fill or delete those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
   ctx.Txn("pkonline job " + Id(job) + ": preflight, duplicates", [&]() {
     const auto columns = Names(job, "columns");
     const std::string list = ColumnList(job, columns);
-    auto r = Query("SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' ' || n || ' times', "
-                   "', ' ORDER BY rn) FILTER (WHERE rn <= 3) FROM (SELECT ROW(" + list + ")::pg_catalog.text k, "
-                   "pg_catalog.count(*) n, pg_catalog.row_number() OVER (ORDER BY pg_catalog.count(*) DESC, "
-                   "ROW(" + list + ")) rn FROM " + TableSql(job) + " GROUP BY " + list +
-                       " HAVING pg_catalog.count(*) > 1) d",
-                   {}, true);
+    auto r = Query(
+        "SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' ' || n || ' times', "
+        "', ' ORDER BY rn) FILTER (WHERE rn <= 3) FROM (SELECT ROW(" +
+            list +
+            ")::pg_catalog.text k, "
+            "pg_catalog.count(*) n, pg_catalog.row_number() OVER (ORDER BY pg_catalog.count(*) DESC, "
+            "ROW(" +
+            list + ")) rn FROM " + TableSql(job) + " GROUP BY " + list + " HAVING pg_catalog.count(*) > 1) d",
+        {}, true);
     const int64_t groups = pg::AsInt(r.rows[0][0]);
     if (groups > 0)
       Fail(SqlState("23505"),
-           Fmt("(%1%) is not unique in %2%: %3% values appear more than once (%4% extra rows)", list, job.table_name,
-               groups, pg::AsInt(r.rows[0][1])),
+           Fmt("(%1%) is not unique in %2%: %3% values appear more than once (%4% extra rows)", list,
+               job.table_name, groups, pg::AsInt(r.rows[0][1])),
            "For example: " + r.rows[0][2].value_or("?") + ". Nothing was changed.",
            Fmt("Remove the duplicates, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
@@ -119,8 +131,8 @@ void ValidateChecks(Context& ctx) {
   for (size_t i = 0; i < nullable.size(); i++)
     ValidateCheck(ctx, CheckName(job, i), [&]() -> bool {
       Fail(SqlState("23502"),
-           Fmt("column \"%1%\" of %2% got NULLs while job %3% ran: it cannot be part of the primary key", nullable[i],
-               job.table_name, job.id),
+           Fmt("column \"%1%\" of %2% got NULLs while job %3% ran: it cannot be part of the primary key",
+               nullable[i], job.table_name, job.id),
            "Rows written before the check constraint was added hold NULLs.",
            Fmt("Fill them, then pkonline.resume(%1%); or pkonline.cancel(%1%) to undo the job.", job.id));
     });
@@ -165,12 +177,13 @@ void Swap(Context& ctx) {
     const auto columns = Names(job, "columns");
     if (PkOn(job, columns)) return;  // committed before a crash: this step is one transaction
     auto rel = pg::Relation(job.relid);
-    auto old = Query("SELECT c.conname, c.conindid::pg_catalog.regclass::pg_catalog.text, "
-                     "(SELECT pg_catalog.string_agg(a.attname, ',' ORDER BY k.n) FROM pg_catalog.unnest(c.conkey) "
-                     " WITH ORDINALITY k(attnum, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid "
-                     " AND a.attnum = k.attnum), c.conindid "
-                     "FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p'",
-                     {V(Relid(job))}, true);
+    auto old = Query(
+        "SELECT c.conname, c.conindid::pg_catalog.regclass::pg_catalog.text, "
+        "(SELECT pg_catalog.string_agg(a.attname, ',' ORDER BY k.n) FROM pg_catalog.unnest(c.conkey) "
+        " WITH ORDINALITY k(attnum, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid "
+        " AND a.attnum = k.attnum), c.conindid "
+        "FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p'",
+        {V(Relid(job))}, true);
     const bool had_pk = !old.empty();
     const bool expected_pk = job.options.count("old_pk_name") > 0;
     if (had_pk != expected_pk)
@@ -183,18 +196,20 @@ void Swap(Context& ctx) {
     if (had_pk) {
       pk_name = *old.rows[0][0];
       const std::string old_index_oid = *old.rows[0][3];
-      identity_on_old = pg::AsBool(Query("SELECT relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index "
-                                         "WHERE indexrelid = $2::oid AND indisreplident) FROM pg_catalog.pg_class "
-                                         "WHERE oid = $1::oid",
-                                         {V(Relid(job)), V(old_index_oid)}, true)
-                                       .scalar());
+      identity_on_old =
+          pg::AsBool(Query("SELECT relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index "
+                           "WHERE indexrelid = $2::oid AND indisreplident) FROM pg_catalog.pg_class "
+                           "WHERE oid = $1::oid",
+                           {V(Relid(job)), V(old_index_oid)}, true)
+                         .scalar());
       // Foreign keys that reference the old key (through its index) move to the kept unique key.
-      auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
-                     "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
-                     "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
-                     "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
-                     "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
-                     {V(Relid(job)), V(old_index_oid)}, true);
+      auto r = Query(
+          "SELECT pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
+          "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
+          "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
+          "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
+          "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
+          {V(Relid(job)), V(old_index_oid)}, true);
       for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
       if (!fks.empty() && !KeepOldKey(job))
         Fail(SqlState("2BP01"),
@@ -208,7 +223,8 @@ void Swap(Context& ctx) {
     if (had_pk && KeepOldKey(job)) {
       const auto old_columns = Names(job, "old_pk_columns");
       kept = pg::ChooseName(rel->name, old_columns[0], "key", rel->nsp_oid, true);
-      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(kept) + " UNIQUE USING INDEX " + Ident(OldKeyIndex(job)));
+      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(kept) + " UNIQUE USING INDEX " +
+           Ident(OldKeyIndex(job)));
     }
     // The validated checks prove NOT NULL: no scan under this lock.
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(pk_name) + " PRIMARY KEY USING INDEX " +
@@ -237,45 +253,53 @@ void ValidateForeignKeys(Context& ctx) {
   ctx.Txn("pkonline job " + Id(job) + ": moved foreign keys", [&]() {
     const std::string json = ctx.Recall("moved_fks");
     if (json.empty()) return;
-    auto r = Query("SELECT value FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)", {V(json)}, true);
+    auto r = Query("SELECT value FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)", {V(json)},
+                   true);
     for (const auto& row : r.rows) moved.push_back(row[0].value_or(""));
   });
   for (const auto& entry : moved) {
     const auto bar = entry.rfind('|');
     const std::string table = entry.substr(0, bar), name = entry.substr(bar + 1);
     ctx.Txn("pkonline job " + Id(job) + ": validate " + name, [&]() {
-      auto r = Query("SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
-                     "AND conrelid = pg_catalog.to_regclass($2)",
-                     {V(name), V(table)}, true);
+      auto r = Query(
+          "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
+          "AND conrelid = pg_catalog.to_regclass($2)",
+          {V(name), V(table)}, true);
       if (r.empty() || !pg::AsBool(r.scalar())) return;  // gone, or validated already
       Exec("ALTER TABLE " + table + " VALIDATE CONSTRAINT " + Ident(name));
     });
   }
 }
 
-const char* kBrief = "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
+const char* kBrief =
+    "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
 
 class SetPrimaryKey final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const std::string cols = job.Opt("column_list");
     std::vector<Step> steps;
-    steps.push_back({"preflight", "count NULLs and duplicates of (" + cols + "), with samples; the job fails here, "
-                                  "changing nothing, if there are any",
+    steps.push_back({"preflight",
+                     "count NULLs and duplicates of (" + cols +
+                         "), with samples; the job fails here, "
+                         "changing nothing, if there are any",
                      "ACCESS SHARE only: reads (nobody waits for it)", Preflight, nullptr});
     if (job.Opt("nullable") != "[]") {
-      steps.push_back({"add_check", "ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID for each nullable column",
-                       kBrief, AddChecks, DropChecks});
+      steps.push_back({"add_check",
+                       "ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID for each nullable column", kBrief,
+                       AddChecks, DropChecks});
       steps.push_back({"validate", "VALIDATE CONSTRAINT (a NULL written meanwhile fails the job cleanly)",
-                       "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", ValidateChecks, nullptr});
+                       "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", ValidateChecks,
+                       nullptr});
     }
     if (job.options.count("reuse_index")) {
-      steps.push_back({"create_index", "reuse the valid unique index " + job.Opt("reuse_index") + " (" + cols + ")",
-                       "none", BuildNewIndex, nullptr});
+      steps.push_back({"create_index",
+                       "reuse the valid unique index " + job.Opt("reuse_index") + " (" + cols + ")", "none",
+                       BuildNewIndex, nullptr});
     } else {
       steps.push_back({"create_index", "CREATE UNIQUE INDEX CONCURRENTLY (" + cols + ")",
-                       "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions", BuildNewIndex,
-                       DropNewIndex});
+                       "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
+                       BuildNewIndex, DropNewIndex});
     }
     if (KeepOldKey(job))
       steps.push_back({"keep_old_key",
@@ -283,21 +307,23 @@ class SetPrimaryKey final : public Operation {
                            "), to keep it as a unique constraint",
                        "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
                        BuildOldKeyIndex, DropOldKeyIndex});
-    std::string swap = job.options.count("old_pk_name")
-                           ? "drop primary key " + job.Opt("old_pk_name") +
-                                 (KeepOldKey(job) ? " (kept as a UNIQUE constraint; foreign keys referencing it are "
-                                                    "re-added NOT VALID on that constraint)"
-                                                  : "") +
-                                 ", "
-                           : std::string();
+    std::string swap =
+        job.options.count("old_pk_name")
+            ? "drop primary key " + job.Opt("old_pk_name") +
+                  (KeepOldKey(job) ? " (kept as a UNIQUE constraint; foreign keys referencing it are "
+                                     "re-added NOT VALID on that constraint)"
+                                   : "") +
+                  ", "
+            : std::string();
     swap += "ADD PRIMARY KEY USING INDEX, drop the checks";
-    steps.push_back({"swap", swap,
-                     "ACCESS EXCLUSIVE on the table (and on tables whose foreign keys move), catalog only: the "
-                     "validated checks spare the NOT NULL scan",
-                     Swap, nullptr, true});
+    steps.push_back(
+        {"swap", swap,
+         "ACCESS EXCLUSIVE on the table (and on tables whose foreign keys move), catalog only: the "
+         "validated checks spare the NOT NULL scan",
+         Swap, nullptr, true});
     steps.push_back({"validate_fks", "VALIDATE the foreign keys that moved (none if none did)",
-                     "SHARE UPDATE EXCLUSIVE on each referencing table: reads and writes continue", ValidateForeignKeys,
-                     nullptr});
+                     "SHARE UPDATE EXCLUSIVE on each referencing table: reads and writes continue",
+                     ValidateForeignKeys, nullptr});
     return steps;
   }
 };

@@ -31,24 +31,27 @@ std::string HelperSql(const jobs::Job& job, const std::string& suffix) {
 bool TableExists(const jobs::Job& job) { return pg::Relation(job.relid).has_value(); }
 
 bool ColumnExists(const jobs::Job& job, const std::string& column) {
-  return !Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
-                "AND NOT attisdropped",
-                {V(RelidText(job)), V(column)}, true)
+  return !Query(
+              "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+              "AND NOT attisdropped",
+              {V(RelidText(job)), V(column)}, true)
               .empty();
 }
 
 int ColumnAttnum(const jobs::Job& job, const std::string& column) {
   // Not read-only: it must see a column added earlier in the same transaction.
-  return static_cast<int>(pg::AsInt(Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
-                                          "AND attname = $2 AND NOT attisdropped",
-                                          {V(RelidText(job)), V(column)}, false)
-                                        .scalar()));
+  return static_cast<int>(
+      pg::AsInt(Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
+                      "AND attname = $2 AND NOT attisdropped",
+                      {V(RelidText(job)), V(column)}, false)
+                    .scalar()));
 }
 
-std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql, const std::string& column_sql,
-                           const std::string& function_call, bool on_update) {
-  return "CREATE OR REPLACE TRIGGER " + Ident(trigger) + (on_update ? " BEFORE INSERT OR UPDATE ON " : " BEFORE INSERT ON ") +
-         table_sql + " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_call;
+std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql,
+                           const std::string& column_sql, const std::string& function_call, bool on_update) {
+  return "CREATE OR REPLACE TRIGGER " + Ident(trigger) +
+         (on_update ? " BEFORE INSERT OR UPDATE ON " : " BEFORE INSERT ON ") + table_sql +
+         " FOR EACH ROW WHEN (NEW." + column_sql + " IS NULL) EXECUTE FUNCTION " + function_call;
 }
 
 namespace {
@@ -59,18 +62,20 @@ std::string TableOwner(const jobs::Job& job) { return std::to_string(job.run_as)
 }  // namespace
 
 void DropSequenceIfOurs(const jobs::Job& job, const std::string& suffix) {
-  auto r = Query("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
-                 "AND c.relkind = 'S' AND c.relowner = $3::oid",
-                 {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
+      "AND c.relkind = 'S' AND c.relowner = $3::oid",
+      {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
   if (!r.empty()) Exec("DROP SEQUENCE " + *r.scalar());
 }
 
 void DropFunctionIfOurs(const jobs::Job& job, const std::string& suffix) {
-  auto r = Query("SELECT pg_catalog.format('%I.%I()', n.nspname, p.proname) FROM pg_catalog.pg_proc p "
-                 "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2 "
-                 "AND p.pronargs = 0 AND p.proowner = $3::oid",
-                 {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I()', n.nspname, p.proname) FROM pg_catalog.pg_proc p "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2 "
+      "AND p.pronargs = 0 AND p.proowner = $3::oid",
+      {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
   if (!r.empty()) Exec("DROP FUNCTION " + *r.scalar());
 }
 
@@ -82,15 +87,18 @@ void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::
              const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + Id(job) + ": fill trigger on update", [&]() {
-    CreateJobTrigger(ctx, FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
+    CreateJobTrigger(ctx,
+                     FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
   });
   const int64_t filled = Sweep(ctx, column, value_sql, require_value);
-  ctx.Event("info", Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));
+  ctx.Event("info",
+            Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));
 }
 
 bool CheckExists(const jobs::Job& job, const std::string& check, bool* validated) {
-  auto r = Query("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND conname = $2",
-                 {V(RelidText(job)), V(check)}, true);
+  auto r =
+      Query("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND conname = $2",
+            {V(RelidText(job)), V(check)}, true);
   if (r.empty()) return false;
   if (validated) *validated = pg::AsBool(r.scalar());
   return true;
@@ -133,13 +141,16 @@ void ValidateCheck(Context& ctx, const std::string& check, const std::function<b
   }
 }
 
-char UniqueIndexState(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns) {
+char UniqueIndexState(const jobs::Job& job, const std::string& name,
+                      const std::vector<std::string>& columns) {
   auto r = Query(
       "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL "
       "AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
-      "AND i.indkey::pg_catalog.text = (SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text, ' ' ORDER BY u.ord) "
+      "AND i.indkey::pg_catalog.text = (SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text, ' ' ORDER BY "
+      "u.ord) "
       "  FROM pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
-      "  JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT a.attisdropped) "
+      "  JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT "
+      "a.attisdropped) "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
       "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
       "AND c.relname = $2",

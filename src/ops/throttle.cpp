@@ -10,7 +10,9 @@ namespace pkonline::ops {
 
 namespace {
 
-std::string Now() { return pg::Query("SELECT pg_catalog.now()::pg_catalog.text", {}, true).scalar().value_or(""); }
+std::string Now() {
+  return pg::Query("SELECT pg_catalog.now()::pg_catalog.text", {}, true).scalar().value_or("");
+}
 
 }  // namespace
 
@@ -36,7 +38,8 @@ void Throttle::WaitForStandbys() {
     ctx_.Txn("pkonline: standby lag", [&]() {
       ctx_.AsExtensionOwner([&]() {
         auto r = pg::Query(
-            "SELECT COALESCE(NULLIF(application_name, ''), client_addr::pg_catalog.text, pid::pg_catalog.text), "
+            "SELECT COALESCE(NULLIF(application_name, ''), client_addr::pg_catalog.text, "
+            "pid::pg_catalog.text), "
             "(EXTRACT(epoch FROM replay_lag) * 1000)::bigint FROM pg_catalog.pg_stat_replication "
             "WHERE replay_lag IS NOT NULL ORDER BY replay_lag DESC LIMIT 1",
             {}, true);
@@ -48,22 +51,25 @@ void Throttle::WaitForStandbys() {
     });
     if (lag <= max_lag_ms_) {
       if (waiting)
-        ctx_.Event("throttle", all_stats_ ? Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag)
-                                          : std::string("the standbys have caught up: the backfill goes on"));
+        ctx_.Event("throttle",
+                   all_stats_ ? Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag)
+                              : std::string("the standbys have caught up: the backfill goes on"));
       next_lag_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       return;
     }
     if (!waiting) {
       const std::string full =
-          Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits", standby,
-              lag, max_lag_ms_);
+          Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits",
+              standby, lag, max_lag_ms_);
       if (all_stats_) {
-        ctx_.Event("throttle", full, Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
+        ctx_.Event("throttle", full,
+                   Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
       } else {
         ServerLog(Fmt("pkonline job %1%: %2%", ctx_.job().id, full));
-        ctx_.Event("throttle", Fmt("a standby replays more than pkonline.max_replica_lag (%1% ms) behind: the "
-                                   "backfill waits (which standby, and how far behind, is in the server log)",
-                                   max_lag_ms_));
+        ctx_.Event("throttle",
+                   Fmt("a standby replays more than pkonline.max_replica_lag (%1% ms) behind: the "
+                       "backfill waits (which standby, and how far behind, is in the server log)",
+                       max_lag_ms_));
       }
       waiting = true;
     }
@@ -87,7 +93,8 @@ void Throttle::ReportHorizon() {
           "AND (a.xact_start < $1::timestamptz OR a.xact_start < pg_catalog.now() - interval '60 s') "
           "AND a.xact_start < pg_catalog.now() - interval '1 s' "
           "UNION ALL SELECT 'prepared transaction ' || p.gid, p.owner::pg_catalog.text, 'prepared', "
-          "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint, true FROM pg_catalog.pg_prepared_xacts p "
+          "EXTRACT(epoch FROM pg_catalog.now() - p.prepared)::bigint, true FROM pg_catalog.pg_prepared_xacts "
+          "p "
           "WHERE p.prepared < $1::timestamptz OR p.prepared < pg_catalog.now() - interval '60 s' "
           "ORDER BY 4 DESC LIMIT 1",
           {pg::V(since_), pg::V(owner), pg::V(std::string(all_stats_ ? "true" : "false"))}, true);
@@ -105,22 +112,25 @@ void Throttle::ReportHorizon() {
   if (!visible) {
     // pg_stat_activity hides another role's session state and transaction age from the job's
     // creator: the event says only what it may see; the rest goes to the server log.
-    ServerLog(Fmt("pkonline job %1%: pid %2% (%3%, %4%) has held its snapshot for %5% s; VACUUM cannot reclaim the "
-                  "space of the rows the backfill replaced since",
-                  ctx_.job().id, pid, who, state, secs));
-    ctx_.Event("horizon",
-               "a session of a role whose sessions the job's creator may not see holds an old snapshot: VACUUM "
-               "cannot reclaim the space of the rows the backfill replaced since, so the table grows until it ends "
-               "(which session, in the server log)");
+    ServerLog(
+        Fmt("pkonline job %1%: pid %2% (%3%, %4%) has held its snapshot for %5% s; VACUUM cannot reclaim the "
+            "space of the rows the backfill replaced since",
+            ctx_.job().id, pid, who, state, secs));
+    ctx_.Event(
+        "horizon",
+        "a session of a role whose sessions the job's creator may not see holds an old snapshot: VACUUM "
+        "cannot reclaim the space of the rows the backfill replaced since, so the table grows until it ends "
+        "(which session, in the server log)");
     return;
   }
-  ctx_.Event("horizon",
-             Fmt("%1% (%2%, %3%) has held its snapshot for %4% s: VACUUM cannot reclaim the space of the rows "
-                 "the backfill replaced since, so the table grows until it ends%5%",
-                 session ? "pid " + pid : pid, who, state, secs,
-                 session ? " (pg_terminate_backend(" + pid + ") ends it)" : std::string()),
-             Fmt("{\"holder\": %1%, \"role\": %2%, \"state\": %3%, \"seconds\": %4%}", JsonString(pid), JsonString(who),
-                 JsonString(state), secs == "?" ? "null" : secs));
+  ctx_.Event(
+      "horizon",
+      Fmt("%1% (%2%, %3%) has held its snapshot for %4% s: VACUUM cannot reclaim the space of the rows "
+          "the backfill replaced since, so the table grows until it ends%5%",
+          session ? "pid " + pid : pid, who, state, secs,
+          session ? " (pg_terminate_backend(" + pid + ") ends it)" : std::string()),
+      Fmt("{\"holder\": %1%, \"role\": %2%, \"state\": %3%, \"seconds\": %4%}", JsonString(pid),
+          JsonString(who), JsonString(state), secs == "?" ? "null" : secs));
 }
 
 }  // namespace pkonline::ops

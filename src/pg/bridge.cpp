@@ -9,9 +9,7 @@ extern "C" {
 
 namespace pkonline {
 
-int SqlState(const char code[6]) {
-  return MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]);
-}
+int SqlState(const char code[6]) { return MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]); }
 
 std::string PgError::sqlstate_text() const { return unpack_sql_state(sqlstate_); }
 
@@ -49,9 +47,7 @@ void CallRaw(void (*fn)(void*), void* arg) {
   MemoryContext volatile saved = CurrentMemoryContext;
   ErrorData* volatile edata = nullptr;
   PG_TRY();
-  {
-    fn(arg);
-  }
+  { fn(arg); }
   PG_CATCH();
   {
     MemoryContextSwitchTo(saved);
@@ -61,9 +57,8 @@ void CallRaw(void (*fn)(void*), void* arg) {
   PG_END_TRY();
   if (edata == nullptr) return;
   // Copy into C++ strings, free the palloc'd copy, then unwind C++ frames.
-  PgError err(edata->sqlerrcode, edata->message ? edata->message : "",
-              edata->detail ? edata->detail : "", edata->hint ? edata->hint : "",
-              edata->context ? edata->context : "");
+  PgError err(edata->sqlerrcode, edata->message ? edata->message : "", edata->detail ? edata->detail : "",
+              edata->hint ? edata->hint : "", edata->context ? edata->context : "");
   FreeErrorData(edata);
   throw err;
 }
@@ -72,8 +67,9 @@ void* ExceptionStack() noexcept { return PG_exception_stack; }
 
 void RequireExceptionStack(void* saved) noexcept {
   if (PG_exception_stack != saved)
-    ereport(FATAL, (errmsg_internal("pkonline: PostgreSQL's error stack was not restored on leaving pkonline code"),
-                    errdetail_internal("A C++ exception crossed a PG_TRY block.")));
+    ereport(FATAL,
+            (errmsg_internal("pkonline: PostgreSQL's error stack was not restored on leaving pkonline code"),
+             errdetail_internal("A C++ exception crossed a PG_TRY block.")));
 }
 
 char* PallocCopy(const std::string& s) noexcept { return s.empty() ? nullptr : pstrdup(s.c_str()); }
@@ -104,6 +100,7 @@ void ServerWarning(const std::string& message, const std::string& detail, const 
   const char* m = message.c_str();
   const char* d = detail.c_str();
   const char* h = hint.c_str();
-  Call([&]() { ereport(WARNING, (errmsg_internal("%s", m), errdetail_internal("%s", d), errhint("%s", h))); });
+  Call(
+      [&]() { ereport(WARNING, (errmsg_internal("%s", m), errdetail_internal("%s", d), errhint("%s", h))); });
 }
 }  // namespace pkonline

@@ -48,21 +48,29 @@ int64 TidKey(ItemPointer tid) {
 // The id column's value as int64 (it is smallint, integer or bigint).
 int64 IdValue(Datum d, Oid type) {
   switch (type) {
-    case INT2OID: return DatumGetInt16(d);
-    case INT4OID: return DatumGetInt32(d);
-    default: return DatumGetInt64(d);
+    case INT2OID:
+      return DatumGetInt16(d);
+    case INT4OID:
+      return DatumGetInt32(d);
+    default:
+      return DatumGetInt64(d);
   }
 }
 
 Datum IdDatum(int64 v, Oid type) {
   switch (type) {
     case INT2OID:
-      if (v > PG_INT16_MAX) ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("pkonline: id %lld out of range for smallint", (long long)v)));
+      if (v > PG_INT16_MAX)
+        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                        errmsg("pkonline: id %lld out of range for smallint", (long long)v)));
       return Int16GetDatum(static_cast<int16>(v));
     case INT4OID:
-      if (v > PG_INT32_MAX) ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("pkonline: id %lld out of range for integer", (long long)v)));
+      if (v > PG_INT32_MAX)
+        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                        errmsg("pkonline: id %lld out of range for integer", (long long)v)));
       return Int32GetDatum(static_cast<int32>(v));
-    default: return Int64GetDatum(v);
+    default:
+      return Int64GetDatum(v);
   }
 }
 
@@ -94,8 +102,8 @@ void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid t
   SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
                          saved_ctx | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   const int nest = NewGUCNestLevel();
-  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                          0, false);
+  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                          true, 0, false);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", fn);
   Oid types[4] = {OIDOID, TEXTOID, TEXTOID, TEXTOID};
   char target_text[16], attnum_text[16];
@@ -202,7 +210,8 @@ Datum Log(FunctionCallInfo fcinfo) {
   if (fresh != nullptr) {
     bool isnull;
     Datum d = heap_getattr(fresh, attnum, desc, &isnull);
-    if (isnull) elog(ERROR, "pkonline._copy_log: a new row version has no id (is the fill trigger disabled?)");
+    if (isnull)
+      elog(ERROR, "pkonline._copy_log: a new row version has no id (is the fill trigger disabled?)");
     values[1] = Int64GetDatum(IdValue(d, type));
     nulls[1] = false;
     ItemPointer tid = static_cast<ItemPointer>(palloc(sizeof(ItemPointerData)));
@@ -212,12 +221,14 @@ Datum Log(FunctionCallInfo fcinfo) {
   }
   Relation log = table_open(log_oid, RowExclusiveLock);
   TupleDesc ld = RelationGetDescr(log);
-  if (log->rd_rel->relkind != RELKIND_RELATION || ld->natts != 3 || TupleDescAttr(ld, 0)->atttypid != INT8OID ||
-      TupleDescAttr(ld, 1)->atttypid != INT8OID || TupleDescAttr(ld, 2)->atttypid != TIDOID ||
-      TupleDescAttr(ld, 0)->attisdropped || TupleDescAttr(ld, 1)->attisdropped || TupleDescAttr(ld, 2)->attisdropped ||
-      ld->constr != nullptr || log->rd_rel->relhasindex || log->rd_rel->relowner != td->tg_relation->rd_rel->relowner)
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("pkonline._copy_log: \"%s\" is not the job's change log", RelationGetRelationName(log))));
+  if (log->rd_rel->relkind != RELKIND_RELATION || ld->natts != 3 ||
+      TupleDescAttr(ld, 0)->atttypid != INT8OID || TupleDescAttr(ld, 1)->atttypid != INT8OID ||
+      TupleDescAttr(ld, 2)->atttypid != TIDOID || TupleDescAttr(ld, 0)->attisdropped ||
+      TupleDescAttr(ld, 1)->attisdropped || TupleDescAttr(ld, 2)->attisdropped || ld->constr != nullptr ||
+      log->rd_rel->relhasindex || log->rd_rel->relowner != td->tg_relation->rd_rel->relowner)
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("pkonline._copy_log: \"%s\" is not the job's change log", RelationGetRelationName(log))));
   HeapTuple row = heap_form_tuple(RelationGetDescr(log), values, nulls);
   simple_heap_insert(log, row);
   heap_freetuple(row);
@@ -236,7 +247,8 @@ Datum pkonline_tid_key(PG_FUNCTION_ARGS) {
 // The trigger bodies hold no C++ object: one guard per call turns an error into a PgError and
 // Entry raises it again, with its SQLSTATE, once the C++ frames are gone.
 Datum pkonline_copy_fill(PG_FUNCTION_ARGS) {
-  return pkonline::Entry([&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._copy_fill", true); }); });
+  return pkonline::Entry(
+      [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._copy_fill", true); }); });
 }
 
 Datum pkonline_fill_nextval(PG_FUNCTION_ARGS) {

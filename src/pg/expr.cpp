@@ -60,7 +60,8 @@ Node* ParseOneExpression(const std::string& text) {
                      sel->groupClause == NIL && sel->havingClause == nullptr && sel->windowClause == NIL &&
                      sel->sortClause == NIL && sel->limitCount == nullptr && sel->limitOffset == nullptr &&
                      sel->distinctClause == NIL && sel->withClause == nullptr && sel->intoClause == nullptr &&
-                     sel->lockingClause == NIL && sel->valuesLists == NIL && list_length(sel->targetList) == 1;
+                     sel->lockingClause == NIL && sel->valuesLists == NIL &&
+                     list_length(sel->targetList) == 1;
   if (!plain) Fail(kSyntaxError, "fill must be a single SQL expression", "", hint);
   auto* target = static_cast<ResTarget*>(linitial(sel->targetList));
   if (target->name != nullptr || target->indirection != NIL)
@@ -118,23 +119,27 @@ CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned
   try {
     Node* raw = ParseOneExpression(text);
     expr = Call([&]() {
-      ParseNamespaceItem* item = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, nullptr, false, true);
+      ParseNamespaceItem* item =
+          addRangeTableEntryForRelation(pstate, rel, AccessShareLock, nullptr, false, true);
       addNSItemToQuery(pstate, item, true, true, true);
       return transformExpr(pstate, raw, EXPR_KIND_UPDATE_SOURCE);
     });
   } catch (const PgError& e) {
     // Say where: the error is about the fill expression, not about anything pkonline runs.
     throw PgError(e.sqlstate(), e.message(), e.detail().empty() ? "In fill => " + text : e.detail(),
-                  e.hint().empty() ? "fill is one SQL expression computed for each row, over the row's columns."
-                                   : e.hint());
+                  e.hint().empty()
+                      ? "fill is one SQL expression computed for each row, over the row's columns."
+                      : e.hint());
   }
   const Oid from = Call([&]() { return exprType(expr); });
   Node* coerced = Call([&]() {
-    return coerce_to_target_type(pstate, expr, from, type_oid, -1, COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+    return coerce_to_target_type(pstate, expr, from, type_oid, -1, COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST,
+                                 -1);
   });
   if (coerced == nullptr)
     Fail(kDatatypeMismatch,
-         Fmt("fill is of type %1%, which does not convert to column_type %2%", TypeName(from), TypeName(type_oid)),
+         Fmt("fill is of type %1%, which does not convert to column_type %2%", TypeName(from),
+             TypeName(type_oid)),
          "", "Cast it: fill => '(...)::" + TypeName(type_oid) + "'.");
   Call([&]() { assign_expr_collations(pstate, coerced); });
   out.refers_to_columns = Call([&]() { return contain_var_clause(coerced); });

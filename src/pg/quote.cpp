@@ -14,7 +14,8 @@ std::string Ident(const std::string& name) {
   const char* in = name.c_str();
   const char* out = Call([&]() { return quote_identifier(in); });
   std::string result(out);
-  if (out != in) pfree(const_cast<char*>(out));  // quote_identifier returns its input when no quotes are needed
+  if (out != in)
+    pfree(const_cast<char*>(out));  // quote_identifier returns its input when no quotes are needed
   return result;
 }
 

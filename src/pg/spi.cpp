@@ -30,15 +30,16 @@ RawResult Execute(const std::string& sql, const Params& params, bool read_only, 
   std::vector<char> nulls(n, ' ');
   std::vector<const char*> texts(n, nullptr);
   for (int i = 0; i < n; i++) {
-    if (params[i]) texts[i] = params[i]->c_str();
-    else nulls[i] = 'n';
+    if (params[i])
+      texts[i] = params[i]->c_str();
+    else
+      nulls[i] = 'n';
   }
   RawResult raw{};
   const char* sql_c = sql.c_str();
   Call([&]() {
     Datum* values = n ? static_cast<Datum*>(palloc(sizeof(Datum) * n)) : nullptr;
-    for (int i = 0; i < n; i++)
-      values[i] = texts[i] ? CStringGetTextDatum(texts[i]) : (Datum)0;
+    for (int i = 0; i < n; i++) values[i] = texts[i] ? CStringGetTextDatum(texts[i]) : (Datum)0;
     int rc = plan != nullptr ? SPI_execute_plan(plan, values, n ? nulls.data() : nullptr, read_only, 0)
                              : SPI_execute_with_args(sql_c, n, n ? types.data() : nullptr, values,
                                                      n ? nulls.data() : nullptr, read_only, 0);
@@ -68,8 +69,7 @@ Result Collect(const RawResult& raw) {
     for (uint64 r = 0; r < raw.processed; r++) {
       std::vector<Value> row;
       row.reserve(raw.natts);
-      for (int c = 0; c < raw.natts; c++)
-        row.push_back(raw.cells[r][c] ? Value(raw.cells[r][c]) : Value());
+      for (int c = 0; c < raw.natts; c++) row.push_back(raw.cells[r][c] ? Value(raw.cells[r][c]) : Value());
       out.rows.push_back(std::move(row));
     }
   }

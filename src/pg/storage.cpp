@@ -67,7 +67,8 @@ void NameToast(Oid toast, Oid owner, const char* suffix) {
 void SwapStorageC(Oid a, Oid b) {
   Relation ra = relation_open(a, AccessExclusiveLock);
   Relation rb = relation_open(b, AccessExclusiveLock);
-  if (ra->rd_rel->relkind != rb->rd_rel->relkind) elog(ERROR, "pkonline: cannot swap storage of different kinds");
+  if (ra->rd_rel->relkind != rb->rd_rel->relkind)
+    elog(ERROR, "pkonline: cannot swap storage of different kinds");
   if (ra->rd_rel->relowner != rb->rd_rel->relowner)
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("pkonline: cannot swap the storage of \"%s\" with \"%s\", which has another owner",
@@ -82,10 +83,12 @@ void SwapStorageC(Oid a, Oid b) {
   Relation pg_class = table_open(RelationRelationId, RowExclusiveLock);
   HeapTuple ta = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(a));
   HeapTuple tb = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(b));
-  if (!HeapTupleIsValid(ta) || !HeapTupleIsValid(tb)) elog(ERROR, "pkonline: cache lookup failed for relation");
+  if (!HeapTupleIsValid(ta) || !HeapTupleIsValid(tb))
+    elog(ERROR, "pkonline: cache lookup failed for relation");
   Form_pg_class fa = reinterpret_cast<Form_pg_class>(GETSTRUCT(ta));
   Form_pg_class fb = reinterpret_cast<Form_pg_class>(GETSTRUCT(tb));
-  if (!OidIsValid(fa->relfilenode) || !OidIsValid(fb->relfilenode) || fa->relpersistence != fb->relpersistence)
+  if (!OidIsValid(fa->relfilenode) || !OidIsValid(fb->relfilenode) ||
+      fa->relpersistence != fb->relpersistence)
     elog(ERROR, "pkonline: relations %u and %u cannot swap storage", a, b);
   const bool heap = fa->relkind == RELKIND_RELATION;
   Swap(fa->relfilenode, fb->relfilenode);
@@ -138,7 +141,8 @@ Oid CreateIndexLikeC(Oid relid, Oid model, const char* name, bool build) {
   if (OidIsValid(space)) stmt->tableSpace = get_tablespace_name(space);
   index_close(model_rel, AccessShareLock);
   table_close(heap, NoLock);
-  ObjectAddress made = DefineIndex(relid, stmt, InvalidOid, InvalidOid, InvalidOid, false, false, true, !build, true);
+  ObjectAddress made =
+      DefineIndex(relid, stmt, InvalidOid, InvalidOid, InvalidOid, false, false, true, !build, true);
   CommandCounterIncrement();
   return made.objectId;
 }
@@ -146,7 +150,8 @@ Oid CreateIndexLikeC(Oid relid, Oid model, const char* name, bool build) {
 void SetNotNullC(Oid relid, AttrNumber attnum) {
   Relation attr = table_open(AttributeRelationId, RowExclusiveLock);
   HeapTuple t = SearchSysCacheCopyAttNum(relid, attnum);
-  if (!HeapTupleIsValid(t)) elog(ERROR, "pkonline: cache lookup failed for attribute %d of %u", attnum, relid);
+  if (!HeapTupleIsValid(t))
+    elog(ERROR, "pkonline: cache lookup failed for attribute %d of %u", attnum, relid);
   reinterpret_cast<Form_pg_attribute>(GETSTRUCT(t))->attnotnull = true;
   CatalogTupleUpdate(attr, &t->t_self, t);
   heap_freetuple(t);

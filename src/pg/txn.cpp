@@ -41,8 +41,7 @@ void AbortAll() {
 
 }  // namespace
 
-void InTransaction(const std::string& activity, const std::function<void()>& fn,
-                   const TxnOptions& opts) {
+void InTransaction(const std::string& activity, const std::function<void()>& fn, const TxnOptions& opts) {
   const char* act = activity.c_str();
   const int lock_ms = opts.lock_timeout_ms;
   const int stmt_ms = opts.statement_timeout_ms;
@@ -57,8 +56,8 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     // set_config(…, false) — is undone when it ends (as PostgreSQL's own maintenance commands do
     // around the table owner's code); it starts with search_path pinned.
     nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                            0, false);
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                            true, 0, false);
     if (lock_ms > 0) {
       char buf[32];
       snprintf(buf, sizeof buf, "%d", lock_ms);
@@ -67,7 +66,8 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     if (deadlock_ms > 0) {
       char buf[32];
       snprintf(buf, sizeof buf, "%d", deadlock_ms);
-      (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+      (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+                              false);
     }
     if (stmt_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, stmt_ms);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
@@ -93,8 +93,8 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
 
 void ReplicaRoleForThisTransaction() {
   Call([]() {
-    (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true,
-                            0, false);
+    (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+                            true, 0, false);
   });
 }
 
@@ -115,7 +115,8 @@ void RunTopLevel(const std::string& sql) {
       StartTransactionCommand();
       pgstat_report_activity(STATE_RUNNING, sql_c);
       // Parse and plan trees must outlive the statement's own internal commits.
-      parse_cxt = AllocSetContextCreate(TopMemoryContext, "pkonline top-level statement", ALLOCSET_DEFAULT_SIZES);
+      parse_cxt =
+          AllocSetContextCreate(TopMemoryContext, "pkonline top-level statement", ALLOCSET_DEFAULT_SIZES);
       MemoryContext old = MemoryContextSwitchTo(parse_cxt);
       List* raw = pg_parse_query(sql_c);
       if (list_length(raw) != 1) elog(ERROR, "pkonline: top-level SQL must be one statement");
@@ -176,8 +177,8 @@ void AsRole(unsigned role, const std::function<void()>& fn) {
   SetUserIdAndSecContext(role, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
   try {
     Call([]() {
-      (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                              true, 0, false);
+      (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                              GUC_ACTION_SAVE, true, 0, false);
     });
     fn();
   } catch (...) {

@@ -46,9 +46,8 @@ void PinSearchPath() {
 // The job runs only once the transaction that created or started it has ended.
 void WaitForCreator(uint32_t xid) {
   if (xid == 0) return;
-  pg::InTransaction("pkonline: waiting for the creating transaction", [&]() {
-    Call([&]() { XactLockTableWait(xid, nullptr, nullptr, XLTW_None); });
-  });
+  pg::InTransaction("pkonline: waiting for the creating transaction",
+                    [&]() { Call([&]() { XactLockTableWait(xid, nullptr, nullptr, XLTW_None); }); });
 }
 
 // A job found 'running' lost its worker without a word: the server restarted or crashed, or the
@@ -66,20 +65,21 @@ bool GiveUpAfterLostWorkers(const jobs::Job& job) {
   jobs::store::SetOption(job.id, "lost_workers_at", at);
   jobs::store::SetOption(job.id, "lost_workers", std::to_string(count));
   if (count < kMaxLostWorkers) {
-    jobs::store::Event(job.id, "worker_lost", "",
-                       Fmt("the job's worker ended without finishing step %1% (the server restarted, or the process "
-                           "was terminated): resuming it",
-                           job.step_no));
+    jobs::store::Event(
+        job.id, "worker_lost", "",
+        Fmt("the job's worker ended without finishing step %1% (the server restarted, or the process "
+            "was terminated): resuming it",
+            job.step_no));
     return false;
   }
   const std::string message =
       Fmt("the job's worker was lost %1% times in a row at the same point of step %2%", count, job.step_no);
-  jobs::store::MarkFailed(job.id, "57P01", message,
-                          "Each time, its process ended without recording an error: the server restarted, or the "
-                          "process was terminated (by pg_terminate_backend, the OOM killer, or the job's own work, "
-                          "such as a fill that ends its own session).",
-                          Fmt("Find the cause in the server log, then pkonline.resume(%1%); or pkonline.cancel(%1%).",
-                              job.id));
+  jobs::store::MarkFailed(
+      job.id, "57P01", message,
+      "Each time, its process ended without recording an error: the server restarted, or the "
+      "process was terminated (by pg_terminate_backend, the OOM killer, or the job's own work, "
+      "such as a fill that ends its own session).",
+      Fmt("Find the cause in the server log, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   jobs::store::Event(job.id, "error", "", message);
   return true;
 }
@@ -91,7 +91,8 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     // INDEX, REFRESH MATERIALIZED VIEW since CVE-2022-1552): inside a security-restricted
     // operation, so that nothing the work calls (the table's triggers, CHECK and index
     // expressions, a fill) can SET ROLE, create temporary objects or leave other state behind.
-    if (!OidIsValid(extra.run_as)) elog(ERROR, "pkonline: job %lld has no role to run as", static_cast<long long>(job_id));
+    if (!OidIsValid(extra.run_as))
+      elog(ERROR, "pkonline: job %lld has no role to run as", static_cast<long long>(job_id));
     // session_user too, for what the work runs (an audit trigger that records session_user).
     StartTransactionCommand();
     const bool super = superuser_arg(extra.run_as);
@@ -108,15 +109,15 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   std::string operation;
   try {
     pg::InTransaction("pkonline: claim job", [&]() {
-    if (!jobs::store::Exists(job_id)) return;  // the creating transaction rolled back
-    claimed = jobs::store::Claim(job_id);
-    if (!claimed) return;  // another worker runs it
-    jobs::Job job = jobs::store::Load(job_id);
-    operation = job.operation;
-    runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
-    if (runnable) jobs::RequireStillAllowed(job, job.state != "cancelling");
-    if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
-    if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
+      if (!jobs::store::Exists(job_id)) return;  // the creating transaction rolled back
+      claimed = jobs::store::Claim(job_id);
+      if (!claimed) return;  // another worker runs it
+      jobs::Job job = jobs::store::Load(job_id);
+      operation = job.operation;
+      runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
+      if (runnable) jobs::RequireStillAllowed(job, job.state != "cancelling");
+      if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
+      if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {
     if (claimed) jobs::RecordFailure(job_id, e);
@@ -136,7 +137,8 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   // Hand the slot to the next queued job of this database.
   pg::InTransaction("pkonline: start next job", [&]() {
     if (claimed) jobs::store::Release(job_id);
-    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty()) return;
+    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty())
+      return;
     pg::AsRole(jobs::store::ExtensionOwner(), []() { StartPending(0); });
   });
 }
@@ -144,7 +146,8 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
 void ScanDatabase() {
   PinSearchPath();
   pg::InTransaction("pkonline: resume jobs", [&]() {
-    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty()) return;
+    if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty())
+      return;
     const int n = StartPending(0);
     if (n > 0) Call([&]() { elog(LOG, "pkonline: started %d pending job(s) in this database", n); });
   });

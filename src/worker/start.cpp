@@ -111,8 +111,9 @@ int PendingOthers(int64_t job_id) {
 
 bool StartJob(int64_t job_id, const Target& target) {
   const int64_t running = pg::AsInt(
-      pg::Query("SELECT count(*) FROM pkonline.jobs j WHERE j.id <> $1::bigint AND pkonline._worker_alive(j.id)",
-                {pg::V(job_id)}, true)
+      pg::Query(
+          "SELECT count(*) FROM pkonline.jobs j WHERE j.id <> $1::bigint AND pkonline._worker_alive(j.id)",
+          {pg::V(job_id)}, true)
           .scalar());
   if (running + PendingOthers(job_id) >= guc::max_workers) return false;
   return StartAtCommitOf(job_id, WorkerExtra{target.db, target.run_as, target.wait_xid});
@@ -121,7 +122,8 @@ bool StartJob(int64_t job_id, const Target& target) {
 int StartPending(unsigned only_role) {
   auto r = pg::Query(
       "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
-      "WHERE (j.state = 'queued' OR (j.state IN ('running', 'cancelling') AND NOT pkonline._worker_alive(j.id))) "
+      "WHERE (j.state = 'queued' OR (j.state IN ('running', 'cancelling') AND NOT "
+      "pkonline._worker_alive(j.id))) "
       "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) ORDER BY j.id",
       {pg::V(static_cast<int64_t>(only_role))}, true);
   int started = 0;

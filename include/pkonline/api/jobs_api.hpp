@@ -10,8 +10,8 @@
 namespace pkonline::api {
 
 // A job in state 'queued' (start) or 'created' (waits for pkonline.start).
-int64_t CreateJob(const TableInfo& t, const std::string& operation, const std::map<std::string, std::string>& options,
-                  bool start);
+int64_t CreateJob(const TableInfo& t, const std::string& operation,
+                  const std::map<std::string, std::string>& options, bool start);
 // Starts the job's worker (after this transaction ends) or leaves it queued at max_workers.
 void StartOrQueue(int64_t job_id);
 // After CreateJob (SPI closed): a NOTICE "pkonline job N: <what>" with how to follow it, then,

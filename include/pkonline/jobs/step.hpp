@@ -17,9 +17,9 @@ namespace pkonline::jobs {
 class Context;
 
 struct Step {
-  std::string name;    // e.g. "backfill"; a job resumes by it
-  std::string action;  // what it runs, for steps(job)
-  std::string lock;    // the lock it takes and for how long, for steps(job)
+  std::string name;                    // e.g. "backfill"; a job resumes by it
+  std::string action;                  // what it runs, for steps(job)
+  std::string lock;                    // the lock it takes and for how long, for steps(job)
   std::function<void(Context&)> run;   // idempotent: safe to run again after a crash
   std::function<void(Context&)> undo;  // idempotent; empty if nothing to undo
   // The point of no return: from this step on, cancel refuses (the change is being made final).
@@ -68,7 +68,8 @@ class Context {
   virtual void SetWalkRange(int64_t end_block, int64_t rows_estimate) = 0;
   virtual void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) = 0;
   // An audit event in a transaction of its own; EventHere, inside the current transaction.
-  virtual void Event(const std::string& kind, const std::string& message, const std::string& detail_json = "") = 0;
+  virtual void Event(const std::string& kind, const std::string& message,
+                     const std::string& detail_json = "") = 0;
   virtual void EventHere(const std::string& kind, const std::string& message) = 0;
   // Between units of work: honour pause/cancel requests (throws StopRequested) and interrupts.
   virtual void CheckControl() = 0;

@@ -50,8 +50,8 @@ void SetOption(int64_t job_id, const std::string& key, const std::string& value)
 std::string OptionNow(int64_t job_id, const std::string& key);
 
 // An audit row; detail is a JSON object text (or empty).
-void Event(int64_t job_id, const std::string& kind, const std::string& step,
-           const std::string& message, const std::string& detail_json = "");
+void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,
+           const std::string& detail_json = "");
 
 // Does a live worker hold this job's claim (pg/job_lock.hpp)?
 bool WorkerAlive(int64_t job_id);

@@ -14,15 +14,18 @@ namespace pkonline::ops {
 // one transaction per batch with the cursor saved in it. The end block is measured once, when
 // the backfill starts, and kept in the job row. With `require_value`, a batch where the value
 // comes out NULL fails the job (23502) before anything depends on the column being filled.
-void Backfill(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
+void Backfill(Context& ctx, const std::string& column, const std::string& value_sql,
+              bool require_value = false);
 
 // The copy-and-swap method's copy: runs `sql` (an INSERT … SELECT over the blocks [$1, $2) of the
 // table, tid bounds as text) over the table's heap blocks in the same adaptive, throttled,
 // resumable batches as Backfill, without VACUUM. `guard` runs in each batch's transaction first:
 // it checks the statement's target and returns its name (a new name plans the statement again).
-void CopyBlocks(Context& ctx, const std::function<std::string()>& sql, const std::function<std::string()>& guard);
+void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
+                const std::function<std::string()>& guard);
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
-int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value = false);
+int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql,
+              bool require_value = false);
 
 // The table's current qualified, quoted name (fails cleanly if it was dropped).
 std::string TableSql(const jobs::Job& job);

@@ -33,8 +33,8 @@ int ColumnAttnum(const jobs::Job& job, const std::string& column);
 // row, about 15 % of the backfill's WAL and time). INSERTs need it (an explicit NULL); UPDATEs of
 // rows not filled yet may move them behind the backfill's cursor, so:
 // function_call: the trigger function with its arguments, e.g. "s.pkonline_7_fill()".
-std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql, const std::string& column_sql,
-                           const std::string& function_call, bool on_update);
+std::string FillTriggerSql(const std::string& trigger, const std::string& table_sql,
+                           const std::string& column_sql, const std::string& function_call, bool on_update);
 // CREATE TRIGGER for a job's trigger, as the extension's owner: pkonline's C trigger functions
 // are executable by nobody else (src/pg/capture.cpp checks the trigger against the job, too).
 void CreateJobTrigger(Context& ctx, const std::string& sql);

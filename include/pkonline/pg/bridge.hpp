@@ -20,8 +20,11 @@ class PgError : public std::exception {
  public:
   PgError(int sqlstate, std::string message, std::string detail = {}, std::string hint = {},
           std::string context = {})
-      : sqlstate_(sqlstate), message_(std::move(message)), detail_(std::move(detail)),
-        hint_(std::move(hint)), context_(std::move(context)) {}
+      : sqlstate_(sqlstate),
+        message_(std::move(message)),
+        detail_(std::move(detail)),
+        hint_(std::move(hint)),
+        context_(std::move(context)) {}
   const char* what() const noexcept override { return message_.c_str(); }
   int sqlstate() const { return sqlstate_; }
   std::string sqlstate_text() const;  // "55P03"
@@ -38,27 +41,27 @@ class PgError : public std::exception {
 // SQLSTATE helpers (PostgreSQL's MAKE_SQLSTATE encoding) so C++ files need no PG header.
 int SqlState(const char code[6]);
 namespace sqlstate {
-extern const int kLockNotAvailable;      // 55P03
-extern const int kQueryCanceled;         // 57014
-extern const int kDeadlock;              // 40P01
-extern const int kSerialization;         // 40001
-extern const int kCheckViolation;        // 23514
-extern const int kInvalidParameter;      // 22023
-extern const int kUndefinedTable;        // 42P01
-extern const int kUndefinedColumn;       // 42703
-extern const int kUndefinedObject;       // 42704
-extern const int kDuplicateColumn;       // 42701
-extern const int kDuplicateObject;       // 42710
-extern const int kInsufficientPrivilege; // 42501
-extern const int kWrongObjectType;       // 42809
-extern const int kInvalidTableDefinition;// 42P16
-extern const int kObjectInUse;           // 55006
-extern const int kObjectNotInState;      // 55000
-extern const int kConfigLimit;           // 53400
-extern const int kActiveSqlTransaction;  // 25001
-extern const int kInternal;              // XX000
-extern const int kFeatureNotSupported;   // 0A000
-extern const int kNumericOutOfRange;     // 22003
+extern const int kLockNotAvailable;        // 55P03
+extern const int kQueryCanceled;           // 57014
+extern const int kDeadlock;                // 40P01
+extern const int kSerialization;           // 40001
+extern const int kCheckViolation;          // 23514
+extern const int kInvalidParameter;        // 22023
+extern const int kUndefinedTable;          // 42P01
+extern const int kUndefinedColumn;         // 42703
+extern const int kUndefinedObject;         // 42704
+extern const int kDuplicateColumn;         // 42701
+extern const int kDuplicateObject;         // 42710
+extern const int kInsufficientPrivilege;   // 42501
+extern const int kWrongObjectType;         // 42809
+extern const int kInvalidTableDefinition;  // 42P16
+extern const int kObjectInUse;             // 55006
+extern const int kObjectNotInState;        // 55000
+extern const int kConfigLimit;             // 53400
+extern const int kActiveSqlTransaction;    // 25001
+extern const int kInternal;                // XX000
+extern const int kFeatureNotSupported;     // 0A000
+extern const int kNumericOutOfRange;       // 22003
 }  // namespace sqlstate
 
 // Raise an error of ours from C++ (a PgError with the given SQLSTATE).

@@ -9,9 +9,9 @@
 namespace pkonline::pg {
 
 struct CheckedExpr {
-  std::string sql;       // columns bare: for UPDATE … SET col = (sql) and DEFAULT (sql)
-  std::string row_sql;   // columns as new.<col>: for a row trigger's body
-  std::string type;      // the column type, as SQL text (qualified when not in pg_catalog)
+  std::string sql;      // columns bare: for UPDATE … SET col = (sql) and DEFAULT (sql)
+  std::string row_sql;  // columns as new.<col>: for a row trigger's body
+  std::string type;     // the column type, as SQL text (qualified when not in pg_catalog)
   bool refers_to_columns = false;
   bool has_subquery = false;
   bool is_volatile = false;

@@ -6,8 +6,8 @@
 
 namespace pkonline::pg {
 
-std::string Ident(const std::string& name);                                // quote_identifier
-std::string Qualified(const std::string& schema, const std::string& name); // "s"."n"
-std::string Literal(const std::string& text);                              // quote_literal
+std::string Ident(const std::string& name);                                 // quote_identifier
+std::string Qualified(const std::string& schema, const std::string& name);  // "s"."n"
+std::string Literal(const std::string& text);                               // quote_literal
 
 }  // namespace pkonline::pg

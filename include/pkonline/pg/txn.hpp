@@ -8,16 +8,15 @@
 namespace pkonline::pg {
 
 struct TxnOptions {
-  int lock_timeout_ms = 0;        // SET LOCAL lock_timeout (0: leave as is)
-  int statement_timeout_ms = 0;   // armed by hand: workers do not arm it themselves
-  bool repeatable_read = false;   // one snapshot for every statement of the transaction
-  int deadlock_timeout_ms = 0;    // SET LOCAL deadlock_timeout (0: leave as is)
+  int lock_timeout_ms = 0;       // SET LOCAL lock_timeout (0: leave as is)
+  int statement_timeout_ms = 0;  // armed by hand: workers do not arm it themselves
+  bool repeatable_read = false;  // one snapshot for every statement of the transaction
+  int deadlock_timeout_ms = 0;   // SET LOCAL deadlock_timeout (0: leave as is)
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
 // Any error aborts the transaction and is re-thrown as PgError.
-void InTransaction(const std::string& activity, const std::function<void()>& fn,
-                   const TxnOptions& opts = {});
+void InTransaction(const std::string& activity, const std::function<void()>& fn, const TxnOptions& opts = {});
 
 // Run one statement at top level, outside any transaction block, the way a client's simple
 // query runs: for CREATE/DROP INDEX CONCURRENTLY and VACUUM, which SPI refuses.
@@ -32,7 +31,6 @@ void SetWorkerSetting(const std::string& name, const std::string& value);
 // SET LOCAL session_replication_role = replica (row triggers enabled ORIGIN stay quiet), with
 // superuser rights: only where no code a user wrote can run in the transaction (pg/user_code.hpp).
 void ReplicaRoleForThisTransaction();
-
 
 // Process pending interrupts (cancel, terminate) between units of work.
 void CheckInterrupts();

@@ -8,7 +8,7 @@ namespace pkonline::worker {
 // Whom the worker works as, and the transaction it must wait for.
 struct Target {
   unsigned db = 0;
-  unsigned run_as = 0;    // the work runs as this role (the table's owner), in a security-restricted operation
+  unsigned run_as = 0;  // the work runs as this role (the table's owner), in a security-restricted operation
   uint32_t wait_xid = 0;  // the creating transaction: the job runs only after it ends
 };
 
