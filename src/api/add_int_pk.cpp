@@ -9,6 +9,7 @@
 #include "pkonline/text.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/storage.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -67,13 +68,18 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
   if (pg::AsBool(row[3]))
     Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "",
          in_place);
-  // Rows not written during the job get ids from their position: up to 291 per block, and
-  // the table may grow by half before the job starts.
-  const double largest = static_cast<double>(pg::AsInt(row[6])) * 1.5 * 291.0 + 1000.0;
+  // Rows not written during the job get ids from their position: up to pg::kIdsPerHeapBlock per
+  // block; the table may grow by kGrowthMargin before the job starts, and kNewRowsMargin ids are
+  // kept for rows inserted meanwhile.
+  constexpr double kGrowthMargin = 1.5, kNewRowsMargin = 1000.0;
+  const double largest =
+      static_cast<double>(pg::AsInt(row[6])) * kGrowthMargin * static_cast<double>(pg::kIdsPerHeapBlock) +
+      kNewRowsMargin;
   if (largest >= type.max)
     Fail(sqlstate::kNumericOutOfRange,
          Fmt("table %1% is too large for column_type %2% with the copy method", t.qualified, type.name),
-         "Its ids come from row positions: up to 291 per 8 kB block.", "Use column_type => 'bigint'.");
+         Fmt("Its ids come from row positions: up to %1% per 8 kB block.", pg::kIdsPerHeapBlock),
+         "Use column_type => 'bigint'.");
 }
 
 }  // namespace

@@ -365,7 +365,7 @@ void RunJob(int64_t job_id, const Operation& op) {
       if (outcome == Outcome::kPause) {
         pg::InTransaction("pkonline: paused", [&]() {
           store::SetState(job_id, "paused");
-          store::ClearRequests(job_id);
+          store::ClearPauseRequest(job_id);
           store::Event(job_id, "pause", "", "job paused before step " + std::to_string(now.step_no));
         });
         return;
@@ -373,7 +373,7 @@ void RunJob(int64_t job_id, const Operation& op) {
       if (now.step_no > PointOfNoReturn(steps)) {
         // The change is final already; finish the job instead.
         pg::InTransaction("pkonline: cancel refused", [&]() {
-          store::ClearCancel(job_id);
+          store::RefuseCancel(job_id);
           store::Event(job_id, "cancel", "", "cancel ignored: the job is past its point of no return");
         });
         continue;

@@ -154,11 +154,11 @@ void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& 
       {V(job_id)});
 }
 
-void ClearRequests(int64_t job_id) {
+void ClearPauseRequest(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET pause_requested = false WHERE id = $1::bigint", {V(job_id)});
 }
 
-void ClearCancel(int64_t job_id) {
+void RefuseCancel(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET cancel_requested = false, state = 'running' WHERE id = $1::bigint",
             {V(job_id)});
 }

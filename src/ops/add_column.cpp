@@ -6,6 +6,7 @@
 // batches -> CHECK (col IS NOT NULL) NOT VALID (brief) -> VALIDATE (scan, DML continues) ->
 // unique index built concurrently -> finish: SET NOT NULL (the validated check spares the scan),
 // UNIQUE USING INDEX, drop the helpers (brief).
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_column.hpp"
 
 #include "pkonline/ops/backfill.hpp"
@@ -24,7 +25,6 @@ using pg::V;
 
 namespace {
 
-std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
 std::string Col(const jobs::Job& job) { return job.Opt("column_name"); }
 bool CatalogOnly(const jobs::Job& job) { return job.Opt("mode") == "catalog"; }
 std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
@@ -55,7 +55,7 @@ bool UniqueAttached(const jobs::Job& job) {
 
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": add column", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
     const std::string t = TableSql(job);
     if (!OurColumn(ctx).empty()) return;  // committed before a crash: this step is one transaction
     if (ColumnExists(job, Col(job)))
@@ -98,7 +98,7 @@ void AddColumn(Context& ctx) {
 
 void UndoAddColumn(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": undo add column", [&]() {
     if (TableExists(job)) {
       const std::string t = TableSql(job);
       if (job.OptBool("unique") && UniqueAttached(job))
@@ -140,7 +140,7 @@ void Validate(Context& ctx) {
 void Finish(Context& ctx) {
   const auto& job = ctx.job();
   ctx.WaitPoint("finish");
-  ctx.Ddl("pkonline job " + Id(job) + ": finish", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() {
     const std::string t = TableSql(job);
     const std::string c = ColumnSql(job, Col(job));
     if (!CatalogOnly(job) && job.OptBool("not_null")) {

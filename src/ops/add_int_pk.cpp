@@ -3,6 +3,7 @@
 // Steps: add column + sequence default + fill trigger (brief) -> backfill in ctid batches ->
 // CHECK (col IS NOT NULL) NOT VALID (brief) -> VALIDATE (scan, DML continues) ->
 // CREATE UNIQUE INDEX CONCURRENTLY -> attach the PK USING INDEX, drop the helpers, identity (brief).
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 
 #include "pkonline/ops/backfill.hpp"
@@ -21,8 +22,6 @@ using pg::Query;
 using pg::V;
 
 namespace {
-std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
-std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
 std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
 }  // namespace
 
@@ -116,7 +115,7 @@ void FinishSequence(const jobs::Job& job) {
   const std::string col = job.Opt("column_name");
   const std::string t = TableSql(job);
   const std::string c = ColumnSql(job, col);
-  auto rel = pg::Relation(job.relid);
+  auto rel = pg::LookupRelation(job.relid);
   if (job.OptBool("identity")) {
     // Every value handed out so far is below the next one; the table is locked, so none race.
     const std::string next =
@@ -134,7 +133,7 @@ void FinishSequence(const jobs::Job& job) {
 
 void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": undo add column", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": undo add column", [&]() {
     if (TableExists(job)) {
       const std::string t = TableSql(job);
       if (HasOurPk(job))
@@ -157,7 +156,7 @@ using namespace int_pk;
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
-  ctx.Ddl("pkonline job " + Id(job) + ": add column", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     const std::string c = Ident(col);
@@ -168,7 +167,7 @@ void AddColumn(Context& ctx) {
 
 void UndoAddColumn(Context& ctx) {
   UndoColumnAndHelpers(ctx, {FillName(ctx.job())});
-  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the fill function",
+  ctx.Txn("pkonline job " + IdText(ctx.job()) + ": drop the fill function",
           [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
 }
 
@@ -190,7 +189,7 @@ void Attach(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
   ctx.WaitPoint("attach");
-  ctx.Ddl("pkonline job " + Id(job) + ": attach primary key", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     auto other =

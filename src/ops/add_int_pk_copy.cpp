@@ -21,6 +21,7 @@
 //     empty and given the twin's built one, NOT NULL is set from the catalog (every row came
 //     through the twin's NOT NULL column), the primary key attached, the triggers dropped.
 //  6. cleanup: the twin (now holding the old storage) and the log are dropped.
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/shared_steps.hpp"
@@ -40,12 +41,16 @@ using pg::V;
 
 namespace {
 
-// Rows per page can reach MaxHeapTuplesPerPage (291 with 8 kB pages): ids of rows not written
-// during the job are block * 291 + offset, so the sequence starts above blocks * 291.
-constexpr int64_t kIdsPerBlock = 291;
+// Ids of rows not written during the job are block * pg::kIdsPerHeapBlock + offset, so the
+// sequence starts above blocks * pg::kIdsPerHeapBlock.
+// Catch-up replays the change log in rounds until a round applies fewer than kCaughtUpChanges (or
+// after kMaxCatchUpRounds); before the swap, up to kPreSwapRounds more while a round still applies
+// kPreSwapChanges or more, so that the round under ACCESS EXCLUSIVE is short.
+constexpr int64_t kCaughtUpChanges = 1000;
+constexpr int kMaxCatchUpRounds = 100;
+constexpr int kPreSwapRounds = 20;
+constexpr int64_t kPreSwapChanges = 100;
 
-std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
-std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
 std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
 std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
 std::string Twin(const jobs::Job& job, const std::string& index_oid) {
@@ -53,7 +58,7 @@ std::string Twin(const jobs::Job& job, const std::string& index_oid) {
 }
 
 // OID of a relation named by its qualified SQL name, 0 if there is none.
-unsigned Oid(const std::string& qualified) {
+unsigned RegclassOid(const std::string& qualified) {
   return static_cast<unsigned>(pg::AsInt(
       Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, false).scalar(), 0));
 }
@@ -70,7 +75,7 @@ unsigned RecordedOid(Context& ctx, const std::string& key) {
 
 void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
   const auto& job = ctx.job();
-  const unsigned oid = Oid(name_sql);  // created just now by this transaction: the name is ours
+  const unsigned oid = RegclassOid(name_sql);  // created just now by this transaction: the name is ours
   if (oid == 0)
     Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
   ctx.Remember(key, std::to_string(oid));
@@ -239,7 +244,7 @@ void RequireValidIndexes(const jobs::Job& job) {
                *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(oid)}, true).scalar(),
                TableSql(job)),
            "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
-           "DROP INDEX it or REINDEX it, then pkonline.resume(" + Id(job) + ").");
+           "DROP INDEX it or REINDEX it, then pkonline.resume(" + IdText(job) + ").");
 }
 
 // Builds, on the twin, each index of the table that has no twin yet, and the key's unique index.
@@ -255,7 +260,7 @@ void EnsureTwins(Context& ctx) {
   for (const auto& entry : indexes) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
-    ctx.Txn("pkonline job " + Id(job) + ": build index on the copy", [&]() {
+    ctx.Txn("pkonline job " + IdText(job) + ": build index on the copy", [&]() {
       if (!Helper(ctx, "twin_ix_" + oid).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
         return;
@@ -265,7 +270,7 @@ void EnsureTwins(Context& ctx) {
       ctx.Remember("twin_ix_" + oid, std::to_string(twin));
     });
   }
-  ctx.Txn("pkonline job " + Id(job) + ": build the key's index on the copy", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": build the key's index on the copy", [&]() {
     if (!Helper(ctx, "twin_pk").empty()) return;
     const std::string id = Ident(job.Opt("column_name"));
     Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
@@ -312,7 +317,7 @@ int64_t ApplyLog(Context& ctx) {
 
 int64_t ReplayRound(Context& ctx) {
   int64_t applied = 0;
-  ctx.Snapshot("pkonline job " + Id(ctx.job()) + ": apply the change log to the copy",
+  ctx.Snapshot("pkonline job " + IdText(ctx.job()) + ": apply the change log to the copy",
                [&]() { applied = ApplyLog(ctx); });
   return applied;
 }
@@ -321,7 +326,7 @@ int64_t ReplayRound(Context& ctx) {
 void AddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = job.Opt("column_name");
-  ctx.Ddl("pkonline job " + Id(job) + ": add column and capture triggers", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": add column and capture triggers", [&]() {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     AddColumnWithSequence(ctx);
@@ -349,7 +354,7 @@ void AddColumnStep(Context& ctx) {
                                          .scalar());
     if (blocks > 0) {
       auto r = Query("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::bigint)",
-                     {V(SeqSql(job)), V(blocks * kIdsPerBlock)});
+                     {V(SeqSql(job)), V(blocks * pg::kIdsPerHeapBlock)});
       (void)r;
     }
     ctx.Remember("relfilenode", Relfilenode(job));
@@ -359,7 +364,7 @@ void AddColumnStep(Context& ctx) {
 void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
   UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)});
-  ctx.Txn("pkonline job " + Id(job) + ": drop the change log", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": drop the change log", [&]() {
     const std::string log = Helper(ctx, "log_oid", false);  // never anything but the job's own
     if (!log.empty()) Exec("DROP TABLE " + log);
   });
@@ -367,7 +372,7 @@ void UndoAddColumnStep(Context& ctx) {
 
 void CopyStep(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Txn("pkonline job " + Id(job) + ": create the copy", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": create the copy", [&]() {
     RequireSameStorage(ctx);
     auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid",
                        {V(RelidText(job))}, true);
@@ -388,7 +393,7 @@ void CopyStep(Context& ctx) {
 }
 
 void UndoCopyStep(Context& ctx) {
-  ctx.Txn("pkonline job " + Id(ctx.job()) + ": drop the copy", [&]() {
+  ctx.Txn("pkonline job " + IdText(ctx.job()) + ": drop the copy", [&]() {
     const std::string copy = Helper(ctx, "copy_oid", false);  // never anything but the job's own
     if (!copy.empty()) Exec("DROP TABLE " + copy);
   });
@@ -407,7 +412,7 @@ void CatchUpStep(Context& ctx) {
   for (int round = 1;; round++) {
     ctx.CheckControl();
     const int64_t applied = ReplayRound(ctx);
-    if (applied < 1000 || round >= 100) {
+    if (applied < kCaughtUpChanges || round >= kMaxCatchUpRounds) {
       ctx.Event("info", Fmt("copy caught up after %1% rounds (%2% changes in the last)", round, applied));
       return;
     }
@@ -423,9 +428,10 @@ void SwapStep(Context& ctx) {
   if (done) return;
   EnsureTwins(ctx);
   // Leave as little as possible for the round under the lock.
-  for (int round = 0; round < 20 && ReplayRound(ctx) >= 100; round++) ctx.CheckControl();
+  for (int round = 0; round < kPreSwapRounds && ReplayRound(ctx) >= kPreSwapChanges; round++)
+    ctx.CheckControl();
   ctx.WaitPoint("swap");
-  ctx.Ddl("pkonline job " + Id(job) + ": swap storage and attach primary key", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": swap storage and attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
@@ -476,7 +482,7 @@ void SwapStep(Context& ctx) {
 
 void CleanupStep(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": drop the old storage", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": drop the old storage", [&]() {
     // By OID, and only while they are the job's own (after the swap the copy holds the old storage).
     const std::string copy = Helper(ctx, "copy_oid", false);
     if (!copy.empty()) Exec("DROP TABLE " + copy);
@@ -487,7 +493,7 @@ void CleanupStep(Context& ctx) {
   // Its SHARE UPDATE EXCLUSIVE lock may be held by a VACUUM or an index build: then it is left
   // to autovacuum, with an event, rather than wait or fail a job that is done.
   try {
-    ctx.TryOnce("pkonline job " + Id(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); });
+    ctx.TryOnce("pkonline job " + IdText(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); });
   } catch (const PgError& e) {
     if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
     ctx.Event("info", "ANALYZE skipped (" + e.message() + "); autovacuum will analyze the table");

@@ -1,4 +1,5 @@
 // Batched, resumable backfill by ctid block ranges (a TID Range Scan per batch).
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/backfill.hpp"
 
 #include <algorithm>
@@ -17,29 +18,6 @@ namespace pkonline::ops {
 
 using pg::V;
 
-std::string TableSql(const jobs::Job& job) {
-  auto rel = pg::Relation(job.relid);
-  if (!rel)
-    Fail(sqlstate::kUndefinedTable,
-         "table " + job.table_name + " (oid " + std::to_string(job.relid) + ") no longer exists",
-         "It was dropped while job " + std::to_string(job.id) + " ran.",
-         "Cancel the job with pkonline.cancel(" + std::to_string(job.id) + ") to clean up what it created.");
-  return pg::Qualified(rel->schema, rel->name);
-}
-
-std::string ColumnSql(const jobs::Job& job, const std::string& column) {
-  auto r = pg::Query(
-      "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
-      "AND NOT attisdropped",
-      {V(static_cast<int64_t>(job.relid)), V(column)}, true);
-  if (r.empty())
-    Fail(sqlstate::kUndefinedColumn,
-         Fmt("column \"%1%\" of table %2% no longer exists", column, TableSql(job)),
-         Fmt("It was renamed or dropped while job %1% ran.", job.id),
-         Fmt("Rename it back and pkonline.resume(%1%), or pkonline.cancel(%1%) to undo the job.", job.id));
-  return pg::Ident(column);
-}
-
 namespace {
 
 std::string Tid(int64_t block) { return "(" + std::to_string(block) + ",0)"; }
@@ -49,7 +27,6 @@ bool Retryable(const PgError& e) {
          e.sqlstate() == sqlstate::kSerialization;
 }
 
-// Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 // The value came out NULL for rows of a column that must be NOT NULL.
 [[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count,
                                 const std::string& ctid) {
@@ -107,6 +84,7 @@ WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::st
   return spec;
 }
 
+// Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
   const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));

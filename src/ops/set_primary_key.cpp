@@ -8,6 +8,7 @@
 // kept unique constraint, the old PK is dropped, the new one attached USING INDEX — the validated
 // checks spare the NOT NULL scan — and the replica identity re-pointed) -> VALIDATE the moved
 // foreign keys (SHARE UPDATE EXCLUSIVE on the referencing tables: DML continues).
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/set_primary_key.hpp"
 
 #include "pkonline/ops/backfill.hpp"
@@ -26,9 +27,6 @@ using pg::Query;
 using pg::V;
 
 namespace {
-
-std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
-std::string Relid(const jobs::Job& job) { return std::to_string(job.relid); }
 
 // A JSON array of names (as the API stored it) back into a list.
 std::vector<std::string> Names(const jobs::Job& job, const std::string& key) {
@@ -61,7 +59,7 @@ bool PkOn(const jobs::Job& job, const std::vector<std::string>& columns) {
               "FROM pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
               "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT "
               "a.attisdropped)",
-              {V(Relid(job)), V(JsonArray(columns))}, true)
+              {V(RelidText(job)), V(JsonArray(columns))}, true)
               .empty();
 }
 bool Swapped(const jobs::Job& job) { return PkOn(job, Names(job, "columns")); }
@@ -71,7 +69,7 @@ bool Swapped(const jobs::Job& job) { return PkOn(job, Names(job, "columns")); }
 // need every value at once: a GROUP BY of the key columns (it spills to disk past work_mem).
 void Preflight(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Txn("pkonline job " + Id(job) + ": preflight, NULLs", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": preflight, NULLs", [&]() {
     const auto columns = Names(job, "columns");
     std::string any_null;
     for (const auto& c : columns)
@@ -89,7 +87,7 @@ void Preflight(Context& ctx) {
            "For example the rows at ctid " + r.rows[0][1].value_or("?") + ". Nothing was changed.",
            Fmt("Fill or delete those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
-  ctx.Txn("pkonline job " + Id(job) + ": preflight, duplicates", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": preflight, duplicates", [&]() {
     const auto columns = Names(job, "columns");
     const std::string list = ColumnList(job, columns);
     auto r = Query(
@@ -172,18 +170,18 @@ struct ForeignKey {
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   ctx.WaitPoint("swap");
-  ctx.Ddl("pkonline job " + Id(job) + ": swap primary key", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": swap primary key", [&]() {
     const std::string t = TableSql(job);
     const auto columns = Names(job, "columns");
     if (PkOn(job, columns)) return;  // committed before a crash: this step is one transaction
-    auto rel = pg::Relation(job.relid);
+    auto rel = pg::LookupRelation(job.relid);
     auto old = Query(
         "SELECT c.conname, c.conindid::pg_catalog.regclass::pg_catalog.text, "
         "(SELECT pg_catalog.string_agg(a.attname, ',' ORDER BY k.n) FROM pg_catalog.unnest(c.conkey) "
         " WITH ORDINALITY k(attnum, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid "
         " AND a.attnum = k.attnum), c.conindid "
         "FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p'",
-        {V(Relid(job))}, true);
+        {V(RelidText(job))}, true);
     const bool had_pk = !old.empty();
     const bool expected_pk = job.options.count("old_pk_name") > 0;
     if (had_pk != expected_pk)
@@ -200,7 +198,7 @@ void Swap(Context& ctx) {
           pg::AsBool(Query("SELECT relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index "
                            "WHERE indexrelid = $2::oid AND indisreplident) FROM pg_catalog.pg_class "
                            "WHERE oid = $1::oid",
-                           {V(Relid(job)), V(old_index_oid)}, true)
+                           {V(RelidText(job)), V(old_index_oid)}, true)
                          .scalar());
       // Foreign keys that reference the old key (through its index) move to the kept unique key.
       auto r = Query(
@@ -209,7 +207,7 @@ void Swap(Context& ctx) {
           "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
           "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
           "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
-          {V(Relid(job)), V(old_index_oid)}, true);
+          {V(RelidText(job)), V(old_index_oid)}, true);
       for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
       if (!fks.empty() && !KeepOldKey(job))
         Fail(SqlState("2BP01"),
@@ -250,7 +248,7 @@ void Swap(Context& ctx) {
 void ValidateForeignKeys(Context& ctx) {
   const auto& job = ctx.job();
   std::vector<std::string> moved;
-  ctx.Txn("pkonline job " + Id(job) + ": moved foreign keys", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": moved foreign keys", [&]() {
     const std::string json = ctx.Recall("moved_fks");
     if (json.empty()) return;
     auto r = Query("SELECT value FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)", {V(json)},
@@ -260,7 +258,7 @@ void ValidateForeignKeys(Context& ctx) {
   for (const auto& entry : moved) {
     const auto bar = entry.rfind('|');
     const std::string table = entry.substr(0, bar), name = entry.substr(bar + 1);
-    ctx.Txn("pkonline job " + Id(job) + ": validate " + name, [&]() {
+    ctx.Txn("pkonline job " + IdText(job) + ": validate " + name, [&]() {
       auto r = Query(
           "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
           "AND conrelid = pg_catalog.to_regclass($2)",

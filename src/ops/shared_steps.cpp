@@ -1,4 +1,5 @@
 // Step bodies shared by operations (see shared_steps.hpp).
+#include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 
 #include "pkonline/ops/backfill.hpp"
@@ -15,20 +16,17 @@ using pg::Ident;
 using pg::Query;
 using pg::V;
 
-namespace {
-std::string Id(const jobs::Job& job) { return std::to_string(job.id); }
-std::string RelidText(const jobs::Job& job) { return std::to_string(job.relid); }
-}  // namespace
+namespace {}  // namespace
 
 std::string HelperName(const jobs::Job& job, const std::string& suffix) {
-  return "pkonline_" + Id(job) + "_" + suffix;
+  return "pkonline_" + IdText(job) + "_" + suffix;
 }
 
 std::string HelperSql(const jobs::Job& job, const std::string& suffix) {
   return pg::Qualified(job.Opt("schema"), HelperName(job, suffix));
 }
 
-bool TableExists(const jobs::Job& job) { return pg::Relation(job.relid).has_value(); }
+bool TableExists(const jobs::Job& job) { return pg::LookupRelation(job.relid).has_value(); }
 
 bool ColumnExists(const jobs::Job& job, const std::string& column) {
   return !Query(
@@ -86,7 +84,7 @@ void CreateJobTrigger(Context& ctx, const std::string& sql) {
 void CatchUp(Context& ctx, const std::string& trigger, const std::function<std::string()>& function_call,
              const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": fill trigger on update", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": fill trigger on update", [&]() {
     CreateJobTrigger(ctx,
                      FillTriggerSql(trigger, TableSql(job), ColumnSql(job, column), function_call(), true));
   });
@@ -106,7 +104,7 @@ bool CheckExists(const jobs::Job& job, const std::string& check, bool* validated
 
 void AddNotNullCheck(Context& ctx, const std::string& check, const std::string& column) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": add check not valid", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": add check not valid", [&]() {
     const std::string t = TableSql(job);
     if (CheckExists(job, check)) return;
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(check) + " CHECK (" + ColumnSql(job, column) +
@@ -116,7 +114,7 @@ void AddNotNullCheck(Context& ctx, const std::string& check, const std::string& 
 
 void DropCheck(Context& ctx, const std::string& check) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + Id(job) + ": drop check", [&]() {
+  ctx.Ddl("pkonline job " + IdText(job) + ": drop check", [&]() {
     if (TableExists(job)) Exec("ALTER TABLE " + TableSql(job) + " DROP CONSTRAINT IF EXISTS " + Ident(check));
   });
 }
@@ -125,7 +123,7 @@ void ValidateCheck(Context& ctx, const std::string& check, const std::function<b
   const auto& job = ctx.job();
   for (int attempt = 1;; attempt++) {
     try {
-      ctx.Txn("pkonline job " + Id(job) + ": validate", [&]() {
+      ctx.Txn("pkonline job " + IdText(job) + ": validate", [&]() {
         const std::string t = TableSql(job);
         bool validated = false;
         if (!CheckExists(job, check, &validated))
@@ -161,7 +159,7 @@ char UniqueIndexState(const jobs::Job& job, const std::string& name,
 }
 
 std::string IndexSql(const jobs::Job& job, const std::string& name) {
-  auto rel = pg::Relation(job.relid);
+  auto rel = pg::LookupRelation(job.relid);
   return pg::Qualified(rel ? rel->schema : job.Opt("schema"), name);
 }
 
@@ -180,7 +178,7 @@ void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<s
   const auto& job = ctx.job();
   char state = 'n';
   std::string t, index, list;
-  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": check index", [&]() {
     t = TableSql(job);
     index = IndexSql(job, name);
     state = attached() ? 'v' : UniqueIndexState(job, name, columns);
@@ -205,7 +203,7 @@ void DropUniqueIndex(Context& ctx, const std::string& name, const std::vector<st
   const auto& job = ctx.job();
   bool present = false;
   std::string index;
-  ctx.Txn("pkonline job " + Id(job) + ": check index", [&]() {
+  ctx.Txn("pkonline job " + IdText(job) + ": check index", [&]() {
     if (!TableExists(job) || attached()) return;
     const char state = UniqueIndexState(job, name, columns);
     present = state == 'i' || state == 'v';

@@ -31,7 +31,6 @@ const int kInvalidTableDefinition = ERRCODE_INVALID_TABLE_DEFINITION;
 const int kObjectInUse = ERRCODE_OBJECT_IN_USE;
 const int kObjectNotInState = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
 const int kConfigLimit = ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
-const int kActiveSqlTransaction = ERRCODE_ACTIVE_SQL_TRANSACTION;
 const int kInternal = ERRCODE_INTERNAL_ERROR;
 const int kFeatureNotSupported = ERRCODE_FEATURE_NOT_SUPPORTED;
 const int kNumericOutOfRange = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;

@@ -1,4 +1,5 @@
-// The copy-and-swap method's row triggers and row key (see include/pkonline/pg/capture.hpp).
+// pkonline's C row triggers (the copy method's two, the in-place fill trigger) and the copy
+// method's row key, with the checks that only a job's own triggers may use them.
 //
 // Every row version of the table carries, or can be given, the id it will have in the copy:
 //  * rows that existed when the job began and were not written since have a NULL id: their id is
@@ -10,6 +11,7 @@
 // The log trigger records, for each change, the id it touched (old and new) and where the new
 // version lives, so the job can bring the copy's rows for those ids up to date.
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/storage.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -37,6 +39,10 @@ PG_FUNCTION_INFO_V1(pkonline_copy_fill);
 PG_FUNCTION_INFO_V1(pkonline_copy_log);
 PG_FUNCTION_INFO_V1(pkonline_fill_nextval);
 }
+
+namespace pkonline::pg {
+const int64_t kIdsPerHeapBlock = MaxHeapTuplesPerPage;
+}  // namespace pkonline::pg
 
 namespace {
 

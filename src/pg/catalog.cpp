@@ -11,7 +11,7 @@ extern "C" {
 
 namespace pkonline::pg {
 
-std::optional<RelInfo> Relation(unsigned relid) {
+std::optional<RelInfo> LookupRelation(unsigned relid) {
   auto r = Query(
       "SELECT n.nspname, c.relname, n.oid FROM pg_catalog.pg_class c "
       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",

@@ -44,7 +44,6 @@ void AbortAll() {
 void InTransaction(const std::string& activity, const std::function<void()>& fn, const TxnOptions& opts) {
   const char* act = activity.c_str();
   const int lock_ms = opts.lock_timeout_ms;
-  const int stmt_ms = opts.statement_timeout_ms;
   const bool repeatable = opts.repeatable_read;
   const int deadlock_ms = opts.deadlock_timeout_ms;
   int nest = 0;
@@ -69,7 +68,6 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
                               false);
     }
-    if (stmt_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, stmt_ms);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, act);
@@ -77,7 +75,6 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   try {
     fn();
     Call([&]() {
-      if (stmt_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
       SPI_finish();
       PopActiveSnapshot();
       AtEOXact_GUC(false, nest);

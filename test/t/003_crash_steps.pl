@@ -1,9 +1,9 @@
 # Crashes at the delicate points of the last two steps: a server crash (immediate stop) and the
 # automatic resume by the preloaded launcher end exactly like an uninterrupted run.
-#  (a) during step 5's CREATE UNIQUE INDEX CONCURRENTLY, while it waits for an old snapshot: the
+#  (a) during step 6's CREATE UNIQUE INDEX CONCURRENTLY, while it waits for an old snapshot: the
 #      crash leaves an INVALID index, which the resumed job drops and builds again;
 #  (b) at the 'attach' wait point, before the attach transaction;
-#  (c) at the 'attach_committed' wait point: the primary key is attached but step 6 is not yet
+#  (c) at the 'attach_committed' wait point: the primary key is attached but step 7 is not yet
 #      recorded as done; the resumed job must see that it is done rather than fail.
 #  (d) with method => 'copy', at the 'swap' wait point: the copy is built and caught up, a write
 #      is logged, the swap has not begun;
@@ -221,7 +221,7 @@ sub check_result {
 	is(sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't_c'::regclass AND contype = 'p'"),
 		'PRIMARY KEY (id)', "$label: before the crash the primary key is attached");
 	is(sql("SELECT state FROM pkonline.job_steps WHERE job_id = $job AND step_no = 7"), 'running',
-		"$label: before the crash step 6 is not recorded as done");
+		"$label: before the crash step 7 (attach) is not recorded as done");
 
 	crash_and_restart($label, $hold);
 	wait_end($job, $label);

@@ -37,7 +37,7 @@ const int kLockNotAvailable = 1, kQueryCanceled = 2, kDeadlock = 3, kSerializati
           kInvalidParameter = 6, kUndefinedTable = 7, kUndefinedColumn = 8, kUndefinedObject = 9,
           kDuplicateColumn = 10, kDuplicateObject = 11, kInsufficientPrivilege = 12, kWrongObjectType = 13,
           kInvalidTableDefinition = 14, kObjectInUse = 15, kObjectNotInState = 16, kConfigLimit = 17,
-          kActiveSqlTransaction = 18, kInternal = 19, kFeatureNotSupported = 20, kNumericOutOfRange = 21;
+          kInternal = 19, kFeatureNotSupported = 20, kNumericOutOfRange = 21;
 }  // namespace sqlstate
 
 namespace pg {
@@ -56,7 +56,7 @@ std::string Literal(const std::string& text) { return "'" + text + "'"; }
 std::string Qualified(const std::string& schema, const std::string& name) {
   return Ident(schema) + "." + Ident(name);
 }
-std::optional<RelInfo> Relation(unsigned) { NoServer("Relation"); }
+std::optional<RelInfo> LookupRelation(unsigned) { NoServer("LookupRelation"); }
 std::string ChooseName(const std::string&, const std::string&, const std::string&, unsigned, bool) {
   NoServer("ChooseName");
 }
@@ -65,6 +65,7 @@ unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServe
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }
 void LockShared(unsigned) { NoServer("LockShared"); }
 uint64_t WalBytes() { return 0; }
+const int64_t kIdsPerHeapBlock = 291;
 
 }  // namespace pg
 }  // namespace pkonline

@@ -35,8 +35,10 @@ void MarkRunning(int64_t job_id, int pid);
 void MarkFinished(int64_t job_id, const std::string& state);
 void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& message,
                 const std::string& detail, const std::string& hint);
-void ClearRequests(int64_t job_id);
-void ClearCancel(int64_t job_id);
+// The pause request has been honoured.
+void ClearPauseRequest(int64_t job_id);
+// A cancel that came past the point of no return: the request is dropped and the job runs on.
+void RefuseCancel(int64_t job_id);
 
 void StepStarted(int64_t job_id, int step_no, const std::string& step);
 void StepDone(int64_t job_id, int step_no, const std::string& step, const std::string& state = "done");

@@ -27,9 +27,4 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql,
               bool require_value = false);
 
-// The table's current qualified, quoted name (fails cleanly if it was dropped).
-std::string TableSql(const jobs::Job& job);
-// The column's quoted name (fails cleanly if it was renamed or dropped).
-std::string ColumnSql(const jobs::Job& job, const std::string& column);
-
 }  // namespace pkonline::ops

@@ -58,7 +58,6 @@ extern const int kInvalidTableDefinition;  // 42P16
 extern const int kObjectInUse;             // 55006
 extern const int kObjectNotInState;        // 55000
 extern const int kConfigLimit;             // 53400
-extern const int kActiveSqlTransaction;    // 25001
 extern const int kInternal;                // XX000
 extern const int kFeatureNotSupported;     // 0A000
 extern const int kNumericOutOfRange;       // 22003

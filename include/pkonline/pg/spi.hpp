@@ -48,7 +48,6 @@ class Statement {
 // Value helpers.
 inline Value V(const std::string& s) { return s; }
 Value V(int64_t n);
-inline Value Null() { return std::nullopt; }
 int64_t AsInt(const Value& v, int64_t if_null = 0);
 bool AsBool(const Value& v);
 

@@ -3,6 +3,8 @@
 // and turns a PostgreSQL error into a PgError.
 #pragma once
 
+#include <cstdint>
+
 #include <string>
 
 namespace pkonline::pg {
@@ -26,5 +28,9 @@ void SetNotNullTrusted(unsigned relid, int attnum);
 // neither dropped nor renamed, so a name read for it now names it in SQL run later in the
 // transaction.
 void LockShared(unsigned relid);
+
+// Row versions a heap block can hold (MaxHeapTuplesPerPage: 291 with 8 kB blocks). The copy
+// method numbers a row not written during the job by its position, block * this + offset.
+extern const int64_t kIdsPerHeapBlock;
 
 }  // namespace pkonline::pg

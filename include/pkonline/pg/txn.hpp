@@ -9,7 +9,6 @@ namespace pkonline::pg {
 
 struct TxnOptions {
   int lock_timeout_ms = 0;       // SET LOCAL lock_timeout (0: leave as is)
-  int statement_timeout_ms = 0;  // armed by hand: workers do not arm it themselves
   bool repeatable_read = false;  // one snapshot for every statement of the transaction
   int deadlock_timeout_ms = 0;   // SET LOCAL deadlock_timeout (0: leave as is)
 };

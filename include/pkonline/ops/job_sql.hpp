@@ -1,0 +1,19 @@
+// What every operation names in its SQL: the job's id and table as text, the table's and a
+// column's current quoted names.
+#pragma once
+
+#include <string>
+
+#include "pkonline/jobs/job.hpp"
+
+namespace pkonline::ops {
+
+// The job's id and its table's OID, as text for SQL and messages.
+std::string IdText(const jobs::Job& job);
+std::string RelidText(const jobs::Job& job);
+// The table's current qualified, quoted name (fails cleanly if it was dropped).
+std::string TableSql(const jobs::Job& job);
+// The column's quoted name (fails cleanly if it was renamed or dropped).
+std::string ColumnSql(const jobs::Job& job, const std::string& column);
+
+}  // namespace pkonline::ops
