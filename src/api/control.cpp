@@ -79,7 +79,9 @@ Job LoadManaged(int64_t job_id, Control what) {
   return job;
 }
 
-bool Finished(const Job& job) { return job.state == "done" || job.state == "cancelled"; }
+bool Finished(const Job& job) { return jobs::Finished(job.state); }
+using jobs::JobState;
+using jobs::ToText;
 
 template <typename F>
 std::string WithSpi(F&& f) {
@@ -97,7 +99,8 @@ int64_t CreateJob(const TableInfo& t, const std::string& operation,
                   const std::map<std::string, std::string>& options, bool start) {
   int64_t id = 0;
   const unsigned owner = GetUserId();
-  id = store::Create(t.relid, t.qualified, operation, options, owner, t.owner, start ? "queued" : "created");
+  id = store::Create(t.relid, t.qualified, operation, options, owner, t.owner,
+                     start ? JobState::kQueued : JobState::kCreated);
   Job job = store::Load(id);
   std::vector<store::StepPlan> plan;
   for (const auto& s : ops::MakeOperation(operation)->Steps(job)) plan.push_back({s.name, s.action, s.lock});
@@ -132,13 +135,15 @@ void Announce(int64_t job_id, const std::string& what, bool start) {
 std::string Start(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kRun);
-    if (job.state != "queued" && job.state != "created")
-      Fail(sqlstate::kObjectNotInState, Fmt("pkonline job %1% is %2%", job_id, job.state), "",
-           job.state == "paused" || job.state == "failed" ? Fmt("Use pkonline.resume(%1%).", job_id) : "");
-    if (store::WorkerAlive(job_id)) return job.state;
+    if (job.state != JobState::kQueued && job.state != JobState::kCreated)
+      Fail(sqlstate::kObjectNotInState, Fmt("pkonline job %1% is %2%", job_id, ToText(job.state)), "",
+           job.state == JobState::kPaused || job.state == JobState::kFailed
+               ? Fmt("Use pkonline.resume(%1%).", job_id)
+               : "");
+    if (store::WorkerAlive(job_id)) return ToText(job.state);
     Privileged([&]() {
-      if (job.state == "created") {
-        store::SetState(job_id, "queued");
+      if (job.state == JobState::kCreated) {
+        store::SetState(job_id, JobState::kQueued);
         store::Event(job_id, "start", "", "job started");
       }
     });
@@ -150,12 +155,12 @@ std::string Start(int64_t job_id) {
 std::string Pause(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kStop);
-    if (Finished(job) || job.state == "failed")
-      Fail(sqlstate::kObjectNotInState,
-           "pkonline job " + std::to_string(job_id) + " is " + job.state + "; there is nothing to pause");
-    if (job.state == "cancelling")
+    if (Finished(job) || job.state == JobState::kFailed)
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " +
+                                            ToText(job.state) + "; there is nothing to pause");
+    if (job.state == JobState::kCancelling)
       Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is being cancelled");
-    if (job.state == "paused") return job.state;
+    if (job.state == JobState::kPaused) return ToText(job.state);
     if (store::WorkerAlive(job_id)) {
       Privileged([&]() {
         pg::Exec("UPDATE pkonline.jobs SET pause_requested = true WHERE id = $1::bigint", {pg::V(job_id)});
@@ -167,7 +172,7 @@ std::string Pause(int64_t job_id) {
       return "pausing";
     }
     Privileged([&]() {
-      store::SetState(job_id, "paused");
+      store::SetState(job_id, JobState::kPaused);
       store::Event(job_id, "pause", "", "job paused before step " + std::to_string(job.step_no));
     });
     return "paused";
@@ -178,12 +183,13 @@ std::string Resume(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kRun);
     if (Finished(job))
-      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + job.state);
+      Fail(sqlstate::kObjectNotInState,
+           "pkonline job " + std::to_string(job_id) + " is " + ToText(job.state));
     if (store::WorkerAlive(job_id)) {
       Privileged([&]() {
         pg::Exec("UPDATE pkonline.jobs SET pause_requested = false WHERE id = $1::bigint", {pg::V(job_id)});
       });
-      return job.state;
+      return ToText(job.state);
     }
     Privileged([&]() {
       pg::Exec(
@@ -200,8 +206,9 @@ std::string Resume(int64_t job_id) {
 std::string Cancel(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kStop);
-    if (job.state == "cancelled") return job.state;
-    if (job.state == "cancelling" && store::WorkerAlive(job_id)) return job.state;  // already undoing
+    if (job.state == JobState::kCancelled) return ToText(job.state);
+    if (job.state == JobState::kCancelling && store::WorkerAlive(job_id))
+      return ToText(job.state);  // already undoing
     auto op = ops::MakeOperation(job.operation);
     const int ponr = ops::PointOfNoReturn(op->Steps(job));
     // (The job's steps are read as the extension's owner: the table's owner may cancel a job
@@ -218,18 +225,19 @@ std::string Cancel(int64_t job_id) {
                .empty();
     });
     const bool final_started =
-        job.state == "done" || job.step_no > ponr || (job.step_no == ponr && final_step_started);
+        job.state == JobState::kDone || job.step_no > ponr || (job.step_no == ponr && final_step_started);
     if (final_started)
       Fail(sqlstate::kObjectNotInState,
            "pkonline job " + std::to_string(job_id) + " is past its point of no return",
-           job.state == "done"
+           job.state == JobState::kDone
                ? "The job is done: its change is in place."
                : "The job is making its change final (step " + std::to_string(job.step_no) + ").",
-           job.state == "done" ? "Undo it with ALTER TABLE if it is not wanted." : "Wait for it to finish.");
+           job.state == JobState::kDone ? "Undo it with ALTER TABLE if it is not wanted."
+                                        : "Wait for it to finish.");
     const bool untouched = !store::WorkerAlive(job_id) && !any_step_started;
     if (untouched) {  // no step ever ran: nothing to undo
       Privileged([&]() {
-        store::MarkFinished(job_id, "cancelled");
+        store::MarkFinished(job_id, JobState::kCancelled);
         store::Event(job_id, "cancel", "", "job cancelled before it changed anything");
       });
       return "cancelled";

@@ -5,6 +5,31 @@
 
 namespace pkonline::jobs {
 
+namespace {
+struct StateText {
+  JobState state;
+  const char* text;
+};
+constexpr StateText kStates[] = {{JobState::kCreated, "created"},       {JobState::kQueued, "queued"},
+                                 {JobState::kRunning, "running"},       {JobState::kPaused, "paused"},
+                                 {JobState::kCancelling, "cancelling"}, {JobState::kCancelled, "cancelled"},
+                                 {JobState::kFailed, "failed"},         {JobState::kDone, "done"}};
+}  // namespace
+
+const char* ToText(JobState state) {
+  for (const auto& s : kStates)
+    if (s.state == state) return s.text;
+  return "?";
+}
+
+JobState JobStateFromText(const std::string& text) {
+  for (const auto& s : kStates)
+    if (text == s.text) return s.state;
+  Fail(sqlstate::kInternal, "pkonline: unknown job state \"" + text + "\"");
+}
+
+bool Finished(JobState state) { return state == JobState::kDone || state == JobState::kCancelled; }
+
 const std::string& Job::Opt(const std::string& key) const {
   auto it = options.find(key);
   if (it == options.end()) Fail(sqlstate::kInternal, "job " + std::to_string(id) + " has no option " + key);

@@ -3,9 +3,9 @@
 #include "pkonline/jobs/runner.hpp"
 
 #include <algorithm>
-#include <random>
 
 #include "pkonline/jobs/store.hpp"
+#include "pkonline/jobs/pacing.hpp"
 #include "pkonline/jobs/step.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
@@ -21,7 +21,7 @@ namespace {
 
 class RunContext final : public Context {
  public:
-  explicit RunContext(Job job) : job_(std::move(job)), rng_(std::random_device{}()) {}
+  explicit RunContext(Job job) : job_(std::move(job)) {}
 
   const Job& job() const override { return job_; }
   void set_step(const std::string& step) { step_ = step; }
@@ -94,9 +94,7 @@ class RunContext final : public Context {
                             "pkonline.lock_retries / pkonline.lock_timeout.",
                             job_.id));
         }
-        // Back off exponentially with full jitter: 50 ms << n, capped at 5 s.
-        const long cap = std::min<long>(5000, 50L << std::min(attempt, 10));
-        const long wait = std::uniform_int_distribution<long>(cap / 2, cap)(rng_);
+        const long wait = backoff_.After(attempt);
         RecordLockRetry(activity, attempt, wait);
         Sleep(wait);
         CheckControl();
@@ -219,14 +217,14 @@ class RunContext final : public Context {
 
   Job job_;
   std::string step_;
-  std::mt19937 rng_;
+  Backoff backoff_;
 };
 
 void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
   ctx.cancelling_ = true;
   const int64_t id = ctx.job().id;
   pg::InTransaction("pkonline: cancelling", [&]() {
-    store::SetState(id, "cancelling");
+    store::SetState(id, JobState::kCancelling);
     store::Event(id, "cancel", "", "cancelling: undoing what the job created");
   });
   for (int i = std::min<int>(reached, static_cast<int>(steps.size())); i >= 1; i--) {
@@ -236,7 +234,7 @@ void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
     pg::InTransaction("pkonline: step undone", [&]() { store::StepDone(id, i, step.name, "undone"); });
   }
   pg::InTransaction("pkonline: cancelled", [&]() {
-    store::MarkFinished(id, "cancelled");
+    store::MarkFinished(id, JobState::kCancelled);
     store::Event(id, "cancel", "", "job cancelled; the table is as it was before the job");
   });
 }
@@ -317,7 +315,7 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps) {
       pg::InTransaction("pkonline: step done", [&]() { store::StepDone(job_id, i, step.name); });
     }
     pg::InTransaction("pkonline: done", [&]() {
-      store::MarkFinished(job_id, "done");
+      store::MarkFinished(job_id, JobState::kDone);
       store::Event(job_id, "done", "", "job done");
     });
     return Outcome::kDone;
@@ -364,7 +362,7 @@ void RunJob(int64_t job_id, const Operation& op) {
       pg::InTransaction("pkonline: reload", [&]() { now = store::Load(job_id); });
       if (outcome == Outcome::kPause) {
         pg::InTransaction("pkonline: paused", [&]() {
-          store::SetState(job_id, "paused");
+          store::SetState(job_id, JobState::kPaused);
           store::ClearPauseRequest(job_id);
           store::Event(job_id, "pause", "", "job paused before step " + std::to_string(now.step_no));
         });

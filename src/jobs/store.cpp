@@ -58,7 +58,7 @@ Job LoadImpl(int64_t job_id, bool for_update) {
   j.operation = row[3].value_or("");
   j.owner = static_cast<unsigned>(AsInt(row[4]));
   j.run_as = static_cast<unsigned>(AsInt(row[5]));
-  j.state = row[6].value_or("");
+  j.state = JobStateFromText(row[6].value_or(""));
   j.step_no = static_cast<int>(AsInt(row[7]));
   j.pause_requested = AsBool(row[8]);
   j.cancel_requested = AsBool(row[9]);
@@ -77,12 +77,12 @@ Job LoadImpl(int64_t job_id, bool for_update) {
 
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
                const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
-               const std::string& state) {
+               JobState state) {
   auto r = PrivQuery(
       "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state) "
       "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6) RETURNING id",
       {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
-       V(static_cast<int64_t>(run_as)), V(state)});
+       V(static_cast<int64_t>(run_as)), V(std::string(ToText(state)))});
   const int64_t id = AsInt(r.scalar());
   for (const auto& [key, value] : options)
     PrivQuery(
@@ -118,9 +118,9 @@ bool Exists(int64_t job_id) {
 Job Load(int64_t job_id) { return LoadImpl(job_id, false); }
 Job LoadForUpdate(int64_t job_id) { return LoadImpl(job_id, true); }
 
-void SetState(int64_t job_id, const std::string& state) {
+void SetState(int64_t job_id, JobState state) {
   PrivQuery("UPDATE pkonline.jobs SET state = $2, updated_at = pg_catalog.now() WHERE id = $1::bigint",
-            {V(job_id), V(state)});
+            {V(job_id), V(std::string(ToText(state)))});
 }
 
 void MarkRunning(int64_t job_id, int pid) {
@@ -133,12 +133,12 @@ void MarkRunning(int64_t job_id, int pid) {
       {V(job_id), V(pid)});
 }
 
-void MarkFinished(int64_t job_id, const std::string& state) {
+void MarkFinished(int64_t job_id, JobState state) {
   PrivQuery(
       "UPDATE pkonline.jobs SET state = $2, worker_pid = NULL, finished_at = pg_catalog.clock_timestamp(), "
       "updated_at = pg_catalog.now(), pause_requested = false, cancel_requested = false "
       "WHERE id = $1::bigint",
-      {V(job_id), V(state)});
+      {V(job_id), V(std::string(ToText(state)))});
 }
 
 void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& message,

@@ -1,6 +1,7 @@
 // Batched, resumable backfill by ctid block ranges (a TID Range Scan per batch).
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/jobs/pacing.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -87,19 +88,12 @@ WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::st
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
-  const int batch_time = static_cast<int>(job.OptInt("batch_time_ms"));
-  const int sleep_ms = static_cast<int>(job.OptInt("batch_sleep_ms"));
-  // WAL per second the batches may write (pkonline.max_wal_rate; jobs created before it: none).
-  const double wal_rate = job.options.count("max_wal_rate_kb") ? 1024.0 * job.OptInt("max_wal_rate_kb") : 0.0;
-  // Heap blocks filled between VACUUMs: pkonline.vacuum_every, or a tenth of the walk if that is
-  // more. Each VACUUM reads every index of the table whole, so a fixed interval would make the
-  // cost grow with the square of the table's size; ten of them keep it linear.
-  const int64_t vacuum_every = spec.vacuum && job.OptInt("vacuum_every") > 0
-                                   ? std::max<int64_t>(job.OptInt("vacuum_every"), (to - from) / 10)
-                                   : 0;
-  int64_t blocks = std::max<int64_t>(1, job.OptInt("batch_size"));
+  const long sleep_ms = static_cast<long>(job.OptInt("batch_sleep_ms"));
+  jobs::BatchSizer sizer(job.OptInt("batch_size"), static_cast<int>(job.OptInt("batch_time_ms")));
+  const jobs::WalPacer pacer(1024.0 * static_cast<double>(job.OptInt("max_wal_rate_kb")));
+  jobs::VacuumCadence vacuum(job.OptInt("vacuum_every"), to - from, spec.vacuum);
+  jobs::Backoff backoff;
   int64_t total = 0;
-  int64_t since_vacuum = 0;
   const int max_failures = static_cast<int>(std::max<int64_t>(1, job.OptInt("lock_retries")));
   int failures = 0;
   int64_t cursor = from;
@@ -111,6 +105,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     ctx.CheckControl();
     throttle.WaitForStandbys();
     ctx.WaitPoint("backfill_batch");
+    const int64_t blocks = sizer.blocks();
     const int64_t hi = std::min(to, cursor + blocks);
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
@@ -150,24 +145,19 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                       "Other sessions held row locks in these blocks every time.",
                       Fmt("See the batch_retry events, then pkonline.resume(%1%).", job.id));
       ctx.Event("batch_retry", "batch at block " + std::to_string(cursor) + " retried: " + e.message());
-      blocks = std::max<int64_t>(1, blocks / 2);
-      ctx.Sleep(std::min<long>(5000, 50L << std::min(failures, 7)));
+      sizer.GaveWay();
+      ctx.Sleep(backoff.After(failures));
       continue;
     }
     failures = 0;
     replanned = false;
     total += rows;
-    if (rows > 0) since_vacuum += hi - cursor;  // a pass that changes nothing leaves nothing to reclaim
+    const int64_t done_blocks = hi - cursor;
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (batch_time > 0 && ms > 0) {
-      // Move toward the target duration, at most doubling or halving per batch.
-      const double factor = std::clamp(batch_time / ms, 0.5, 2.0);
-      blocks = std::clamp<int64_t>(static_cast<int64_t>(blocks * factor), 1, 100000);
-    }
-    if (vacuum_every > 0 && since_vacuum >= vacuum_every && cursor < to) {
-      since_vacuum = 0;
+    sizer.Took(ms);
+    if (cursor < to && vacuum.After(done_blocks, rows)) {
       std::string table;
       ctx.Txn("pkonline: table name", [&]() { table = TableSql(job); });
       throttle.ReportHorizon();
@@ -175,14 +165,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       // reclaim (the backfill's new row versions share the old ones' TOAST values).
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
-    long pause = sleep_ms;
-    if (wal_rate > 0) {
-      // Clients' commits wait for the WAL to be flushed: a job that writes WAL as fast as it can
-      // lengthens them (measured: they wait on WALSync / WALWrite). Spread the batch's WAL out.
-      const double due_ms = 1000.0 * static_cast<double>(pg::WalBytes() - wal0) / wal_rate;
-      pause = std::max<long>(pause, static_cast<long>(due_ms - ms));
-    }
-    if (cursor < to) ctx.Sleep(pause);
+    if (cursor < to) ctx.Sleep(pacer.PauseMs(sleep_ms, pg::WalBytes() - wal0, ms));
   }
   return total;
 }

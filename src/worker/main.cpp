@@ -114,9 +114,11 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
       if (!claimed) return;  // another worker runs it
       jobs::Job job = jobs::store::Load(job_id);
       operation = job.operation;
-      runnable = job.state == "queued" || job.state == "running" || job.state == "cancelling";
-      if (runnable) jobs::RequireStillAllowed(job, job.state != "cancelling");
-      if (runnable && job.state == "running") runnable = !GiveUpAfterLostWorkers(job);
+      using jobs::JobState;
+      runnable = job.state == JobState::kQueued || job.state == JobState::kRunning ||
+                 job.state == JobState::kCancelling;
+      if (runnable) jobs::RequireStillAllowed(job, job.state != JobState::kCancelling);
+      if (runnable && job.state == JobState::kRunning) runnable = !GiveUpAfterLostWorkers(job);
       if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {

@@ -58,8 +58,13 @@ COMMIT;
 
 $load->start_round;
 sleep 1;
+# (Batches of a fixed 50 blocks, and the debug wait point before each: the crash below comes in
+# the middle of the copy however fast this machine copies.)
 my $job = $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
+	SET pkonline.debug_wait_points = on;
+	SET pkonline.batch_time = 0;
+	SET pkonline.batch_size = 50;
 	SELECT pkonline.add_int_pk('st', method => 'copy');
 });
 like($job, qr/^\d+$/, "add_int_pk returned job id $job");
@@ -68,7 +73,14 @@ like($job, qr/^\d+$/, "add_int_pk returned job id $job");
 ok($node->poll_query_until('postgres',
 		"SELECT step_no = 2 AND end_block > 0 AND cursor_block > end_block / 3 FROM pkonline.jobs WHERE id = $job"),
 	'the copy is under way');
+my $hold = $node->background_psql('postgres');
+$hold->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+ok($node->poll_query_until('postgres',
+		"SELECT j.step_no = 2 AND j.cursor_block < j.end_block FROM pkonline.jobs j WHERE j.id = $job AND EXISTS "
+		  . "(SELECT 1 FROM pg_stat_activity WHERE application_name = 'pkonline job $job' AND wait_event = 'advisory')"),
+	'the copy waits before a batch, part of the table still to copy');
 $node->stop('immediate');
+eval { $hold->quit };    # (its server is gone)
 $load->crashed;
 $node->start;
 

@@ -1,9 +1,7 @@
 // Unit tests of the operations' plans, without a server: the step list each operation builds from
 // a job's options, the one step marked final and the point of no return derived from it. The
 // PostgreSQL layer is replaced by stand-ins that throw (test/unit/pg_stubs.cpp), so building a plan
-// that touched the database would fail here. Built and run by test/run.sh; ends with
-// "unit: N passed, M failed".
-#include <cstdio>
+// that touched the database would fail here.
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -13,17 +11,14 @@
 #include "pkonline/jobs/step.hpp"
 #include "pkonline/ops/operation.hpp"
 
+#include "check.hpp"
+
 namespace {
 
 using pkonline::jobs::Job;
 using pkonline::jobs::Step;
 
-int passed = 0, failed = 0;
-
-void Check(bool ok, const std::string& what) {
-  std::printf("%s %d - %s\n", ok ? "ok" : "not ok", passed + failed + 1, what.c_str());
-  (ok ? passed : failed)++;
-}
+using unit::Check;
 
 Job MakeJob(const std::string& operation, std::map<std::string, std::string> options) {
   Job job;
@@ -92,7 +87,7 @@ std::map<std::string, std::string> AddColumn(const std::string& mode, bool not_n
 
 }  // namespace
 
-int main() {
+void unit::PlanTests() {
   CheckPlan("add_int_pk in place", MakeJob("add_int_pk", IntPk("in_place")),
             "add_column,backfill,catch_up,add_check,validate,create_index,attach", 7);
   CheckPlan("add_int_pk copy", MakeJob("add_int_pk", IntPk("copy")),
@@ -152,7 +147,4 @@ int main() {
     unknown = true;
   }
   Check(unknown, "an unknown operation is refused");
-
-  std::printf("unit: %d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
 }

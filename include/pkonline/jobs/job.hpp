@@ -11,6 +11,14 @@ namespace pkonline::jobs {
 // debug wait points' advisory locks (+1).
 constexpr int32_t kAdvisoryClass = 0x706B6F6E;
 
+// A job's state. The one mapping to the text stored in pkonline.jobs.state is ToText/FromText
+// (job.cpp); the SQL CHECK on that column names the same set.
+enum class JobState { kCreated, kQueued, kRunning, kPaused, kCancelling, kCancelled, kFailed, kDone };
+const char* ToText(JobState state);
+JobState JobStateFromText(const std::string& text);  // fails (XX000) on a text not in the set
+// Done or cancelled: the job will never run again.
+bool Finished(JobState state);
+
 struct Job {
   int64_t id = 0;
   unsigned relid = 0;
@@ -18,7 +26,7 @@ struct Job {
   std::string operation;
   unsigned owner = 0;   // the role that created the job: it (and its members) control the job
   unsigned run_as = 0;  // the table's owner when the job was created: the work runs as this role
-  std::string state;
+  JobState state = JobState::kQueued;
   int step_no = 1;
   bool pause_requested = false;
   bool cancel_requested = false;

@@ -19,7 +19,7 @@ struct StepPlan {
 // Inserts a queued job with its options and its plan of steps; returns its id.
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
                const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
-               const std::string& state);
+               JobState state);
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
 // The names of the job's steps, as saved with its plan, in order.
 std::vector<std::string> StepNames(int64_t job_id);
@@ -30,9 +30,9 @@ Job Load(int64_t job_id);
 // The job row with a FOR UPDATE lock (used by the API to change a job's state).
 Job LoadForUpdate(int64_t job_id);
 
-void SetState(int64_t job_id, const std::string& state);
+void SetState(int64_t job_id, JobState state);
 void MarkRunning(int64_t job_id, int pid);
-void MarkFinished(int64_t job_id, const std::string& state);
+void MarkFinished(int64_t job_id, JobState state);
 void MarkFailed(int64_t job_id, const std::string& sqlstate, const std::string& message,
                 const std::string& detail, const std::string& hint);
 // The pause request has been honoured.

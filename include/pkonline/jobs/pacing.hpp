@@ -1,0 +1,65 @@
+// How a job paces its work: the backoff between retries, the size of a batch, the pause that
+// keeps its WAL to a rate, how often the backfill vacuums. Plain C++ (unit-tested in test/unit).
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace pkonline::jobs {
+
+// Exponential backoff with full jitter: after the n-th failure in a row, a random wait in
+// [cap/2, cap], cap = min(max_ms, base_ms * 2^n). Used by the brief DDL's lock retries and by the
+// batches' row-lock retries alike.
+class Backoff {
+ public:
+  static constexpr long kBaseMs = 50;
+  static constexpr long kMaxMs = 5000;
+  Backoff();
+  long After(int failures);
+
+ private:
+  std::mt19937 rng_;
+};
+
+// Heap blocks per batch: starts at pkonline.batch_size and moves toward pkonline.batch_time per
+// batch, at most doubling or halving each time; halves after a batch gave way to a row lock.
+class BatchSizer {
+ public:
+  static constexpr int64_t kMaxBlocks = 100000;
+  BatchSizer(int64_t first_blocks, int target_ms);
+  int64_t blocks() const { return blocks_; }
+  void Took(double ms);
+  void GaveWay();
+
+ private:
+  int64_t blocks_;
+  int target_ms_;
+};
+
+// The pause after a batch that keeps the job's WAL to pkonline.max_wal_rate: clients' commits wait
+// for the WAL to be flushed, and a job that writes it as fast as it can lengthens them (measured:
+// they wait on WALSync / WALWrite). 0 bytes per second: no pacing.
+class WalPacer {
+ public:
+  explicit WalPacer(double bytes_per_second) : rate_(bytes_per_second) {}
+  long PauseMs(long at_least_ms, uint64_t batch_wal_bytes, double batch_ms) const;
+
+ private:
+  double rate_;
+};
+
+// When the backfill vacuums: every pkonline.vacuum_every heap blocks changed, or a tenth of the
+// walk if that is more — each VACUUM reads every index whole, so a fixed interval would make the
+// cost grow with the square of the table's size; ten of them keep it linear. 0: never.
+class VacuumCadence {
+ public:
+  VacuumCadence(int64_t every_setting, int64_t walk_blocks, bool enabled);
+  // After a batch over `blocks` heap blocks that changed `rows` rows: is a VACUUM due now?
+  bool After(int64_t blocks, int64_t rows);
+
+ private:
+  int64_t every_;
+  int64_t since_ = 0;
+};
+
+}  // namespace pkonline::jobs
