@@ -43,26 +43,16 @@ std::optional<OldKey> CurrentPk(const TableInfo& t) {
   return key;
 }
 
-}  // namespace
-
-int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
-  pg::SpiScope spi;
-  RequirePrimary();
-  if (a.old_pk != "unique" && a.old_pk != "drop")
-    Fail(sqlstate::kInvalidParameter, "old_pk must be 'unique' or 'drop', not '" + a.old_pk + "'",
-         "'unique' keeps a replaced primary key as a unique constraint (foreign keys move to it); 'drop' "
-         "drops it.");
-  if (a.columns.empty())
-    Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "",
-         "For example ARRAY['account_id']");
-  if (a.columns.size() > 32) Fail(SqlState("54011"), "a primary key has at most 32 columns");
-  TableInfo t = RequireOwnedPlainTable(a.relid);
-
-  // Each column: exists, is a user column, named once, and its type can be a key.
-  std::set<std::string> seen;
+// The new key's columns: each exists, is a user column, named once, and its type can be a key.
+// Returns the ones that are nullable now, and the attnums as int2vector text ("3 1").
+struct KeyColumns {
   std::vector<std::string> nullable;
   std::string attnums;
-  for (const auto& c : a.columns) {
+};
+KeyColumns RequireKeyColumns(const TableInfo& t, const std::vector<std::string>& columns) {
+  std::set<std::string> seen;
+  KeyColumns out;
+  for (const auto& c : columns) {
     if (!seen.insert(c).second) Fail(SqlState("42701"), Fmt("column \"%1%\" appears twice in columns", c));
     auto r = pg::Query(
         "SELECT attnum, attnotnull, atttypid, pg_catalog.format_type(atttypid, atttypmod) "
@@ -78,61 +68,61 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
            Fmt("column \"%1%\" is of type %2%, which has no default btree operator class", c, *r.rows[0][3]),
            "A primary key needs values that sort and compare for equality.",
            "Key on another column, or on a cast of this one stored in a new column (pkonline.add_column).");
-    if (!AsBool(r.rows[0][1])) nullable.push_back(c);
-    attnums += (attnums.empty() ? "" : " ") + *r.rows[0][0];
+    if (!AsBool(r.rows[0][1])) out.nullable.push_back(c);
+    out.attnums += (out.attnums.empty() ? "" : " ") + *r.rows[0][0];
   }
+  return out;
+}
 
-  auto old = CurrentPk(t);
-  if (old && old->columns == a.columns)
-    Fail(sqlstate::kInvalidTableDefinition,
-         Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name),
-         "", "Nothing to do.");
-  if (old && a.old_pk == "drop") {
-    auto fk = pg::Query(
-        "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
-        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid LIMIT 1",
-        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
-    if (!fk.empty())
-      Fail(SqlState("2BP01"),
-           Fmt("foreign key %1% on %2% references the primary key %3% of %4%", *fk.rows[0][0], *fk.rows[0][1],
-               old->name, t.qualified),
-           "old_pk => 'drop' would leave it nothing to reference.",
-           "Use old_pk => 'unique' (the default): the old key stays as a unique constraint and foreign keys "
-           "move "
-           "to it.");
-    auto ident = pg::Query(
-        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = $2::oid "
-        "WHERE c.oid = $1::oid AND c.relreplident = 'i' AND i.indisreplident",
-        {V(static_cast<int64_t>(t.relid)), V(old->index_oid)}, true);
-    if (!ident.empty())
-      Fail(sqlstate::kObjectNotInState,
-           Fmt("the replica identity of %1% is the index of its primary key %2%", t.qualified, old->name),
-           "old_pk => 'drop' would leave the table without a replica identity.",
-           "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA "
-           "IDENTITY "
-           "first.");
-  }
-  if (old) {
-    // The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
-    // the table's owner, who must own (be a member of the owner of) those tables too.
-    auto fk = pg::Query(
-        "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, "
-        "r.relowner::pg_catalog.regrole::pg_catalog.text "
-        "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
-        "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
-        "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
-        {V(static_cast<int64_t>(t.relid)), V(old->index_oid), V(static_cast<int64_t>(t.owner))}, true);
-    if (!fk.empty())
-      Fail(sqlstate::kInsufficientPrivilege,
-           Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%",
-               *fk.rows[0][0], *fk.rows[0][1], old->name, t.qualified, *fk.rows[0][2]),
-           "The job moves the foreign keys on the old key to the new one with ALTER TABLE, as the owner of " +
-               t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
-           "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
-  }
-  RequireNoActiveJob(t);
+// old_pk => 'drop' must leave no foreign key without its key and the table with a replica identity.
+void RequireOldKeyDroppable(const TableInfo& t, const OldKey& old) {
+  auto fk = pg::Query(
+      "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid LIMIT 1",
+      {V(static_cast<int64_t>(t.relid)), V(old.index_oid)}, true);
+  if (!fk.empty())
+    Fail(SqlState("2BP01"),
+         Fmt("foreign key %1% on %2% references the primary key %3% of %4%", *fk.rows[0][0], *fk.rows[0][1],
+             old.name, t.qualified),
+         "old_pk => 'drop' would leave it nothing to reference.",
+         "Use old_pk => 'unique' (the default): the old key stays as a unique constraint and foreign keys "
+         "move "
+         "to it.");
+  auto ident = pg::Query(
+      "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = $2::oid "
+      "WHERE c.oid = $1::oid AND c.relreplident = 'i' AND i.indisreplident",
+      {V(static_cast<int64_t>(t.relid)), V(old.index_oid)}, true);
+  if (!ident.empty())
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("the replica identity of %1% is the index of its primary key %2%", t.qualified, old.name),
+         "old_pk => 'drop' would leave the table without a replica identity.",
+         "Use old_pk => 'unique' (the identity moves to the kept unique key), or ALTER TABLE … REPLICA "
+         "IDENTITY "
+         "first.");
+}
 
-  // A valid unique btree index on exactly these columns that no constraint owns can be the key.
+// The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
+// the table's owner, who must own (be a member of the owner of) those tables too.
+void RequireForeignKeysMovable(const TableInfo& t, const OldKey& old) {
+  auto fk = pg::Query(
+      "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, "
+      "r.relowner::pg_catalog.regrole::pg_catalog.text "
+      "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
+      "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
+      {V(static_cast<int64_t>(t.relid)), V(old.index_oid), V(static_cast<int64_t>(t.owner))}, true);
+  if (!fk.empty())
+    Fail(sqlstate::kInsufficientPrivilege,
+         Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%",
+             *fk.rows[0][0], *fk.rows[0][1], old.name, t.qualified, *fk.rows[0][2]),
+         "The job moves the foreign keys on the old key to the new one with ALTER TABLE, as the owner of " +
+             t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
+         "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
+}
+
+// A valid unique btree index on exactly these columns (attnums) that no constraint owns can be
+// the key; its name, or nothing.
+std::optional<std::string> FindReusableIndex(const TableInfo& t, const std::string& attnums) {
   auto reuse = pg::Query(
       "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
       "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indisready AND i.indimmediate "
@@ -146,19 +136,49 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) "
       "ORDER BY c.relname LIMIT 1",
       {V(static_cast<int64_t>(t.relid)), V(attnums)}, true);
+  return reuse.empty() ? std::nullopt : reuse.scalar();
+}
+
+}  // namespace
+
+int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
+  pg::SpiScope spi;
+  RequirePrimary();
+  if (a.old_pk != "unique" && a.old_pk != "drop")
+    Fail(sqlstate::kInvalidParameter, "old_pk must be 'unique' or 'drop', not '" + a.old_pk + "'",
+         "'unique' keeps a replaced primary key as a unique constraint (foreign keys move to it); 'drop' "
+         "drops it.");
+  if (a.columns.empty())
+    Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "",
+         "For example ARRAY['account_id']");
+  if (a.columns.size() > 32) Fail(SqlState("54011"), "a primary key has at most 32 columns");
+  TableInfo t = RequireOwnedPlainTable(a.relid);
+
+  const KeyColumns key = RequireKeyColumns(t, a.columns);
+
+  auto old = CurrentPk(t);
+  if (old && old->columns == a.columns)
+    Fail(sqlstate::kInvalidTableDefinition,
+         Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name),
+         "", "Nothing to do.");
+  if (old && a.old_pk == "drop") RequireOldKeyDroppable(t, *old);
+  if (old) RequireForeignKeysMovable(t, *old);
+  RequireNoActiveJob(t);
+
+  const std::optional<std::string> reuse = FindReusableIndex(t, key.attnums);
 
   auto options = guc::JobSettings();
   options["schema"] = t.schema;
   options["columns"] = JsonArray(a.columns);
   options["column_list"] = QuotedList(a.columns);
-  options["nullable"] = JsonArray(nullable);
+  options["nullable"] = JsonArray(key.nullable);
   options["old_pk"] = a.old_pk;
   if (old) {
     options["old_pk_name"] = old->name;
     options["old_pk_columns"] = JsonArray(old->columns);
     options["old_pk_column_list"] = QuotedList(old->columns);
   }
-  if (!reuse.empty()) options["reuse_index"] = *reuse.scalar();
+  if (reuse) options["reuse_index"] = *reuse;
 
   const int64_t id = CreateJob(t, "set_primary_key", options, a.start);
   spi.Close();
@@ -167,7 +187,7 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
                old ? Fmt(", replacing %1% (%2%)%3%", old->name, QuotedList(old->columns),
                          a.old_pk == "unique" ? ", kept as a unique constraint" : ", dropped")
                    : std::string(),
-               reuse.empty() ? std::string() : ", reusing index " + *reuse.scalar()),
+               reuse ? ", reusing index " + *reuse : std::string()),
            a.start);
   return id;
 }

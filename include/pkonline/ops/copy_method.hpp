@@ -1,0 +1,73 @@
+// The copy method's pieces (src/ops/add_int_pk_copy.cpp has the method and its steps):
+// copy_table.cpp, the copy of the table and the helpers known by the OIDs the job recorded;
+// change_log.cpp, the replay of the writes made meanwhile onto the copy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pkonline/jobs/step.hpp"
+
+namespace pkonline::ops::int_pk::copy {
+
+using jobs::Context;
+
+// Helper names (pkonline_<job>_<suffix>): the log trigger, the key's index on the copy, the
+// copy's twin of the table's index `index_oid`.
+std::string LogTrigger(const jobs::Job& job);
+std::string PkTwin(const jobs::Job& job);
+std::string Twin(const jobs::Job& job, const std::string& index_oid);
+
+// OID of a relation named by its qualified SQL name, 0 if there is none.
+unsigned RegclassOid(const std::string& qualified);
+
+// The job's helpers (the copy, its indexes, the change log) are created by the job, under names
+// that fail to be created if anything has them already, and their OIDs are recorded in the job's
+// options in the same transaction (copy_oid, log_oid, twin_pk, twin_ix_<index oid>). From then on
+// they are known by OID only, and checked before each use.
+unsigned RecordedOid(Context& ctx, const std::string& key);
+// Records the OID of the helper this transaction just created under `name_sql`.
+void Record(Context& ctx, const std::string& key, const std::string& name_sql);
+unsigned CopyOid(Context& ctx);
+// The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
+// and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
+// index. Its qualified name, for SQL run in this transaction; "" if the job has not created it,
+// or (`strict` false) if it is no longer the job's own; else the job fails.
+std::string Helper(Context& ctx, const std::string& key, bool strict = true);
+std::string CopySql(Context& ctx);
+std::string LogSql(Context& ctx);
+
+// Rows of the table must stay where they were when the job began (their position is their id).
+std::string Relfilenode(const jobs::Job& job);
+void RequireSameStorage(Context& ctx);
+// Column layout: positions, dropped or not, types and collations.
+std::string Layout(unsigned relid);
+
+// The live columns, as named in the table and in the twin (matched by position); and the
+// table's list with the job's column replaced by its value in the copy: the row's own id where
+// it has one, its position where it has none.
+struct Columns {
+  std::string table, twin, table_ids;
+};
+Columns LiveColumns(const jobs::Job& job, unsigned copy_oid);
+
+// CREATE TABLE for the copy: every column at its position, dropped ones as placeholders dropped
+// again; the new column NOT NULL; the table's persistence, storage options and tablespace.
+void CreateCopy(Context& ctx);
+// The copy batch: INSERT … SELECT over the blocks [$1, $2) of the table.
+std::string CopyBatchSql(Context& ctx);
+// The indexes of the table: (oid, valid) of each; a job fails on an invalid one.
+std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job);
+void RequireValidIndexes(const jobs::Job& job);
+// Builds, on the copy, each index of the table that has no twin yet, and the key's unique index.
+void EnsureTwins(Context& ctx);
+
+// One replay round's statements (the caller's transaction gives them one snapshot, or holds the
+// table ACCESS EXCLUSIVE). Returns the number of log rows applied.
+int64_t ApplyLog(Context& ctx);
+// One round in a REPEATABLE READ transaction of its own.
+int64_t ReplayRound(Context& ctx);
+
+}  // namespace pkonline::ops::int_pk::copy

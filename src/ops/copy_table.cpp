@@ -1,0 +1,244 @@
+// The copy method's copy of the table and its helpers, known by the OIDs the job recorded (see
+// include/pkonline/ops/copy_method.hpp and add_int_pk_copy.cpp for the method).
+#include "pkonline/ops/copy_method.hpp"
+
+#include "pkonline/ops/job_sql.hpp"
+#include "pkonline/ops/add_int_pk.hpp"
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/storage.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops::int_pk::copy {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
+std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
+std::string Twin(const jobs::Job& job, const std::string& index_oid) {
+  return HelperName(job, "ix" + index_oid);
+}
+
+// OID of a relation named by its qualified SQL name, 0 if there is none.
+unsigned RegclassOid(const std::string& qualified) {
+  return static_cast<unsigned>(pg::AsInt(
+      Query("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", {V(qualified)}, false).scalar(), 0));
+}
+
+// The job's helpers (the copy, its indexes, the change log) are created by the job, under names
+// that fail to be created if anything has them already, and their OIDs are recorded in the job's
+// options in the same transaction (copy_oid, log_oid, twin_pk, twin_ix_<index oid>). From then on
+// they are known by OID only, and checked before each use: a co-tenant who may create objects in
+// the schema can neither lend the job an object of its own nor slip one in under a helper's name.
+unsigned RecordedOid(Context& ctx, const std::string& key) {
+  const std::string v = ctx.Recall(key);
+  return v.empty() ? 0 : static_cast<unsigned>(std::stoul(v));
+}
+
+void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
+  const auto& job = ctx.job();
+  const unsigned oid = RegclassOid(name_sql);  // created just now by this transaction: the name is ours
+  if (oid == 0)
+    Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
+  ctx.Remember(key, std::to_string(oid));
+}
+
+unsigned CopyOid(Context& ctx) { return RecordedOid(ctx, "copy_oid"); }
+
+// The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
+// and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
+// index. Its qualified name, for SQL run in this transaction; "" if the job has not created it,
+// or (`strict` false) if it is no longer the job's own.
+std::string Helper(Context& ctx, const std::string& key, bool strict) {
+  const auto& job = ctx.job();
+  const unsigned oid = RecordedOid(ctx, key);
+  if (oid == 0) return "";
+  pg::LockShared(oid);
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
+      "c.relowner = t.relowner, i.indrelid FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_class t ON t.oid = "
+      "$2::oid "
+      "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
+  const bool index = key != "copy_oid" && key != "log_oid";
+  bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
+  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx);
+  if (ok) return *r.rows[0][0];
+  if (!strict) return "";
+  const std::string what = key == "copy_oid" ? "copy" : key == "log_oid" ? "change log" : "index on the copy";
+  Fail(sqlstate::kObjectNotInState,
+       Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
+       Fmt("The job knows its helpers by the OIDs it recorded when it created them (relation %1%).", oid),
+       Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
+std::string CopySql(Context& ctx) { return Helper(ctx, "copy_oid"); }
+std::string LogSql(Context& ctx) { return Helper(ctx, "log_oid"); }
+
+std::string Relfilenode(const jobs::Job& job) {
+  return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
+      .scalar()
+      .value_or("");
+}
+
+// Rows of the table must stay where they were when the job began (their position is their id).
+void RequireSameStorage(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string was = ctx.Recall("relfilenode");
+  if (!was.empty() && Relfilenode(job) != was)
+    Fail(sqlstate::kObjectNotInState, Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
+         "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer "
+         "matches.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
+// Column layout: positions, dropped or not, types and collations.
+std::string Layout(unsigned relid) {
+  return Query(
+             "SELECT pg_catalog.string_agg(attnum || ':' || CASE WHEN attisdropped THEN '-' ELSE "
+             "pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation END, ',' ORDER BY attnum) "
+             "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0",
+             {V(static_cast<int64_t>(relid))}, true)
+      .scalar()
+      .value_or("");
+}
+
+Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
+  auto r = Query(
+      "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
+      "'COALESCE(%1$I, pkonline._tid_key(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
+      "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
+      "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
+      "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
+      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(job.Opt("column_name"))}, true);
+  return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
+}
+
+// CREATE TABLE for the twin: every column at its position, dropped ones as placeholders dropped
+// again; the new column NOT NULL; the table's persistence, storage options and tablespace.
+void CreateCopy(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string col = job.Opt("column_name");
+  auto cols = Query(
+      "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+      "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
+      "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(k.collname) END, "
+      "CASE WHEN a.attstorage IS DISTINCT FROM t.typstorage THEN a.attstorage::text END, "
+      "a.attcompression::text "
+      "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+      "LEFT JOIN pg_catalog.pg_collation k ON k.oid = a.attcollation "
+      "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = k.collnamespace "
+      "WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
+      {V(RelidText(job))}, true);
+  std::string defs, drops, storage;
+  for (const auto& row : cols.rows) {
+    if (!defs.empty()) defs += ", ";
+    if (pg::AsBool(row[2])) {
+      const std::string placeholder = Ident("pkonline_dropped_" + *row[0]);
+      defs += placeholder + " pg_catalog.int4";
+      drops += (drops.empty() ? " DROP COLUMN " : ", DROP COLUMN ") + placeholder;
+      continue;
+    }
+    const std::string name = Ident(*row[1]);
+    defs += name + " " + *row[3];
+    if (row[4]) defs += " COLLATE " + *row[4];
+    if (row[6] && !row[6]->empty()) defs += std::string(" COMPRESSION ") + (*row[6] == "l" ? "lz4" : "pglz");
+    if (*row[1] == col) defs += " NOT NULL";
+    if (row[5]) {
+      const char s = (*row[5])[0];
+      const char* kind = s == 'p' ? "PLAIN" : s == 'e' ? "EXTERNAL" : s == 'm' ? "MAIN" : "EXTENDED";
+      storage += (storage.empty() ? " ALTER COLUMN " : ", ALTER COLUMN ") + name + " SET STORAGE " + kind;
+    }
+  }
+  auto rel = Query(
+      "SELECT c.relpersistence::text, (SELECT pg_catalog.string_agg(o, ', ') FROM "
+      "pg_catalog.unnest(c.reloptions) o "
+      "WHERE o NOT LIKE 'autovacuum_enabled=%'), s.spcname "
+      "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_tablespace s ON s.oid = c.reltablespace "
+      "WHERE c.oid = $1::oid",
+      {V(RelidText(job))}, true);
+  const auto& r = rel.rows[0];
+  std::string with = "autovacuum_enabled = false";  // its only reader is this job
+  if (r[1]) with = *r[1] + ", " + with;
+  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" +
+       defs + ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
+  Record(ctx, "copy_oid", HelperSql(job, "copy"));
+  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx) + drops);
+  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx) + storage);
+}
+
+std::string CopyBatchSql(Context& ctx) {
+  const auto& job = ctx.job();
+  const unsigned copy = CopyOid(ctx);
+  const std::string copy_sql = CopySql(ctx);
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
+  ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
+  const Columns c = LiveColumns(job, copy);
+  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " +
+         TableSql(job) + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
+}
+
+// The indexes of the table: (oid, valid) of each.
+std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job) {
+  std::vector<std::pair<std::string, bool>> out;
+  auto r = Query(
+      "SELECT indexrelid::pg_catalog.text, indisvalid AND indisready AND indislive FROM pg_catalog.pg_index "
+      "WHERE indrelid = $1::oid ORDER BY indexrelid",
+      {V(RelidText(job))}, true);
+  for (const auto& row : r.rows) out.emplace_back(*row[0], pg::AsBool(row[1]));
+  return out;
+}
+
+void RequireValidIndexes(const jobs::Job& job) {
+  for (const auto& [oid, valid] : TableIndexes(job))
+    if (!valid)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("index %1% of table %2% is not valid",
+               *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(oid)}, true).scalar(),
+               TableSql(job)),
+           "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
+           "DROP INDEX it or REINDEX it, then pkonline.resume(" + IdText(job) + ").");
+}
+
+// Builds, on the twin, each index of the table that has no twin yet, and the key's unique index.
+void EnsureTwins(Context& ctx) {
+  const auto& job = ctx.job();
+  std::vector<std::pair<std::string, bool>> indexes;
+  unsigned copy = 0;
+  ctx.Txn("pkonline: list indexes", [&]() {
+    RequireValidIndexes(job);
+    indexes = TableIndexes(job);
+    copy = CopyOid(ctx);
+  });
+  for (const auto& entry : indexes) {
+    const std::string& oid = entry.first;
+    ctx.CheckControl();
+    ctx.Txn("pkonline job " + IdText(job) + ": build index on the copy", [&]() {
+      if (!Helper(ctx, "twin_ix_" + oid).empty()) return;
+      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
+        return;
+      CopySql(ctx);  // the copy is still the job's own
+      const unsigned twin =
+          pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
+      ctx.Remember("twin_ix_" + oid, std::to_string(twin));
+    });
+  }
+  ctx.Txn("pkonline job " + IdText(job) + ": build the key's index on the copy", [&]() {
+    if (!Helper(ctx, "twin_pk").empty()) return;
+    const std::string id = Ident(job.Opt("column_name"));
+    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
+    Record(ctx, "twin_pk", HelperSql(job, "pk"));
+  });
+}
+
+}  // namespace pkonline::ops::int_pk::copy
