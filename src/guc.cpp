@@ -72,20 +72,20 @@ void Define() {
   MarkGUCPrefixReserved("pkonline");
 }
 
-std::map<std::string, std::string> JobSettings() {
-  return {
-      {"lock_timeout_ms", std::to_string(lock_timeout_ms)},
-      {"lock_retries", std::to_string(lock_retries)},
-      {"batch_size", std::to_string(batch_size)},
-      {"batch_time_ms", std::to_string(batch_time_ms)},
-      {"batch_sleep_ms", std::to_string(batch_sleep_ms)},
-      {"vacuum_every", std::to_string(vacuum_every)},
-      {"debug_wait_points", debug_wait_points ? "true" : "false"},
-      {"wal_compression", wal_compression ? wal_compression : "off"},
-      {"backfill_fires_triggers", backfill_fires_triggers ? "true" : "false"},
-      {"max_replica_lag_ms", std::to_string(max_replica_lag_ms)},
-      {"max_wal_rate_kb", std::to_string(max_wal_rate_kb)},
-  };
+jobs::JobSettings CurrentJobSettings() {
+  jobs::JobSettings s;
+  s.lock_timeout_ms = lock_timeout_ms;
+  s.lock_retries = lock_retries;
+  s.batch_size = batch_size;
+  s.batch_time_ms = batch_time_ms;
+  s.batch_sleep_ms = batch_sleep_ms;
+  s.vacuum_every = vacuum_every;
+  s.max_replica_lag_ms = max_replica_lag_ms;
+  s.max_wal_rate_kb = max_wal_rate_kb;
+  s.debug_wait_points = debug_wait_points;
+  s.backfill_fires_triggers = backfill_fires_triggers;
+  s.wal_compression = wal_compression ? wal_compression : "off";
+  return s;
 }
 
 }  // namespace pkonline::guc

@@ -5,6 +5,8 @@
 #include <map>
 #include <string>
 
+#include "pkonline/jobs/settings.hpp"
+
 namespace pkonline::guc {
 
 extern int lock_timeout_ms;           // pkonline.lock_timeout
@@ -20,7 +22,7 @@ extern bool backfill_fires_triggers;  // pkonline.backfill_fires_triggers
 extern char* wal_compression;         // pkonline.wal_compression (the worker's own wal_compression)
 
 void Define();
-// The settings that travel with a job, as option key -> value text.
-std::map<std::string, std::string> JobSettings();
+// The settings that travel with a job: this session's values.
+jobs::JobSettings CurrentJobSettings();
 
 }  // namespace pkonline::guc

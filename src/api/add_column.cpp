@@ -26,7 +26,8 @@ int64_t AddColumn(const AddColumnArgs& a) {
 
   const bool catalog_only = fill.default_ok() && !fill.is_volatile;
   const bool set_default = a.set_default && fill.default_ok();
-  auto options = guc::JobSettings();
+  std::map<std::string, std::string> options;
+  guc::CurrentJobSettings().SaveTo(options);
   options["schema"] = t.schema;
   options["column_name"] = a.column_name;
   options["column_type"] = fill.type;

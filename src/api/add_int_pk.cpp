@@ -104,7 +104,8 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   if (a.method == "copy") RequireCopyable(t, type);
   RequireNoActiveJob(t);
 
-  auto options = guc::JobSettings();
+  std::map<std::string, std::string> options;
+  guc::CurrentJobSettings().SaveTo(options);
   options["column_name"] = a.column_name;
   options["column_type"] = type.name;
   options["identity"] = a.identity ? "true" : "false";

@@ -167,7 +167,8 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
 
   const std::optional<std::string> reuse = FindReusableIndex(t, key.attnums);
 
-  auto options = guc::JobSettings();
+  std::map<std::string, std::string> options;
+  guc::CurrentJobSettings().SaveTo(options);
   options["schema"] = t.schema;
   options["columns"] = JsonArray(a.columns);
   options["column_list"] = QuotedList(a.columns);

@@ -34,14 +34,14 @@ class RunContext final : public Context {
   void Snapshot(const std::string& activity, const std::function<void()>& fn) override {
     pg::TxnOptions opts;
     opts.repeatable_read = true;
-    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));
+    opts.lock_timeout_ms = job_.settings.lock_timeout_ms;
     pg::InTransaction(activity, Guarded(fn), opts);
     KeepClaim();
   }
 
   void Batch(const std::string& activity, const std::function<void()>& fn) override {
     pg::TxnOptions opts;
-    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));  // on row locks too
+    opts.lock_timeout_ms = job_.settings.lock_timeout_ms;  // on row locks too
     bool fire = false;
     pg::InTransaction(
         activity,
@@ -67,8 +67,8 @@ class RunContext final : public Context {
   }
 
   void Ddl(const std::string& activity, const std::function<void()>& fn) override {
-    const int timeout = static_cast<int>(job_.OptInt("lock_timeout_ms"));
-    const int max_retries = static_cast<int>(job_.OptInt("lock_retries"));
+    const int timeout = job_.settings.lock_timeout_ms;
+    const int max_retries = job_.settings.lock_retries;
     for (int attempt = 1;; attempt++) {
       try {
         // The job's brief DDL is the one to give way: should its lock requests close a cycle
@@ -115,7 +115,7 @@ class RunContext final : public Context {
 
   void TryOnce(const std::string& activity, const std::function<void()>& fn) override {
     pg::TxnOptions opts;
-    opts.lock_timeout_ms = static_cast<int>(job_.OptInt("lock_timeout_ms"));
+    opts.lock_timeout_ms = job_.settings.lock_timeout_ms;
     pg::InTransaction(activity, Guarded(fn), opts);
     KeepClaim();
   }
@@ -155,7 +155,7 @@ class RunContext final : public Context {
   }
 
   void WaitPoint(const std::string& name) override {
-    if (!job_.OptBool("debug_wait_points")) return;
+    if (!job_.settings.debug_wait_points) return;
     pg::InTransaction("pkonline: wait point " + name, [&]() {
       pg::Query("SELECT pg_catalog.pg_advisory_xact_lock_shared($1::int, pg_catalog.hashtext($2))",
                 {pg::V(kAdvisoryClass + 1), pg::V(name)});
@@ -191,7 +191,7 @@ class RunContext final : public Context {
       auto it = job_.options.find(key);
       return it == job_.options.end() ? std::string() : it->second;
     };
-    if (opt("backfill_fires_triggers") == "true" || opt("method") == "copy") return false;
+    if (job_.settings.backfill_fires_triggers || opt("method") == "copy") return false;
     const std::string fill = opt("fill_runs_user_code");
     const bool fill_code = fill.empty() ? job_.operation == "add_column" : fill == "true";
     *fire = fill_code || pg::TableRunsUserCode(job_.relid);
@@ -210,7 +210,7 @@ class RunContext final : public Context {
       store::CountLockRetry(job_.id);
       store::Event(job_.id, "lock_retry", step_,
                    Fmt("%1%: lock not granted within %2% ms (attempt %3%), retrying in %4% ms", activity,
-                       job_.Opt("lock_timeout_ms"), attempt, wait_ms),
+                       job_.settings.lock_timeout_ms, attempt, wait_ms),
                    Fmt("{\"blocking_pids\": %1%, \"attempt\": %2%}", pids, attempt));
     });
   }
@@ -342,9 +342,9 @@ void RunJob(int64_t job_id, const Operation& op) {
       Job job;
       pg::InTransaction("pkonline: load job", [&]() { job = store::Load(job_id); });
       table_name = job.table_name;
-      if (auto wc = job.options.find("wal_compression"); wc != job.options.end()) {
+      {
         try {
-          pg::SetWorkerSetting("wal_compression", wc->second);
+          pg::SetWorkerSetting("wal_compression", job.settings.wal_compression);
         } catch (const PgError& e) {
           // Outside any transaction, and a value its check refuses changes nothing: there is no
           // state to roll back; the job goes on with the server's wal_compression.

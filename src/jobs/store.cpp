@@ -70,6 +70,7 @@ Job LoadImpl(int64_t job_id, bool for_update) {
       "(SELECT options FROM pkonline.jobs WHERE id = $1::bigint))",
       {V(job_id)});
   for (const auto& o : opts.rows) j.options[o[0].value_or("")] = o[1].value_or("");
+  j.settings = JobSettings::Load(j.options);
   return j;
 }
 

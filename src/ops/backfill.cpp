@@ -88,13 +88,14 @@ WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::st
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
-  const long sleep_ms = static_cast<long>(job.OptInt("batch_sleep_ms"));
-  jobs::BatchSizer sizer(job.OptInt("batch_size"), static_cast<int>(job.OptInt("batch_time_ms")));
-  const jobs::WalPacer pacer(1024.0 * static_cast<double>(job.OptInt("max_wal_rate_kb")));
-  jobs::VacuumCadence vacuum(job.OptInt("vacuum_every"), to - from, spec.vacuum);
+  const auto& settings = job.settings;
+  const long sleep_ms = settings.batch_sleep_ms;
+  jobs::BatchSizer sizer(settings.batch_size, settings.batch_time_ms);
+  const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
+  jobs::VacuumCadence vacuum(settings.vacuum_every, to - from, spec.vacuum);
   jobs::Backoff backoff;
   int64_t total = 0;
-  const int max_failures = static_cast<int>(std::max<int64_t>(1, job.OptInt("lock_retries")));
+  const int max_failures = std::max(1, settings.lock_retries);
   int failures = 0;
   int64_t cursor = from;
   Throttle throttle(ctx);

@@ -17,8 +17,7 @@ std::string Now() {
 }  // namespace
 
 Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::steady_clock::now()) {
-  auto it = ctx.job().options.find("max_replica_lag_ms");
-  max_lag_ms_ = it == ctx.job().options.end() ? 0 : std::stoll(it->second);
+  max_lag_ms_ = ctx.job().settings.max_replica_lag_ms;
   ctx.Txn("pkonline: clock", [&]() {
     since_ = Now();
     // What pg_stat_activity and pg_stat_replication show the job's creator (who reads its events):

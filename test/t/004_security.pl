@@ -7,6 +7,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineTest;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('security');
@@ -24,25 +27,10 @@ sub as {
 	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
 }
 
-# The statement fails with this SQLSTATE.
-sub refused {
-	my ($role, $sql, $sqlstate, $what) = @_;
-	my ($ret, $out, $err) =
-	  $node->psql('postgres', $sql, extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose' ]);
-	ok($ret != 0 && $err =~ /ERROR:\s+$sqlstate:/, "$what: refused with $sqlstate")
-	  or diag("exit code $ret, stderr: $err");
-}
+# The statement fails with this SQLSTATE; a boolean query turns true (test/t/PkonlineTest.pm).
+sub refused { PkonlineTest::refused($node, @_); }
 
-# Polls a boolean query as superuser, for at most $secs seconds.
-sub poll {
-	my ($sql, $secs) = @_;
-	my $deadline = time() + ($secs // 30);
-	while (time() < $deadline) {
-		return 1 if su($sql) eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
+sub poll { return PkonlineTest::poll($node, @_); }
 
 sub wait_job {
 	my ($role, $job) = @_;

@@ -9,6 +9,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineTest;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('attacks');
@@ -24,24 +27,10 @@ sub as {
 	return $node->safe_psql($db // 'postgres', $sql, extra_params => [ '-U', $role ]);
 }
 
-# The statement fails with this SQLSTATE.
-sub refused {
-	my ($role, $sql, $sqlstate, $what, $db) = @_;
-	my ($ret, $out, $err) =
-	  $node->psql($db // 'postgres', $sql, extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose' ]);
-	ok($ret != 0 && $err =~ /ERROR:\s+$sqlstate:/, "$what: refused with $sqlstate")
-	  or diag("exit code $ret, stderr: $err");
-}
+# The statement fails with this SQLSTATE; a boolean query turns true (test/t/PkonlineTest.pm).
+sub refused { PkonlineTest::refused($node, @_); }
 
-sub poll {
-	my ($sql, $secs) = @_;
-	my $deadline = time() + ($secs // 30);
-	while (time() < $deadline) {
-		return 1 if su($sql) eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
+sub poll { return PkonlineTest::poll($node, @_); }
 
 sub wait_job {
 	my ($job) = @_;
@@ -62,6 +51,11 @@ sub section {
 }
 
 my ($n, $holder, $jobs_before);
+
+# Debug wait points (pkonline.debug_wait_points = on in the job's session): while a test holds
+# the named point's advisory lock, the job's worker stops before it.
+sub hold    { $holder->query_safe("SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('$_[0]'))"); }
+sub release { $holder->query_safe("SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('$_[0]'))"); }
 
 su(q{
 	CREATE EXTENSION pkonline;
@@ -218,7 +212,7 @@ as('mallory', q{DO $$DECLARE r record; BEGIN
 as('alice', q{CREATE TABLE shared.ledger2 AS SELECT g AS a, 'row-' || g AS b FROM generate_series(1, 3000) g});
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
 $holder = $node->background_psql('postgres');
-$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('swap'))});
+hold('swap');
 my $jl = as('alice', "SELECT pkonline.add_int_pk('shared.ledger2', method => 'copy')");
 ok(poll("SELECT step = 'swap' FROM pkonline.status WHERE job = $jl"), 'the copy job waits before its swap')
   or diag(su("SELECT state || ' ' || step || ' ' || coalesce(last_error, '') || ' ' || worker_alive FROM pkonline.status WHERE job = $jl"));
@@ -226,7 +220,7 @@ as('alice', "DROP TABLE shared.pkonline_${jl}_copy");
 as('mallory', "CREATE TABLE shared.pkonline_${jl}_copy (a int, b text, id bigint NOT NULL); "
 	  . "CREATE UNIQUE INDEX pkonline_${jl}_pk ON shared.pkonline_${jl}_copy (id); "
 	  . "INSERT INTO shared.pkonline_${jl}_copy VALUES (666, 'injected', 1)");
-$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('swap'))});
+release('swap');
 is(wait_job($jl), 'failed', 'the job whose twin was replaced fails before its swap');
 is(su("SELECT count(*) FROM shared.ledger2 WHERE b = 'injected'"), '0', 'nothing of mallory\'s table reached alice\'s');
 is(su("SELECT count(*) FROM shared.pkonline_${jl}_copy"), '1', 'mallory\'s table was not used');
@@ -426,13 +420,13 @@ section("R8: the add_column fill function's search_path is pinned", sub {
 
 as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 500) a');
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
-$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+hold('backfill_batch');
 my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1')");
 su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jr8"), 'R8: the job waits in its backfill');
 is(su("SELECT array_to_string(proconfig, ';') FROM pg_proc WHERE proname = 'pkonline_${jr8}_fill'"),
 	'search_path=pg_catalog, pg_temp', 'R8: the fill trigger function has its search_path pinned');
-$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+release('backfill_batch');
 is(wait_job($jr8), 'done', 'R8: done');
 });
 
@@ -460,14 +454,14 @@ $squat->query_safe('SELECT pg_advisory_lock(1886089070, g) FROM generate_series(
 $squat->query_safe('SELECT pg_advisory_lock_shared(1886089070, g) FROM generate_series(1, 200) g');
 as('alice', 'CREATE TABLE alice.c1 AS SELECT generate_series(1, 3000) a');
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
-$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+hold('backfill_batch');
 my $jx = as('alice', "SELECT pkonline.add_int_pk('alice.c1')");
 ok(poll("SELECT worker_alive AND step = 'backfill' FROM pkonline.status WHERE job = $jx"),
 	'6b: alice\'s job runs although mallory holds every advisory lock of its old key');
 is(as('alice', "SELECT pkonline.pause($jx)"), 'pausing', '6b: alice pauses her job');
 is(wait_job($jx), 'paused', '6b: paused');
 is($squat->query_safe('SELECT 42'), '42', '6b: mallory\'s session was not signalled by alice\'s pause');
-$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+release('backfill_batch');
 su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 is(as('alice', "SELECT pkonline.resume($jx)"), 'queued', '6b: resumed');
 is(wait_job($jx), 'done', '6b: done');
@@ -508,7 +502,7 @@ is(wait_job($j11), 'cancelled', 'R11: cancelled, the table as it was');
 # a worker lost three times in a row at the same point: the job fails instead of looping
 as('alice', 'CREATE TABLE alice.k2 AS SELECT generate_series(1, 3000) a');
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
-$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+hold('backfill_batch');
 my $jk2 = as('alice', "SELECT pkonline.add_int_pk('alice.k2')");
 su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 for my $try (1 .. 3) {
@@ -520,7 +514,7 @@ for my $try (1 .. 3) {
 ok(poll("SELECT state = 'failed' FROM pkonline.jobs WHERE id = $jk2"), 'R11: the third loss at the same point fails the job');
 like(su("SELECT last_sqlstate || ' ' || last_error FROM pkonline.jobs WHERE id = $jk2"), qr/^57P01 .*lost 3 times/, 'R11: and says why');
 is(su("SELECT count(*) FROM pkonline.events WHERE job_id = $jk2 AND kind = 'worker_lost'"), '2', 'R11: the two earlier losses are events');
-$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+release('backfill_batch');
 is(su("SELECT pkonline.resume($jk2)"), 'queued', 'R11: resumed by hand');
 is(wait_job($jk2), 'done', 'R11: and done');
 });
@@ -574,13 +568,13 @@ section("Second review: holes in the first fix", sub {
 
 	# d. the table changes hands mid-job: the new owner's code never runs with the old owner's rights
 	su(q{CREATE TABLE public.handover AS SELECT generate_series(1, 3000) a});
-	$holder->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+	hold('backfill_batch');
 	my $jh = su("SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('public.handover')");
 	ok(poll("SELECT step = 'backfill' AND worker_alive FROM pkonline.status WHERE job = $jh"), 'd: the superuser\'s job waits in its backfill');
 	su('ALTER TABLE public.handover OWNER TO alice');
 	as('alice', q{CREATE TRIGGER trap BEFORE UPDATE ON public.handover FOR EACH ROW EXECUTE FUNCTION alice.trap();
 		ALTER TABLE public.handover ENABLE ALWAYS TRIGGER trap});
-	$holder->query_safe(q{SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+	release('backfill_batch');
 	is(wait_job($jh), 'failed', 'd: the job fails once the table has changed hands');
 	like(su("SELECT last_error FROM pkonline.jobs WHERE id = $jh"), qr/changed owner/, 'd: and says so');
 	is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'd: alice did not become superuser');

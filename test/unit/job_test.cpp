@@ -1,11 +1,13 @@
 // Unit tests of a job's states and options (include/pkonline/jobs/job.hpp).
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "check.hpp"
 #include "pkonline/jobs/job.hpp"
+#include "pkonline/jobs/settings.hpp"
 #include "pkonline/pg/bridge.hpp"
 
 using pkonline::jobs::JobState;
@@ -46,6 +48,41 @@ void unit::JobTests() {
   Check(finished == 2 && pkonline::jobs::Finished(JobState::kDone) &&
             pkonline::jobs::Finished(JobState::kCancelled),
         "state: only done and cancelled are finished");
+
+  // Settings: saved into the options and read back unchanged; a missing or garbled one is refused.
+  pkonline::jobs::JobSettings s;
+  s.lock_timeout_ms = 250;
+  s.batch_size = 7;
+  s.max_wal_rate_kb = 20480;
+  s.backfill_fires_triggers = true;
+  s.wal_compression = "zstd";
+  std::map<std::string, std::string> options{{"column_name", "id"}};
+  s.SaveTo(options);
+  const auto back = pkonline::jobs::JobSettings::Load(options);
+  Check(back.lock_timeout_ms == 250 && back.batch_size == 7 && back.max_wal_rate_kb == 20480 &&
+            back.backfill_fires_triggers && !back.debug_wait_points && back.wal_compression == "zstd" &&
+            back.lock_retries == s.lock_retries && back.vacuum_every == s.vacuum_every &&
+            back.max_replica_lag_ms == s.max_replica_lag_ms && back.batch_time_ms == s.batch_time_ms &&
+            back.batch_sleep_ms == s.batch_sleep_ms,
+        "settings: saved into a job's options and read back unchanged");
+  Check(options.size() == 12 && options["column_name"] == "id",
+        "settings: eleven keys, beside the operation's");
+  auto without = options;
+  without.erase("lock_retries");
+  bool refused_missing = false, refused_garbled = false;
+  try {
+    pkonline::jobs::JobSettings::Load(without);
+  } catch (const pkonline::PgError&) {
+    refused_missing = true;
+  }
+  auto garbled = options;
+  garbled["batch_size"] = "12 blocks";
+  try {
+    pkonline::jobs::JobSettings::Load(garbled);
+  } catch (const pkonline::PgError&) {
+    refused_garbled = true;
+  }
+  Check(refused_missing && refused_garbled, "settings: a missing or garbled setting is refused");
 
   pkonline::jobs::Job job;
   job.id = 7;

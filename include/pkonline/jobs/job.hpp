@@ -5,6 +5,8 @@
 #include <map>
 #include <string>
 
+#include "pkonline/jobs/settings.hpp"
+
 namespace pkonline::jobs {
 
 // Key of the lock a worker holds while it runs a job ("pkon"; pg/job_lock.hpp), and of the
@@ -34,6 +36,7 @@ struct Job {
   int64_t end_block = -1;  // -1: not measured yet
   int64_t rows_done = 0;
   std::map<std::string, std::string> options;
+  JobSettings settings;  // read from the options when the job is loaded
 
   const std::string& Opt(const std::string& key) const;  // throws if missing
   int64_t OptInt(const std::string& key) const;

@@ -1,0 +1,28 @@
+// The pkonline.* settings a job keeps from the session that created it: typed here, stored in the
+// job's options under the keys below (SaveTo/Load are the one place that names them).
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace pkonline::jobs {
+
+struct JobSettings {
+  int lock_timeout_ms = 100;             // pkonline.lock_timeout
+  int lock_retries = 30;                 // pkonline.lock_retries
+  int batch_size = 200;                  // pkonline.batch_size: heap blocks in the first batch
+  int batch_time_ms = 50;                // pkonline.batch_time: target per batch (0: fixed size)
+  int batch_sleep_ms = 5;                // pkonline.batch_sleep
+  int vacuum_every = 1000;               // pkonline.vacuum_every: heap blocks between VACUUMs (0: never)
+  int max_replica_lag_ms = 10000;        // pkonline.max_replica_lag (0: do not wait for standbys)
+  int max_wal_rate_kb = 0;               // pkonline.max_wal_rate: kB of WAL per second (0: no limit)
+  bool debug_wait_points = false;        // pkonline.debug_wait_points (testing)
+  bool backfill_fires_triggers = false;  // pkonline.backfill_fires_triggers
+  std::string wal_compression = "lz4";   // pkonline.wal_compression: the worker's own
+
+  // Into a job's options, and back; Load fails (XX000) on a key missing or not a number.
+  void SaveTo(std::map<std::string, std::string>& options) const;
+  static JobSettings Load(const std::map<std::string, std::string>& options);
+};
+
+}  // namespace pkonline::jobs
