@@ -101,8 +101,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     SetUserIdAndSecContext(extra.run_as, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     char name[64];
     snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(job_id));
-    // application_name too, so that the server log's %a names the job (pg_stat_activity shows it).
-    SetConfigOption("application_name", name, PGC_USERSET, PGC_S_SESSION);
+    pgstat_report_appname(name);
   });
   WaitForCreator(extra.wait_xid);
   bool claimed = false;
