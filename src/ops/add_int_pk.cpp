@@ -192,13 +192,7 @@ void Attach(Context& ctx) {
   ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
-    auto other =
-        Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
-              {V(RelidText(job))}, true);
-    if (!other.empty())
-      Fail(sqlstate::kInvalidTableDefinition,
-           Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
-           Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+    RequireNoOtherPk(job);
     const std::string c = ColumnSql(job, col);
     const std::string pk = Ident(job.Opt("pk_name"));
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk + " PRIMARY KEY USING INDEX " + pk);

@@ -79,10 +79,7 @@ void AddColumnStep(Context& ctx) {
          Ident(LogTrigger(job)));
     // Every row there is now lies in these blocks (the table is locked): ids by position stay
     // below the sequence.
-    const int64_t blocks = pg::AsInt(Query("SELECT pg_catalog.pg_relation_size($1::oid) / "
-                                           "pg_catalog.current_setting('block_size')::bigint",
-                                           {V(RelidText(job))}, true)
-                                         .scalar());
+    const int64_t blocks = HeapBlocks(job);
     if (blocks > 0) {
       auto r = Query("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::bigint)",
                      {V(SeqSql(job)), V(blocks * pg::kIdsPerHeapBlock)});
@@ -170,13 +167,7 @@ void SwapStep(Context& ctx) {
     if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
     Exec("LOCK TABLE " + CopySql(ctx) + " IN ACCESS EXCLUSIVE MODE");
     RequireSameStorage(ctx);
-    auto other =
-        Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
-              {V(RelidText(job))}, true);
-    if (!other.empty())
-      Fail(sqlstate::kInvalidTableDefinition,
-           Fmt("table %1% got a primary key (%2%) while job %3% ran", t, *other.scalar(), job.id), "",
-           Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+    RequireNoOtherPk(job);
     if (Layout(job.relid) != Layout(copy))
       Fail(sqlstate::kObjectNotInState, Fmt("the columns of %1% changed while job %2% ran", t, job.id),
            "The copy has the columns the table had when the copy began.",

@@ -220,12 +220,7 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {
   const auto& job = ctx.job();
   int64_t end = 0;
-  ctx.Txn("pkonline: measure table", [&]() {
-    end = pg::AsInt(pg::Query("SELECT pg_catalog.pg_relation_size($1::oid) / "
-                              "pg_catalog.current_setting('block_size')::bigint",
-                              {V(static_cast<int64_t>(job.relid))}, true)
-                        .scalar());
-  });
+  ctx.Txn("pkonline: measure table", [&]() { end = HeapBlocks(job); });
   return Walk(ctx, FillSpec(job, column, value_sql, require_value), 0, end, false);
 }
 

@@ -37,4 +37,27 @@ std::string ColumnSql(const jobs::Job& job, const std::string& column) {
   return pg::Ident(column);
 }
 
+std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns) {
+  std::string out;
+  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + ColumnSql(job, c);
+  return out;
+}
+
+int64_t HeapBlocks(const jobs::Job& job) {
+  return pg::AsInt(pg::Query("SELECT pg_catalog.pg_relation_size($1::oid) / "
+                             "pg_catalog.current_setting('block_size')::bigint",
+                             {V(RelidText(job))}, true)
+                       .scalar());
+}
+
+void RequireNoOtherPk(const jobs::Job& job) {
+  auto other =
+      pg::Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+                {V(RelidText(job))}, true);
+  if (!other.empty())
+    Fail(sqlstate::kInvalidTableDefinition,
+         Fmt("table %1% got a primary key (%2%) while job %3% ran", TableSql(job), *other.scalar(), job.id),
+         "", Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+}
+
 }  // namespace pkonline::ops

@@ -34,12 +34,6 @@ std::vector<std::string> Names(const jobs::Job& job, const std::string& key) {
   return ParseJsonArray(job.Opt(key));
 }
 
-std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns) {
-  std::string out;
-  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + ColumnSql(job, c);
-  return out;
-}
-
 std::string NewIndex(const jobs::Job& job) {
   return job.options.count("reuse_index") ? job.Opt("reuse_index") : HelperName(job, "pkey");
 }

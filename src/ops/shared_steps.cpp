@@ -163,16 +163,6 @@ std::string IndexSql(const jobs::Job& job, const std::string& name) {
   return pg::Qualified(rel ? rel->schema : job.Opt("schema"), name);
 }
 
-namespace {
-
-std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns) {
-  std::string out;
-  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + ColumnSql(job, c);
-  return out;
-}
-
-}  // namespace
-
 void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
                       const std::function<bool()>& attached) {
   const auto& job = ctx.job();

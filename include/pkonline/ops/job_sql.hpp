@@ -2,7 +2,9 @@
 // column's current quoted names.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pkonline/jobs/job.hpp"
 
@@ -15,5 +17,11 @@ std::string RelidText(const jobs::Job& job);
 std::string TableSql(const jobs::Job& job);
 // The column's quoted name (fails cleanly if it was renamed or dropped).
 std::string ColumnSql(const jobs::Job& job, const std::string& column);
+// The columns' quoted names, comma-separated (each as ColumnSql).
+std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns);
+// Heap blocks in the table now (pg_relation_size / block_size).
+int64_t HeapBlocks(const jobs::Job& job);
+// Before the job attaches its primary key: none was added meanwhile by someone else (42P16).
+void RequireNoOtherPk(const jobs::Job& job);
 
 }  // namespace pkonline::ops
