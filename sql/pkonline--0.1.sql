@@ -325,6 +325,15 @@ BEGIN
       RETURN;
     END IF;
   END IF;
+  -- A job queued with no worker for 5 s: say why it may be waiting, once, and keep waiting.
+  IF r.state = 'queued' AND NOT r.worker_alive THEN
+    next_dead_polls := dead_polls + 1;
+    IF next_dead_polls = 25 THEN
+      warn := format('pkonline job %s is queued and no worker has taken it for 5 s', _wait_poll.job);
+      hint := 'It starts when one of the pkonline.max_workers running jobs ends (SELECT * FROM pkonline.status), '
+              'or, if no worker slot was free, with SELECT pkonline.run_pending();';
+    END IF;
+  END IF;
   IF timeout IS NOT NULL AND clock_timestamp() >= started + timeout THEN
     finished := true;
   END IF;

@@ -468,6 +468,28 @@ is(wait_job($jx), 'done', '6b: done');
 $squat->quit;
 });
 
+# --- 6c. wait() says why a queued job has no worker -----------------------------------------------
+section('6c. wait() says why a queued job has no worker', sub {
+	as('alice', 'CREATE TABLE alice.w1 AS SELECT generate_series(1, 3000) a; '
+		  . 'CREATE TABLE alice.w2 AS SELECT generate_series(1, 3000) a; '
+		  . 'CREATE TABLE alice.w3 AS SELECT generate_series(1, 300) a');
+	su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+	hold('backfill_batch');
+	my @running = map { as('alice', "SELECT pkonline.add_int_pk('alice.$_')") } qw(w1 w2);
+	ok(poll("SELECT count(*) = 2 FROM pkonline.status WHERE job IN ($running[0], $running[1]) AND worker_alive"),
+		'6c: two jobs run (pkonline.max_workers = 2), held at a wait point');
+	my $queued = as('alice', "SELECT pkonline.add_int_pk('alice.w3')");
+	su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+	my ($ret, $out, $err) = $node->psql('postgres', "CALL pkonline.wait($queued, '7s', NULL)",
+		extra_params => [ '-U', 'alice' ]);
+	like($err, qr/WARNING:  pkonline job $queued is queued and no worker has taken it for 5 s/,
+		'6c: wait() warns that the queued job has no worker')
+	  or diag($err);
+	like($err, qr/max_workers/, '6c: and says why it may be waiting');
+	release('backfill_batch');
+	is(wait_job($_), 'done', "6c: job $_ done") for (@running, $queued);
+});
+
 # --- R5: set_primary_key whose foreign keys the job could not move is refused up front ----------
 section('R5: set_primary_key whose foreign keys the job could not move is refused up front', sub {
 
