@@ -3,7 +3,7 @@
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/jobs_api.hpp"
-#include "pkonline/guc.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/expr.hpp"
@@ -26,22 +26,21 @@ int64_t AddColumn(const AddColumnArgs& a) {
 
   const bool catalog_only = fill.default_ok() && !fill.is_volatile;
   const bool set_default = a.set_default && fill.default_ok();
-  std::map<std::string, std::string> options;
-  guc::CurrentJobSettings().SaveTo(options);
-  options["schema"] = t.schema;
-  options["column_name"] = a.column_name;
-  options["column_type"] = fill.type;
-  options["fill"] = a.fill;
-  options["fill_sql"] = fill.sql;
-  options["fill_row_sql"] = fill.row_sql;
-  options["fill_runs_user_code"] = fill.runs_user_code ? "true" : "false";
-  options["mode"] = catalog_only ? "catalog" : "backfill";
-  options["not_null"] = a.not_null ? "true" : "false";
-  options["unique"] = a.unique ? "true" : "false";
-  options["set_default"] = set_default ? "true" : "false";
-  if (a.unique) options["unique_name"] = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
+  ops::AddColumnPlan plan;
+  plan.schema = t.schema;
+  plan.column = a.column_name;
+  plan.column_type = fill.type;
+  plan.fill = a.fill;
+  plan.fill_sql = fill.sql;
+  plan.fill_row_sql = fill.row_sql;
+  plan.fill_runs_user_code = fill.runs_user_code;
+  plan.mode = catalog_only ? ops::FillMode::kCatalog : ops::FillMode::kBackfill;
+  plan.not_null = a.not_null;
+  plan.unique = a.unique;
+  plan.set_default = set_default;
+  if (a.unique) plan.unique_name = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
 
-  const int64_t id = CreateJob(t, "add_column", options, a.start);
+  const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   if (a.set_default && !fill.default_ok())
     Notice(Fmt("fill refers to %1%, so it cannot be the column's DEFAULT: rows inserted after the job must "

@@ -5,6 +5,7 @@
 #include "pkonline/guc.hpp"
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -104,20 +105,19 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   if (a.method == "copy") RequireCopyable(t, type);
   RequireNoActiveJob(t);
 
-  std::map<std::string, std::string> options;
-  guc::CurrentJobSettings().SaveTo(options);
-  options["column_name"] = a.column_name;
-  options["column_type"] = type.name;
-  options["identity"] = a.identity ? "true" : "false";
-  options["method"] = a.method;
-  options["schema"] = t.schema;
-  options["pk_name"] = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
+  ops::AddIntPkPlan plan;
+  plan.schema = t.schema;
+  plan.column = a.column_name;
+  plan.column_type = type.name;
+  plan.identity = a.identity;
+  plan.method = a.method == "copy" ? ops::IntPkMethod::kCopy : ops::IntPkMethod::kInPlace;
+  plan.pk_name = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
 
-  const int64_t id = CreateJob(t, "add_int_pk", options, a.start);
+  const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   Announce(id,
            Fmt("add_int_pk on %1%, column %2% %3%, primary key %4%%5%", t.qualified, a.column_name, type.name,
-               options["pk_name"], a.method == "copy" ? ", copy method" : ""),
+               plan.pk_name, plan.method == ops::IntPkMethod::kCopy ? ", copy method" : ""),
            a.start);
   return id;
 }

@@ -4,6 +4,7 @@
 
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/jobs_api.hpp"
+#include "pkonline/guc.hpp"
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -95,16 +96,17 @@ void Privileged(const std::function<void()>& fn) { pg::AsRole(store::ExtensionOw
 
 }  // namespace
 
-int64_t CreateJob(const TableInfo& t, const std::string& operation,
-                  const std::map<std::string, std::string>& options, bool start) {
+int64_t CreateJob(const TableInfo& t, const std::string& operation, const Json& plan, bool start) {
+  Json options = plan;
+  guc::CurrentJobSettings().SaveTo(options);
   int64_t id = 0;
   const unsigned owner = GetUserId();
   id = store::Create(t.relid, t.qualified, operation, options, owner, t.owner,
                      start ? JobState::kQueued : JobState::kCreated);
   Job job = store::Load(id);
-  std::vector<store::StepPlan> plan;
-  for (const auto& s : ops::MakeOperation(operation)->Steps(job)) plan.push_back({s.name, s.action, s.lock});
-  store::SavePlan(id, plan);
+  std::vector<store::StepPlan> steps;
+  for (const auto& s : ops::MakeOperation(operation)->Steps(job)) steps.push_back({s.name, s.action, s.lock});
+  store::SavePlan(id, steps);
   store::Event(id, "created", "", operation + " on " + t.qualified + " created");
   return id;
 }

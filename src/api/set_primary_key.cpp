@@ -5,7 +5,7 @@
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/jobs_api.hpp"
-#include "pkonline/guc.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/expr.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -19,11 +19,7 @@ using pg::V;
 
 namespace {
 
-std::string QuotedList(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + pg::Ident(n);
-  return out;
-}
+using ops::QuotedList;
 
 struct OldKey {
   std::string name, index_oid;
@@ -167,21 +163,15 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
 
   const std::optional<std::string> reuse = FindReusableIndex(t, key.attnums);
 
-  std::map<std::string, std::string> options;
-  guc::CurrentJobSettings().SaveTo(options);
-  options["schema"] = t.schema;
-  options["columns"] = JsonArray(a.columns);
-  options["column_list"] = QuotedList(a.columns);
-  options["nullable"] = JsonArray(key.nullable);
-  options["old_pk"] = a.old_pk;
-  if (old) {
-    options["old_pk_name"] = old->name;
-    options["old_pk_columns"] = JsonArray(old->columns);
-    options["old_pk_column_list"] = QuotedList(old->columns);
-  }
-  if (reuse) options["reuse_index"] = *reuse;
+  ops::SetPrimaryKeyPlan plan;
+  plan.schema = t.schema;
+  plan.columns = a.columns;
+  plan.nullable = key.nullable;
+  plan.old_pk = a.old_pk == "unique" ? ops::OldPk::kUnique : ops::OldPk::kDrop;
+  if (old) plan.old = ops::SetPrimaryKeyPlan::Key{old->name, old->columns};
+  plan.reuse_index = reuse;
 
-  const int64_t id = CreateJob(t, "set_primary_key", options, a.start);
+  const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   Announce(id,
            Fmt("set_primary_key on %1%, primary key (%2%)%3%%4%", t.qualified, QuotedList(a.columns),

@@ -1,4 +1,4 @@
-// A job's options (see include/pkonline/jobs/job.hpp). Plain C++: unit-tested without a server.
+// A job's states (see include/pkonline/jobs/job.hpp). Plain C++: unit-tested without a server.
 #include "pkonline/jobs/job.hpp"
 
 #include "pkonline/pg/bridge.hpp"
@@ -29,13 +29,5 @@ JobState JobStateFromText(const std::string& text) {
 }
 
 bool Finished(JobState state) { return state == JobState::kDone || state == JobState::kCancelled; }
-
-const std::string& Job::Opt(const std::string& key) const {
-  auto it = options.find(key);
-  if (it == options.end()) Fail(sqlstate::kInternal, "job " + std::to_string(id) + " has no option " + key);
-  return it->second;
-}
-int64_t Job::OptInt(const std::string& key) const { return std::stoll(Opt(key)); }
-bool Job::OptBool(const std::string& key) const { return Opt(key) == "true"; }
 
 }  // namespace pkonline::jobs

@@ -21,7 +21,7 @@ namespace {
 
 class RunContext final : public Context {
  public:
-  explicit RunContext(Job job) : job_(std::move(job)) {}
+  RunContext(Job job, BatchCode batches) : job_(std::move(job)), batches_(batches) {}
 
   const Job& job() const override { return job_; }
   void set_step(const std::string& step) { step_ = step; }
@@ -122,10 +122,8 @@ class RunContext final : public Context {
 
   void AsExtensionOwner(const std::function<void()>& fn) override { pg::AsRole(store::ExtensionOwner(), fn); }
 
-  void Remember(const std::string& key, const std::string& value) override {
-    store::SetOption(job_.id, key, value);
-  }
-  std::string Recall(const std::string& key) override { return store::OptionNow(job_.id, key); }
+  void Remember(const std::string& key, const Json& value) override { store::SetOption(job_.id, key, value); }
+  Json Recall(const std::string& key) override { return store::OptionNow(job_.id, key); }
 
   void SetWalkRange(int64_t end_block, int64_t rows_estimate) override {
     store::SetBackfillRange(job_.id, end_block, rows_estimate);
@@ -187,14 +185,8 @@ class RunContext final : public Context {
   // The copy method's batches write only the job's own copy, which has no trigger: never needed.
   // `fire` says the table's triggers fire because user code could run.
   bool QuietTriggers(bool* fire) {
-    auto opt = [&](const char* key) {
-      auto it = job_.options.find(key);
-      return it == job_.options.end() ? std::string() : it->second;
-    };
-    if (job_.settings.backfill_fires_triggers || opt("method") == "copy") return false;
-    const std::string fill = opt("fill_runs_user_code");
-    const bool fill_code = fill.empty() ? job_.operation == "add_column" : fill == "true";
-    *fire = fill_code || pg::TableRunsUserCode(job_.relid);
+    if (job_.settings.backfill_fires_triggers || batches_ == BatchCode::kOwnCopyOnly) return false;
+    *fire = batches_ == BatchCode::kUserCode || pg::TableRunsUserCode(job_.relid);
     return !*fire;
   }
   bool told_fire_ = false;
@@ -216,6 +208,7 @@ class RunContext final : public Context {
   }
 
   Job job_;
+  BatchCode batches_;
   std::string step_;
   Backoff backoff_;
 };
@@ -355,7 +348,7 @@ void RunJob(int64_t job_id, const Operation& op) {
       }
       const auto steps = op.Steps(job);
       RequireSamePlan(job, steps);
-      RunContext ctx(job);
+      RunContext ctx(job, op.Batches(job));
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps);
       if (outcome == Outcome::kDone) return;
       Job now;

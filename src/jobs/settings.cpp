@@ -1,8 +1,6 @@
 // A job's settings (see include/pkonline/jobs/settings.hpp). Plain C++: unit-tested.
 #include "pkonline/jobs/settings.hpp"
 
-#include <stdexcept>
-
 #include "pkonline/pg/bridge.hpp"
 
 namespace pkonline::jobs {
@@ -25,39 +23,30 @@ void EachSetting(JobSettings& s, Fn&& fn) {
   fn("wal_compression", s.wal_compression);
 }
 
-std::string Text(int v) { return std::to_string(v); }
-std::string Text(bool v) { return v ? "true" : "false"; }
-std::string Text(const std::string& v) { return v; }
+Json Value(int v) { return Json::Number(v); }
+Json Value(bool v) { return Json::Bool(v); }
+Json Value(const std::string& v) { return Json::String(v); }
 
-const std::string& Get(const std::map<std::string, std::string>& options, const char* key) {
-  auto it = options.find(key);
-  if (it == options.end()) Fail(sqlstate::kInternal, std::string("pkonline: the job has no setting ") + key);
-  return it->second;
-}
-
-void Read(const std::string& text, const char* key, int& v) {
-  try {
-    size_t used = 0;
-    v = std::stoi(text, &used);
-    if (used != text.size()) throw std::invalid_argument(key);
-  } catch (const std::exception&) {
-    Fail(sqlstate::kInternal,
-         std::string("pkonline: the job's setting ") + key + " is not a number: " + text);
-  }
-}
-void Read(const std::string& text, const char*, bool& v) { v = text == "true"; }
-void Read(const std::string& text, const char*, std::string& v) { v = text; }
+void Read(const Json& value, int& v) { v = static_cast<int>(value.AsInt()); }
+void Read(const Json& value, bool& v) { v = value.AsBool(); }
+void Read(const Json& value, std::string& v) { v = value.AsString(); }
 
 }  // namespace
 
-void JobSettings::SaveTo(std::map<std::string, std::string>& options) const {
+void JobSettings::SaveTo(Json& options) const {
   JobSettings copy = *this;
-  EachSetting(copy, [&](const char* key, const auto& value) { options[key] = Text(value); });
+  EachSetting(copy, [&](const char* key, const auto& value) { options.Set(key, Value(value)); });
 }
 
-JobSettings JobSettings::Load(const std::map<std::string, std::string>& options) {
+JobSettings JobSettings::Load(const Json& options) {
   JobSettings s;
-  EachSetting(s, [&](const char* key, auto& value) { Read(Get(options, key), key, value); });
+  EachSetting(s, [&](const char* key, auto& value) {
+    try {
+      Read(options.At(key), value);
+    } catch (const Json::Error& e) {
+      Fail(sqlstate::kInternal, std::string("pkonline: the job's setting ") + key + ": " + e.what());
+    }
+  });
   return s;
 }
 

@@ -3,6 +3,7 @@
 
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
+#include "pkonline/pg/jsonb.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 
@@ -44,7 +45,7 @@ pg::Result PrivQuery(const std::string& sql, const pg::Params& params) {
 Job LoadImpl(int64_t job_id, bool for_update) {
   auto r = PrivQuery(
       "SELECT id, relid, table_name, operation, owner::oid, run_as::oid, state, step_no, "
-      "pause_requested, cancel_requested, cursor_block, end_block, rows_done "
+      "pause_requested, cancel_requested, cursor_block, end_block, rows_done, options "
       "FROM pkonline.jobs WHERE id = $1::bigint" +
           std::string(for_update ? " FOR UPDATE" : ""),
       {V(job_id)});
@@ -65,11 +66,7 @@ Job LoadImpl(int64_t job_id, bool for_update) {
   j.cursor_block = AsInt(row[10]);
   j.end_block = AsInt(row[11], -1);
   j.rows_done = AsInt(row[12]);
-  auto opts = PrivQuery(
-      "SELECT key, value FROM pg_catalog.jsonb_each_text("
-      "(SELECT options FROM pkonline.jobs WHERE id = $1::bigint))",
-      {V(job_id)});
-  for (const auto& o : opts.rows) j.options[o[0].value_or("")] = o[1].value_or("");
+  j.options = pg::ReadJsonb(row[13].value_or("{}"));
   j.settings = JobSettings::Load(j.options);
   return j;
 }
@@ -77,20 +74,13 @@ Job LoadImpl(int64_t job_id, bool for_update) {
 }  // namespace
 
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
-               JobState state) {
+               const Json& options, unsigned owner, unsigned run_as, JobState state) {
   auto r = PrivQuery(
-      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state) "
-      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6) RETURNING id",
+      "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state, options) "
+      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6, $7::jsonb) RETURNING id",
       {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
-       V(static_cast<int64_t>(run_as)), V(std::string(ToText(state)))});
-  const int64_t id = AsInt(r.scalar());
-  for (const auto& [key, value] : options)
-    PrivQuery(
-        "UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text) "
-        "WHERE id = $1::bigint",
-        {V(id), V(key), V(value)});
-  return id;
+       V(static_cast<int64_t>(run_as)), V(std::string(ToText(state))), V(options.ToText())});
+  return AsInt(r.scalar());
 }
 
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan) {
@@ -202,18 +192,18 @@ void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batc
       {V(job_id), V(next_block), V(rows_added), V(batch_blocks)});
 }
 
-void SetOption(int64_t job_id, const std::string& key, const std::string& value) {
+void SetOption(int64_t job_id, const std::string& key, const Json& value) {
   PrivQuery(
-      "UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::text), "
+      "UPDATE pkonline.jobs SET options = options || pg_catalog.jsonb_build_object($2::text, $3::jsonb), "
       "updated_at = pg_catalog.now() WHERE id = $1::bigint",
-      {V(job_id), V(key), V(value)});
+      {V(job_id), V(key), V(value.ToText())});
 }
 
-std::string OptionNow(int64_t job_id, const std::string& key) {
-  return PrivQuery("SELECT options ->> $2::text FROM pkonline.jobs WHERE id = $1::bigint",
-                   {V(job_id), V(key)})
-      .scalar()
-      .value_or("");
+Json OptionNow(int64_t job_id, const std::string& key) {
+  const auto text =
+      PrivQuery("SELECT options -> $2::text FROM pkonline.jobs WHERE id = $1::bigint", {V(job_id), V(key)})
+          .scalar();
+  return text ? pg::ReadJsonb(*text) : Json();
 }
 
 void CountLockRetry(int64_t job_id) {

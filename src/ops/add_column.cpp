@@ -10,6 +10,7 @@
 #include "pkonline/ops/add_column.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -25,8 +26,8 @@ using pg::V;
 
 namespace {
 
-std::string Col(const jobs::Job& job) { return job.Opt("column_name"); }
-bool CatalogOnly(const jobs::Job& job) { return job.Opt("mode") == "catalog"; }
+AddColumnPlan Plan(const jobs::Job& job) { return AddColumnPlan::Load(job); }
+std::string Col(const jobs::Job& job) { return Plan(job).column; }
 std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
 std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
 
@@ -34,12 +35,12 @@ std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null")
 // recorded in its own transaction); empty if the job has not added it or it was dropped.
 std::string OurColumn(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string attnum = ctx.Recall("attnum");
-  if (attnum.empty()) return "";
+  const Json attnum = ctx.Recall(fact::kAttnum);
+  if (attnum.is_null()) return "";
   auto r = Query(
       "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum = $2::int2 "
       "AND NOT attisdropped",
-      {V(static_cast<int64_t>(job.relid)), V(attnum)}, true);
+      {V(static_cast<int64_t>(job.relid)), V(attnum.AsInt())}, true);
   return r.empty() ? "" : *r.scalar();
 }
 
@@ -49,35 +50,35 @@ bool UniqueAttached(const jobs::Job& job) {
               "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
               "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
               "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
-              {V(static_cast<int64_t>(job.relid)), V(job.Opt("unique_name")), V(Col(job))}, true)
+              {V(static_cast<int64_t>(job.relid)), V(Plan(job).unique_name), V(Col(job))}, true)
               .empty();
 }
 
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
+  const AddColumnPlan plan = Plan(job);
   ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
     const std::string t = TableSql(job);
     if (!OurColumn(ctx).empty()) return;  // committed before a crash: this step is one transaction
-    if (ColumnExists(job, Col(job)))
+    if (ColumnExists(job, plan.column))
       Fail(sqlstate::kDuplicateColumn,
-           Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", Col(job), t,
-               job.id),
+           Fmt("column \"%1%\" of %2% was created by someone else before job %3% could add it", plan.column,
+               t, job.id),
            "", Fmt("Drop or rename that column and pkonline.resume(%1%), or pkonline.cancel(%1%).", job.id));
-    const std::string c = Ident(Col(job));
-    const std::string fill = "(" + job.Opt("fill_sql") + ")";
-    if (CatalogOnly(job)) {
+    const std::string c = Ident(plan.column);
+    const std::string fill = "(" + plan.fill_sql + ")";
+    if (plan.mode == FillMode::kCatalog) {
       // A non-volatile value is computed once and kept in the catalog: no row is written.
-      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + job.Opt("column_type") + " DEFAULT " + fill +
-           (job.OptBool("not_null") ? " NOT NULL" : ""));
-      if (!job.OptBool("set_default")) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " DROP DEFAULT");
+      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + plan.column_type + " DEFAULT " + fill +
+           (plan.not_null ? " NOT NULL" : ""));
+      if (!plan.set_default) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " DROP DEFAULT");
     } else {
-      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + job.Opt("column_type"));
-      if (job.OptBool("set_default"))
-        Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
+      Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + plan.column_type);
+      if (plan.set_default) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
       // Rows written while the job runs get their value from this trigger (it runs with the
       // writer's rights, like any default).
-      const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" +
-                               job.Opt("fill_row_sql") + "); RETURN NEW; END";
+      const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" + plan.fill_row_sql +
+                               "); RETURN NEW; END";
       // search_path pinned: the body's names outside pg_catalog are qualified already, and
       // nothing in it may resolve through the path of whoever writes the table later.
       Exec("CREATE FUNCTION " + HelperSql(job, "fill") +
@@ -89,10 +90,11 @@ void AddColumn(Context& ctx) {
     // Not read-only: the query must see the column this transaction just added.
     const auto attnum =
         Query("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
-              {V(static_cast<int64_t>(job.relid)), V(Col(job))})
+              {V(static_cast<int64_t>(job.relid)), V(plan.column)})
             .scalar();
-    if (!attnum) Fail(sqlstate::kInternal, "column \"" + Col(job) + "\" not found right after it was added");
-    ctx.Remember("attnum", *attnum);
+    if (!attnum)
+      Fail(sqlstate::kInternal, "column \"" + plan.column + "\" not found right after it was added");
+    ctx.Remember(fact::kAttnum, Json::Number(pg::AsInt(attnum)));
   });
 }
 
@@ -101,7 +103,7 @@ void UndoAddColumn(Context& ctx) {
   ctx.Ddl("pkonline job " + IdText(job) + ": undo add column", [&]() {
     if (TableExists(job)) {
       const std::string t = TableSql(job);
-      if (job.OptBool("unique") && UniqueAttached(job))
+      if (Plan(job).unique && UniqueAttached(job))
         Fail(sqlstate::kObjectNotInState,
              "the unique constraint of " + t + " is attached already; nothing to undo");
       Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
@@ -114,11 +116,12 @@ void UndoAddColumn(Context& ctx) {
 
 void Validate(Context& ctx) {
   const auto& job = ctx.job();
+  const AddColumnPlan plan = Plan(job);
   ValidateCheck(ctx, CheckName(job), [&]() {
     ctx.Event("info", "rows without a value found by VALIDATE; filling them");
     int64_t filled = 0;
     try {
-      filled = Sweep(ctx, Col(job), "(" + job.Opt("fill_sql") + ")", true);
+      filled = Sweep(ctx, plan.column, "(" + plan.fill_sql + ")", true);
     } catch (const PgError& e) {
       if (e.sqlstate() != sqlstate::kCheckViolation) throw;
       // The check refuses the NULL the fill gave for a row written while the job ran.
@@ -126,8 +129,8 @@ void Validate(Context& ctx) {
            Fmt("the value for column \"%1%\" is NULL in rows of %2% written while job %3% ran, but the "
                "column is "
                "to be NOT NULL",
-               Col(job), job.table_name, job.id),
-           "fill: " + job.Opt("fill"),
+               plan.column, job.table_name, job.id),
+           "fill: " + plan.fill,
            Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
                "not_null => false.",
                job.id));
@@ -139,17 +142,18 @@ void Validate(Context& ctx) {
 
 void Finish(Context& ctx) {
   const auto& job = ctx.job();
+  const AddColumnPlan plan = Plan(job);
   ctx.WaitPoint("finish");
   ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() {
     const std::string t = TableSql(job);
-    const std::string c = ColumnSql(job, Col(job));
-    if (!CatalogOnly(job) && job.OptBool("not_null")) {
+    const std::string c = ColumnSql(job, plan.column);
+    if (plan.mode == FillMode::kBackfill && plan.not_null) {
       // Proven by the validated check: no scan under the lock.
       Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET NOT NULL");
       Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
     }
-    if (job.OptBool("unique") && !UniqueAttached(job)) {
-      const std::string uq = Ident(job.Opt("unique_name"));
+    if (plan.unique && !UniqueAttached(job)) {
+      const std::string uq = Ident(plan.unique_name);
       Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + uq + " UNIQUE USING INDEX " + uq);
     }
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
@@ -157,89 +161,86 @@ void Finish(Context& ctx) {
   });
 }
 
-std::vector<std::string> Columns(const jobs::Job& job) { return {Col(job)}; }
-
 const char* kBrief =
     "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
 
 class AddColumnOp final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
-    const std::string col = Col(job);
-    const std::string type = job.Opt("column_type");
-    const bool not_null = job.OptBool("not_null");
-    const bool unique = job.OptBool("unique");
+    const AddColumnPlan plan = Plan(job);
+    const std::string& col = plan.column;
+    const bool catalog = plan.mode == FillMode::kCatalog;
     std::vector<Step> steps;
-    if (CatalogOnly(job)) {
+    if (catalog) {
       steps.push_back(
           {"add_column",
-           "ADD COLUMN " + col + " " + type + " DEFAULT " + job.Opt("fill") + (not_null ? " NOT NULL" : "") +
-               (job.OptBool("set_default") ? "" : ", then DROP DEFAULT") +
+           "ADD COLUMN " + col + " " + plan.column_type + " DEFAULT " + plan.fill +
+               (plan.not_null ? " NOT NULL" : "") + (plan.set_default ? "" : ", then DROP DEFAULT") +
                ": the value is not volatile, so it is stored once in the catalog and no row is rewritten",
            kBrief, AddColumn, UndoAddColumn});
     } else {
+      steps.push_back({"add_column",
+                       "ADD COLUMN " + col + " " + plan.column_type + " (nullable)" +
+                           (plan.set_default ? ", DEFAULT " + plan.fill + " for new rows" : "") +
+                           ", a BEFORE INSERT trigger filling it when NULL",
+                       kBrief, AddColumn, UndoAddColumn});
+      const std::string value = "(" + plan.fill_sql + ")";
+      const bool not_null = plan.not_null;
       steps.push_back(
-          {"add_column",
-           "ADD COLUMN " + col + " " + type + " (nullable)" +
-               (job.OptBool("set_default") ? ", DEFAULT " + job.Opt("fill") + " for new rows" : "") +
-               ", a BEFORE INSERT trigger filling it when NULL",
-           kBrief, AddColumn, UndoAddColumn});
-      steps.push_back({"backfill",
-                       "UPDATE … SET " + col + " = " + job.Opt("fill") +
-                           " by ranges of heap blocks, one transaction per batch",
-                       "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
-                       [](Context& ctx) {
-                         const auto& j = ctx.job();
-                         Backfill(ctx, Col(j), "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
-                       },
-                       nullptr});
+          {"backfill",
+           "UPDATE … SET " + col + " = " + plan.fill + " by ranges of heap blocks, one transaction per batch",
+           "ROW EXCLUSIVE; row locks of one batch only (about pkonline.batch_time)",
+           [col, value, not_null](Context& ctx) { Backfill(ctx, col, value, not_null); }, nullptr});
       steps.push_back(
           {"catch_up",
            "the fill trigger fills on UPDATE too; one more pass fills rows written without a value "
            "during the backfill",
            "SHARE ROW EXCLUSIVE for the trigger (milliseconds, under pkonline.lock_timeout with retries); "
            "then as the backfill, writing only the rows still without a value",
-           [](Context& ctx) {
+           [col, value, not_null](Context& ctx) {
              const auto& j = ctx.job();
              CatchUp(
-                 ctx, FillName(j), [&j]() { return HelperSql(j, "fill") + "()"; }, Col(j),
-                 "(" + j.Opt("fill_sql") + ")", j.OptBool("not_null"));
+                 ctx, FillName(j), [&j]() { return HelperSql(j, "fill") + "()"; }, col, value, not_null);
            },
            nullptr});
       if (not_null) {
         steps.push_back({"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID", kBrief,
-                         [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), Col(ctx.job())); },
+                         [col](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), col); },
                          [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }});
         steps.push_back({"validate", "VALIDATE CONSTRAINT (fills rows still NULL, if any are found)",
                          "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate,
                          nullptr});
       }
     }
-    if (unique) {
-      steps.push_back(
-          {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("unique_name") + " (" + col + ")",
-           "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
-           [](Context& ctx) {
-             const auto& j = ctx.job();
-             BuildUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
-           },
-           [](Context& ctx) {
-             const auto& j = ctx.job();
-             DropUniqueIndex(ctx, j.Opt("unique_name"), Columns(j), [&j]() { return UniqueAttached(j); });
-           }});
+    if (plan.unique) {
+      const std::string name = plan.unique_name;
+      const std::vector<std::string> columns{col};
+      steps.push_back({"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + name + " (" + col + ")",
+                       "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
+                       [name, columns](Context& ctx) {
+                         const auto& j = ctx.job();
+                         BuildUniqueIndex(ctx, name, columns, [&j]() { return UniqueAttached(j); });
+                       },
+                       [name, columns](Context& ctx) {
+                         const auto& j = ctx.job();
+                         DropUniqueIndex(ctx, name, columns, [&j]() { return UniqueAttached(j); });
+                       }});
     }
-    if (!CatalogOnly(job) || unique) {
+    if (!catalog || plan.unique) {
       std::string what;
-      if (!CatalogOnly(job) && not_null)
+      if (!catalog && plan.not_null)
         what += "SET NOT NULL (the validated check spares the scan), drop the check, ";
-      if (unique) what += "ADD CONSTRAINT " + job.Opt("unique_name") + " UNIQUE USING INDEX, ";
-      what += CatalogOnly(job) ? "done" : "drop the trigger";
+      if (plan.unique) what += "ADD CONSTRAINT " + plan.unique_name + " UNIQUE USING INDEX, ";
+      what += catalog ? "done" : "drop the trigger";
       steps.push_back({"finish", what,
                        "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout", Finish,
                        nullptr});
     }
     steps.back().final = true;  // the last step makes the change final
     return steps;
+  }
+  jobs::BatchCode Batches(const jobs::Job& job) const override {
+    return Plan(job).fill_runs_user_code ? jobs::BatchCode::kUserCode : jobs::BatchCode::kBuiltinsOnly;
   }
 };
 

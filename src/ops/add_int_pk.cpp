@@ -7,6 +7,7 @@
 #include "pkonline/ops/add_int_pk.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -23,6 +24,7 @@ using pg::V;
 
 namespace {
 std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
+AddIntPkPlan Plan(const jobs::Job& job) { return AddIntPkPlan::Load(job); }
 }  // namespace
 
 namespace int_pk {
@@ -36,7 +38,7 @@ bool HasOurPk(const jobs::Job& job) {
               "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p' "
               "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
               "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
-              {V(RelidText(job)), V(job.Opt("pk_name")), V(job.Opt("column_name"))}, true)
+              {V(RelidText(job)), V(Plan(job).pk_name), V(Plan(job).column)}, true)
               .empty();
 }
 
@@ -51,7 +53,8 @@ std::string OurColumn(const jobs::Job& job) {
       "AND d.deptype = 'a' AND NOT a.attisdropped",
       {V(RelidText(job)), V(SeqSql(job))}, true);
   if (!r.empty()) return *r.scalar();
-  return ColumnExists(job, job.Opt("column_name")) ? job.Opt("column_name") : std::string();
+  const std::string named = Plan(job).column;
+  return ColumnExists(job, named) ? named : std::string();
 }
 
 // Whoever may write the table may draw ids from the job's sequence: its default and the fill
@@ -77,8 +80,9 @@ void GrantSequenceToWriters(const jobs::Job& job) {
 
 void AddColumnWithSequence(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
-  const std::string type = job.Opt("column_type");  // one of smallint, integer, bigint (checked by the API)
+  const AddIntPkPlan plan = Plan(job);
+  const std::string& col = plan.column;
+  const std::string& type = plan.column_type;  // one of smallint, integer, bigint (checked by the API)
   const std::string t = TableSql(job);
   const std::string c = Ident(col);
   Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + type);
@@ -86,8 +90,8 @@ void AddColumnWithSequence(Context& ctx) {
   Exec("ALTER SEQUENCE " + SeqSql(job) + " OWNED BY " + t + "." + c);
   GrantSequenceToWriters(job);
   // What the C fill triggers check their arguments against (src/pg/capture.cpp).
-  ctx.Remember("seq_oid", SequenceOid(job));
-  ctx.Remember("column_attnum", std::to_string(ColumnAttnum(job, col)));
+  ctx.Remember(fact::kSeqOid, Json::Number(SequenceOid(job)));
+  ctx.Remember(fact::kColumnAttnum, Json::Number(ColumnAttnum(job, col)));
   Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT pg_catalog.nextval(" +
        pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)");
 }
@@ -96,27 +100,28 @@ void AddColumnWithSequence(Context& ctx) {
 // attnum and the sequence's OID. (Jobs created by 0.1 before it used a PL/pgSQL function of
 // their own, pkonline_<job>_fill, which undo and attach still drop if it is the table owner's.)
 std::string FillCall(const jobs::Job& job) {
-  const int attnum = ColumnAttnum(job, job.Opt("column_name"));
-  if (attnum <= 0)
-    Fail(sqlstate::kUndefinedColumn,
-         Fmt("column \"%1%\" of job %2% not found", job.Opt("column_name"), job.id));
+  const std::string col = Plan(job).column;
+  const int attnum = ColumnAttnum(job, col);
+  if (attnum <= 0) Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of job %2% not found", col, job.id));
   return "pkonline._fill_nextval(" + pg::Literal(std::to_string(attnum)) + ", " +
-         pg::Literal(SequenceOid(job)) + ")";
+         pg::Literal(std::to_string(SequenceOid(job))) + ")";
 }
 
-std::string SequenceOid(const jobs::Job& job) {
-  return *Query("SELECT " + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass::pg_catalog.oid", {}, true)
-              .scalar();
+int64_t SequenceOid(const jobs::Job& job) {
+  return pg::AsInt(
+      Query("SELECT " + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass::pg_catalog.oid", {}, true)
+          .scalar());
 }
 
 // The sequence's last act, with the table locked: the column becomes an identity continuing
 // from it, or the sequence takes a name of PostgreSQL's own pattern.
 void FinishSequence(const jobs::Job& job) {
-  const std::string col = job.Opt("column_name");
+  const AddIntPkPlan plan = Plan(job);
+  const std::string& col = plan.column;
   const std::string t = TableSql(job);
   const std::string c = ColumnSql(job, col);
   auto rel = pg::LookupRelation(job.relid);
-  if (job.OptBool("identity")) {
+  if (plan.identity) {
     // Every value handed out so far is below the next one; the table is locked, so none race.
     const std::string next =
         *Query("SELECT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)").scalar();
@@ -155,7 +160,7 @@ using namespace int_pk;
 
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
+  const std::string col = Plan(job).column;
   ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
@@ -171,7 +176,7 @@ void UndoAddColumn(Context& ctx) {
           [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
 }
 
-std::vector<std::string> PkColumns(const jobs::Job& job) { return {job.Opt("column_name")}; }
+std::vector<std::string> PkColumns(const jobs::Job& job) { return {Plan(job).column}; }
 std::function<bool()> Attached(const jobs::Job& job) {
   return [&job]() { return HasOurPk(job); };
 }
@@ -179,7 +184,7 @@ std::function<bool()> Attached(const jobs::Job& job) {
 void Validate(Context& ctx) {
   ValidateCheck(ctx, CheckName(ctx.job()), [&ctx]() {
     ctx.Event("info", "rows without a value found by VALIDATE; sweeping the table again");
-    const int64_t filled = Sweep(ctx, ctx.job().Opt("column_name"), "DEFAULT");
+    const int64_t filled = Sweep(ctx, Plan(ctx.job()).column, "DEFAULT");
     ctx.Event("info", "sweep filled " + std::to_string(filled) + " rows");
     return true;
   });
@@ -187,14 +192,15 @@ void Validate(Context& ctx) {
 
 void Attach(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
+  const AddIntPkPlan plan = Plan(job);
+  const std::string& col = plan.column;
   ctx.WaitPoint("attach");
   ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     RequireNoOtherPk(job);
     const std::string c = ColumnSql(job, col);
-    const std::string pk = Ident(job.Opt("pk_name"));
+    const std::string pk = Ident(plan.pk_name);
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk + " PRIMARY KEY USING INDEX " + pk);
     Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
@@ -204,19 +210,15 @@ void Attach(Context& ctx) {
   ctx.WaitPoint("attach_committed");
 }
 
-bool UsesCopy(const jobs::Job& job) {
-  auto m = job.options.find("method");
-  return m != job.options.end() && m->second == "copy";
-}
-
 class AddIntPk final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
-    if (UsesCopy(job)) return CopySteps(job);
-    const std::string col = job.Opt("column_name");
+    const AddIntPkPlan plan = Plan(job);
+    if (plan.method == IntPkMethod::kCopy) return CopySteps(job);
+    const std::string& col = plan.column;
     return {
         {"add_column",
-         "ADD COLUMN " + col + " " + job.Opt("column_type") +
+         "ADD COLUMN " + col + " " + plan.column_type +
              " (nullable), a sequence as its DEFAULT, "
              "a BEFORE INSERT trigger filling it when NULL",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries", AddColumn,
@@ -237,24 +239,29 @@ class AddIntPk final : public Operation {
          nullptr},
         {"add_check", "ADD CONSTRAINT … CHECK (" + col + " IS NOT NULL) NOT VALID",
          "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",
-         [](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), ctx.job().Opt("column_name")); },
+         [col](Context& ctx) { AddNotNullCheck(ctx, CheckName(ctx.job()), col); },
          [](Context& ctx) { DropCheck(ctx, CheckName(ctx.job())); }},
         {"validate", "VALIDATE CONSTRAINT (sweeps again if it still finds a NULL)",
          "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", Validate, nullptr},
-        {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + job.Opt("pk_name") + " (" + col + ")",
+        {"create_index", "CREATE UNIQUE INDEX CONCURRENTLY " + plan.pk_name + " (" + col + ")",
          "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
          [](Context& ctx) {
-           BuildUniqueIndex(ctx, ctx.job().Opt("pk_name"), PkColumns(ctx.job()), Attached(ctx.job()));
+           BuildUniqueIndex(ctx, Plan(ctx.job()).pk_name, PkColumns(ctx.job()), Attached(ctx.job()));
          },
          [](Context& ctx) {
-           DropUniqueIndex(ctx, ctx.job().Opt("pk_name"), PkColumns(ctx.job()), Attached(ctx.job()));
+           DropUniqueIndex(ctx, Plan(ctx.job()).pk_name, PkColumns(ctx.job()), Attached(ctx.job()));
          }},
         {"attach",
          "ADD PRIMARY KEY USING INDEX, drop the check and trigger" +
-             std::string(job.OptBool("identity") ? ", make the column GENERATED BY DEFAULT AS IDENTITY" : ""),
+             std::string(plan.identity ? ", make the column GENERATED BY DEFAULT AS IDENTITY" : ""),
          "ACCESS EXCLUSIVE, catalog only: the validated check spares the NOT NULL scan", Attach, nullptr,
          true},
     };
+  }
+  jobs::BatchCode Batches(const jobs::Job& job) const override {
+    // In place, the batches set the column to its DEFAULT, nextval() of the job's own sequence.
+    return Plan(job).method == IntPkMethod::kCopy ? jobs::BatchCode::kOwnCopyOnly
+                                                  : jobs::BatchCode::kBuiltinsOnly;
   }
 };
 

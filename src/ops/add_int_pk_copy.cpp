@@ -25,6 +25,7 @@
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -56,20 +57,20 @@ constexpr int64_t kPreSwapChanges = 100;
 // ---------------------------------------------------------------------------------------------
 void AddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
+  const std::string col = AddIntPkPlan::Load(job).column;
   ctx.Ddl("pkonline job " + IdText(job) + ": add column and capture triggers", [&]() {
     const std::string t = TableSql(job);
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
     AddColumnWithSequence(ctx);
     Exec("CREATE TABLE " + HelperSql(job, "log") + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
-    Record(ctx, "log_oid", HelperSql(job, "log"));
+    Record(ctx, fact::kLogOid, HelperSql(job, "log"));
     const int attnum_value = ColumnAttnum(job, col);  // sees the ADD COLUMN above
     if (attnum_value <= 0) Fail(sqlstate::kInternal, "pkonline: the new column was not found");
     const std::string attnum = std::to_string(attnum_value);
-    const std::string log_oid = std::to_string(RecordedOid(ctx, "log_oid"));
+    const std::string log_oid = std::to_string(RecordedOid(ctx, fact::kLogOid));
     CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
                               " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) +
-                              ", " + pg::Literal(SequenceOid(job)) + ")");
+                              ", " + pg::Literal(std::to_string(SequenceOid(job))) + ")");
     CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) +
                               " AFTER INSERT OR UPDATE OR DELETE ON " + t +
                               " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) +
@@ -85,7 +86,7 @@ void AddColumnStep(Context& ctx) {
                      {V(SeqSql(job)), V(blocks * pg::kIdsPerHeapBlock)});
       (void)r;
     }
-    ctx.Remember("relfilenode", Relfilenode(job));
+    ctx.Remember(fact::kRelfilenode, Json::String(Relfilenode(job)));
   });
 }
 
@@ -93,7 +94,7 @@ void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
   UndoColumnAndHelpers(ctx, {FillName(job), LogTrigger(job)});
   ctx.Txn("pkonline job " + IdText(job) + ": drop the change log", [&]() {
-    const std::string log = Helper(ctx, "log_oid", false);  // never anything but the job's own
+    const std::string log = Helper(ctx, fact::kLogOid, false);  // never anything but the job's own
     if (!log.empty()) Exec("DROP TABLE " + log);
   });
 }
@@ -122,7 +123,7 @@ void CopyStep(Context& ctx) {
 
 void UndoCopyStep(Context& ctx) {
   ctx.Txn("pkonline job " + IdText(ctx.job()) + ": drop the copy", [&]() {
-    const std::string copy = Helper(ctx, "copy_oid", false);  // never anything but the job's own
+    const std::string copy = Helper(ctx, fact::kCopyOid, false);  // never anything but the job's own
     if (!copy.empty()) Exec("DROP TABLE " + copy);
   });
 }
@@ -150,7 +151,8 @@ void CatchUpStep(Context& ctx) {
 
 void SwapStep(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
+  const AddIntPkPlan plan = AddIntPkPlan::Load(job);
+  const std::string& col = plan.column;
   bool done = false;
   ctx.Txn("pkonline: check", [&]() { done = HasOurPk(job); });
   if (done) return;
@@ -175,24 +177,24 @@ void SwapStep(Context& ctx) {
     RequireValidIndexes(job);
     std::vector<std::pair<unsigned, unsigned>> pairs;
     for (const auto& entry : TableIndexes(job)) {
-      const unsigned twin =
-          Helper(ctx, "twin_ix_" + entry.first).empty() ? 0 : RecordedOid(ctx, "twin_ix_" + entry.first);
+      const std::string key = fact::kTwinIndexPrefix + entry.first;
+      const unsigned twin = Helper(ctx, key).empty() ? 0 : RecordedOid(ctx, key);
       if (twin == 0)
         Fail(SqlState("55000"), Fmt("an index was created on %1% while job %2% was about to swap", t, job.id),
              "", Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
       pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
     }
-    const unsigned pk_twin = Helper(ctx, "twin_pk").empty() ? 0 : RecordedOid(ctx, "twin_pk");
+    const unsigned pk_twin = Helper(ctx, fact::kTwinPk).empty() ? 0 : RecordedOid(ctx, fact::kTwinPk);
     if (pk_twin == 0)
       Fail(sqlstate::kUndefinedObject, Fmt("the key's index on the copy of job %1% is gone", job.id));
     const int64_t last = ApplyLog(ctx);
     for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
-    const unsigned pk = pg::CreateIndexLike(job.relid, pk_twin, job.Opt("pk_name"), false);
+    const unsigned pk = pg::CreateIndexLike(job.relid, pk_twin, plan.pk_name, false);
     pg::SwapStorage(pk, pk_twin);
     pg::SwapStorage(job.relid, copy);
     // Every row now in the table came through the copy's NOT NULL column.
     pg::SetNotNullTrusted(job.relid, ColumnAttnum(job, col));
-    const std::string pk_sql = Ident(job.Opt("pk_name"));
+    const std::string pk_sql = Ident(plan.pk_name);
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk_sql + " PRIMARY KEY USING INDEX " + pk_sql);
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
     Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
@@ -206,9 +208,9 @@ void CleanupStep(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + IdText(job) + ": drop the old storage", [&]() {
     // By OID, and only while they are the job's own (after the swap the copy holds the old storage).
-    const std::string copy = Helper(ctx, "copy_oid", false);
+    const std::string copy = Helper(ctx, fact::kCopyOid, false);
     if (!copy.empty()) Exec("DROP TABLE " + copy);
-    const std::string log = Helper(ctx, "log_oid", false);
+    const std::string log = Helper(ctx, fact::kLogOid, false);
     if (!log.empty()) Exec("DROP TABLE " + log);
   });
   // Fresh statistics for the new storage and the new column (a sample: pg_repack does the same).
@@ -225,10 +227,11 @@ void CleanupStep(Context& ctx) {
 }  // namespace
 
 std::vector<Step> CopySteps(const jobs::Job& job) {
-  const std::string col = job.Opt("column_name");
+  const AddIntPkPlan plan = AddIntPkPlan::Load(job);
+  const std::string& col = plan.column;
   return {
       {"add_column",
-       "ADD COLUMN " + col + " " + job.Opt("column_type") +
+       "ADD COLUMN " + col + " " + plan.column_type +
            " (nullable), a sequence as its DEFAULT, a change log, "
            "row triggers that give new row versions their id and log every change (ENABLE ALWAYS)",
        "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries",
@@ -248,7 +251,7 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
       {"swap",
        "apply the last changes, swap the storage of the table and of each index with the copy's, "
        "ADD PRIMARY KEY USING INDEX" +
-           std::string(job.OptBool("identity") ? ", identity" : ""),
+           std::string(plan.identity ? ", identity" : ""),
        "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout "
        "with "
        "retries",

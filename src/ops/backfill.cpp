@@ -1,5 +1,6 @@
 // Batched, resumable backfill by ctid block ranges (a TID Range Scan per batch).
 #include "pkonline/ops/job_sql.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/jobs/pacing.hpp"
 
@@ -31,13 +32,15 @@ bool Retryable(const PgError& e) {
 // The value came out NULL for rows of a column that must be NOT NULL.
 [[noreturn]] void FailNullValue(const jobs::Job& job, const std::string& column, int64_t count,
                                 const std::string& ctid) {
-  auto fill = job.options.find("fill");
+  // Only add_column requires a value of its fill.
+  const std::string fill =
+      job.operation == AddColumnPlan::kOperation ? "fill: " + AddColumnPlan::Load(job).fill : std::string();
   Fail(SqlState("23502"),
        Fmt("the value for column \"%1%\" is NULL for some rows of %3% (%2% in the batch at ctid %4%), but "
            "the column is to "
            "be NOT NULL",
            column, count, TableSql(job), ctid),
-       fill == job.options.end() ? std::string() : "fill: " + fill->second,
+       fill,
        Fmt("pkonline.cancel(%1%) removes the column; then use a fill that is never NULL (COALESCE) or "
            "not_null => false.",
            job.id));

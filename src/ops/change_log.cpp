@@ -5,6 +5,7 @@
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -29,8 +30,9 @@ int64_t ApplyLog(Context& ctx) {
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
   const std::string copy_sql = CopySql(ctx);
   const Columns c = LiveColumns(job, copy);
-  const std::string id = ColumnSql(job, job.Opt("column_name"));
-  const std::string twin_id = Ident(job.Opt("column_name"));
+  const std::string column = AddIntPkPlan::Load(job).column;
+  const std::string id = ColumnSql(job, column);
+  const std::string twin_id = Ident(column);
   const std::string log = LogSql(ctx);
   try {
     // The log is never analysed: the plans are spelled out. With the copy's key index, the ids
@@ -39,7 +41,7 @@ int64_t ApplyLog(Context& ctx) {
     const std::string ids = "SELECT old_id FROM " + log +
                             " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
                             " WHERE new_id IS NOT NULL";
-    if (!Helper(ctx, "twin_pk").empty())
+    if (!Helper(ctx, fact::kTwinPk).empty())
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids +
            "))");
     else

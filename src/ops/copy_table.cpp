@@ -5,6 +5,7 @@
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/add_int_pk.hpp"
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -38,8 +39,8 @@ unsigned RegclassOid(const std::string& qualified) {
 // they are known by OID only, and checked before each use: a co-tenant who may create objects in
 // the schema can neither lend the job an object of its own nor slip one in under a helper's name.
 unsigned RecordedOid(Context& ctx, const std::string& key) {
-  const std::string v = ctx.Recall(key);
-  return v.empty() ? 0 : static_cast<unsigned>(std::stoul(v));
+  const Json v = ctx.Recall(key);
+  return v.is_null() ? 0 : static_cast<unsigned>(v.AsInt());
 }
 
 void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
@@ -47,10 +48,10 @@ void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
   const unsigned oid = RegclassOid(name_sql);  // created just now by this transaction: the name is ours
   if (oid == 0)
     Fail(sqlstate::kInternal, Fmt("pkonline: the helper %1% of job %2% was not found", name_sql, job.id));
-  ctx.Remember(key, std::to_string(oid));
+  ctx.Remember(key, Json::Number(oid));
 }
 
-unsigned CopyOid(Context& ctx) { return RecordedOid(ctx, "copy_oid"); }
+unsigned CopyOid(Context& ctx) { return RecordedOid(ctx, fact::kCopyOid); }
 
 // The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
 // and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
@@ -68,20 +69,22 @@ std::string Helper(Context& ctx, const std::string& key, bool strict) {
       "$2::oid "
       "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
       {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
-  const bool index = key != "copy_oid" && key != "log_oid";
+  const bool index = key != fact::kCopyOid && key != fact::kLogOid;
   bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
   if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx);
   if (ok) return *r.rows[0][0];
   if (!strict) return "";
-  const std::string what = key == "copy_oid" ? "copy" : key == "log_oid" ? "change log" : "index on the copy";
+  const std::string what = key == fact::kCopyOid  ? "copy"
+                           : key == fact::kLogOid ? "change log"
+                                                  : "index on the copy";
   Fail(sqlstate::kObjectNotInState,
        Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
        Fmt("The job knows its helpers by the OIDs it recorded when it created them (relation %1%).", oid),
        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
-std::string CopySql(Context& ctx) { return Helper(ctx, "copy_oid"); }
-std::string LogSql(Context& ctx) { return Helper(ctx, "log_oid"); }
+std::string CopySql(Context& ctx) { return Helper(ctx, fact::kCopyOid); }
+std::string LogSql(Context& ctx) { return Helper(ctx, fact::kLogOid); }
 
 std::string Relfilenode(const jobs::Job& job) {
   return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
@@ -92,8 +95,8 @@ std::string Relfilenode(const jobs::Job& job) {
 // Rows of the table must stay where they were when the job began (their position is their id).
 void RequireSameStorage(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string was = ctx.Recall("relfilenode");
-  if (!was.empty() && Relfilenode(job) != was)
+  const Json was = ctx.Recall(fact::kRelfilenode);
+  if (!was.is_null() && Relfilenode(job) != was.AsString())
     Fail(sqlstate::kObjectNotInState, Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
          "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer "
          "matches.",
@@ -120,7 +123,7 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
       "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
       "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
       "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
-      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(job.Opt("column_name"))}, true);
+      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(AddIntPkPlan::Load(job).column)}, true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 
@@ -128,7 +131,7 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
 void CreateCopy(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = job.Opt("column_name");
+  const std::string col = AddIntPkPlan::Load(job).column;
   auto cols = Query(
       "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
       "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
@@ -172,7 +175,7 @@ void CreateCopy(Context& ctx) {
   if (r[1]) with = *r[1] + ", " + with;
   Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" +
        defs + ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
-  Record(ctx, "copy_oid", HelperSql(job, "copy"));
+  Record(ctx, fact::kCopyOid, HelperSql(job, "copy"));
   if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx) + drops);
   if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx) + storage);
 }
@@ -182,7 +185,7 @@ std::string CopyBatchSql(Context& ctx) {
   const unsigned copy = CopyOid(ctx);
   const std::string copy_sql = CopySql(ctx);
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
-  ColumnSql(job, job.Opt("column_name"));  // fails cleanly if it was renamed
+  ColumnSql(job, AddIntPkPlan::Load(job).column);  // fails cleanly if it was renamed
   const Columns c = LiveColumns(job, copy);
   return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " +
          TableSql(job) + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
@@ -224,20 +227,20 @@ void EnsureTwins(Context& ctx) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
     ctx.Txn("pkonline job " + IdText(job) + ": build index on the copy", [&]() {
-      if (!Helper(ctx, "twin_ix_" + oid).empty()) return;
+      if (!Helper(ctx, fact::kTwinIndexPrefix + oid).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
         return;
       CopySql(ctx);  // the copy is still the job's own
       const unsigned twin =
           pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
-      ctx.Remember("twin_ix_" + oid, std::to_string(twin));
+      ctx.Remember(fact::kTwinIndexPrefix + oid, Json::Number(twin));
     });
   }
   ctx.Txn("pkonline job " + IdText(job) + ": build the key's index on the copy", [&]() {
-    if (!Helper(ctx, "twin_pk").empty()) return;
-    const std::string id = Ident(job.Opt("column_name"));
+    if (!Helper(ctx, fact::kTwinPk).empty()) return;
+    const std::string id = Ident(AddIntPkPlan::Load(job).column);
     Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
-    Record(ctx, "twin_pk", HelperSql(job, "pk"));
+    Record(ctx, fact::kTwinPk, HelperSql(job, "pk"));
   });
 }
 

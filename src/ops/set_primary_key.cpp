@@ -12,6 +12,7 @@
 #include "pkonline/ops/set_primary_key.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -28,21 +29,19 @@ using pg::V;
 
 namespace {
 
-// A JSON array of names (as the API stored it) back into a list.
-std::vector<std::string> Names(const jobs::Job& job, const std::string& key) {
-  // The options come back from jsonb as JSON text in jsonb's own spelling: plain strings.
-  return ParseJsonArray(job.Opt(key));
-}
+SetPrimaryKeyPlan Plan(const jobs::Job& job) { return SetPrimaryKeyPlan::Load(job); }
 
 std::string NewIndex(const jobs::Job& job) {
-  return job.options.count("reuse_index") ? job.Opt("reuse_index") : HelperName(job, "pkey");
+  const auto reuse = Plan(job).reuse_index;
+  return reuse ? *reuse : HelperName(job, "pkey");
 }
 std::string OldKeyIndex(const jobs::Job& job) { return HelperName(job, "old_key"); }
 std::string CheckName(const jobs::Job& job, size_t i) {
   return HelperName(job, "not_null_" + std::to_string(i + 1));
 }
-bool KeepOldKey(const jobs::Job& job) {
-  return job.options.count("old_pk_name") && job.Opt("old_pk") == "unique";
+std::vector<std::string> OldKeyColumns(const jobs::Job& job) {
+  const auto plan = Plan(job);
+  return plan.old ? plan.old->columns : std::vector<std::string>();
 }
 
 // Is the table's primary key on exactly these columns (in this order)?
@@ -53,10 +52,10 @@ bool PkOn(const jobs::Job& job, const std::vector<std::string>& columns) {
               "FROM pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
               "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT "
               "a.attisdropped)",
-              {V(RelidText(job)), V(JsonArray(columns))}, true)
+              {V(RelidText(job)), V(Json::Strings(columns).ToText())}, true)
               .empty();
 }
-bool Swapped(const jobs::Job& job) { return PkOn(job, Names(job, "columns")); }
+bool Swapped(const jobs::Job& job) { return PkOn(job, Plan(job).columns); }
 
 // --- preflight -----------------------------------------------------------------------------------
 // One read-only pass per question, under ACCESS SHARE only (no writer waits for it). Duplicates
@@ -64,7 +63,7 @@ bool Swapped(const jobs::Job& job) { return PkOn(job, Names(job, "columns")); }
 void Preflight(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Txn("pkonline job " + IdText(job) + ": preflight, NULLs", [&]() {
-    const auto columns = Names(job, "columns");
+    const auto columns = Plan(job).columns;
     std::string any_null;
     for (const auto& c : columns)
       any_null += (any_null.empty() ? "" : " OR ") + ColumnSql(job, c) + " IS NULL";
@@ -82,7 +81,7 @@ void Preflight(Context& ctx) {
            Fmt("Fill or delete those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
   ctx.Txn("pkonline job " + IdText(job) + ": preflight, duplicates", [&]() {
-    const auto columns = Names(job, "columns");
+    const auto columns = Plan(job).columns;
     const std::string list = ColumnList(job, columns);
     auto r = Query(
         "SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' ' || n || ' times', "
@@ -107,19 +106,19 @@ void Preflight(Context& ctx) {
 // --- NOT NULL checks -----------------------------------------------------------------------------
 void AddChecks(Context& ctx) {
   const auto& job = ctx.job();
-  const auto nullable = Names(job, "nullable");
+  const auto nullable = Plan(job).nullable;
   for (size_t i = 0; i < nullable.size(); i++) AddNotNullCheck(ctx, CheckName(job, i), nullable[i]);
 }
 
 void DropChecks(Context& ctx) {
   const auto& job = ctx.job();
-  const auto nullable = Names(job, "nullable");
+  const auto nullable = Plan(job).nullable;
   for (size_t i = 0; i < nullable.size(); i++) DropCheck(ctx, CheckName(job, i));
 }
 
 void ValidateChecks(Context& ctx) {
   const auto& job = ctx.job();
-  const auto nullable = Names(job, "nullable");
+  const auto nullable = Plan(job).nullable;
   for (size_t i = 0; i < nullable.size(); i++)
     ValidateCheck(ctx, CheckName(job, i), [&]() -> bool {
       Fail(SqlState("23502"),
@@ -133,27 +132,28 @@ void ValidateChecks(Context& ctx) {
 // --- indexes -------------------------------------------------------------------------------------
 void BuildNewIndex(Context& ctx) {
   const auto& job = ctx.job();
-  if (job.options.count("reuse_index")) {
-    ctx.Event("info", "reusing the unique index " + job.Opt("reuse_index"));
+  const auto reuse = Plan(job).reuse_index;
+  if (reuse) {
+    ctx.Event("info", "reusing the unique index " + *reuse);
     return;
   }
-  BuildUniqueIndex(ctx, NewIndex(job), Names(job, "columns"), [&job]() { return Swapped(job); });
+  BuildUniqueIndex(ctx, NewIndex(job), Plan(job).columns, [&job]() { return Swapped(job); });
 }
 
 void DropNewIndex(Context& ctx) {
   const auto& job = ctx.job();
-  if (job.options.count("reuse_index")) return;  // not ours
-  DropUniqueIndex(ctx, NewIndex(job), Names(job, "columns"), [&job]() { return Swapped(job); });
+  if (Plan(job).reuse_index) return;  // not ours
+  DropUniqueIndex(ctx, NewIndex(job), Plan(job).columns, [&job]() { return Swapped(job); });
 }
 
 void BuildOldKeyIndex(Context& ctx) {
   const auto& job = ctx.job();
-  BuildUniqueIndex(ctx, OldKeyIndex(job), Names(job, "old_pk_columns"), [&job]() { return Swapped(job); });
+  BuildUniqueIndex(ctx, OldKeyIndex(job), OldKeyColumns(job), [&job]() { return Swapped(job); });
 }
 
 void DropOldKeyIndex(Context& ctx) {
   const auto& job = ctx.job();
-  DropUniqueIndex(ctx, OldKeyIndex(job), Names(job, "old_pk_columns"), [&job]() { return Swapped(job); });
+  DropUniqueIndex(ctx, OldKeyIndex(job), OldKeyColumns(job), [&job]() { return Swapped(job); });
 }
 
 // --- the swap ------------------------------------------------------------------------------------
@@ -164,9 +164,10 @@ struct ForeignKey {
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   ctx.WaitPoint("swap");
+  const SetPrimaryKeyPlan plan = Plan(job);
   ctx.Ddl("pkonline job " + IdText(job) + ": swap primary key", [&]() {
     const std::string t = TableSql(job);
-    const auto columns = Names(job, "columns");
+    const auto& columns = plan.columns;
     if (PkOn(job, columns)) return;  // committed before a crash: this step is one transaction
     auto rel = pg::LookupRelation(job.relid);
     auto old = Query(
@@ -177,7 +178,7 @@ void Swap(Context& ctx) {
         "FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p'",
         {V(RelidText(job))}, true);
     const bool had_pk = !old.empty();
-    const bool expected_pk = job.options.count("old_pk_name") > 0;
+    const bool expected_pk = plan.old.has_value();
     if (had_pk != expected_pk)
       Fail(sqlstate::kInvalidTableDefinition,
            Fmt("the primary key of %1% changed while job %2% ran", t, job.id), "",
@@ -203,7 +204,7 @@ void Swap(Context& ctx) {
           "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
           {V(RelidText(job)), V(old_index_oid)}, true);
       for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
-      if (!fks.empty() && !KeepOldKey(job))
+      if (!fks.empty() && !plan.KeepsOldKey())
         Fail(SqlState("2BP01"),
              Fmt("foreign key %1% on %2% references the primary key of %3%", fks[0].name, fks[0].table, t),
              "With old_pk => 'drop' the key it references would be gone.",
@@ -212,27 +213,25 @@ void Swap(Context& ctx) {
       Exec("ALTER TABLE " + t + " DROP CONSTRAINT " + Ident(pk_name));
     }
     std::string kept;
-    if (had_pk && KeepOldKey(job)) {
-      const auto old_columns = Names(job, "old_pk_columns");
-      kept = pg::ChooseName(rel->name, old_columns[0], "key", rel->nsp_oid, true);
+    if (had_pk && plan.KeepsOldKey()) {
+      kept = pg::ChooseName(rel->name, plan.old->columns.at(0), "key", rel->nsp_oid, true);
       Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(kept) + " UNIQUE USING INDEX " +
            Ident(OldKeyIndex(job)));
     }
     // The validated checks prove NOT NULL: no scan under this lock.
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(pk_name) + " PRIMARY KEY USING INDEX " +
          Ident(NewIndex(job)));
-    std::vector<std::string> moved;
+    std::vector<MovedForeignKey> moved;
     for (const auto& fk : fks) {
       const bool not_valid = fk.definition.find("NOT VALID") != std::string::npos;
       Exec("ALTER TABLE " + fk.table + " ADD CONSTRAINT " + Ident(fk.name) + " " + fk.definition +
            (not_valid ? "" : " NOT VALID"));
-      if (!not_valid) moved.push_back(fk.table + "|" + fk.name);
+      if (!not_valid) moved.push_back({fk.table, fk.name});
     }
     if (identity_on_old) Exec("ALTER TABLE " + t + " REPLICA IDENTITY USING INDEX " + Ident(kept));
-    const auto nullable = Names(job, "nullable");
-    for (size_t i = 0; i < nullable.size(); i++)
+    for (size_t i = 0; i < plan.nullable.size(); i++)
       Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job, i)));
-    ctx.Remember("moved_fks", JsonArray(moved));
+    ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
   });
   ctx.WaitPoint("swap_committed");
 }
@@ -241,17 +240,12 @@ void Swap(Context& ctx) {
 // under SHARE UPDATE EXCLUSIVE (their DML continues).
 void ValidateForeignKeys(Context& ctx) {
   const auto& job = ctx.job();
-  std::vector<std::string> moved;
-  ctx.Txn("pkonline job " + IdText(job) + ": moved foreign keys", [&]() {
-    const std::string json = ctx.Recall("moved_fks");
-    if (json.empty()) return;
-    auto r = Query("SELECT value FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)", {V(json)},
-                   true);
-    for (const auto& row : r.rows) moved.push_back(row[0].value_or(""));
-  });
-  for (const auto& entry : moved) {
-    const auto bar = entry.rfind('|');
-    const std::string table = entry.substr(0, bar), name = entry.substr(bar + 1);
+  std::vector<MovedForeignKey> moved;
+  ctx.Txn("pkonline job " + IdText(job) + ": moved foreign keys",
+          [&]() { moved = LoadMovedForeignKeys(job, ctx.Recall(fact::kMovedFks)); });
+  for (const auto& fk : moved) {
+    const std::string& table = fk.table;
+    const std::string& name = fk.name;
     ctx.Txn("pkonline job " + IdText(job) + ": validate " + name, [&]() {
       auto r = Query(
           "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
@@ -269,14 +263,15 @@ const char* kBrief =
 class SetPrimaryKey final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
-    const std::string cols = job.Opt("column_list");
+    const SetPrimaryKeyPlan plan = Plan(job);
+    const std::string cols = QuotedList(plan.columns);
     std::vector<Step> steps;
     steps.push_back({"preflight",
                      "count NULLs and duplicates of (" + cols +
                          "), with samples; the job fails here, "
                          "changing nothing, if there are any",
                      "ACCESS SHARE only: reads (nobody waits for it)", Preflight, nullptr});
-    if (job.Opt("nullable") != "[]") {
+    if (!plan.nullable.empty()) {
       steps.push_back({"add_check",
                        "ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID for each nullable column", kBrief,
                        AddChecks, DropChecks});
@@ -284,29 +279,28 @@ class SetPrimaryKey final : public Operation {
                        "SHARE UPDATE EXCLUSIVE for one scan: reads and writes continue", ValidateChecks,
                        nullptr});
     }
-    if (job.options.count("reuse_index")) {
+    if (plan.reuse_index) {
       steps.push_back({"create_index",
-                       "reuse the valid unique index " + job.Opt("reuse_index") + " (" + cols + ")", "none",
+                       "reuse the valid unique index " + *plan.reuse_index + " (" + cols + ")", "none",
                        BuildNewIndex, nullptr});
     } else {
       steps.push_back({"create_index", "CREATE UNIQUE INDEX CONCURRENTLY (" + cols + ")",
                        "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
                        BuildNewIndex, DropNewIndex});
     }
-    if (KeepOldKey(job))
+    if (plan.KeepsOldKey())
       steps.push_back({"keep_old_key",
-                       "CREATE UNIQUE INDEX CONCURRENTLY on the old key (" + job.Opt("old_pk_column_list") +
+                       "CREATE UNIQUE INDEX CONCURRENTLY on the old key (" + QuotedList(plan.old->columns) +
                            "), to keep it as a unique constraint",
                        "SHARE UPDATE EXCLUSIVE: reads and writes continue; waits for older transactions",
                        BuildOldKeyIndex, DropOldKeyIndex});
     std::string swap =
-        job.options.count("old_pk_name")
-            ? "drop primary key " + job.Opt("old_pk_name") +
-                  (KeepOldKey(job) ? " (kept as a UNIQUE constraint; foreign keys referencing it are "
-                                     "re-added NOT VALID on that constraint)"
-                                   : "") +
-                  ", "
-            : std::string();
+        plan.old ? "drop primary key " + plan.old->name +
+                       (plan.KeepsOldKey() ? " (kept as a UNIQUE constraint; foreign keys referencing it are "
+                                             "re-added NOT VALID on that constraint)"
+                                           : "") +
+                       ", "
+                 : std::string();
     swap += "ADD PRIMARY KEY USING INDEX, drop the checks";
     steps.push_back(
         {"swap", swap,

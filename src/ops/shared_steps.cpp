@@ -3,6 +3,7 @@
 #include "pkonline/ops/shared_steps.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -16,14 +17,12 @@ using pg::Ident;
 using pg::Query;
 using pg::V;
 
-namespace {}  // namespace
-
 std::string HelperName(const jobs::Job& job, const std::string& suffix) {
   return "pkonline_" + IdText(job) + "_" + suffix;
 }
 
 std::string HelperSql(const jobs::Job& job, const std::string& suffix) {
-  return pg::Qualified(job.Opt("schema"), HelperName(job, suffix));
+  return pg::Qualified(HelperSchema(job), HelperName(job, suffix));
 }
 
 bool TableExists(const jobs::Job& job) { return pg::LookupRelation(job.relid).has_value(); }
@@ -64,7 +63,7 @@ void DropSequenceIfOurs(const jobs::Job& job, const std::string& suffix) {
       "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
       "AND c.relkind = 'S' AND c.relowner = $3::oid",
-      {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+      {V(HelperSchema(job)), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
   if (!r.empty()) Exec("DROP SEQUENCE " + *r.scalar());
 }
 
@@ -73,7 +72,7 @@ void DropFunctionIfOurs(const jobs::Job& job, const std::string& suffix) {
       "SELECT pg_catalog.format('%I.%I()', n.nspname, p.proname) FROM pg_catalog.pg_proc p "
       "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2 "
       "AND p.pronargs = 0 AND p.proowner = $3::oid",
-      {V(job.Opt("schema")), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
+      {V(HelperSchema(job)), V(HelperName(job, suffix)), V(TableOwner(job))}, false);
   if (!r.empty()) Exec("DROP FUNCTION " + *r.scalar());
 }
 
@@ -152,7 +151,7 @@ char UniqueIndexState(const jobs::Job& job, const std::string& name,
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
       "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
       "AND c.relname = $2",
-      {V(RelidText(job)), V(name), V(JsonArray(columns))}, true);
+      {V(RelidText(job)), V(name), V(Json::Strings(columns).ToText())}, true);
   if (r.empty()) return 'n';
   if (!pg::AsBool(r.rows[0][1])) return 'f';
   return pg::AsBool(r.rows[0][0]) ? 'v' : 'i';
@@ -160,7 +159,7 @@ char UniqueIndexState(const jobs::Job& job, const std::string& name,
 
 std::string IndexSql(const jobs::Job& job, const std::string& name) {
   auto rel = pg::LookupRelation(job.relid);
-  return pg::Qualified(rel ? rel->schema : job.Opt("schema"), name);
+  return pg::Qualified(rel ? rel->schema : HelperSchema(job), name);
 }
 
 void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,

@@ -58,12 +58,15 @@ constexpr int kMaxLostWorkers = 3;
 
 bool GiveUpAfterLostWorkers(const jobs::Job& job) {
   const std::string at = std::to_string(job.step_no) + ":" + std::to_string(job.cursor_block);
-  const std::string count_text = jobs::store::OptionNow(job.id, "lost_workers");
-  const int count = jobs::store::OptionNow(job.id, "lost_workers_at") == at && !count_text.empty()
-                        ? std::stoi(count_text) + 1
-                        : 1;
-  jobs::store::SetOption(job.id, "lost_workers_at", at);
-  jobs::store::SetOption(job.id, "lost_workers", std::to_string(count));
+  // {"at": step:cursor, "count": workers lost there in a row}
+  const Json was = jobs::store::OptionNow(job.id, "lost_workers");
+  const bool same_place =
+      was.kind() == Json::Kind::kObject && was.Find("at") && was.At("at") == Json::String(at);
+  const int count = same_place ? static_cast<int>(was.At("count").AsInt()) + 1 : 1;
+  Json now = Json::Object();
+  now.Set("at", Json::String(at));
+  now.Set("count", Json::Number(count));
+  jobs::store::SetOption(job.id, "lost_workers", now);
   if (count < kMaxLostWorkers) {
     jobs::store::Event(
         job.id, "worker_lost", "",

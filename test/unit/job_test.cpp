@@ -1,6 +1,5 @@
-// Unit tests of a job's states and options (include/pkonline/jobs/job.hpp).
+// Unit tests of a job's states, its settings in the options, and JSON values (include/pkonline/jobs/job.hpp).
 #include <fstream>
-#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -56,7 +55,8 @@ void unit::JobTests() {
   s.max_wal_rate_kb = 20480;
   s.backfill_fires_triggers = true;
   s.wal_compression = "zstd";
-  std::map<std::string, std::string> options{{"column_name", "id"}};
+  pkonline::Json options = pkonline::Json::Object();
+  options.Set("column_name", pkonline::Json::String("id"));
   s.SaveTo(options);
   const auto back = pkonline::jobs::JobSettings::Load(options);
   Check(back.lock_timeout_ms == 250 && back.batch_size == 7 && back.max_wal_rate_kb == 20480 &&
@@ -65,34 +65,52 @@ void unit::JobTests() {
             back.max_replica_lag_ms == s.max_replica_lag_ms && back.batch_time_ms == s.batch_time_ms &&
             back.batch_sleep_ms == s.batch_sleep_ms,
         "settings: saved into a job's options and read back unchanged");
-  Check(options.size() == 12 && options["column_name"] == "id",
-        "settings: eleven keys, beside the operation's");
-  auto without = options;
-  without.erase("lock_retries");
+  Check(options.Fields().size() == 12 && options.At("column_name").AsString() == "id" &&
+            options.At("batch_size") == pkonline::Json::Number(7) &&
+            options.At("backfill_fires_triggers") == pkonline::Json::Bool(true),
+        "settings: eleven keys, beside the operation's, numbers and booleans as JSON ones");
+  pkonline::Json without = pkonline::Json::Object();
+  for (const auto& [k, v] : options.Fields())
+    if (k != "lock_retries") without.Set(k, v);
   bool refused_missing = false, refused_garbled = false;
   try {
     pkonline::jobs::JobSettings::Load(without);
-  } catch (const pkonline::PgError&) {
-    refused_missing = true;
+  } catch (const pkonline::PgError& e) {
+    refused_missing = e.message().find("lock_retries") != std::string::npos;
   }
   auto garbled = options;
-  garbled["batch_size"] = "12 blocks";
+  garbled.Set("batch_size", pkonline::Json::String("12 blocks"));
   try {
     pkonline::jobs::JobSettings::Load(garbled);
-  } catch (const pkonline::PgError&) {
-    refused_garbled = true;
-  }
-  Check(refused_missing && refused_garbled, "settings: a missing or garbled setting is refused");
-
-  pkonline::jobs::Job job;
-  job.id = 7;
-  job.options = {{"n", "42"}, {"yes", "true"}, {"no", "false"}};
-  Check(job.OptInt("n") == 42 && job.OptBool("yes") && !job.OptBool("no"), "options: read as int and bool");
-  bool missing = false;
-  try {
-    job.Opt("absent");
   } catch (const pkonline::PgError& e) {
-    missing = e.message() == "job 7 has no option absent";
+    refused_garbled = e.message().find("batch_size") != std::string::npos;
   }
-  Check(missing, "options: a missing key fails, naming it");
+  Check(refused_missing && refused_garbled, "settings: a missing or garbled setting is refused, naming it");
+
+  // JSON values: the text written for a ::jsonb cast.
+  using pkonline::Json;
+  Json o = Json::Object();
+  o.Set("s", Json::String("a\"b\\c\n\x01"));
+  o.Set("n", Json::Number(-42));
+  o.Set("b", Json::Bool(false));
+  o.Set("l", Json::Strings({"x", "y"}));
+  o.Set("z", Json());
+  Check(o.ToText() == R"({"s": "a\"b\\c\n\u0001", "n": -42, "b": false, "l": ["x", "y"], "z": null})",
+        "json: written with escapes (" + o.ToText() + ")");
+  o.Set("n", Json::Number(7));
+  Check(o.At("n").AsInt() == 7 && o.Fields().size() == 5, "json: Set replaces a key's value");
+  bool kind_refused = false;
+  try {
+    o.At("s").AsInt();
+  } catch (const Json::Error&) {
+    kind_refused = true;
+  }
+  bool not_integer = false;
+  try {
+    Json::NumberText("1.5").AsInt();
+  } catch (const Json::Error&) {
+    not_integer = true;
+  }
+  Check(kind_refused && not_integer,
+        "json: a value read as another kind, or a fraction as an integer, is refused");
 }

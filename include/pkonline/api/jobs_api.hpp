@@ -2,16 +2,16 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "pkonline/api/checks.hpp"
+#include "pkonline/json.hpp"
 
 namespace pkonline::api {
 
-// A job in state 'queued' (start) or 'created' (waits for pkonline.start).
-int64_t CreateJob(const TableInfo& t, const std::string& operation,
-                  const std::map<std::string, std::string>& options, bool start);
+// A job in state 'queued' (start) or 'created' (waits for pkonline.start). Its options: the
+// operation's plan (`plan`, an ops/plans.hpp Save()) and this session's pkonline.* settings.
+int64_t CreateJob(const TableInfo& t, const std::string& operation, const Json& plan, bool start);
 // Starts the job's worker (after this transaction ends) or leaves it queued at max_workers.
 void StartOrQueue(int64_t job_id);
 // After CreateJob (SPI closed): a NOTICE "pkonline job N: <what>" with how to follow it, then,

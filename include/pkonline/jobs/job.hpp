@@ -1,11 +1,12 @@
-// A job as the worker and the API see it: one row of pkonline.jobs, plus its options.
+// A job as the worker and the API see it: one row of pkonline.jobs. Its options (jsonb) hold the
+// operation's plan (ops/plans.hpp), the settings (settings.hpp) and what the steps recorded.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "pkonline/jobs/settings.hpp"
+#include "pkonline/json.hpp"
 
 namespace pkonline::jobs {
 
@@ -35,12 +36,8 @@ struct Job {
   int64_t cursor_block = 0;
   int64_t end_block = -1;  // -1: not measured yet
   int64_t rows_done = 0;
-  std::map<std::string, std::string> options;
-  JobSettings settings;  // read from the options when the job is loaded
-
-  const std::string& Opt(const std::string& key) const;  // throws if missing
-  int64_t OptInt(const std::string& key) const;
-  bool OptBool(const std::string& key) const;
+  Json options = Json::Object();  // as stored when the job was loaded
+  JobSettings settings;           // read from the options when the job is loaded
 };
 
 }  // namespace pkonline::jobs

@@ -2,8 +2,9 @@
 // job's options under the keys below (SaveTo/Load are the one place that names them).
 #pragma once
 
-#include <map>
 #include <string>
+
+#include "pkonline/json.hpp"
 
 namespace pkonline::jobs {
 
@@ -20,9 +21,10 @@ struct JobSettings {
   bool backfill_fires_triggers = false;  // pkonline.backfill_fires_triggers
   std::string wal_compression = "lz4";   // pkonline.wal_compression: the worker's own
 
-  // Into a job's options, and back; Load fails (XX000) on a key missing or not a number.
-  void SaveTo(std::map<std::string, std::string>& options) const;
-  static JobSettings Load(const std::map<std::string, std::string>& options);
+  // Into a job's options (an object), and back; Load fails (XX000) on a key missing or of the
+  // wrong kind.
+  void SaveTo(Json& options) const;
+  static JobSettings Load(const Json& options);
 };
 
 }  // namespace pkonline::jobs

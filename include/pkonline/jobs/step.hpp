@@ -27,10 +27,19 @@ struct Step {
   bool final = false;
 };
 
+// What a batch's statement may run besides the table's own triggers and constraints. The runner
+// keeps the table's row triggers quiet in a batch only when no code a user wrote can run there.
+enum class BatchCode {
+  kBuiltinsOnly,  // the value comes from built-ins only (nextval, a checked expression)
+  kUserCode,      // the value may run code a user wrote: the table's triggers fire
+  kOwnCopyOnly,   // the batches write only the job's own copy, which has no trigger
+};
+
 class Operation {
  public:
   virtual ~Operation() = default;
   virtual std::vector<Step> Steps(const Job& job) const = 0;
+  virtual BatchCode Batches(const Job&) const { return BatchCode::kBuiltinsOnly; }
 };
 
 // The step number (from 1) of the plan's point of no return: its step marked `final`.
@@ -60,9 +69,10 @@ class Context {
   // triggers, other sessions' statistics), with search_path pinned.
   virtual void AsExtensionOwner(const std::function<void()>& fn) = 0;
   // Inside a transaction: a fact the step learned (the OID of a helper it made), kept in the
-  // job's options and committed with the transaction; Recall reads it back ("" if unset).
-  virtual void Remember(const std::string& key, const std::string& value) = 0;
-  virtual std::string Recall(const std::string& key) = 0;
+  // job's options under a key of ops/plans.hpp's fact:: and committed with the transaction;
+  // Recall reads it back (null if unset).
+  virtual void Remember(const std::string& key, const Json& value) = 0;
+  virtual Json Recall(const std::string& key) = 0;
   // Inside a walk's transaction: where the walk over heap blocks ends (measured once), and how
   // far it got, committed with the batch.
   virtual void SetWalkRange(int64_t end_block, int64_t rows_estimate) = 0;

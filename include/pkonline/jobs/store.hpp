@@ -18,8 +18,7 @@ struct StepPlan {
 };
 // Inserts a queued job with its options and its plan of steps; returns its id.
 int64_t Create(unsigned relid, const std::string& table_name, const std::string& operation,
-               const std::map<std::string, std::string>& options, unsigned owner, unsigned run_as,
-               JobState state);
+               const Json& options, unsigned owner, unsigned run_as, JobState state);
 void SavePlan(int64_t job_id, const std::vector<StepPlan>& plan);
 // The names of the job's steps, as saved with its plan, in order.
 std::vector<std::string> StepNames(int64_t job_id);
@@ -47,9 +46,9 @@ void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
 void CountLockRetry(int64_t job_id);
 // Records a fact a step learned (e.g. the attnum of the column it added) in the job's options,
-// in the step's own transaction; OptionNow reads it back (empty if unset).
-void SetOption(int64_t job_id, const std::string& key, const std::string& value);
-std::string OptionNow(int64_t job_id, const std::string& key);
+// in the step's own transaction; OptionNow reads it back (null if unset).
+void SetOption(int64_t job_id, const std::string& key, const Json& value);
+Json OptionNow(int64_t job_id, const std::string& key);
 
 // An audit row; detail is a JSON object text (or empty).
 void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,

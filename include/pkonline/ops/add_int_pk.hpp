@@ -4,6 +4,7 @@
 //    columns, keep it in step through a change log, build its indexes, swap the storages.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +23,7 @@ bool HasOurPk(const jobs::Job& job);
 std::string OurColumn(const jobs::Job& job);
 // ADD COLUMN, its sequence (owned by it, USAGE for the table's writers) as its DEFAULT.
 void AddColumnWithSequence(Context& ctx);
-std::string SequenceOid(const jobs::Job& job);
+int64_t SequenceOid(const jobs::Job& job);
 std::string FillCall(const jobs::Job& job);
 // With the table locked, after the key is attached: identity, or the sequence renamed.
 void FinishSequence(const jobs::Job& job);
