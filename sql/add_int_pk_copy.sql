@@ -8,8 +8,8 @@ SET pkonline.batch_size = 4;       -- several batches even on small tables
 SET pkonline.batch_time = 0;
 SET pkonline.batch_sleep = 0;
 CREATE EXTENSION IF NOT EXISTS amcheck;
-\set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
-\set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
+\set hold 'SELECT pkonline.hold_wait_point(''backfill_batch'')'
+\set release 'SELECT pkonline.release_wait_point(''backfill_batch'')'
 
 \i sql/include/wait_for_step.sql
 
@@ -96,7 +96,7 @@ SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline%';
 -- explicit id, and writes rolled back
 CREATE TABLE w1 (k int, v text);
 INSERT INTO w1 SELECT g, 'v' || g FROM generate_series(1, 1000) g;
-SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SELECT pkonline.hold_wait_point('swap');
 SET pkonline.max_wal_rate = '10MB';  -- paced batches end the same
 SELECT pkonline.add_int_pk('w1', method => 'copy') AS job \gset
 RESET pkonline.max_wal_rate;
@@ -112,7 +112,7 @@ INSERT INTO w1 VALUES (1004, 'rolled back');
 UPDATE w1 SET v = 'rolled back' WHERE k = 3;
 DELETE FROM w1 WHERE k = 4;
 ROLLBACK;
-SELECT pg_advisory_unlock(1886089071, hashtext('swap'));
+SELECT pkonline.release_wait_point('swap');
 CALL pkonline.wait(:job, '60s');
 SELECT substring(message FROM '(\d+) last changes')::int AS applied_under_the_lock
   FROM pkonline.events WHERE job_id = :job AND message LIKE 'storage swapped%';

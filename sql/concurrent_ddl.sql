@@ -6,8 +6,8 @@ SET pkonline.debug_wait_points = on;
 SET pkonline.batch_size = 2;
 SET pkonline.batch_time = 0;
 SET pkonline.batch_sleep = 0;
-\set hold 'SELECT pg_advisory_lock(1886089071, hashtext(''backfill_batch''))'
-\set release 'SELECT pg_advisory_unlock(1886089071, hashtext(''backfill_batch''))'
+\set hold 'SELECT pkonline.hold_wait_point(''backfill_batch'')'
+\set release 'SELECT pkonline.release_wait_point(''backfill_batch'')'
 
 \i sql/include/wait_for_step.sql
 
@@ -119,7 +119,8 @@ CALL wait_for_step(:job, 'backfill');
 DROP EXTENSION pkonline;
 \set VERBOSITY default
 DROP EXTENSION pkonline CASCADE;
-:release;
+-- (the release helper went with the extension)
+SELECT pg_advisory_unlock_all();
 SELECT pg_sleep(1);
 SELECT count(*) AS pkonline_workers FROM pg_stat_activity WHERE backend_type = 'pkonline worker';
 SELECT string_agg(attname, ',' ORDER BY attnum) AS columns

@@ -14,13 +14,13 @@ INSERT INTO ctl SELECT g, 'b' || g FROM generate_series(1, 3000) g;
 CREATE TABLE ctl_before AS SELECT * FROM ctl;
 
 -- cancel during the backfill: everything the job added is undone
-SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.hold_wait_point('backfill_batch');
 SELECT pkonline.add_int_pk('ctl') AS job \gset
 CALL wait_for_step(:job, 'backfill');
 SELECT attname FROM pg_attribute WHERE attrelid = 'ctl'::regclass AND attname = 'id';
 SELECT count(*) AS fill_triggers FROM pg_trigger WHERE tgrelid = 'ctl'::regclass;
 SELECT pkonline.cancel(:job);
-SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.release_wait_point('backfill_batch');
 CALL pkonline.wait(:job);
 SELECT step, state FROM pkonline.steps(:job);
 SELECT string_agg(attname, ',' ORDER BY attnum) AS columns
@@ -34,11 +34,11 @@ SELECT (SELECT count(*) FROM (TABLE ctl EXCEPT ALL TABLE ctl_before) x) +
 SELECT kind, message FROM pkonline.events WHERE job_id = :job AND kind IN ('cancel', 'step_undone') ORDER BY id;
 
 -- pause during the backfill, then resume: it goes on from where it stopped
-SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.hold_wait_point('backfill_batch');
 SELECT pkonline.add_int_pk('ctl') AS job \gset
 CALL wait_for_step(:job, 'backfill');
 SELECT pkonline.pause(:job);
-SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.release_wait_point('backfill_batch');
 CALL pkonline.wait(:job);
 SELECT state, step FROM pkonline.status WHERE job = :job;
 SELECT pkonline.pause(:job);   -- already paused
@@ -61,11 +61,11 @@ END $$;
 -- cancel just before the concurrent index build: column, check and trigger are undone
 CREATE TABLE ctl2 (a int);
 INSERT INTO ctl2 SELECT generate_series(1, 1000);
-SELECT pg_advisory_lock(1886089071, hashtext('create_index'));
+SELECT pkonline.hold_wait_point('create_index');
 SELECT pkonline.add_int_pk('ctl2') AS job \gset
 CALL wait_for_step(:job, 'create_index');
 SELECT pkonline.cancel(:job);
-SELECT pg_advisory_unlock(1886089071, hashtext('create_index'));
+SELECT pkonline.release_wait_point('create_index');
 CALL pkonline.wait(:job);
 SELECT string_agg(attname, ',' ORDER BY attnum) AS columns
   FROM pg_attribute WHERE attrelid = 'ctl2'::regclass AND attnum > 0 AND NOT attisdropped;
@@ -88,13 +88,13 @@ CREATE TABLE q1 (a int);
 CREATE TABLE q2 (a int);
 INSERT INTO q1 SELECT generate_series(1, 500);
 INSERT INTO q2 SELECT generate_series(1, 500);
-SELECT pg_advisory_lock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.hold_wait_point('backfill_batch');
 SELECT pkonline.add_int_pk('q1') AS job1 \gset
 CALL wait_for_step(:job1, 'backfill');
 SELECT pkonline.add_int_pk('q2') AS job2 \gset
 SELECT pg_sleep(0.5);
 SELECT state, worker_alive FROM pkonline.status WHERE job = :job2;
-SELECT pg_advisory_unlock(1886089071, hashtext('backfill_batch'));
+SELECT pkonline.release_wait_point('backfill_batch');
 CALL pkonline.wait(:job1);
 CALL pkonline.wait(:job2);
 ALTER SYSTEM RESET pkonline.max_workers;

@@ -200,6 +200,19 @@ CREATE FUNCTION pkonline._fill_nextval() RETURNS trigger LANGUAGE c AS 'MODULE_P
 -- is the one its job made.
 REVOKE EXECUTE ON FUNCTION pkonline._copy_fill(), pkonline._copy_log(), pkonline._fill_nextval() FROM PUBLIC;
 
+-- Testing hooks. A job created with pkonline.debug_wait_points on (superuser only) makes its worker
+-- stop before each named wait point ('backfill_batch', 'create_index', 'attach', 'swap', ...) while
+-- a session holds it: hold_wait_point takes the point's session-level advisory lock, whose key the
+-- worker shares (jobs::kAdvisoryClass + 1 = 1886089071, test/unit checks the two agree);
+-- release_wait_point lets the worker go on.
+CREATE FUNCTION pkonline.hold_wait_point(point text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_advisory_lock(1886089071, pg_catalog.hashtext(point)) $$;
+CREATE FUNCTION pkonline.release_wait_point(point text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_advisory_unlock(1886089071, pg_catalog.hashtext(point)) $$;
+REVOKE EXECUTE ON FUNCTION pkonline.hold_wait_point(text), pkonline.release_wait_point(text) FROM PUBLIC;
+
 -- add_column: the caller's search_path travels with the call, so names in `fill` resolve as they
 -- would in the caller's own query; the C function (pinned like every other) analyses the
 -- expression as the caller and stores it with every name outside pg_catalog schema-qualified.

@@ -110,11 +110,11 @@ BEGIN
   END LOOP;
 END $$;
 SET pkonline.debug_wait_points = on;
-SELECT pg_advisory_lock(1886089071, hashtext('create_index'));
+SELECT pkonline.hold_wait_point('create_index');
 SELECT pkonline.set_primary_key('c1', '{code}') AS job \gset
 CALL wait_for_step('spk.c1', 'create_index');
 INSERT INTO c1 VALUES (501, 'c1');
-SELECT pg_advisory_unlock(1886089071, hashtext('create_index'));
+SELECT pkonline.release_wait_point('create_index');
 CALL pkonline.wait(:job);
 SELECT state, step, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
@@ -124,11 +124,11 @@ SELECT helpers_left(), (SELECT count(*) FROM pg_index WHERE indrelid = 'c1'::reg
 -- once the swap has begun, cancel refuses: the job finishes
 CREATE TABLE c2 (id int PRIMARY KEY, code text NOT NULL);
 INSERT INTO c2 SELECT g, 'c' || g FROM generate_series(1, 500) g;
-SELECT pg_advisory_lock(1886089071, hashtext('swap'));
+SELECT pkonline.hold_wait_point('swap');
 SELECT pkonline.set_primary_key('c2', '{code}') AS job \gset
 CALL wait_for_step('spk.c2', 'swap');
 SELECT try(format('SELECT pkonline.cancel(%s)', :job));
-SELECT pg_advisory_unlock(1886089071, hashtext('swap'));
+SELECT pkonline.release_wait_point('swap');
 CALL pkonline.wait(:job);
 RESET pkonline.debug_wait_points;
 SELECT * FROM keys('c2');

@@ -2,7 +2,7 @@
 // as the caller), then a job row with its plan, then (optionally) a worker.
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
-#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/api/create_job.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"

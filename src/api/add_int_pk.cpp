@@ -1,7 +1,7 @@
 // pkonline.add_int_pk(): checks, then a queued job row with its plan, then (optionally) a worker.
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
-#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/api/create_job.hpp"
 #include "pkonline/guc.hpp"
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"

@@ -4,7 +4,7 @@
 
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
-#include "pkonline/api/jobs_api.hpp"
+#include "pkonline/api/create_job.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/expr.hpp"

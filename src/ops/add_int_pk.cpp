@@ -97,8 +97,7 @@ void AddColumnWithSequence(Context& ctx) {
 }
 
 // The fill trigger's function: pkonline._fill_nextval (C, src/pg/capture.cpp) with the column's
-// attnum and the sequence's OID. (Jobs created by 0.1 before it used a PL/pgSQL function of
-// their own, pkonline_<job>_fill, which undo and attach still drop if it is the table owner's.)
+// attnum and the sequence's OID.
 std::string FillCall(const jobs::Job& job) {
   const std::string col = Plan(job).column;
   const int attnum = ColumnAttnum(job, col);
@@ -170,11 +169,7 @@ void AddColumn(Context& ctx) {
   });
 }
 
-void UndoAddColumn(Context& ctx) {
-  UndoColumnAndHelpers(ctx, {FillName(ctx.job())});
-  ctx.Txn("pkonline job " + IdText(ctx.job()) + ": drop the fill function",
-          [&]() { DropFunctionIfOurs(ctx.job(), "fill"); });
-}
+void UndoAddColumn(Context& ctx) { UndoColumnAndHelpers(ctx, {FillName(ctx.job())}); }
 
 std::vector<std::string> PkColumns(const jobs::Job& job) { return {Plan(job).column}; }
 std::function<bool()> Attached(const jobs::Job& job) {
@@ -204,7 +199,6 @@ void Attach(Context& ctx) {
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + pk + " PRIMARY KEY USING INDEX " + pk);
     Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job)));
     Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-    DropFunctionIfOurs(job, "fill");
     FinishSequence(job);
   });
   ctx.WaitPoint("attach_committed");

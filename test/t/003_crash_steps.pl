@@ -79,13 +79,11 @@ sub shape {
 
 # --- wait points and sessions ----------------------------------------------------------------
 
-sub wait_lock { return "1886089071, pg_catalog.hashtext('$_[0]')"; }
-
 # A session holding the named wait point.
 sub hold_wait_point {
 	my ($name) = @_;
 	my $s = $node->background_psql('postgres', timeout => 60);
-	$s->query_safe('SELECT pg_advisory_lock(' . wait_lock($name) . ')');
+	$s->query_safe("SELECT pkonline.hold_wait_point('$name')");
 	return $s;
 }
 
@@ -178,7 +176,7 @@ sub check_result {
 	# A transaction with a snapshot older than the build, on another table.
 	my $snap = $node->background_psql('postgres', timeout => 60);
 	$snap->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other_table;');
-	$hold->query_safe('SELECT pg_advisory_unlock(' . wait_lock('create_index') . ')');
+	$hold->query_safe("SELECT pkonline.release_wait_point('create_index')");
 
 	poll("SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 't_a'::regclass "
 		  . "AND command = 'CREATE INDEX CONCURRENTLY' AND phase = 'waiting for old snapshots')",

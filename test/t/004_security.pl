@@ -66,10 +66,9 @@ sub check_done {
 }
 
 # Debug wait point: the worker stops before each backfill batch while this lock is held.
-my $wait_lock = q{1886089071, pg_catalog.hashtext('backfill_batch')};
 my $holder = $node->background_psql('postgres');
-sub hold    { $holder->query_safe("SELECT pg_advisory_lock($wait_lock)"); }
-sub release { $holder->query_safe("SELECT pg_advisory_unlock($wait_lock)"); }
+sub hold    { $holder->query_safe("SELECT pkonline.hold_wait_point('backfill_batch')"); }
+sub release { $holder->query_safe("SELECT pkonline.release_wait_point('backfill_batch')"); }
 
 sub worker_where { return "backend_type = 'pkonline worker' AND application_name = 'pkonline job $_[0]'"; }
 

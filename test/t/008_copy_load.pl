@@ -74,7 +74,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT step_no = 2 AND end_block > 0 AND cursor_block > end_block / 3 FROM pkonline.jobs WHERE id = $job"),
 	'the copy is under way');
 my $hold = $node->background_psql('postgres');
-$hold->query_safe(q{SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('backfill_batch'))});
+$hold->query_safe(q{SELECT pkonline.hold_wait_point('backfill_batch')});
 ok($node->poll_query_until('postgres',
 		"SELECT j.step_no = 2 AND j.cursor_block < j.end_block FROM pkonline.jobs j WHERE j.id = $job AND EXISTS "
 		  . "(SELECT 1 FROM pg_stat_activity WHERE application_name = 'pkonline job $job' AND wait_event = 'advisory')"),

@@ -54,8 +54,8 @@ my ($n, $holder, $jobs_before);
 
 # Debug wait points (pkonline.debug_wait_points = on in the job's session): while a test holds
 # the named point's advisory lock, the job's worker stops before it.
-sub hold    { $holder->query_safe("SELECT pg_advisory_lock(1886089071, pg_catalog.hashtext('$_[0]'))"); }
-sub release { $holder->query_safe("SELECT pg_advisory_unlock(1886089071, pg_catalog.hashtext('$_[0]'))"); }
+sub hold    { $holder->query_safe("SELECT pkonline.hold_wait_point('$_[0]')"); }
+sub release { $holder->query_safe("SELECT pkonline.release_wait_point('$_[0]')"); }
 
 su(q{
 	CREATE EXTENSION pkonline;
@@ -242,7 +242,7 @@ is(wait_job($ji), 'cancelled', 'cancelled (mallory\'s objects are not the job\'s
 $n = next_job();
 as('mallory', "CREATE FUNCTION shared.pkonline_${n}_fill() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'");
 my $ji2 = as('alice', "SELECT pkonline.add_int_pk('shared.inpl')");
-is(wait_job($ji2), 'done', 'an in-place job beside a function under its legacy helper name: done');
+is(wait_job($ji2), 'done', 'an in-place job beside a function under its fill trigger\'s name: done');
 is(su("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pkonline\\_%\\_fill' AND proowner = 'mallory'::regrole") . ' '
 	  . su("SELECT count(*) FROM pg_class WHERE relname = 'pkonline_${ji}_seq' AND relowner = 'mallory'::regrole"),
 	'2 1', 'mallory\'s sequence and functions are left as they were');

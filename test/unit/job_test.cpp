@@ -35,6 +35,14 @@ void unit::JobTests() {
     checked = std::regex_replace(m[1].str(), std::regex(R"('|\s)"), "");
   Check(!checked.empty() && checked == texts,
         "state: the SQL CHECK on pkonline.jobs.state names the same set (" + checked + " vs " + texts + ")");
+  // The wait points' advisory key: the worker's (kAdvisoryClass + 1) is the one the SQL helpers
+  // hold_wait_point / release_wait_point take.
+  int holds = 0;
+  const std::regex key(R"(pg_advisory_(un)?lock\((\d+), )");
+  for (std::sregex_iterator it(sql.begin(), sql.end(), key), end; it != end; ++it)
+    holds += std::stoll((*it)[2].str()) == pkonline::jobs::kAdvisoryClass + 1 ? 1 : -100;
+  Check(holds == 2, "wait points: the SQL helpers use the worker's advisory key (" +
+                        std::to_string(pkonline::jobs::kAdvisoryClass + 1) + ")");
   bool refused = false;
   try {
     pkonline::jobs::JobStateFromText("finished");

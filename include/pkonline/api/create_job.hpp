@@ -1,4 +1,4 @@
-// Shared API pieces: creating a job row with its plan, and starting its worker.
+// Creating a job (src/api/create_job.cpp): its row with the plan, the NOTICE, its worker.
 #pragma once
 
 #include <cstdint>
