@@ -195,10 +195,13 @@ CREATE FUNCTION pkonline._copy_fill() RETURNS trigger LANGUAGE c AS 'MODULE_PATH
 CREATE FUNCTION pkonline._copy_log() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_log';
 -- The in-place add_int_pk's fill trigger: NEW.<column> := nextval(<sequence>) when it is NULL.
 CREATE FUNCTION pkonline._fill_nextval() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_fill_nextval';
+-- convert_pk_to_bigint's trigger: NEW.<bigint column> := NEW.<integer column>.
+CREATE FUNCTION pkonline._sync_bigint() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_sync_bigint';
 -- Only the job's worker attaches them (as the extension's owner): PostgreSQL checks EXECUTE on a
 -- trigger function only at CREATE TRIGGER, and the C code checks, too, that a trigger calling them
 -- is the one its job made.
-REVOKE EXECUTE ON FUNCTION pkonline._copy_fill(), pkonline._copy_log(), pkonline._fill_nextval() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pkonline._copy_fill(), pkonline._copy_log(), pkonline._fill_nextval(),
+  pkonline._sync_bigint() FROM PUBLIC;
 
 -- Testing hooks. A job created with pkonline.debug_wait_points on (superuser only) makes its worker
 -- stop before each named wait point ('backfill_batch', 'create_index', 'attach', 'swap', ...) while
@@ -257,6 +260,13 @@ RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pkonline_set_primary_key';
 COMMENT ON FUNCTION pkonline.set_primary_key(regclass, name[], text, boolean) IS
   'Makes existing columns the primary key (moving it if there is one), online; returns the job id';
+
+CREATE FUNCTION pkonline.convert_pk_to_bigint(tbl regclass, referencing boolean DEFAULT true,
+                                              start boolean DEFAULT true)
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_convert_pk_to_bigint';
+COMMENT ON FUNCTION pkonline.convert_pk_to_bigint(regclass, boolean, boolean) IS
+  'Makes a smallint/integer primary key, and the columns of foreign keys referencing it, bigint, online; returns the job id';
 
 -------------------------------------------------------------------------------------------------
 -- Job control.

@@ -1,5 +1,6 @@
 // Up-front checks of API arguments: bad input gets a clear error and changes nothing.
 #include "pkonline/api/checks.hpp"
+#include "pkonline/ops/plans.hpp"
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -137,8 +138,9 @@ void RequireNoActiveJob(const TableInfo& t) {
   pg::Result r;
   pg::AsRole(jobs::store::ExtensionOwner(), [&]() {  // jobs of every role count
     r = pg::Query(
-        "SELECT id, state FROM pkonline.jobs WHERE relid = $1::oid AND state NOT IN ('done', 'cancelled')",
-        {V(static_cast<int64_t>(t.relid))}, true);
+        "SELECT id, state FROM pkonline.jobs WHERE (relid = $1::oid OR options -> $2 @> "
+        "pg_catalog.jsonb_build_array($1::bigint)) AND state NOT IN ('done', 'cancelled') ORDER BY id",
+        {V(static_cast<int64_t>(t.relid)), V(std::string(ops::kTouchedTablesKey))}, true);
   });
   if (!r.empty())
     Fail(sqlstate::kObjectInUse,

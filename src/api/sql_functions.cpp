@@ -68,6 +68,7 @@ extern "C" {
 PKONLINE_FUNCTION(pkonline_add_int_pk);
 PKONLINE_FUNCTION(pkonline_add_column);
 PKONLINE_FUNCTION(pkonline_set_primary_key);
+PKONLINE_FUNCTION(pkonline_convert_pk_to_bigint);
 PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
@@ -131,6 +132,20 @@ Datum pkonline_set_primary_key(PG_FUNCTION_ARGS) {
       return static_cast<bool>(DatumGetBool(f->args[i].value));
     });
     return Int64GetDatum(pkonline::api::SetPrimaryKey(a));
+  });
+}
+
+Datum pkonline_convert_pk_to_bigint(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() -> Datum {
+    auto boolean = [](FunctionCallInfo f, int i) {
+      return static_cast<bool>(DatumGetBool(f->args[i].value));
+    };
+    pkonline::api::ConvertPkArgs a;
+    a.relid = Required<Oid>(fcinfo, 0, "tbl",
+                            [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    a.referencing = Required<bool>(fcinfo, 1, "referencing", boolean);
+    a.start = Required<bool>(fcinfo, 2, "start", boolean);
+    return Int64GetDatum(pkonline::api::ConvertPkToBigint(a));
   });
 }
 

@@ -39,7 +39,7 @@ class RunContext final : public Context {
     KeepClaim();
   }
 
-  void Batch(const std::string& activity, const std::function<void()>& fn) override {
+  void Batch(const std::string& activity, unsigned relid, const std::function<void()>& fn) override {
     pg::TxnOptions opts;
     opts.lock_timeout_ms = job_.settings.lock_timeout_ms;  // on row locks too
     bool fire = false;
@@ -47,7 +47,7 @@ class RunContext final : public Context {
         activity,
         [&]() {
           RequireStillAllowed(job_, !cancelling_);
-          if (QuietTriggers(&fire)) pg::ReplicaRoleForThisTransaction();
+          if (QuietTriggers(relid, &fire)) pg::ReplicaRoleForThisTransaction();
           fn();
         },
         opts);
@@ -102,10 +102,20 @@ class RunContext final : public Context {
     }
   }
 
-  void TopLevel(const std::string& sql) override {
+  void TopLevel(const std::string& sql) override { RunTopLevel(sql, nullptr); }
+
+  void TopLevelIndexLike(const std::string& definition,
+                         const std::vector<std::pair<std::string, std::string>>& renames,
+                         const std::string& name) override {
+    const pg::IndexRewrite rewrite{renames, name};
+    RunTopLevel(definition, &rewrite);
+  }
+
+  void RunTopLevel(const std::string& sql, const pg::IndexRewrite* rewrite) {
     try {
       pg::InTransaction("pkonline: check owner", [&]() { RequireStillAllowed(job_, !cancelling_); });
-      pg::RunTopLevel(sql);  // (VACUUM and CREATE INDEX run the table's code as its owner themselves)
+      // (VACUUM and CREATE INDEX run the table's code as its owner themselves)
+      pg::RunTopLevel(sql, rewrite);
     } catch (const PgError& e) {
       if (e.sqlstate() == sqlstate::kQueryCanceled) CheckControl();
       throw;
@@ -184,9 +194,9 @@ class RunContext final : public Context {
   // it: replica mode also switches off other tables' foreign keys and triggers (src/pg/user_code).
   // The copy method's batches write only the job's own copy, which has no trigger: never needed.
   // `fire` says the table's triggers fire because user code could run.
-  bool QuietTriggers(bool* fire) {
+  bool QuietTriggers(unsigned relid, bool* fire) {
     if (job_.settings.backfill_fires_triggers || batches_ == BatchCode::kOwnCopyOnly) return false;
-    *fire = batches_ == BatchCode::kUserCode || pg::TableRunsUserCode(job_.relid);
+    *fire = batches_ == BatchCode::kUserCode || pg::TableRunsUserCode(relid);
     return !*fire;
   }
   bool told_fire_ = false;

@@ -179,7 +179,7 @@ void StepDone(int64_t job_id, int step_no, const std::string& step, const std::s
 
 void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate) {
   PrivQuery(
-      "UPDATE pkonline.jobs SET end_block = $2::bigint, rows_estimate = $3::bigint, "
+      "UPDATE pkonline.jobs SET end_block = $2::bigint, rows_estimate = $3::bigint, cursor_block = 0, "
       "backfill_started_at = COALESCE(backfill_started_at, pg_catalog.clock_timestamp()) "
       "WHERE id = $1::bigint",
       {V(job_id), V(end_block), V(rows_estimate)});

@@ -71,6 +71,8 @@ struct WalkSpec {
   // Run in every batch's transaction before the statement: checks what the statement names
   // and returns a key of it (e.g. the target's name); a new key plans the statement again.
   std::function<std::string()> guard;
+  unsigned relid = 0;                      // the table the batches write
+  std::function<std::string()> table_sql;  // its current name, for VACUUM
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql,
@@ -85,6 +87,8 @@ WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::st
     return pg::AsInt(r.rows[0][0]);
   };
   spec.vacuum = true;
+  spec.relid = job.relid;
+  spec.table_sql = [&job]() { return TableSql(job); };
   return spec;
 }
 
@@ -117,7 +121,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     try {
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " +
                     std::to_string(cursor) + "-" + std::to_string(hi) + " of " + std::to_string(to),
-                [&]() {
+                spec.relid, [&]() {
                   if (spec.guard) {
                     // A kept plan is re-analysed by name when what it names changes.
                     const std::string key = spec.guard();
@@ -163,7 +167,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     sizer.Took(ms);
     if (cursor < to && vacuum.After(done_blocks, rows)) {
       std::string table;
-      ctx.Txn("pkonline: table name", [&]() { table = TableSql(job); });
+      ctx.Txn("pkonline: table name", [&]() { table = spec.table_sql(); });
       throttle.ReportHorizon();
       // No truncation (it takes ACCESS EXCLUSIVE at the end); the TOAST table has nothing to
       // reclaim (the backfill's new row versions share the old ones' TOAST values).
@@ -217,7 +221,41 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
   spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
   spec.what = "copy";
   spec.guard = guard;
+  spec.relid = job.relid;
+  spec.table_sql = [&job]() { return TableSql(job); };
   Walk(ctx, spec, job.cursor_block, end, true);
+}
+
+void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
+  const auto& job = ctx.job();
+  for (size_t k = 0; k < walks.size(); k++) {
+    const TableWalk& w = walks[k];
+    int64_t from = 0, end = 0;
+    ctx.Txn("pkonline: measure table", [&]() {
+      const Json of = ctx.Recall(fact::kWalkOf);
+      if (!of.is_null() && of.AsInt() == static_cast<int64_t>(k) && job.end_block >= 0) {
+        from = job.cursor_block;  // resumed: the cursor is this table's
+        end = job.end_block;
+        return;
+      }
+      auto r = pg::Query(
+          "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
+          "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+          {V(static_cast<int64_t>(w.relid))}, true);
+      if (r.empty()) w.table_sql();  // reports the drop
+      end = pg::AsInt(r.rows[0][0]);
+      ctx.SetWalkRange(end, pg::AsInt(r.rows[0][1]));  // and the cursor back to block 0
+      ctx.Remember(fact::kWalkOf, Json::Number(static_cast<int64_t>(k)));
+    });
+    if (from == 0) ctx.Event("info", Fmt("backfill of %1% (%2% heap blocks) started", w.name, end));
+    WalkSpec spec;
+    spec.sql = w.sql;
+    spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
+    spec.vacuum = true;
+    spec.relid = w.relid;
+    spec.table_sql = w.table_sql;
+    Walk(ctx, spec, from, end, true);
+  }
 }
 
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {

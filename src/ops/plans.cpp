@@ -160,6 +160,51 @@ Json SetPrimaryKeyPlan::Save() const {
   return o;
 }
 
+// --- convert_pk_to_bigint -------------------------------------------------------------------------
+ConvertPkPlan ConvertPkPlan::Load(const jobs::Job& job) {
+  const Reader r(job);
+  ConvertPkPlan p;
+  p.schema = r.String(kSchema);
+  p.pk_name = r.String("pk_name");
+  p.referencing = r.Bool("referencing");
+  p.targets = r.Read("targets", [](const Json& v) {
+    std::vector<Target> out;
+    for (const auto& t : v.Items())
+      out.push_back({static_cast<unsigned>(t.At("relid").AsInt()), t.At("table").AsString(),
+                     t.At("column").AsString(), t.At("not_null").AsBool()});
+    return out;
+  });
+  p.tables = r.Read(kTouchedTablesKey, [](const Json& v) {
+    std::vector<unsigned> out;
+    for (const auto& t : v.Items()) out.push_back(static_cast<unsigned>(t.AsInt()));
+    return out;
+  });
+  if (p.targets.empty() || p.targets[0].relid != job.relid)
+    Fail(sqlstate::kInternal, Fmt("pkonline: job %1%'s first target is not its table", job.id));
+  return p;
+}
+
+Json ConvertPkPlan::Save() const {
+  Json o = Json::Object();
+  o.Set(kSchema, Json::String(schema));
+  o.Set("pk_name", Json::String(pk_name));
+  o.Set("referencing", Json::Bool(referencing));
+  Json list = Json::Array();
+  for (const auto& t : targets) {
+    Json item = Json::Object();
+    item.Set("relid", Json::Number(t.relid));
+    item.Set("table", Json::String(t.table));
+    item.Set("column", Json::String(t.column));
+    item.Set("not_null", Json::Bool(t.not_null));
+    list.Push(std::move(item));
+  }
+  o.Set("targets", std::move(list));
+  Json touched = Json::Array();
+  for (unsigned relid : tables) touched.Push(Json::Number(relid));
+  o.Set(kTouchedTablesKey, std::move(touched));
+  return o;
+}
+
 Json SaveMovedForeignKeys(const std::vector<MovedForeignKey>& fks) {
   Json list = Json::Array();
   for (const auto& fk : fks) {

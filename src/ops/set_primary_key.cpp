@@ -236,27 +236,6 @@ void Swap(Context& ctx) {
   ctx.WaitPoint("swap_committed");
 }
 
-// The moved foreign keys were re-added NOT VALID; validating them reads the referencing tables
-// under SHARE UPDATE EXCLUSIVE (their DML continues).
-void ValidateForeignKeys(Context& ctx) {
-  const auto& job = ctx.job();
-  std::vector<MovedForeignKey> moved;
-  ctx.Txn("pkonline job " + IdText(job) + ": moved foreign keys",
-          [&]() { moved = LoadMovedForeignKeys(job, ctx.Recall(fact::kMovedFks)); });
-  for (const auto& fk : moved) {
-    const std::string& table = fk.table;
-    const std::string& name = fk.name;
-    ctx.Txn("pkonline job " + IdText(job) + ": validate " + name, [&]() {
-      auto r = Query(
-          "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
-          "AND conrelid = pg_catalog.to_regclass($2)",
-          {V(name), V(table)}, true);
-      if (r.empty() || !pg::AsBool(r.scalar())) return;  // gone, or validated already
-      Exec("ALTER TABLE " + table + " VALIDATE CONSTRAINT " + Ident(name));
-    });
-  }
-}
-
 const char* kBrief =
     "ACCESS EXCLUSIVE, catalog only (milliseconds), under pkonline.lock_timeout with retries";
 

@@ -201,4 +201,25 @@ void DropUniqueIndex(Context& ctx, const std::string& name, const std::vector<st
   if (present) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
 }
 
+// The moved foreign keys were re-added NOT VALID; validating them reads the referencing tables
+// under SHARE UPDATE EXCLUSIVE (their DML continues).
+void ValidateForeignKeys(Context& ctx) {
+  const auto& job = ctx.job();
+  std::vector<MovedForeignKey> moved;
+  ctx.Txn("pkonline job " + IdText(job) + ": moved foreign keys",
+          [&]() { moved = LoadMovedForeignKeys(job, ctx.Recall(fact::kMovedFks)); });
+  for (const auto& fk : moved) {
+    const std::string& table = fk.table;
+    const std::string& name = fk.name;
+    ctx.Txn("pkonline job " + IdText(job) + ": validate " + name, [&]() {
+      auto r = Query(
+          "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
+          "AND conrelid = pg_catalog.to_regclass($2)",
+          {V(name), V(table)}, true);
+      if (r.empty() || !pg::AsBool(r.scalar())) return;  // gone, or validated already
+      Exec("ALTER TABLE " + table + " VALIDATE CONSTRAINT " + Ident(name));
+    });
+  }
+}
+
 }  // namespace pkonline::ops

@@ -34,6 +34,8 @@ PGDLLEXPORT Datum pkonline_tid_key(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_copy_fill(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_copy_log(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_fill_nextval(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum pkonline_sync_bigint(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(pkonline_sync_bigint);
 PG_FUNCTION_INFO_V1(pkonline_tid_key);
 PG_FUNCTION_INFO_V1(pkonline_copy_fill);
 PG_FUNCTION_INFO_V1(pkonline_copy_log);
@@ -91,17 +93,10 @@ constexpr int kVerifiedSlots = 32;
 Verified verified[kVerifiedSlots];
 int next_verified = 0;
 
-// PostgreSQL checks EXECUTE on a trigger function only at CREATE TRIGGER, and the arguments are
-// whatever its creator wrote: before writing anything, make sure the trigger is the one an
-// unfinished job of this table made, with the column and the sequence (`key` seq_oid) or change
-// log (log_oid) that the job recorded. The look-up runs once per trigger and backend, as the
-// bootstrap superuser (the writer may not see the job), inside a security-restricted operation
-// with a pinned search_path.
-void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid target, const char* key) {
-  const Oid tgoid = td->tg_trigger->tgoid;
-  const Oid relid = RelationGetRelid(td->tg_relation);
-  for (const Verified& v : verified)
-    if (v.tgoid == tgoid && v.relid == relid && v.attnum == attnum && v.target == target) return;
+// Runs a look-up in pkonline.jobs as the bootstrap superuser (the writer may not see the job),
+// inside a security-restricted operation with a pinned search_path; the first row's first
+// `nout` columns (int4 or int2) go to `out`. Returns whether there was a row.
+bool LookUpJob(const char* fn, const char* sql, int nargs, Oid* types, Datum* values, int nout, int* out) {
   Oid saved_user;
   int saved_ctx;
   GetUserIdAndSecContext(&saved_user, &saved_ctx);
@@ -111,27 +106,49 @@ void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid t
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
                           true, 0, false);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", fn);
+  const int rc = SPI_execute_with_args(sql, nargs, types, values, nullptr, true, 1);
+  const bool found = rc == SPI_OK_SELECT && SPI_processed == 1;
+  for (int i = 0; found && i < nout; i++) {
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+    out[i] = isnull ? 0 : DatumGetInt32(d);
+  }
+  SPI_finish();
+  AtEOXact_GUC(true, nest);
+  SetUserIdAndSecContext(saved_user, saved_ctx);
+  return found;
+}
+
+[[noreturn]] void NotAJobTrigger(TriggerData* td, const char* fn) {
+  ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                  errmsg("%s: trigger \"%s\" on \"%s\" was not made by a pkonline job", fn,
+                         td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation)),
+                  errdetail("Only a running pkonline job's own triggers may call this function, with the "
+                            "column and helper that the job recorded."),
+                  errhint("DROP TRIGGER \"%s\" ON the table.", td->tg_trigger->tgname)));
+  pg_unreachable();
+}
+
+// PostgreSQL checks EXECUTE on a trigger function only at CREATE TRIGGER, and the arguments are
+// whatever its creator wrote: before writing anything, make sure the trigger is the one an
+// unfinished job of this table made, with the column and the sequence (`key` seq_oid) or change
+// log (log_oid) that the job recorded. The look-up runs once per trigger and backend.
+void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid target, const char* key) {
+  const Oid tgoid = td->tg_trigger->tgoid;
+  const Oid relid = RelationGetRelid(td->tg_relation);
+  for (const Verified& v : verified)
+    if (v.tgoid == tgoid && v.relid == relid && v.attnum == attnum && v.target == target) return;
   Oid types[4] = {OIDOID, TEXTOID, TEXTOID, TEXTOID};
   char target_text[16], attnum_text[16];
   snprintf(target_text, sizeof target_text, "%u", target);
   snprintf(attnum_text, sizeof attnum_text, "%d", attnum);
   Datum values[4] = {ObjectIdGetDatum(relid), CStringGetTextDatum(key), CStringGetTextDatum(target_text),
                      CStringGetTextDatum(attnum_text)};
-  const int rc = SPI_execute_with_args(
-      "SELECT 1 FROM pkonline.jobs j WHERE j.relid = $1 AND j.state NOT IN ('done', 'cancelled') "
-      "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
-      4, types, values, nullptr, true, 1);
-  const bool found = rc == SPI_OK_SELECT && SPI_processed == 1;
-  SPI_finish();
-  AtEOXact_GUC(true, nest);
-  SetUserIdAndSecContext(saved_user, saved_ctx);
-  if (!found)
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("%s: trigger \"%s\" on \"%s\" was not made by a pkonline job", fn,
-                           td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation)),
-                    errdetail("Only a running pkonline job's own triggers may call this function, with the "
-                              "column and helper that the job recorded."),
-                    errhint("DROP TRIGGER \"%s\" ON the table.", td->tg_trigger->tgname)));
+  if (!LookUpJob(fn,
+                 "SELECT 1 FROM pkonline.jobs j WHERE j.relid = $1 AND j.state NOT IN ('done', 'cancelled') "
+                 "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
+                 4, types, values, 0, nullptr))
+    NotAJobTrigger(td, fn);
   verified[next_verified] = {tgoid, relid, attnum, target};
   next_verified = (next_verified + 1) % kVerifiedSlots;
 }
@@ -159,6 +176,69 @@ TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {
   TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_FOR_ROW(td->tg_event)) elog(ERROR, "%s: must be a row trigger", fn);
   return td;
+}
+
+// BEFORE INSERT OR UPDATE (convert_pk_to_bigint): the row's bigint column takes the value of the
+// integer one. Arguments: the job and the target's number; the two columns are those the job
+// recorded for this table (its plan's column, the shadow's attnum), looked up once per trigger.
+Datum Sync(FunctionCallInfo fcinfo) {
+  const char* fn = "pkonline._sync_bigint";
+  TriggerData* td = RowTrigger(fcinfo, fn);
+  if (!TRIGGER_FIRED_BEFORE(td->tg_event)) elog(ERROR, "%s: must fire BEFORE", fn);
+  Trigger* tg = td->tg_trigger;
+  if (tg->tgnargs != 2) elog(ERROR, "%s: expected 2 trigger arguments", fn);
+  const Oid tgoid = tg->tgoid;
+  const Oid relid = RelationGetRelid(td->tg_relation);
+  // Columns found for this backend's sync triggers: (trigger, table) -> (integer, bigint).
+  static struct {
+    Oid tgoid, relid;
+    AttrNumber from, to;
+  } cache[kVerifiedSlots];
+  static int next_cache = 0;
+  AttrNumber from = 0, to = 0;
+  for (const auto& c : cache)
+    if (c.tgoid == tgoid && c.relid == relid) {
+      from = c.from;
+      to = c.to;
+    }
+  if (from == 0) {
+    Oid types[3] = {OIDOID, INT8OID, INT4OID};
+    Datum values[3] = {ObjectIdGetDatum(relid), Int64GetDatum(strtoll(tg->tgargs[0], nullptr, 10)),
+                       Int32GetDatum(atoi(tg->tgargs[1]))};
+    int out[2] = {0, 0};
+    if (!LookUpJob(
+            fn,
+            "SELECT a.attnum::int4, (j.options ->> ('shadow_attnum_' || $3))::int4 FROM pkonline.jobs j "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND NOT a.attisdropped "
+            "AND a.attname = j.options -> 'targets' -> $3 ->> 'column' "
+            "WHERE j.id = $2 AND j.state NOT IN ('done', 'cancelled') AND j.operation = "
+            "'convert_pk_to_bigint' AND (j.options -> 'targets' -> $3 ->> 'relid')::oid = $1",
+            3, types, values, 2, out) ||
+        out[0] <= 0 || out[1] <= 0)
+      NotAJobTrigger(td, fn);
+    from = static_cast<AttrNumber>(out[0]);
+    to = static_cast<AttrNumber>(out[1]);
+    cache[next_cache] = {tgoid, relid, from, to};
+    next_cache = (next_cache + 1) % kVerifiedSlots;
+  }
+  TupleDesc desc = RelationGetDescr(td->tg_relation);
+  if (from > desc->natts || to > desc->natts || TupleDescAttr(desc, to - 1)->attisdropped ||
+      TupleDescAttr(desc, to - 1)->atttypid != INT8OID)
+    elog(ERROR, "%s: the job's bigint column (attnum %d) is gone", fn, to);
+  const Oid type = TupleDescAttr(desc, from - 1)->atttypid;
+  if (type != INT2OID && type != INT4OID && type != INT8OID)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("%s: column %d of \"%s\" is not smallint, integer or bigint", fn, from,
+                           RelationGetRelationName(td->tg_relation))));
+  HeapTuple tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+  bool null, had_null;
+  const Datum v = heap_getattr(tuple, from, desc, &null);
+  const Datum had = heap_getattr(tuple, to, desc, &had_null);
+  const int64 value = null ? 0 : IdValue(v, type);
+  if (null == had_null && (null || DatumGetInt64(had) == value)) return PointerGetDatum(tuple);
+  int col = to;
+  Datum d = Int64GetDatum(value);
+  return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &col, &d, &null));
 }
 
 // BEFORE INSERT OR UPDATE: give the new row version its id when it has none. With `positions`
@@ -260,6 +340,10 @@ Datum pkonline_copy_fill(PG_FUNCTION_ARGS) {
 Datum pkonline_fill_nextval(PG_FUNCTION_ARGS) {
   return pkonline::Entry(
       [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._fill_nextval", false); }); });
+}
+
+Datum pkonline_sync_bigint(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return pkonline::Call([&]() { return Sync(fcinfo); }); });
 }
 
 Datum pkonline_copy_log(PG_FUNCTION_ARGS) {

@@ -28,6 +28,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/builtins.h"
 #include "utils/syscache.h"
 }
 
@@ -159,7 +160,33 @@ void SetNotNullC(Oid relid, AttrNumber attnum) {
   CommandCounterIncrement();
 }
 
+// The index columns named `from` in the indexes of `relid` take the name `to` (an index column
+// keeps the name its table column had when the index was built).
+void RenameIndexColumnsC(Oid relid, const char* from, const char* to) {
+  Relation heap = table_open(relid, NoLock);
+  List* indexes = RelationGetIndexList(heap);
+  table_close(heap, NoLock);
+  Relation attr = table_open(AttributeRelationId, RowExclusiveLock);
+  ListCell* lc;
+  foreach (lc, indexes) {
+    const Oid index = lfirst_oid(lc);
+    HeapTuple t = SearchSysCacheCopyAttName(index, from);
+    if (!HeapTupleIsValid(t)) continue;
+    namestrcpy(&reinterpret_cast<Form_pg_attribute>(GETSTRUCT(t))->attname, to);
+    CatalogTupleUpdate(attr, &t->t_self, t);
+    heap_freetuple(t);
+  }
+  table_close(attr, RowExclusiveLock);
+  CommandCounterIncrement();
+}
+
 }  // namespace
+
+void RenameIndexColumns(unsigned relid, const std::string& from, const std::string& to) {
+  const char* f = from.c_str();
+  const char* t = to.c_str();
+  Call([&]() { RenameIndexColumnsC(relid, f, t); });
+}
 
 void SwapStorage(unsigned a, unsigned b) {
   Call([&]() { SwapStorageC(a, b); });

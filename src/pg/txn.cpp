@@ -12,6 +12,9 @@ extern "C" {
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "storage/latch.h"
 #include "tcop/pquery.h"
@@ -103,7 +106,58 @@ void SetWorkerSetting(const std::string& name, const std::string& value) {
   Call([&]() { (void)set_config_option(n, v, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false); });
 }
 
-void RunTopLevel(const std::string& sql) {
+namespace {
+
+using Renames = std::vector<std::pair<std::string, std::string>>;
+
+const char* Renamed(const Renames& renames, const char* name) {
+  for (const auto& [from, to] : renames)
+    if (from == name) return to.c_str();
+  return nullptr;
+}
+
+// Renames the unqualified column references `from` in a raw expression tree (in place).
+bool RenameColumnRefs(Node* node, void* context) {
+  if (node == nullptr) return false;
+  if (IsA(node, ColumnRef)) {
+    auto* ref = reinterpret_cast<ColumnRef*>(node);
+    if (list_length(ref->fields) == 1 && IsA(linitial(ref->fields), String)) {
+      const char* to = Renamed(*static_cast<const Renames*>(context), strVal(linitial(ref->fields)));
+      if (to != nullptr) ref->fields = list_make1(makeString(pstrdup(to)));
+    }
+    return false;
+  }
+  // (PostgreSQL 15 declares the walker without parameters; the cast through void (*)() says so.)
+  return raw_expression_tree_walker(
+      node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(RenameColumnRefs)), context);
+}
+
+void RenameInIndexElems(List* elems, Renames& r) {
+  ListCell* lc;
+  foreach (lc, elems) {
+    auto* elem = lfirst_node(IndexElem, lc);
+    const char* to = elem->name != nullptr ? Renamed(r, elem->name) : nullptr;
+    if (to != nullptr) elem->name = pstrdup(to);
+    if (elem->expr != nullptr) (void)RenameColumnRefs(elem->expr, &r);
+  }
+}
+
+// The rewrite of a CREATE INDEX statement (see txn.hpp).
+void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
+  if (!IsA(raw->stmt, IndexStmt)) elog(ERROR, "pkonline: not an index definition");
+  auto* stmt = reinterpret_cast<IndexStmt*>(raw->stmt);
+  Renames r = rw.renames;
+  RenameInIndexElems(stmt->indexParams, r);
+  RenameInIndexElems(stmt->indexIncludingParams, r);
+  if (stmt->whereClause != nullptr) (void)RenameColumnRefs(stmt->whereClause, &r);
+  stmt->idxname = pstrdup(rw.name.c_str());
+  stmt->concurrent = true;
+  stmt->if_not_exists = false;
+}
+
+}  // namespace
+
+void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite) {
   const char* sql_c = sql.c_str();
   MemoryContext parse_cxt = nullptr;
   try {
@@ -118,6 +172,7 @@ void RunTopLevel(const std::string& sql) {
       List* raw = pg_parse_query(sql_c);
       if (list_length(raw) != 1) elog(ERROR, "pkonline: top-level SQL must be one statement");
       RawStmt* stmt = linitial_node(RawStmt, raw);
+      if (rewrite != nullptr) ApplyIndexRewrite(stmt, *rewrite);
       bool snap = analyze_requires_snapshot(stmt);
       if (snap) PushActiveSnapshot(GetTransactionSnapshot());
       List* queries = pg_analyze_and_rewrite_fixedparams(stmt, sql_c, nullptr, 0, nullptr);

@@ -63,6 +63,7 @@ std::string ChooseName(const std::string&, const std::string&, const std::string
 void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
 unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }
+void RenameIndexColumns(unsigned, const std::string&, const std::string&) { NoServer("RenameIndexColumns"); }
 void LockShared(unsigned) { NoServer("LockShared"); }
 uint64_t WalBytes() { return 0; }
 const int64_t kIdsPerHeapBlock = 291;

@@ -165,6 +165,21 @@ void unit::PlanTests() {
   CheckPlan("set_primary_key, the old key dropped", JobOf(SetPk({"a"}, {}, OldPk::kDrop, true, false)),
             "preflight,create_index,swap,validate_fks", 3);
 
+  {
+    pkonline::ops::ConvertPkPlan p;
+    p.schema = "public";
+    p.pk_name = "t_pkey";
+    p.targets = {{16384, "public.t", "id", true}, {16390, "public.c", "t_id", false}};
+    p.tables = {16384, 16390};
+    CheckPlan("convert_pk_to_bigint, a NOT NULL key and a nullable referencing column", JobOf(p),
+              "add_columns,backfill,add_checks,validate,create_indexes,swap,validate_fks", 6);
+    CheckRoundTrip("convert_pk_to_bigint plan", p);
+    auto other_first = p;
+    std::swap(other_first.targets[0], other_first.targets[1]);
+    CheckRefused<pkonline::ops::ConvertPkPlan>(
+        "convert_pk_to_bigint plan: a first target not the job's table", other_first.Save(), "first target");
+  }
+
   // Which batches may keep the table's triggers quiet (jobs/runner.cpp decides from this).
   using pkonline::jobs::BatchCode;
   auto batches = [](const Job& job) { return pkonline::ops::MakeOperation(job.operation)->Batches(job); };

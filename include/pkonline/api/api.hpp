@@ -39,6 +39,13 @@ struct SetPrimaryKeyArgs {
 };
 int64_t SetPrimaryKey(const SetPrimaryKeyArgs& args);
 
+struct ConvertPkArgs {
+  unsigned relid;
+  bool referencing;  // convert the integer columns of foreign keys referencing the key too
+  bool start;
+};
+int64_t ConvertPkToBigint(const ConvertPkArgs& args);
+
 std::string Start(int64_t job_id);
 std::string Pause(int64_t job_id);
 std::string Resume(int64_t job_id);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pkonline/jobs/job.hpp"
@@ -54,10 +55,11 @@ class Context {
   virtual void Txn(const std::string& activity, const std::function<void()>& fn) = 0;
   // One short transaction in which every statement sees the same snapshot (REPEATABLE READ).
   virtual void Snapshot(const std::string& activity, const std::function<void()>& fn) = 0;
-  // One backfill batch's transaction. Where no code a user wrote can run in it (and unless the job
-  // says otherwise, backfill_fires_triggers), row triggers do not fire for its UPDATE
-  // (session_replication_role = replica for this transaction): the batch sets only the new column.
-  virtual void Batch(const std::string& activity, const std::function<void()>& fn) = 0;
+  // One backfill batch's transaction, writing the table `relid`. Where no code a user wrote can
+  // run in it (and unless the job says otherwise, backfill_fires_triggers), row triggers do not
+  // fire for its UPDATE (session_replication_role = replica for this transaction): the batch sets
+  // only the new column.
+  virtual void Batch(const std::string& activity, unsigned relid, const std::function<void()>& fn) = 0;
   // A brief DDL transaction under pkonline.lock_timeout, retried with backoff and jitter.
   virtual void Ddl(const std::string& activity, const std::function<void()>& fn) = 0;
   // One transaction under pkonline.lock_timeout, tried once: a lock not granted in time ends it
@@ -65,6 +67,11 @@ class Context {
   virtual void TryOnce(const std::string& activity, const std::function<void()>& fn) = 0;
   // A statement that must run outside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM).
   virtual void TopLevel(const std::string& sql) = 0;
+  // CREATE INDEX CONCURRENTLY `name`, like the index `definition` (pg_get_indexdef's text) with
+  // every reference to a renamed column (old, new) naming the new one (rewritten in the parse tree).
+  virtual void TopLevelIndexLike(const std::string& definition,
+                                 const std::vector<std::pair<std::string, std::string>>& renames,
+                                 const std::string& name) = 0;
   // Inside one of the transactions above: fn runs as the extension's owner (pkonline's own
   // triggers, other sessions' statistics), with search_path pinned.
   virtual void AsExtensionOwner(const std::function<void()>& fn) = 0;
@@ -73,8 +80,8 @@ class Context {
   // Recall reads it back (null if unset).
   virtual void Remember(const std::string& key, const Json& value) = 0;
   virtual Json Recall(const std::string& key) = 0;
-  // Inside a walk's transaction: where the walk over heap blocks ends (measured once), and how
-  // far it got, committed with the batch.
+  // Inside a walk's transaction: where the walk over heap blocks ends (measured when it starts;
+  // the cursor goes back to block 0), and how far it got, committed with the batch.
   virtual void SetWalkRange(int64_t end_block, int64_t rows_estimate) = 0;
   virtual void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) = 0;
   // An audit event in a transaction of its own; EventHere, inside the current transaction.

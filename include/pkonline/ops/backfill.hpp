@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "pkonline/ops/operation.hpp"
 
@@ -23,6 +24,19 @@ void Backfill(Context& ctx, const std::string& column, const std::string& value_
 // it checks the statement's target and returns its name (a new name plans the statement again).
 void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
                 const std::function<std::string()>& guard);
+// One table of a walk over several (convert_pk_to_bigint): its UPDATE over the blocks [$1, $2)
+// (tid bounds as text), built again after a rename, and its current name.
+struct TableWalk {
+  unsigned relid;
+  std::string name;  // for events
+  std::function<std::string()> sql;
+  std::function<std::string()> table_sql;
+};
+// Walks the tables one after another in the same adaptive, throttled, resumable batches as
+// Backfill (with VACUUM): the job's cursor belongs to the table being walked (fact walk_of), and
+// starts again at block 0 for the next.
+void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks);
+
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql,
               bool require_value = false);

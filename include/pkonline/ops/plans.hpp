@@ -80,6 +80,30 @@ struct SetPrimaryKeyPlan {
   Json Save() const;
 };
 
+// --- convert_pk_to_bigint -------------------------------------------------------------------------
+struct ConvertPkPlan {
+  static constexpr const char* kOperation = "convert_pk_to_bigint";
+  // One smallint/integer column that becomes bigint: the key (targets[0]) or a column of a foreign
+  // key referencing it.
+  struct Target {
+    unsigned relid = 0;
+    std::string table;  // qualified, quoted, at creation (messages, steps())
+    std::string column;
+    bool not_null = false;
+  };
+  std::string schema;   // the key table's: the job's trigger functions live there
+  std::string pk_name;  // the key's constraint, kept
+  bool referencing = true;
+  std::vector<Target> targets;
+  std::vector<unsigned> tables;  // every table the job touches (targets' and foreign keys'), by OID
+
+  static ConvertPkPlan Load(const jobs::Job& job);
+  Json Save() const;
+};
+// The option listing every table a job touches, when there are others than its own: no other job
+// may start on any of them meanwhile (api/checks.cpp).
+inline constexpr char kTouchedTablesKey[] = "tables";
+
 // A foreign key set_primary_key moved onto the kept unique constraint, to be validated after the
 // swap (recorded in the swap's transaction).
 struct MovedForeignKey {
@@ -101,7 +125,9 @@ inline constexpr char kLogOid[] = "log_oid";              // copy method: the ch
 inline constexpr char kTwinPk[] = "twin_pk";              // copy method: the key's index on the copy
 inline constexpr char kTwinIndexPrefix[] = "twin_ix_";    // + an index's OID: its twin on the copy
 inline constexpr char kAttnum[] = "attnum";               // add_column: the new column
-inline constexpr char kMovedFks[] = "moved_fks";          // set_primary_key: MovedForeignKey list
+inline constexpr char kMovedFks[] = "moved_fks";          // set_primary_key, convert_pk_to_bigint
+inline constexpr char kWalkOf[] = "walk_of";              // BackfillTables: the table the cursor is of
+inline constexpr char kShadowAttnumPrefix[] = "shadow_attnum_";  // + i: convert's bigint column
 }  // namespace fact
 
 // Names quoted and comma-separated, for messages and steps().

@@ -66,4 +66,9 @@ void BuildUniqueIndex(Context& ctx, const std::string& name, const std::vector<s
 void DropUniqueIndex(Context& ctx, const std::string& name, const std::vector<std::string>& columns,
                      const std::function<bool()>& attached);
 
+// --- foreign keys moved by a swap --------------------------------------------------------------
+// The foreign keys the swap re-added NOT VALID (fact moved_fks): VALIDATE each, reading its
+// table under SHARE UPDATE EXCLUSIVE (DML continues); one gone or valid already is skipped.
+void ValidateForeignKeys(Context& ctx);
+
 }  // namespace pkonline::ops

@@ -22,6 +22,9 @@ unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name
 
 // Marks column `attnum` of `relid` NOT NULL in the catalog, without a scan: only for a table
 // whose every row is known to have a value (the caller holds ACCESS EXCLUSIVE).
+// After a column rename, with the table locked ACCESS EXCLUSIVE: the columns of its indexes named
+// `from` (the name the column had when they were built) are named `to`, as the table's column.
+void RenameIndexColumns(unsigned relid, const std::string& from, const std::string& to);
 void SetNotNullTrusted(unsigned relid, int attnum);
 
 // ACCESS SHARE on a relation known by OID, for the rest of the transaction: it can then be

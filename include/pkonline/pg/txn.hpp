@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pkonline::pg {
 
@@ -17,9 +19,19 @@ struct TxnOptions {
 // Any error aborts the transaction and is re-thrown as PgError.
 void InTransaction(const std::string& activity, const std::function<void()>& fn, const TxnOptions& opts = {});
 
+// A CREATE INDEX statement (as pg_get_indexdef prints it) made into another index: every
+// unqualified reference to a column renamed (key and INCLUDE columns, expressions, the
+// predicate — found in the parse tree, never in the text) names its new column, the index is
+// called `name`, and it is built CONCURRENTLY.
+struct IndexRewrite {
+  std::vector<std::pair<std::string, std::string>> renames;  // (old column, new column)
+  std::string name;
+};
+
 // Run one statement at top level, outside any transaction block, the way a client's simple
-// query runs: for CREATE/DROP INDEX CONCURRENTLY and VACUUM, which SPI refuses.
-void RunTopLevel(const std::string& sql);
+// query runs: for CREATE/DROP INDEX CONCURRENTLY and VACUUM, which SPI refuses. With `rewrite`,
+// `sql` is an index definition, rewritten in its parse tree before it runs.
+void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite = nullptr);
 
 // Sleep on the latch (wakes early on SetLatch; exits if the postmaster dies).
 void SleepMs(long ms);
