@@ -127,27 +127,39 @@ CALL pkonline.wait(:job);
 SELECT * FROM shape('small');
 SELECT seq('small_seq');
 
--- 4. cancel before the swap: every table as it was (catalog and data)
+-- 4. cancel before the swap, with one of the new indexes built: every table as it was
+--    (catalog and data)
 CREATE TABLE keep (id int PRIMARY KEY, v int);
 INSERT INTO keep SELECT g, g FROM generate_series(1, 1000) g;
+CREATE INDEX keep_v_id ON keep (v, id);
 CREATE TABLE keep_ref (kid int REFERENCES keep);
 INSERT INTO keep_ref SELECT g FROM generate_series(1, 1000) g;
 CREATE TEMP TABLE keep_shape AS SELECT * FROM shape('keep') UNION ALL SELECT * FROM shape('keep_ref');
-SELECT pkonline.hold_wait_point('swap');
-SET pkonline.debug_wait_points = on;
-SELECT pkonline.convert_pk_to_bigint('keep') AS job \gset
-RESET pkonline.debug_wait_points;
-DO $$ BEGIN
+-- (a procedure that commits between looks: the index builds wait for older transactions)
+CREATE PROCEDURE wait_for(j bigint, cond text) LANGUAGE plpgsql AS $$
+DECLARE done boolean;
+BEGIN
   FOR i IN 1 .. 600 LOOP
-    EXIT WHEN (SELECT step FROM pkonline.status ORDER BY job DESC LIMIT 1) = 'swap';
+    EXECUTE cond USING j INTO done;
+    EXIT WHEN done;
+    COMMIT;
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
+SELECT pkonline.hold_wait_point('create_index');
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.convert_pk_to_bigint('keep') AS job \gset
+RESET pkonline.debug_wait_points;
+CALL wait_for(:job, 'SELECT step = ''create_indexes'' FROM pkonline.status WHERE job = $1');
+-- let the first index be built; the worker stops again before the second
+SELECT pkonline.release_wait_point('create_index'), pkonline.hold_wait_point('create_index');
+CALL wait_for(:job, $$SELECT count(*) = 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                      WHERE c.relname LIKE 'pkonline\_' || $1 || '\_ix%' AND i.indisvalid$$);
+SELECT count(*) AS new_indexes_built FROM pg_class WHERE relname LIKE 'pkonline\_' || :job || '\_ix%';
 SELECT helpers_left() > 0 AS helpers_while_running;
 SELECT pkonline.cancel(:job);
-SELECT pkonline.release_wait_point('swap');
+SELECT pkonline.release_wait_point('create_index');
 CALL pkonline.wait(:job);
-SELECT state FROM pkonline.jobs WHERE id = :job;
 (SELECT * FROM shape('keep') UNION ALL SELECT * FROM shape('keep_ref')) EXCEPT SELECT * FROM keep_shape;
 SELECT * FROM keep_shape EXCEPT (SELECT * FROM shape('keep') UNION ALL SELECT * FROM shape('keep_ref'));
 SELECT count(*), sum(id), sum(v) FROM keep;
@@ -178,6 +190,11 @@ CREATE TABLE mine (id int PRIMARY KEY);
 CREATE TABLE theirs (mine_id int REFERENCES mine);
 ALTER TABLE theirs OWNER TO cpk_other;
 SELECT try($$SELECT pkonline.convert_pk_to_bigint('mine')$$);
+-- a sequence another role owns behind the key's default
+CREATE SEQUENCE their_seq;
+ALTER SEQUENCE their_seq OWNER TO cpk_other;
+CREATE TABLE theirseq (id int PRIMARY KEY DEFAULT nextval('their_seq'));
+SELECT try($$SELECT pkonline.convert_pk_to_bigint('theirseq')$$);
 -- a foreign key to another unique key of the table
 CREATE TABLE twouniq (id int PRIMARY KEY, code int UNIQUE);
 CREATE TABLE refcode (c int REFERENCES twouniq (code));
@@ -187,7 +204,8 @@ SELECT pkonline.convert_pk_to_bigint('keep', start => false) AS job \gset
 SELECT try($$SELECT pkonline.add_column('keep_ref', 'x', 'timestamptz', 'now()')$$);
 SELECT pkonline.cancel(:job);
 SELECT count(*) AS jobs_refused_left FROM pkonline.jobs WHERE relid IN ('nokey'::regclass, 'twokeys'::regclass,
-  'textkey'::regclass, 'viewed'::regclass, 'checked'::regclass, 'published'::regclass, 'mine'::regclass, 'twouniq'::regclass);
+  'textkey'::regclass, 'viewed'::regclass, 'checked'::regclass, 'published'::regclass, 'mine'::regclass, 'twouniq'::regclass,
+  'theirseq'::regclass);
 
 DROP SCHEMA cpk CASCADE;
 DROP ROLE cpk_reader;

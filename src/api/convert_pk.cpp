@@ -137,6 +137,29 @@ void RequireNothingElseUses(unsigned key_relid, unsigned relid, const std::strin
        "Drop those objects for the time of the job and create them again afterwards.");
 }
 
+// The sequence a converted column's DEFAULT draws from becomes AS bigint in the swap, done as the
+// table's owner: it must be that role's.
+void RequireOwnSequence(const TableInfo& t, unsigned relid, const std::string& table,
+                        const std::string& column) {
+  auto r = pg::Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, s.relname), s.relowner = $3::oid FROM "
+      "pg_catalog.pg_attrdef d "
+      "JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass "
+      "AND dep.objid = d.oid AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+      "JOIN pg_catalog.pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S' "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace "
+      "WHERE d.adrelid = $1::oid AND d.adnum = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = "
+      "$1::oid AND attname = $2)",
+      {V(static_cast<int64_t>(relid)), V(column), V(static_cast<int64_t>(t.owner))}, true);
+  for (const auto& row : r.rows)
+    if (!AsBool(row[1]))
+      Fail(sqlstate::kInsufficientPrivilege,
+           Fmt("the sequence %1% of column %2% of %3% belongs to another role than the table", *row[0],
+               pg::Ident(column), table),
+           "The job makes it AS bigint as the owner of " + t.qualified + ".",
+           "ALTER SEQUENCE " + *row[0] + " OWNER TO the table's owner.");
+}
+
 void RequireNoPublication(unsigned relid, const std::string& table) {
   auto r = pg::Query(
       "SELECT pg_catalog.string_agg(p.pubname, ', ' ORDER BY p.pubname) FROM pg_catalog.pg_publication p "
@@ -182,8 +205,10 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     if (a.referencing && (ref.type == "integer" || ref.type == "smallint"))
       plan.targets.push_back({ref.relid, ref.table, ref.column, ref.not_null});
   }
-  for (const auto& target : plan.targets)
+  for (const auto& target : plan.targets) {
     RequireNothingElseUses(t.relid, target.relid, target.table, target.column);
+    RequireOwnSequence(t, target.relid, target.table, target.column);
+  }
   for (size_t i = 0; i < plan.tables.size(); i++) {
     const std::string name =
         i == 0 ? t.qualified : std::find_if(refs.begin(), refs.end(), [&](const Referencing& r) {

@@ -85,7 +85,7 @@ as('alice', q{
 });
 my $victim = su("SELECT 'alice.secret_ledger'::regclass::oid");
 as('mallory', 'CREATE TEMP SEQUENCE s; CREATE TABLE mallory.probe (id bigint, t text)');
-for my $fn ('_copy_log', '_copy_fill', '_fill_nextval') {
+for my $fn ('_copy_log', '_copy_fill', '_fill_nextval', '_sync_bigint') {
 	for my $target ($victim, '1261') {
 		refused('mallory',
 			"CREATE TRIGGER t_${fn}_$target AFTER INSERT OR UPDATE OR DELETE ON mallory.probe FOR EACH ROW "
@@ -118,6 +118,8 @@ my %layer2 = (
 	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill('1', '$seq')",
 	'_fill_nextval' =>
 	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
+	'_sync_bigint, no such job' =>
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._sync_bigint('1', '0')",
 	'_fill_nextval on text' =>
 	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy_txt FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
 );
