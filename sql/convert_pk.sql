@@ -51,7 +51,7 @@ $$;
 CREATE FUNCTION helpers_left() RETURNS bigint LANGUAGE sql AS $$
   SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline%')
        + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'pkonline%')
-       + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pkonline%')
+       + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%pkonline%')
        + (SELECT count(*) FROM pg_attribute WHERE attname LIKE 'pkonline%' AND NOT attisdropped)
 $$;
 
@@ -117,6 +117,26 @@ SELECT pkonline.convert_pk_to_bigint('tree') AS job \gset
 CALL pkonline.wait(:job);
 SELECT * FROM shape('tree');
 SELECT count(*) AS tree_links FROM tree t JOIN tree u ON u.id = t.up;
+
+-- two converted columns in one table, each with its index; a join table whose composite primary
+-- key contains its referencing column; a BEFORE trigger of the application's (it fires before
+-- the job's, which is named to fire last)
+CREATE TABLE accounts (id int PRIMARY KEY, name text);
+INSERT INTO accounts SELECT g, 'a' || g FROM generate_series(1, 300) g;
+CREATE TABLE transfers (from_id int NOT NULL REFERENCES accounts, to_id int REFERENCES accounts, amount int);
+CREATE INDEX transfers_from ON transfers (from_id);
+CREATE INDEX transfers_to ON transfers (to_id) WHERE to_id IS NOT NULL;
+INSERT INTO transfers SELECT 1 + g % 300, 1 + (g * 7) % 300, g FROM generate_series(1, 900) g;
+CREATE TABLE account_tags (account_id int REFERENCES accounts, tag text, PRIMARY KEY (account_id, tag));
+INSERT INTO account_tags SELECT g, 't' || (g % 3) FROM generate_series(1, 300) g;
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.amount := coalesce(NEW.amount, 0); RETURN NEW; END $$;
+CREATE TRIGGER set_amount BEFORE INSERT OR UPDATE ON transfers FOR EACH ROW EXECUTE FUNCTION stamp();
+SELECT pkonline.convert_pk_to_bigint('accounts') AS job \gset
+CALL pkonline.wait(:job);
+SELECT * FROM shape('transfers');
+SELECT * FROM shape('account_tags');
+SELECT count(*) AS transfers_ok FROM transfers t JOIN accounts f ON f.id = t.from_id JOIN accounts o ON o.id = t.to_id;
+SELECT helpers_left();
 
 -- 3. a plain sequence default (not owned), smallint key
 CREATE SEQUENCE small_seq AS smallint;
@@ -190,6 +210,31 @@ CREATE TABLE mine (id int PRIMARY KEY);
 CREATE TABLE theirs (mine_id int REFERENCES mine);
 ALTER TABLE theirs OWNER TO cpk_other;
 SELECT try($$SELECT pkonline.convert_pk_to_bigint('mine')$$);
+-- an index whose expression calls a function that is not built in (built again on bigint, the
+-- function would be looked up anew)
+CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 / 10';
+CREATE TABLE bucketed (id int PRIMARY KEY);
+CREATE INDEX bucketed_bucket ON bucketed (bucket(id));
+SELECT try($$SELECT pkonline.convert_pk_to_bigint('bucketed')$$);
+-- a referencing table with inheritance children; one with FORCE ROW LEVEL SECURITY
+CREATE TABLE inh_key (id int PRIMARY KEY);
+CREATE TABLE inh_ref (k int REFERENCES inh_key);
+CREATE TABLE inh_ref_child () INHERITS (inh_ref);
+SELECT try($$SELECT pkonline.convert_pk_to_bigint('inh_key')$$);
+CREATE TABLE rls_key (id int PRIMARY KEY);
+CREATE TABLE rls_ref (k int REFERENCES rls_key);
+ALTER TABLE rls_ref ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+SELECT try($$SELECT pkonline.convert_pk_to_bigint('rls_key')$$);
+-- a BEFORE trigger that would fire after the job's: the job fails at its first step, cancel
+-- leaves the table as it was
+CREATE TABLE late (id int PRIMARY KEY);
+CREATE TRIGGER "~zz" BEFORE INSERT ON late FOR EACH ROW EXECUTE FUNCTION stamp();
+SELECT pkonline.convert_pk_to_bigint('late') AS job \gset
+CALL pkonline.wait(:job);
+SELECT last_sqlstate, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job);
+SELECT * FROM shape('late');
 -- a sequence another role owns behind the key's default
 CREATE SEQUENCE their_seq;
 ALTER SEQUENCE their_seq OWNER TO cpk_other;
@@ -205,7 +250,7 @@ SELECT try($$SELECT pkonline.add_column('keep_ref', 'x', 'timestamptz', 'now()')
 SELECT pkonline.cancel(:job);
 SELECT count(*) AS jobs_refused_left FROM pkonline.jobs WHERE relid IN ('nokey'::regclass, 'twokeys'::regclass,
   'textkey'::regclass, 'viewed'::regclass, 'checked'::regclass, 'published'::regclass, 'mine'::regclass, 'twouniq'::regclass,
-  'theirseq'::regclass);
+  'theirseq'::regclass, 'bucketed'::regclass, 'inh_key'::regclass, 'rls_key'::regclass);
 
 DROP SCHEMA cpk CASCADE;
 DROP ROLE cpk_reader;

@@ -6,7 +6,9 @@
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/create_job.hpp"
+#include "pkonline/ops/convert_pk.hpp"
 #include "pkonline/ops/plans.hpp"
+#include "pkonline/pg/user_code.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -69,7 +71,10 @@ std::vector<Referencing> RequireReferencingKeys(const TableInfo& t, const Key& k
       "c.confkey = ARRAY[$2::int2] AND c.conindid = $3::oid, rc.relkind::pg_catalog.text, "
       "rc.relowner = $4::oid AND pg_catalog.pg_has_role(rc.relowner, 'USAGE'), "
       "rc.relowner::pg_catalog.regrole::pg_catalog.text, a.attname, "
-      "pg_catalog.format_type(a.atttypid, NULL), a.attnotnull, pg_catalog.array_length(c.conkey, 1) "
+      "pg_catalog.format_type(a.atttypid, NULL), a.attnotnull, pg_catalog.array_length(c.conkey, 1), "
+      "rc.relhassubclass OR rc.relispartition OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
+      "= "
+      "rc.oid), rc.relforcerowsecurity "
       "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
       "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
       "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
@@ -91,6 +96,17 @@ std::vector<Referencing> RequireReferencingKeys(const TableInfo& t, const Key& k
       Fail(sqlstate::kFeatureNotSupported,
            Fmt("foreign key %1% is on %2%, which is not a plain table", name, table),
            "pkonline does not change partitioned tables yet.");
+    if (AsBool(row[11]))
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("foreign key %1% is on %2%, which has inheritance children or parents, or is a partition",
+               name, table),
+           "Its column's bigint twin would reach the other tables of the hierarchy, which the job does not "
+           "fill.",
+           "Convert by hand.");
+    if (AsBool(row[12]))
+      Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", table),
+           "The job, working as the table's owner, would see and fill only the rows the policies let it see.",
+           "ALTER TABLE … NO FORCE ROW LEVEL SECURITY while the job runs.");
     if (!AsBool(row[5])) not_owned.push_back(table + " (owner " + row[6].value_or("?") + ")");
     out.push_back({static_cast<unsigned>(AsInt(row[0])), table, name, *row[7], *row[8], AsBool(row[9])});
   }
@@ -106,29 +122,10 @@ std::vector<Referencing> RequireReferencingKeys(const TableInfo& t, const Key& k
   return out;
 }
 
-// What uses a column that the swap cannot carry over: views, rules, policies, triggers naming it,
-// other columns' defaults or generated expressions, CHECK and exclusion constraints, foreign keys
-// to other tables, statistics objects, functions with a SQL-standard body.
 void RequireNothingElseUses(unsigned key_relid, unsigned relid, const std::string& table,
                             const std::string& column) {
-  auto r = pg::Query(
-      "SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) FROM "
-      "pg_catalog.pg_depend d "
-      "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-      "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1::oid "
-      "AND a.attname = $2 AND d.deptype IN ('n', 'a') "
-      "AND NOT (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND (SELECT relkind FROM "
-      "pg_catalog.pg_class WHERE oid = d.objid) IN ('i', 'S')) "
-      "AND NOT (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND (SELECT adnum FROM "
-      "pg_catalog.pg_attrdef WHERE oid = d.objid) = a.attnum) "
-      "AND NOT (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND EXISTS (SELECT 1 FROM "
-      "pg_catalog.pg_constraint c WHERE c.oid = d.objid AND (c.contype = 'p' OR (c.contype = 'u' AND NOT "
-      "c.condeferrable) OR (c.contype = 'f' AND c.confrelid = $3::oid)))) "
-      "ORDER BY 1",
-      {V(static_cast<int64_t>(relid)), V(column), V(static_cast<int64_t>(key_relid))}, true);
-  if (r.empty()) return;
-  std::string list;
-  for (const auto& row : r.rows) list += (list.empty() ? "" : "; ") + row[0].value_or("?");
+  const std::string list = ops::OtherUses(key_relid, relid, column);
+  if (list.empty()) return;
   Fail(sqlstate::kFeatureNotSupported,
        Fmt("column %1% of %2% is used by: %3%", pg::Ident(column), table, list),
        "convert_pk_to_bigint replaces the column by a new one; it carries over indexes, the primary key, "
@@ -190,6 +187,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
   pg::SpiScope spi;
   RequirePrimary();
   TableInfo t = RequireOwnedPlainTable(a.relid);
+  RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const Key key = RequireIntegerKey(t);
   const std::vector<Referencing> refs = RequireReferencingKeys(t, key);
 
@@ -209,6 +207,15 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     RequireNothingElseUses(t.relid, target.relid, target.table, target.column);
     RequireOwnSequence(t, target.relid, target.table, target.column);
   }
+  const std::string user_code = ops::IndexesRunningUserCode(plan);
+  if (!user_code.empty())
+    Fail(
+        sqlstate::kFeatureNotSupported,
+        Fmt("indexes on the columns to convert use functions or operators that are not built in: %1%",
+            user_code),
+        "Built again on bigint columns, their expressions would look their functions up anew, and could find "
+        "another role's.",
+        "Drop those indexes for the time of the job and create them again afterwards.");
   for (size_t i = 0; i < plan.tables.size(); i++) {
     const std::string name =
         i == 0 ? t.qualified : std::find_if(refs.begin(), refs.end(), [&](const Referencing& r) {

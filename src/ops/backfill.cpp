@@ -254,6 +254,7 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
     spec.vacuum = true;
     spec.relid = w.relid;
     spec.table_sql = w.table_sql;
+    spec.guard = w.table_sql;  // in every batch: the table is there, still its owner's (a rename plans again)
     Walk(ctx, spec, from, end, true);
   }
 }

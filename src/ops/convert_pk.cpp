@@ -25,6 +25,7 @@
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
+#include "pkonline/pg/user_code.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::ops {
@@ -33,6 +34,30 @@ using pg::Exec;
 using pg::Ident;
 using pg::Query;
 using pg::V;
+
+std::string OtherUses(unsigned key_relid, unsigned relid, const std::string& column) {
+  auto r = Query(
+      "SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) FROM "
+      "pg_catalog.pg_depend d "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+      "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1::oid "
+      "AND a.attname = $2 AND d.deptype IN ('n', 'a') "
+      "AND NOT (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND (SELECT relkind FROM "
+      "pg_catalog.pg_class WHERE oid = d.objid) IN ('i', 'S')) "
+      "AND NOT (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND (SELECT adnum FROM "
+      "pg_catalog.pg_attrdef WHERE oid = d.objid) = a.attnum) "
+      "AND NOT (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND EXISTS (SELECT 1 FROM "
+      "pg_catalog.pg_constraint c WHERE c.oid = d.objid AND (c.contype = 'p' OR (c.contype = 'u' AND NOT "
+      "c.condeferrable) OR (c.contype = 'f' AND c.confrelid = $3::oid) "
+      "OR (c.contype = 'c' AND c.conname LIKE 'pkonline\\_%')))) "
+      "AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND EXISTS (SELECT 1 FROM "
+      "pg_catalog.pg_trigger t WHERE t.oid = d.objid AND t.tgname LIKE '~pkonline\\_%')) "
+      "ORDER BY 1",
+      {V(static_cast<int64_t>(relid)), V(column), V(static_cast<int64_t>(key_relid))}, false);
+  std::string list;
+  for (const auto& row : r.rows) list += (list.empty() ? "" : "; ") + row[0].value_or("?");
+  return list;
+}
 
 namespace {
 
@@ -43,7 +68,10 @@ std::string N(size_t i) { return std::to_string(i); }
 // The job's helpers, per target i: the shadow column, its trigger (and the trigger's function),
 // its NOT NULL check; per index replaced: the index built on the shadows.
 std::string Shadow(const jobs::Job& job, size_t i) { return HelperName(job, "big" + N(i)); }
-std::string SyncName(const jobs::Job& job, size_t i) { return HelperName(job, "sync" + N(i)); }
+// The sync trigger must fire after every other BEFORE ROW trigger (they fire in name order, and one
+// that changes the column after the copy was made would leave the two apart): "~" sorts after
+// letters and digits. add_columns refuses a table with a trigger that would still fire later.
+std::string SyncName(const jobs::Job& job, size_t i) { return "~" + HelperName(job, "sync" + N(i)); }
 std::string CheckName(const jobs::Job& job, size_t i) { return HelperName(job, "nn" + N(i)); }
 std::string NewIndexName(const jobs::Job& job, const std::string& old_oid) {
   return HelperName(job, "ix" + old_oid);
@@ -109,6 +137,34 @@ void LockAll(const jobs::Job& job, const std::vector<unsigned>& relids) {
   for (unsigned relid : sorted) Exec("LOCK TABLE " + TableOf(job, relid) + " IN ACCESS EXCLUSIVE MODE");
 }
 
+// After the swap the key's shadow carries the key's name: nothing before it can be undone (a
+// cancel that raced the swap must never drop what is now the key).
+void RequireNotSwapped(Context& ctx, const ConvertPkPlan& plan) {
+  if (!pg::LookupRelation(plan.targets[0].relid)) return;
+  if (ShadowColumn(ctx, plan.targets[0], 0) == plan.targets[0].column)
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("the swap of job %1% is done: %2%.%3% is bigint already; nothing to undo", ctx.job().id,
+             plan.targets[0].table, Ident(plan.targets[0].column)),
+         "", Fmt("pkonline.resume(%1%) finishes the job.", ctx.job().id));
+}
+
+// Row triggers that fire BEFORE INSERT or UPDATE after the job's sync trigger would change a row
+// after its bigint copy was made.
+void RequireSyncFiresLast(const jobs::Job& job, const Target& t, size_t i) {
+  auto r = Query(
+      "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(tgname), ', ' ORDER BY tgname) FROM "
+      "pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal AND tgenabled <> 'D' "
+      "AND (tgtype & 2) = 2 AND (tgtype & 1) = 1 AND (tgtype & 20) <> 0 "
+      "AND tgname::pg_catalog.text COLLATE \"C\" > $2 COLLATE \"C\" AND tgname NOT LIKE '~pkonline\\_%'",
+      {V(static_cast<int64_t>(t.relid)), V(SyncName(job, i))}, false);
+  if (r.empty() || !r.scalar()) return;
+  Fail(sqlstate::kFeatureNotSupported,
+       Fmt("table %1% has BEFORE ROW triggers that fire after the job's (%2%)", t.table, *r.scalar()),
+       "Triggers fire in name order; one that fires after the job's could change " + Ident(t.column) +
+           " after its bigint copy was made.",
+       "Rename them so that they sort before \"~\", then pkonline.resume the job; or pkonline.cancel it.");
+}
+
 // --- add_columns --------------------------------------------------------------------------------
 void AddColumns(Context& ctx) {
   const auto& job = ctx.job();
@@ -123,6 +179,7 @@ void AddColumns(Context& ctx) {
       if (Attnum(t.relid, t.column) == 0)
         Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of %2% no longer exists", t.column, table), "",
              Fmt("pkonline.cancel(%1%).", job.id));
+      RequireSyncFiresLast(job, t, i);
       const std::string shadow = Ident(Shadow(job, i));
       Exec("ALTER TABLE " + table + " ADD COLUMN " + shadow + " bigint");
       ctx.Remember(fact::kShadowAttnumPrefix + N(i), Json::Number(Attnum(t.relid, Shadow(job, i))));
@@ -141,6 +198,7 @@ void UndoAddColumns(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
   ctx.Ddl("pkonline job " + IdText(job) + ": undo bigint columns", [&]() {
+    RequireNotSwapped(ctx, plan);
     for (size_t i = 0; i < plan.targets.size(); i++) {
       const Target& t = plan.targets[i];
       if (!pg::LookupRelation(t.relid)) continue;
@@ -209,6 +267,7 @@ void DropChecks(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
   ctx.Ddl("pkonline job " + IdText(job) + ": drop checks", [&]() {
+    RequireNotSwapped(ctx, plan);
     for (size_t i = 0; i < plan.targets.size(); i++) {
       const Target& t = plan.targets[i];
       if (t.not_null && pg::LookupRelation(t.relid))
@@ -291,6 +350,18 @@ unsigned BuiltIndex(Context& ctx, const OldIndex& old, bool* valid) {
   return static_cast<unsigned>(pg::AsInt(r.rows[0][0]));
 }
 
+// An index built again on the bigint column resolves its functions and operators anew: a
+// function a user made could be replaced by another one's overload (run by every later writer).
+void RequireNoUserCode(const jobs::Job& job, const std::string& index_oid) {
+  if (!pg::IndexRunsUserCode(static_cast<unsigned>(std::stoul(index_oid)))) return;
+  Fail(
+      sqlstate::kFeatureNotSupported,
+      Fmt("index %1% uses functions or operators that are not built in",
+          *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(index_oid)}, true).scalar()),
+      "Built again on a bigint column, its expressions would look their functions up anew.",
+      Fmt("Drop the index for the job's time and create it again afterwards; pkonline.cancel(%1%).", job.id));
+}
+
 void BuildIndexes(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
@@ -313,7 +384,10 @@ void BuildIndexes(Context& ctx) {
         return;
       }
       TableOf(job, old.relid);
-      definition = *Query("SELECT pg_catalog.pg_get_indexdef($1::oid)", {V(old.oid)}, true).scalar();
+      const auto def = Query("SELECT pg_catalog.pg_get_indexdef($1::oid)", {V(old.oid)}, false).scalar();
+      if (!def) return;  // dropped meanwhile: nothing to build
+      RequireNoUserCode(job, old.oid);
+      definition = *def;
       for (size_t i : old.targets) {
         const std::string shadow = ShadowColumn(ctx, plan.targets[i], i);
         if (shadow.empty())
@@ -321,7 +395,7 @@ void BuildIndexes(Context& ctx) {
         renames.emplace_back(plan.targets[i].column, shadow);
       }
     });
-    if (built != 0 && valid) continue;
+    if ((built != 0 && valid) || definition.empty()) continue;
     ctx.WaitPoint("create_index");
     if (built != 0) {
       ctx.Event("info", "dropping INVALID index " + index_sql + " left by an interrupted build");
@@ -343,6 +417,7 @@ void DropIndexes(Context& ctx) {
   const ConvertPkPlan plan = Plan(job);
   std::vector<std::string> drop;
   ctx.Txn("pkonline job " + IdText(job) + ": indexes to drop", [&]() {
+    RequireNotSwapped(ctx, plan);
     for (const auto& old : IndexesToRebuild(plan)) {
       bool valid = false;
       const unsigned built = BuiltIndex(ctx, old, &valid);
@@ -359,13 +434,14 @@ void DropIndexes(Context& ctx) {
 struct ForeignKey {
   unsigned relid;
   std::string table, name, definition;
+  bool validated;
 };
 
 // Foreign keys referencing the key column.
 std::vector<ForeignKey> ReferencingKeys(const jobs::Job& job, const std::string& key_column) {
   auto r = Query(
       "SELECT c.conrelid, pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
-      "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
+      "pg_catalog.pg_get_constraintdef(c.oid), c.convalidated FROM pg_catalog.pg_constraint c "
       "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
       "rc.relnamespace "
       "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.confkey = ARRAY[(SELECT attnum FROM "
@@ -374,7 +450,7 @@ std::vector<ForeignKey> ReferencingKeys(const jobs::Job& job, const std::string&
       {V(RelidText(job)), V(key_column)}, false);
   std::vector<ForeignKey> out;
   for (const auto& row : r.rows)
-    out.push_back({static_cast<unsigned>(pg::AsInt(row[0])), *row[1], *row[2], *row[3]});
+    out.push_back({static_cast<unsigned>(pg::AsInt(row[0])), *row[1], *row[2], *row[3], pg::AsBool(row[4])});
   return out;
 }
 
@@ -434,9 +510,12 @@ ColumnExtras ReadExtras(unsigned relid, const std::string& table, const std::str
 
 // The replaced indexes of one table: (old name, new index's current name, constraint type of the
 // old one: 'p', 'u' or none).
+// An index of a table the swap replaces: its name, the new index's current name, the constraint
+// it backs ('p' or 'u', and its name), whether it is the replica identity.
 struct Replaced {
   std::string old_name, new_sql;
   char contype = 0;
+  std::string conname;
   bool replica_identity = false;
 };
 
@@ -444,112 +523,157 @@ std::vector<Replaced> ReplacedIndexes(Context& ctx, const std::vector<OldIndex>&
   std::vector<Replaced> out;
   for (const auto& old : olds) {
     if (old.relid != relid) continue;
+    auto r = Query(
+        "SELECT c.relname, con.contype::pg_catalog.text, con.conname, i.indisreplident "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+        "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = c.oid AND con.contype IN ('p', 'u') "
+        "AND con.conrelid = i.indrelid WHERE c.oid = $1::oid",
+        {V(old.oid)}, false);
+    if (r.empty()) continue;  // dropped meanwhile: nothing to replace
     bool valid = false;
     const unsigned built = BuiltIndex(ctx, old, &valid);
     if (built == 0 || !valid)
-      Fail(SqlState("55000"), Fmt("the index built for index %1% by job %2% is gone", old.oid, ctx.job().id),
-           "", Fmt("pkonline.resume(%1%) builds it again.", ctx.job().id));
-    auto r = Query(
-        "SELECT c.relname, $2::oid::pg_catalog.regclass::pg_catalog.text, "
-        "(SELECT con.contype::pg_catalog.text FROM pg_catalog.pg_constraint con WHERE con.conindid = c.oid "
-        " AND con.contype IN ('p', 'u') AND con.conrelid = i.indrelid), i.indisreplident "
-        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
-        {V(old.oid), V(static_cast<int64_t>(built))}, false);
-    if (r.empty()) continue;  // dropped meanwhile: nothing to replace
+      Fail(SqlState("55000"),
+           Fmt("index %1% of %2% has no bigint twin built by job %3%", *r.rows[0][0],
+               TableOf(ctx.job(), relid), ctx.job().id),
+           "It was created or built again while the job ran.",
+           Fmt("pkonline.resume(%1%) builds it, then swaps.", ctx.job().id));
     const auto& row = r.rows[0];
-    out.push_back({*row[0], *row[1], row[2] ? (*row[2])[0] : char(0), pg::AsBool(row[3])});
+    out.push_back({*row[0],
+                   *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text",
+                          {V(static_cast<int64_t>(built))}, false)
+                        .scalar(),
+                   row[1] ? (*row[1])[0] : char(0), row[2].value_or(""), pg::AsBool(row[3])});
   }
   return out;
+}
+
+// One table's part of the swap (the table locked ACCESS EXCLUSIVE, the foreign keys referencing the
+// key dropped): each converted column of it replaced by its bigint twin, with all it carries.
+void SwapTable(Context& ctx, const ConvertPkPlan& plan, unsigned relid, const std::vector<OldIndex>& olds) {
+  const auto& job = ctx.job();
+  const std::string table = TableOf(job, relid);
+  struct Column {
+    size_t i;
+    std::string col, big;
+    bool not_null;
+    ColumnExtras x;
+    std::string next_identity, identity_options;
+  };
+  std::vector<Column> cols;
+  for (size_t i = 0; i < plan.targets.size(); i++) {
+    const Target& t = plan.targets[i];
+    if (t.relid != relid) continue;
+    const std::string shadow = ShadowColumn(ctx, t, i);
+    if (shadow.empty()) Fail(sqlstate::kUndefinedColumn, Fmt("the bigint column of job %1% is gone", job.id));
+    if (Attnum(relid, t.column) == 0)
+      Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of %2% no longer exists", t.column, table), "",
+           Fmt("pkonline.cancel(%1%).", job.id));
+    // Added while the job ran, these would go with the column: refused again, under the lock.
+    const std::string others = OtherUses(plan.targets[0].relid, relid, t.column);
+    if (!others.empty())
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("column %1% of %2% is now used by: %3%", Ident(t.column), table, others),
+           "They were created while the job ran; the swap would drop them with the column.",
+           Fmt("Drop them, pkonline.resume(%1%), and create them again afterwards; or pkonline.cancel(%1%).",
+               job.id));
+    const bool not_null = pg::AsBool(Query("SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = "
+                                           "$1::oid AND attname = $2 AND NOT attisdropped",
+                                           {V(static_cast<int64_t>(relid)), V(t.column)}, false)
+                                         .scalar());
+    cols.push_back({i, t.column, shadow, not_null, ReadExtras(relid, table, t.column), "", ""});
+  }
+  const std::vector<Replaced> replaced = ReplacedIndexes(ctx, olds, relid);
+  for (auto& c : cols) {
+    if (c.x.identity) {
+      auto s = Query(
+          "SELECT pg_catalog.nextval($1::pg_catalog.regclass), seqincrement, seqcache, seqmin, seqcycle FROM "
+          "pg_catalog.pg_sequence WHERE seqrelid = $1::pg_catalog.regclass",
+          {V(c.x.sequence)});
+      c.next_identity = *s.rows[0][0];
+      c.identity_options = " INCREMENT BY " + *s.rows[0][1] + " CACHE " + *s.rows[0][2] + " MINVALUE " +
+                           *s.rows[0][3] + (pg::AsBool(s.rows[0][4]) ? " CYCLE" : "");
+    } else if (!c.x.sequence.empty()) {
+      // A serial's sequence (owned by the column) would go with it: it moves to the bigint one.
+      Exec("ALTER SEQUENCE " + c.x.sequence + " OWNED BY " + table + "." + Ident(c.big));
+    }
+  }
+  // The old columns go, with their indexes and constraints; the bigint ones take their names.
+  for (const auto& c : cols) Exec("ALTER TABLE " + table + " DROP COLUMN " + Ident(c.col));
+  for (const auto& c : cols) {
+    Exec("ALTER TABLE " + table + " RENAME COLUMN " + Ident(c.big) + " TO " + Ident(c.col));
+    pg::RenameIndexColumns(relid, c.big, c.col);
+    const bool checked = HasCheck(relid, CheckName(job, c.i));
+    if (c.not_null) Exec("ALTER TABLE " + table + " ALTER COLUMN " + Ident(c.col) + " SET NOT NULL");
+    if (checked) Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job, c.i)));
+  }
+  for (const auto& r : replaced)
+    if (r.new_sql != r.old_name) Exec("ALTER INDEX " + r.new_sql + " RENAME TO " + Ident(r.old_name));
+  for (const auto& r : replaced) {
+    if (r.contype == 'p')
+      Exec("ALTER TABLE " + table + " ADD CONSTRAINT " + Ident(r.conname) + " PRIMARY KEY USING INDEX " +
+           Ident(r.old_name));
+    else if (r.contype == 'u')
+      Exec("ALTER TABLE " + table + " ADD CONSTRAINT " + Ident(r.conname) + " UNIQUE USING INDEX " +
+           Ident(r.old_name));
+    if (r.replica_identity)
+      Exec("ALTER TABLE " + table + " REPLICA IDENTITY USING INDEX " + Ident(r.old_name));
+  }
+  for (const auto& c : cols) {
+    const std::string col = Ident(c.col);
+    if (c.x.identity) {
+      Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " ADD GENERATED " +
+           (c.x.identity == 'a' ? "ALWAYS" : "BY DEFAULT") + " AS IDENTITY (SEQUENCE NAME " + c.x.sequence +
+           " START WITH " + c.next_identity + c.identity_options + ")");
+    } else if (!c.x.default_sql.empty()) {
+      Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET DEFAULT " + c.x.default_sql);
+      // Its sequence (a serial's, or any it draws from) stops at 2^31-1 if it is an integer one.
+      if (!c.x.default_sequence.empty()) Exec("ALTER SEQUENCE " + c.x.default_sequence + " AS bigint");
+    }
+    if (c.x.has_comment) Exec("COMMENT ON COLUMN " + table + "." + col + " IS " + pg::Literal(c.x.comment));
+    if (c.x.stattarget >= 0)
+      Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET STATISTICS " +
+           std::to_string(c.x.stattarget));
+    for (const auto& g : c.x.grants) Exec("GRANT " + g);
+    Exec("DROP TRIGGER IF EXISTS " + Ident(SyncName(job, c.i)) + " ON " + table);
+  }
 }
 
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
+  bool swapped = false;
+  ctx.Txn("pkonline job " + IdText(job) + ": check",
+          [&]() { swapped = ShadowColumn(ctx, plan.targets[0], 0) == plan.targets[0].column; });
+  if (swapped) return;  // committed before a crash
+  // An index created or built again while the job ran gets its twin now (concurrently).
+  BuildIndexes(ctx);
   ctx.WaitPoint("swap");
   ctx.Ddl("pkonline job " + IdText(job) + ": swap to bigint", [&]() {
     std::vector<unsigned> tables = plan.tables;
     for (unsigned relid : TargetTables(plan))
       if (std::find(tables.begin(), tables.end(), relid) == tables.end()) tables.push_back(relid);
-    const std::vector<ForeignKey> before = ReferencingKeys(job, plan.targets[0].column);
-    for (const auto& fk : before)
-      if (std::find(tables.begin(), tables.end(), fk.relid) == tables.end())
-        Fail(SqlState("55000"),
-             Fmt("foreign key %1% on %2% was added while job %3% ran", fk.name, fk.table, job.id), "",
-             Fmt("pkonline.cancel(%1%), then start again.", job.id));
     LockAll(job, tables);
     // Done before a crash? The key's shadow is gone (renamed to the key's name, bigint).
     if (ShadowColumn(ctx, plan.targets[0], 0) == plan.targets[0].column) return;
-    const std::vector<OldIndex> olds = IndexesToRebuild(plan);
     const std::vector<ForeignKey> fks = ReferencingKeys(job, plan.targets[0].column);
+    for (const auto& fk : fks)
+      if (std::find(tables.begin(), tables.end(), fk.relid) == tables.end())
+        Fail(SqlState("55000"),
+             Fmt("foreign key %1% on %2% was added while job %3% ran", fk.name, fk.table, job.id),
+             "The job did not lock that table, nor check it; it converts only the tables it found at its "
+             "start.",
+             Fmt("Drop that foreign key, pkonline.resume(%1%), and add it again afterwards; or "
+                 "pkonline.cancel(%1%).",
+                 job.id));
+    const std::vector<OldIndex> olds = IndexesToRebuild(plan);
     for (const auto& fk : fks) Exec("ALTER TABLE " + fk.table + " DROP CONSTRAINT " + Ident(fk.name));
-    for (size_t i = 0; i < plan.targets.size(); i++) {
-      const Target& t = plan.targets[i];
-      const std::string table = TableOf(job, t.relid);
-      const std::string shadow = ShadowColumn(ctx, t, i);
-      if (shadow.empty())
-        Fail(sqlstate::kUndefinedColumn, Fmt("the bigint column of job %1% is gone", job.id));
-      const std::string col = Ident(t.column), big = Ident(shadow);
-      ColumnExtras x = ReadExtras(t.relid, table, t.column);
-      std::vector<Replaced> replaced = ReplacedIndexes(ctx, olds, t.relid);
-      std::string next_identity, increment = "1", cache = "1", minvalue, cycle;
-      if (x.identity) {
-        auto s = Query(
-            "SELECT pg_catalog.nextval($1::pg_catalog.regclass), seqincrement, seqcache, seqmin, seqcycle "
-            "FROM "
-            "pg_catalog.pg_sequence WHERE seqrelid = $1::pg_catalog.regclass",
-            {V(x.sequence)});
-        next_identity = *s.rows[0][0];
-        increment = *s.rows[0][1];
-        cache = *s.rows[0][2];
-        minvalue = *s.rows[0][3];
-        cycle = pg::AsBool(s.rows[0][4]) ? " CYCLE" : "";
-      } else if (!x.sequence.empty()) {
-        // A serial's sequence (owned by the column) would go with it: it moves to the shadow.
-        Exec("ALTER SEQUENCE " + x.sequence + " OWNED BY " + table + "." + big);
-      }
-      Exec("ALTER TABLE " + table + " DROP COLUMN " + col);  // its indexes and constraints go with it
-      Exec("ALTER TABLE " + table + " RENAME COLUMN " + big + " TO " + col);
-      pg::RenameIndexColumns(t.relid, shadow, t.column);
-      if (t.not_null) {
-        // Proven by the validated check: no scan under the lock.
-        Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET NOT NULL");
-        Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job, i)));
-      }
-      for (const auto& r : replaced)
-        if (r.new_sql != r.old_name) Exec("ALTER INDEX " + r.new_sql + " RENAME TO " + Ident(r.old_name));
-      for (const auto& r : replaced) {
-        if (r.contype == 'p')
-          Exec("ALTER TABLE " + table + " ADD CONSTRAINT " + Ident(plan.pk_name) +
-               " PRIMARY KEY USING INDEX " + Ident(r.old_name));
-        else if (r.contype == 'u')
-          Exec("ALTER TABLE " + table + " ADD CONSTRAINT " + Ident(r.old_name) + " UNIQUE USING INDEX " +
-               Ident(r.old_name));
-        if (r.replica_identity)
-          Exec("ALTER TABLE " + table + " REPLICA IDENTITY USING INDEX " + Ident(r.old_name));
-      }
-      if (x.identity) {
-        Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " ADD GENERATED " +
-             (x.identity == 'a' ? "ALWAYS" : "BY DEFAULT") + " AS IDENTITY (SEQUENCE NAME " + x.sequence +
-             " START WITH " + next_identity + " INCREMENT BY " + increment + " CACHE " + cache +
-             " MINVALUE " + minvalue + cycle + ")");
-      } else if (!x.default_sql.empty()) {
-        Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET DEFAULT " + x.default_sql);
-        // Its sequence (a serial's, or any it draws from) stops at 2^31-1 if it is an integer one.
-        if (!x.default_sequence.empty()) Exec("ALTER SEQUENCE " + x.default_sequence + " AS bigint");
-      }
-      if (x.has_comment) Exec("COMMENT ON COLUMN " + table + "." + col + " IS " + pg::Literal(x.comment));
-      if (x.stattarget >= 0)
-        Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET STATISTICS " +
-             std::to_string(x.stattarget));
-      for (const auto& g : x.grants) Exec("GRANT " + g);
-      Exec("DROP TRIGGER IF EXISTS " + Ident(SyncName(job, i)) + " ON " + table);
-    }
+    for (unsigned relid : TargetTables(plan)) SwapTable(ctx, plan, relid, olds);
     std::vector<MovedForeignKey> moved;
     for (const auto& fk : fks) {
-      const bool not_valid = fk.definition.find("NOT VALID") != std::string::npos;
       Exec("ALTER TABLE " + fk.table + " ADD CONSTRAINT " + Ident(fk.name) + " " + fk.definition +
-           (not_valid ? "" : " NOT VALID"));
-      if (!not_valid) moved.push_back({fk.table, fk.name});
+           (fk.validated ? " NOT VALID" : ""));
+      if (fk.validated) moved.push_back({fk.table, fk.name});
     }
     ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
   });
@@ -607,5 +731,14 @@ class ConvertPk final : public Operation {
 }  // namespace
 
 std::unique_ptr<Operation> MakeConvertPk() { return std::make_unique<ConvertPk>(); }
+
+std::string IndexesRunningUserCode(const ConvertPkPlan& plan) {
+  std::string list;
+  for (const auto& old : IndexesToRebuild(plan))
+    if (pg::IndexRunsUserCode(static_cast<unsigned>(std::stoul(old.oid))))
+      list += (list.empty() ? "" : ", ") +
+              *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar();
+  return list;
+}
 
 }  // namespace pkonline::ops

@@ -29,6 +29,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PGDLLEXPORT Datum pkonline_tid_key(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum pkonline_copy_fill(PG_FUNCTION_ARGS);
@@ -106,6 +107,9 @@ bool LookUpJob(const char* fn, const char* sql, int nargs, Oid* types, Datum* va
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
                           true, 0, false);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", fn);
+  // A fresh snapshot: a writer's REPEATABLE READ transaction older than the job's records must
+  // still find them (the trigger it fires is newer than its snapshot too).
+  PushActiveSnapshot(GetLatestSnapshot());
   const int rc = SPI_execute_with_args(sql, nargs, types, values, nullptr, true, 1);
   const bool found = rc == SPI_OK_SELECT && SPI_processed == 1;
   for (int i = 0; found && i < nout; i++) {
@@ -114,6 +118,7 @@ bool LookUpJob(const char* fn, const char* sql, int nargs, Oid* types, Datum* va
     out[i] = isnull ? 0 : DatumGetInt32(d);
   }
   SPI_finish();
+  PopActiveSnapshot();
   AtEOXact_GUC(true, nest);
   SetUserIdAndSecContext(saved_user, saved_ctx);
   return found;

@@ -93,6 +93,21 @@ bool NodeRunsUserCode(void* node) {
   return Call([&]() { return UserCodeWalker(static_cast<Node*>(node), nullptr); });
 }
 
+bool IndexRunsUserCode(unsigned index_oid) {
+  auto r = Query(
+      "SELECT i.indexprs::pg_catalog.text FROM pg_catalog.pg_index i WHERE i.indexrelid = $1::oid "
+      "AND i.indexprs IS NOT NULL "
+      "UNION ALL SELECT i.indpred::pg_catalog.text FROM pg_catalog.pg_index i WHERE i.indexrelid = $1::oid "
+      "AND i.indpred IS NOT NULL",
+      {V(static_cast<int64_t>(index_oid))}, true);
+  for (const auto& row : r.rows) {
+    if (!row[0]) continue;
+    const char* text = row[0]->c_str();
+    if (Call([&]() { return UserCodeWalker(static_cast<Node*>(stringToNode(text)), nullptr); })) return true;
+  }
+  return false;
+}
+
 bool TableRunsUserCode(unsigned relid) {
   Call([&]() { LockRelationOid(relid, RowExclusiveLock); });
   if (ExpressionsRunUserCode(relid)) return true;

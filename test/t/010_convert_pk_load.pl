@@ -99,7 +99,7 @@ is($node->safe_psql('postgres', q{
 	'items_order true, items_pkey true, orders_code_id true, orders_pkey true', 'every index there again, valid');
 is($node->safe_psql('postgres', q{
 	SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline%')
-	     + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pkonline%')
+	     + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%pkonline%')
 	     + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'pkonline%')
 	     + (SELECT count(*) FROM pg_attribute WHERE attname LIKE 'pkonline%' AND NOT attisdropped)}),
 	'0', 'nothing left behind');
@@ -175,7 +175,7 @@ for my $point ('swap', 'swap_committed')
 		"k_${point}_pkey true, r_${point}_k_fkey true", "$point: key and foreign key as before, validated");
 	is($node->safe_psql('postgres', $sums), $before, "$point: every value as before");
 	is($node->safe_psql('postgres', q{
-		SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pkonline%')
+		SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%pkonline%')
 		     + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'pkonline%')
 		     + (SELECT count(*) FROM pg_attribute WHERE attname LIKE 'pkonline%' AND NOT attisdropped)}),
 		'0', "$point: nothing left behind");

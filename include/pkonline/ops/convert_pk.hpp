@@ -2,9 +2,23 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "pkonline/ops/operation.hpp"
 
 namespace pkonline::ops {
 std::unique_ptr<Operation> MakeConvertPk();
-}
+
+// What else uses the column, that the swap could not carry over (views, rules, policies,
+// triggers naming it, other columns' defaults or generated expressions, CHECK and exclusion
+// constraints, foreign keys to other tables than `key_relid`, statistics objects, functions with
+// a SQL-standard body): their descriptions, "; "-separated; "" if nothing. The swap's DROP COLUMN
+// would take them with it: the API refuses them, and the swap checks again under its locks.
+std::string OtherUses(unsigned key_relid, unsigned relid, const std::string& column);
+
+struct ConvertPkPlan;
+// The indexes the job would build again whose expressions or predicate use functions or
+// operators that are not built in (looked up anew on a bigint column, another role's overload
+// could be picked): their names, ", "-separated; "" if none.
+std::string IndexesRunningUserCode(const ConvertPkPlan& plan);
+}  // namespace pkonline::ops

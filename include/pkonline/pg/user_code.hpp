@@ -16,6 +16,11 @@ namespace pkonline::pg {
 // concurrently, waits for this transaction before it is written to).
 bool TableRunsUserCode(unsigned relid);
 
+// Could the index's expressions or predicate run code a user wrote (as NodeRunsUserCode)? An
+// index built again on a column of another type resolves its functions and operators anew: only
+// built-in ones (found in pg_catalog, the worker's search_path) are sure to resolve as before.
+bool IndexRunsUserCode(unsigned index_oid);
+
 // Could evaluating this expression tree (a Node*, analysed) run code a user wrote: a function that
 // is not built in, or a built-in one that runs SQL given as text; a subquery (it may read through
 // views and policies); a domain's checks; a value of a type that is not built in (its input
