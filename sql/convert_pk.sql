@@ -196,6 +196,11 @@ SELECT try($$SELECT pkonline.convert_pk_to_bigint('orders')$$);
 CREATE TABLE viewed (id int PRIMARY KEY, v int);
 CREATE VIEW viewed_v AS SELECT id FROM viewed;
 SELECT try($$SELECT pkonline.convert_pk_to_bigint('viewed')$$);
+CREATE TABLE many (id int PRIMARY KEY);
+CREATE MATERIALIZED VIEW many_mv AS SELECT id FROM many;
+CREATE POLICY many_pos ON many USING (id > 0);
+CREATE FUNCTION many_max() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT max(id) FROM many; END;
+SELECT try($$SELECT pkonline.convert_pk_to_bigint('many')$$);
 CREATE TABLE checked (id int PRIMARY KEY CHECK (id > 0), g int GENERATED ALWAYS AS (id * 2) STORED);
 SELECT try($$SELECT pkonline.convert_pk_to_bigint('checked')$$);
 CREATE TABLE published (id int PRIMARY KEY);
@@ -250,7 +255,7 @@ SELECT try($$SELECT pkonline.add_column('keep_ref', 'x', 'timestamptz', 'now()')
 SELECT pkonline.cancel(:job);
 SELECT count(*) AS jobs_refused_left FROM pkonline.jobs WHERE relid IN ('nokey'::regclass, 'twokeys'::regclass,
   'textkey'::regclass, 'viewed'::regclass, 'checked'::regclass, 'published'::regclass, 'mine'::regclass, 'twouniq'::regclass,
-  'theirseq'::regclass, 'bucketed'::regclass, 'inh_key'::regclass, 'rls_key'::regclass);
+  'theirseq'::regclass, 'many'::regclass, 'bucketed'::regclass, 'inh_key'::regclass, 'rls_key'::regclass);
 
 DROP SCHEMA cpk CASCADE;
 DROP ROLE cpk_reader;
