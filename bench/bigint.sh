@@ -112,6 +112,8 @@ END;
 PGB
   local m
   for m in $METHODS; do run_method "$m"; done
+  cp "$(psql -XAtc "SELECT current_setting('data_directory') || '/' || pg_current_logfile()" 2>/dev/null)" \
+    "$WORK/server.log" 2>/dev/null || true
 }
 
 if [ "${PKONLINE_BIGINT_STAGE:-}" = inside ]; then
@@ -131,6 +133,7 @@ echo "bigint: $ROWS + $ROWS rows, load $RATE tps from $CLIENTS clients, methods:
 export WORK ROWS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS
 start=$(date +%s)
 PKONLINE_BIGINT_STAGE=inside pg_virtualenv -t -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
+  -o log_lock_waits=on -o deadlock_timeout=100ms -o "log_line_prefix=%m [%p] %a: " \
   bash "$0" || die "collection failed; files in $WORK"
 
 window() {  # "count p99_ms max_ms" of the transactions of method $1 overlapping [$2, $3]

@@ -639,6 +639,56 @@ void SwapTable(Context& ctx, const ConvertPkPlan& plan, unsigned relid, const st
   }
 }
 
+// The planner's statistics for the bigint columns, gathered before the swap (each holds the same
+// values as its column): the swap keeps them with the column, so no plan goes wrong for want of
+// them once the key is bigint (a query on a column without statistics may pick a plan that reads
+// the whole table). Returns whether every column was analysed; one whose lock (SHARE UPDATE
+// EXCLUSIVE, held by a VACUUM or an index build) is not had in pkonline.lock_timeout is left, with
+// an event, to the ANALYZE after the swap.
+bool AnalyzeShadows(Context& ctx, const ConvertPkPlan& plan) {
+  const auto& job = ctx.job();
+  bool all = true;
+  for (size_t i = 0; i < plan.targets.size(); i++) {
+    const Target& t = plan.targets[i];
+    try {
+      ctx.TryOnce("pkonline job " + IdText(job) + ": analyze", [&]() {
+        const std::string table = TableOf(job, t.relid), shadow = ShadowColumn(ctx, t, i);
+        if (shadow.empty() || shadow == t.column) return;
+        const int64_t target = pg::AsInt(
+            Query("SELECT attstattarget FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
+                  {V(static_cast<int64_t>(t.relid)), V(t.column)}, false)
+                .scalar(),
+            -1);
+        if (target >= 0)
+          Exec("ALTER TABLE " + table + " ALTER COLUMN " + Ident(shadow) + " SET STATISTICS " +
+               std::to_string(target));
+        Exec("ANALYZE " + table + " (" + Ident(shadow) + ")");
+      });
+    } catch (const PgError& e) {
+      if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
+      ctx.Event("info", "ANALYZE of the bigint column of " + t.table + " before the swap skipped (" + e.message() +
+                            "): it runs after the swap");
+      all = false;
+    }
+  }
+  return all;
+}
+
+void AnalyzeAfterSwap(Context& ctx, const ConvertPkPlan& plan) {
+  for (unsigned relid : TargetTables(plan)) {
+    std::string columns;
+    for (const auto& t : plan.targets)
+      if (t.relid == relid) columns += (columns.empty() ? "" : ", ") + Ident(t.column);
+    try {
+      ctx.TryOnce("pkonline job " + IdText(ctx.job()) + ": analyze",
+                  [&]() { Exec("ANALYZE " + TableOf(ctx.job(), relid) + " (" + columns + ")"); });
+    } catch (const PgError& e) {
+      if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
+      ctx.Event("info", "ANALYZE skipped (" + e.message() + "); autovacuum will analyze the table");
+    }
+  }
+}
+
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
@@ -648,6 +698,7 @@ void Swap(Context& ctx) {
   if (swapped) return;  // committed before a crash
   // An index created or built again while the job ran gets its twin now (concurrently).
   BuildIndexes(ctx);
+  const bool analyzed = AnalyzeShadows(ctx, plan);
   ctx.WaitPoint("swap");
   ctx.Ddl("pkonline job " + IdText(job) + ": swap to bigint", [&]() {
     std::vector<unsigned> tables = plan.tables;
@@ -678,6 +729,7 @@ void Swap(Context& ctx) {
     ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
   });
   ctx.WaitPoint("swap_committed");
+  if (!analyzed) AnalyzeAfterSwap(ctx, plan);
 }
 
 const char* kBrief =
