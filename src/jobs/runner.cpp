@@ -164,10 +164,17 @@ class RunContext final : public Context {
 
   void WaitPoint(const std::string& name) override {
     if (!job_.settings.debug_wait_points) return;
-    pg::InTransaction("pkonline: wait point " + name, [&]() {
-      pg::Query("SELECT pg_catalog.pg_advisory_xact_lock_shared($1::int, pg_catalog.hashtext($2))",
-                {pg::V(kAdvisoryClass + 1), pg::V(name)});
-    });
+    pg::InTransaction("pkonline: wait point " + name, [&]() { WaitPointHere(name); });
+  }
+
+  void WaitPointHere(const std::string& name) override {
+    if (!job_.settings.debug_wait_points) return;
+    // Held as long as the test holds the point: not given up after the transaction's lock_timeout.
+    const std::string timeout = *pg::Query("SELECT pg_catalog.current_setting('lock_timeout')").scalar();
+    pg::Query("SELECT pg_catalog.set_config('lock_timeout', '0', true)");
+    pg::Query("SELECT pg_catalog.pg_advisory_xact_lock_shared($1::int, pg_catalog.hashtext($2))",
+              {pg::V(kAdvisoryClass + 1), pg::V(name)});
+    pg::Query("SELECT pg_catalog.set_config('lock_timeout', $1, true)", {pg::V(timeout)});
   }
 
   void Sleep(long ms) override { pg::SleepMs(ms); }

@@ -655,8 +655,9 @@ bool AnalyzeShadows(Context& ctx, const ConvertPkPlan& plan) {
         const std::string table = TableOf(job, t.relid), shadow = ShadowColumn(ctx, t, i);
         if (shadow.empty() || shadow == t.column) return;
         const int64_t target = pg::AsInt(
-            Query("SELECT attstattarget FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
-                  {V(static_cast<int64_t>(t.relid)), V(t.column)}, false)
+            Query(
+                "SELECT attstattarget FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2",
+                {V(static_cast<int64_t>(t.relid)), V(t.column)}, false)
                 .scalar(),
             -1);
         if (target >= 0)
@@ -666,8 +667,8 @@ bool AnalyzeShadows(Context& ctx, const ConvertPkPlan& plan) {
       });
     } catch (const PgError& e) {
       if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
-      ctx.Event("info", "ANALYZE of the bigint column of " + t.table + " before the swap skipped (" + e.message() +
-                            "): it runs after the swap");
+      ctx.Event("info", "ANALYZE of the bigint column of " + t.table + " before the swap skipped (" +
+                            e.message() + "): it runs after the swap");
       all = false;
     }
   }
@@ -727,6 +728,7 @@ void Swap(Context& ctx) {
       if (fk.validated) moved.push_back({fk.table, fk.name});
     }
     ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
+    ctx.WaitPointHere("swap_locked");  // every change made, none committed (tests crash here)
   });
   ctx.WaitPoint("swap_committed");
   if (!analyzed) AnalyzeAfterSwap(ctx, plan);

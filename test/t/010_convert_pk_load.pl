@@ -4,8 +4,8 @@
 # Afterwards: the job is done, pgbench saw no failed transaction, both columns are bigint, the
 # foreign key validated and enforced, every row where the load left it (compared with a log the
 # load wrote in the same statements), no client waited for a lock longer than 100 ms, and the
-# sequence goes past 2^31 in both tables. Then a crash (immediate stop) at the swap and right
-# after its commit: the job resumes and ends like an uninterrupted run.
+# sequence goes past 2^31 in both tables. Then a crash (immediate stop) before the swap, inside its
+# transaction and right after its commit: the job resumes and ends like an uninterrupted run.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -138,8 +138,9 @@ is($node->safe_psql('postgres', q{SELECT format_type(seqtypid, NULL) FROM pg_seq
 
 PkonlineLoad::check_no_client_lock_waits($node);
 
-# --- a crash at the swap, and right after its commit ---------------------------------------------
-for my $point ('swap', 'swap_committed')
+# --- a crash before the swap, inside its transaction (every change made, none committed), and
+# right after its commit ---------------------------------------------------------------------------
+for my $point ('swap', 'swap_locked', 'swap_committed')
 {
 	$node->safe_psql('postgres', qq{
 		CREATE TABLE k_$point (id serial PRIMARY KEY, v int);

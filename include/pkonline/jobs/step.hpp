@@ -90,8 +90,10 @@ class Context {
   virtual void EventHere(const std::string& kind, const std::string& message) = 0;
   // Between units of work: honour pause/cancel requests (throws StopRequested) and interrupts.
   virtual void CheckControl() = 0;
-  // Testing hook: block while a test holds the named wait point.
+  // Testing hook: block while a test holds the named wait point; WaitPointHere, inside the
+  // current transaction (with the locks it holds: a crash there rolls it back).
   virtual void WaitPoint(const std::string& name) = 0;
+  virtual void WaitPointHere(const std::string& name) = 0;
   virtual void Sleep(long ms) = 0;
 };
 
