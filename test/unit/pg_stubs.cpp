@@ -11,6 +11,7 @@
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/user_code.hpp"
 #include "pkonline/pg/wal.hpp"
 
 namespace {
@@ -64,6 +65,7 @@ void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
 unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }
 void RenameIndexColumns(unsigned, const std::string&, const std::string&) { NoServer("RenameIndexColumns"); }
+bool IndexRunsUserCode(unsigned) { NoServer("IndexRunsUserCode"); }
 void LockShared(unsigned) { NoServer("LockShared"); }
 uint64_t WalBytes() { return 0; }
 const int64_t kIdsPerHeapBlock = 291;
