@@ -64,7 +64,9 @@ ALTER TABLE orders ALTER COLUMN id SET STATISTICS 500;
 GRANT SELECT (id) ON orders TO cpk_reader;
 CREATE INDEX orders_id_code ON orders (id, code) WHERE amount > 10;
 CREATE INDEX orders_twice ON orders ((id * 2));
+COMMENT ON INDEX orders_twice IS 'for the doubling report';
 ALTER TABLE orders ADD CONSTRAINT orders_code_id UNIQUE (code, id);
+CLUSTER orders USING orders_code_id;
 INSERT INTO orders (code, amount) SELECT 'c' || g, g % 100 FROM generate_series(1, 3000) g;
 CREATE TABLE items (item_id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                     order_id int NOT NULL REFERENCES orders ON DELETE CASCADE, qty int);
@@ -80,6 +82,8 @@ CALL pkonline.wait(:job);
 SELECT * FROM shape('orders');
 SELECT * FROM shape('items');
 SELECT seq('orders_id_seq');
+SELECT obj_description('orders_twice'::regclass, 'pg_class') AS index_comment,
+       (SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'orders'::regclass AND indisclustered) AS clustered_on;
 -- every row as it was (columns compared by name: the key moved to the end of the column list)
 SELECT count(*) AS orders_changed FROM (SELECT id, code, amount FROM orders EXCEPT SELECT id, code, amount FROM before_orders) d;
 SELECT count(*) AS items_changed FROM (SELECT item_id, order_id, qty FROM items EXCEPT SELECT item_id, order_id, qty FROM before_items) d;

@@ -14,6 +14,7 @@
 #include "pkonline/ops/convert_pk.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "pkonline/ops/backfill.hpp"
@@ -517,6 +518,8 @@ struct Replaced {
   char contype = 0;
   std::string conname;
   bool replica_identity = false;
+  bool clustered = false;
+  std::optional<std::string> comment;
 };
 
 std::vector<Replaced> ReplacedIndexes(Context& ctx, const std::vector<OldIndex>& olds, unsigned relid) {
@@ -524,7 +527,8 @@ std::vector<Replaced> ReplacedIndexes(Context& ctx, const std::vector<OldIndex>&
   for (const auto& old : olds) {
     if (old.relid != relid) continue;
     auto r = Query(
-        "SELECT c.relname, con.contype::pg_catalog.text, con.conname, i.indisreplident "
+        "SELECT c.relname, con.contype::pg_catalog.text, con.conname, i.indisreplident, i.indisclustered, "
+        "pg_catalog.obj_description(c.oid, 'pg_class') "
         "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
         "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = c.oid AND con.contype IN ('p', 'u') "
         "AND con.conrelid = i.indrelid WHERE c.oid = $1::oid",
@@ -543,7 +547,8 @@ std::vector<Replaced> ReplacedIndexes(Context& ctx, const std::vector<OldIndex>&
                    *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text",
                           {V(static_cast<int64_t>(built))}, false)
                         .scalar(),
-                   row[1] ? (*row[1])[0] : char(0), row[2].value_or(""), pg::AsBool(row[3])});
+                   row[1] ? (*row[1])[0] : char(0), row[2].value_or(""), pg::AsBool(row[3]),
+                   pg::AsBool(row[4]), row[5]});
   }
   return out;
 }
@@ -618,6 +623,10 @@ void SwapTable(Context& ctx, const ConvertPkPlan& plan, unsigned relid, const st
            Ident(r.old_name));
     if (r.replica_identity)
       Exec("ALTER TABLE " + table + " REPLICA IDENTITY USING INDEX " + Ident(r.old_name));
+    if (r.clustered) Exec("ALTER TABLE " + table + " CLUSTER ON " + Ident(r.old_name));
+    if (r.comment)
+      Exec("COMMENT ON INDEX " + pg::Qualified(pg::LookupRelation(relid)->schema, r.old_name) + " IS " +
+           pg::Literal(*r.comment));
   }
   for (const auto& c : cols) {
     const std::string col = Ident(c.col);
