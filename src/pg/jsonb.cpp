@@ -37,7 +37,7 @@ Json Scalar(const JsonbValue& v) {
         return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
       });
       std::string text(digits);
-      pfree(digits);
+      Call([&]() { pfree(digits); });
       return Json::NumberText(text);
     }
     default:

@@ -146,7 +146,8 @@ void RenameInIndexElems(List* elems, Renames& r) {
 void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
   if (!IsA(raw->stmt, IndexStmt)) elog(ERROR, "pkonline: not an index definition");
   auto* stmt = reinterpret_cast<IndexStmt*>(raw->stmt);
-  Renames r = rw.renames;
+  // (no C++ object is made here: this runs inside the error bridge's PG_TRY)
+  Renames& r = const_cast<Renames&>(rw.renames);
   RenameInIndexElems(stmt->indexParams, r);
   RenameInIndexElems(stmt->indexIncludingParams, r);
   if (stmt->whereClause != nullptr) (void)RenameColumnRefs(stmt->whereClause, &r);
