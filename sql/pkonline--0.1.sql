@@ -268,6 +268,23 @@ AS 'MODULE_PATHNAME', 'pkonline_convert_pk_to_bigint';
 COMMENT ON FUNCTION pkonline.convert_pk_to_bigint(regclass, boolean, boolean) IS
   'Makes a smallint/integer primary key, and the columns of foreign keys referencing it, bigint, online; returns the job id';
 
+-- check: before a job, one row per finding (ok / warning / blocker). The operation's own checks
+-- run dry with `args` (its arguments by name, e.g. '{"method": "copy"}'), in a subtransaction
+-- rolled back; the rest reads sizes, free disk space, a timed sample of the table, old and
+-- prepared transactions, replication and what is attached to the table, as the caller, under
+-- ACCESS SHARE at most. (The caller's search_path travels with it, for add_column's fill.)
+CREATE FUNCTION pkonline._check(tbl regclass, operation text, args text, search_path text)
+RETURNS TABLE (level text, item text, detail text, advice text)
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_check';
+
+CREATE FUNCTION pkonline.check(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}')
+RETURNS TABLE (level text, item text, detail text, advice text) LANGUAGE sql VOLATILE AS $$
+  SELECT * FROM pkonline._check(tbl, operation, args::text, pg_catalog.current_setting('search_path'))
+$$;
+COMMENT ON FUNCTION pkonline.check(regclass, text, jsonb) IS
+  'Before a job: is the table ready, and what will it cost? One row per finding (ok, warning, blocker); changes nothing';
+
 -------------------------------------------------------------------------------------------------
 -- Job control.
 -------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ int64_t AddColumn(const AddColumnArgs& a) {
   plan.set_default = set_default;
   if (a.unique) plan.unique_name = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
 
+  if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   if (a.set_default && !fill.default_ok())

@@ -1,5 +1,6 @@
 // pkonline.add_int_pk(): checks, then a queued job row with its plan, then (optionally) a worker.
 #include "pkonline/api/api.hpp"
+#include "pkonline/api/check_findings.hpp"
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/create_job.hpp"
 #include "pkonline/guc.hpp"
@@ -9,6 +10,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/disk.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
 
@@ -69,6 +71,15 @@ void RequireCopyable(const TableInfo& t, const IntType& type) {
   if (pg::AsBool(row[3]))
     Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "",
          in_place);
+  const pg::FreeSpace free = pg::FreeSpaceFor(t.relid);
+  const double needed = CopyMethodBytes(t.relid);
+  if (free.bytes && needed > static_cast<double>(*free.bytes))
+    Fail(
+        SqlState("53100"), Fmt("not enough disk space for the copy of %1%", t.qualified),
+        Fmt("The copy method needs about %1% MB (the table, its indexes and the new key's index, once more), "
+            "more than the file system of the table's tablespace has free.",
+            static_cast<int64_t>(needed / 1048576)),
+        "Free disk space, or use method => 'in_place', which rewrites the rows where they are.");
   // Rows not written during the job get ids from their position: up to pg::kIdsPerHeapBlock per
   // block; the table may grow by kGrowthMargin before the job starts, and kNewRowsMargin ids are
   // kept for rows inserted meanwhile.
@@ -113,6 +124,7 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   plan.method = a.method == "copy" ? ops::IntPkMethod::kCopy : ops::IntPkMethod::kInPlace;
   plan.pk_name = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
 
+  if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   Announce(id,

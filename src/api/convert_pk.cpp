@@ -225,6 +225,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     RequireNoJobOn(plan.tables[i], name);
   }
 
+  if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   std::string also;

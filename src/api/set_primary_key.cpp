@@ -171,6 +171,7 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   if (old) plan.old = ops::SetPrimaryKeyPlan::Key{old->name, old->columns};
   plan.reuse_index = reuse;
 
+  if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
   spi.Close();
   Announce(id,

@@ -9,6 +9,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
 }
 
 namespace {
@@ -69,6 +71,7 @@ PKONLINE_FUNCTION(pkonline_add_int_pk);
 PKONLINE_FUNCTION(pkonline_add_column);
 PKONLINE_FUNCTION(pkonline_set_primary_key);
 PKONLINE_FUNCTION(pkonline_convert_pk_to_bigint);
+PKONLINE_FUNCTION(pkonline_check);
 PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
@@ -146,6 +149,34 @@ Datum pkonline_convert_pk_to_bigint(PG_FUNCTION_ARGS) {
     a.referencing = Required<bool>(fcinfo, 1, "referencing", boolean);
     a.start = Required<bool>(fcinfo, 2, "start", boolean);
     return Int64GetDatum(pkonline::api::ConvertPkToBigint(a));
+  });
+}
+
+Datum pkonline_check(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() -> Datum {
+    auto text = [](FunctionCallInfo f, int i) { return f->args[i].value; };
+    pkonline::api::CheckArgs a;
+    a.relid = Required<Oid>(fcinfo, 0, "tbl",
+                            [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
+    a.operation = TextArg(Required<Datum>(fcinfo, 1, "operation", text));
+    a.args = TextArg(Required<Datum>(fcinfo, 2, "args", text));
+    a.search_path = TextArg(Required<Datum>(fcinfo, 3, "search_path", text));
+    const std::vector<pkonline::api::Finding> findings = pkonline::api::Check(a);
+    pkonline::Call([&]() { InitMaterializedSRF(fcinfo, 0); });
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (const auto& f : findings) {
+      const char* fields[] = {f.level.c_str(), f.item.c_str(), f.detail.c_str(), f.advice.c_str()};
+      pkonline::Call([&]() {
+        Datum values[4];
+        bool nulls[4];
+        for (int i = 0; i < 4; i++) {
+          nulls[i] = fields[i][0] == '\0';
+          values[i] = nulls[i] ? Datum(0) : CStringGetTextDatum(fields[i]);
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+      });
+    }
+    return Datum(0);
   });
 }
 

@@ -22,6 +22,7 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
@@ -89,6 +90,27 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
     AbortAll();
     throw;
   }
+}
+
+std::optional<PgError> InRolledBackSubtransaction(const std::function<void()>& fn) {
+  MemoryContext const context = CurrentMemoryContext;
+  ResourceOwner const owner = CurrentResourceOwner;
+  Call([&]() {
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(context);
+  });
+  std::optional<PgError> error;
+  try {
+    fn();
+  } catch (const PgError& e) {
+    error = e;
+  }
+  Call([&]() {
+    RollbackAndReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+  });
+  return error;
 }
 
 void ReplicaRoleForThisTransaction() {

@@ -14,7 +14,8 @@ struct AddIntPkArgs {
   unsigned column_type;  // type OID
   bool identity;
   bool start;
-  std::string method;  // "in_place" or "copy"
+  std::string method;    // "in_place" or "copy"
+  bool dry_run = false;  // every check, then no job (pkonline.check)
 };
 int64_t AddIntPk(const AddIntPkArgs& args);
 
@@ -28,6 +29,7 @@ struct AddColumnArgs {
   bool set_default;
   bool start;
   std::string search_path;  // the caller's, for resolving names in fill
+  bool dry_run = false;     // every check, then no job (pkonline.check)
 };
 int64_t AddColumn(const AddColumnArgs& args);
 
@@ -36,6 +38,7 @@ struct SetPrimaryKeyArgs {
   std::vector<std::string> columns;
   std::string old_pk;  // "unique" or "drop"
   bool start;
+  bool dry_run = false;  // every check, then no job (pkonline.check)
 };
 int64_t SetPrimaryKey(const SetPrimaryKeyArgs& args);
 
@@ -43,8 +46,22 @@ struct ConvertPkArgs {
   unsigned relid;
   bool referencing;  // convert the integer columns of foreign keys referencing the key too
   bool start;
+  bool dry_run = false;  // every check, then no job (pkonline.check)
 };
 int64_t ConvertPkToBigint(const ConvertPkArgs& args);
+
+// pkonline.check(): one finding per row, before a job (src/api/check.cpp).
+struct Finding {
+  std::string level;  // "ok", "warning" or "blocker"
+  std::string item, detail, advice;
+};
+struct CheckArgs {
+  unsigned relid;
+  std::string operation;    // add_int_pk, add_column, set_primary_key, convert_pk_to_bigint
+  std::string args;         // jsonb text: the operation's own arguments, by name
+  std::string search_path;  // the caller's (add_column's fill)
+};
+std::vector<Finding> Check(const CheckArgs& args);
 
 std::string Start(int64_t job_id);
 std::string Pause(int64_t job_id);

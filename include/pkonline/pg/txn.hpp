@@ -3,9 +3,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "pkonline/pg/bridge.hpp"
 
 namespace pkonline::pg {
 
@@ -42,6 +45,11 @@ void SetWorkerSetting(const std::string& name, const std::string& value);
 // SET LOCAL session_replication_role = replica (row triggers enabled ORIGIN stay quiet), with
 // superuser rights: only where no code a user wrote can run in the transaction (pg/user_code.hpp).
 void ReplicaRoleForThisTransaction();
+
+// Runs fn in a subtransaction of the caller's transaction and always rolls it back: what fn
+// wrote, the locks it took and the SPI connections it opened are gone afterwards. Returns the
+// error fn ended with, if any (the caller's transaction goes on either way).
+std::optional<PgError> InRolledBackSubtransaction(const std::function<void()>& fn);
 
 // Process pending interrupts (cancel, terminate) between units of work.
 void CheckInterrupts();
