@@ -71,7 +71,8 @@ std::pair<double, std::string> Needed(unsigned relid, const CheckedOperation& op
   if (op.operation == "add_int_pk" && op.copy)
     return {CopyMethodBytes(relid), "a second copy of the table and its indexes, and the key's index"};
   if (op.operation == "add_int_pk")
-    return {growth + key, "the rows rewritten in place (~15 % growth) and the key's index"};
+    return {growth + s.rows * 8 + key,
+            "the rows rewritten in place (~15 % growth, and 8 bytes more each) and the key's index"};
   if (op.operation == "add_column" && op.catalog_only)
     return {0, "the value is not volatile: a catalog-only change, no row is rewritten"};
   if (op.operation == "add_column")
@@ -90,12 +91,15 @@ std::pair<double, std::string> Needed(unsigned relid, const CheckedOperation& op
       "  WHERE confrelid = $1::oid AND contype = 'f' AND $2::boolean) "
       "SELECT COALESCE((SELECT sum(pg_catalog.pg_table_size(rel)) FROM (SELECT DISTINCT rel FROM cols) t), "
       "0), "
+      "COALESCE((SELECT sum(GREATEST(c.reltuples, 0)) FROM pg_catalog.pg_class c "
+      "  WHERE c.oid IN (SELECT rel FROM cols)), 0), "
       "COALESCE((SELECT sum(pg_catalog.pg_relation_size(i.indexrelid)) FROM pg_catalog.pg_index i "
       "  WHERE EXISTS (SELECT 1 FROM cols WHERE cols.rel = i.indrelid AND cols.att = ANY (i.indkey))), 0)",
       {Rel(relid), V(std::string(op.referencing ? "true" : "false"))}, true);
-  return {kInPlaceGrowth * std::stod(*r.rows[0][0]) + 1.2 * std::stod(*r.rows[0][1]),
-          "the new bigint columns filled in place (~15 % growth) and each index on a converted column built "
-          "again"};
+  return {kInPlaceGrowth * std::stod(*r.rows[0][0]) + 8 * std::stod(*r.rows[0][1]) +
+              1.2 * std::stod(*r.rows[0][2]),
+          "the new bigint columns filled in place (~15 % growth, and 8 bytes more a row) and each index on a "
+          "converted column built again"};
 }
 
 }  // namespace

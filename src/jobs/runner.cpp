@@ -3,16 +3,20 @@
 #include "pkonline/jobs/runner.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/jobs/pacing.hpp"
 #include "pkonline/jobs/step.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
+#include "pkonline/pg/jsonb.hpp"
+#include "pkonline/pg/lock_watch.hpp"
 #include "pkonline/pg/storage.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/pg/wal.hpp"
 #include "pkonline/pg/user_code.hpp"
 
 namespace pkonline::jobs {
@@ -25,6 +29,26 @@ class RunContext final : public Context {
 
   const Job& job() const override { return job_; }
   void set_step(const std::string& step) { step_ = step; }
+
+  // The step's report starts now; TakeReport() ends it (and starts the next).
+  void StartReport() {
+    report_ = {};
+    report_start_ = std::chrono::steady_clock::now();
+    report_wal_ = pg::WalBytes();
+    pg::lock_watch::Reset();
+  }
+  store::StepReport TakeReport() {
+    store::StepReport r = report_;
+    r.busy_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - report_start_).count();
+    r.wal_bytes = static_cast<int64_t>(pg::WalBytes() - report_wal_);
+    const pg::lock_watch::Hold hold = pg::lock_watch::Longest();
+    r.lock_mode = hold.mode;
+    r.lock_ms = hold.ms;
+    r.writes_blocked_ms = hold.writes_blocked_ms;
+    StartReport();
+    return r;
+  }
 
   void Txn(const std::string& activity, const std::function<void()>& fn) override {
     pg::InTransaction(activity, Guarded(fn));
@@ -51,6 +75,7 @@ class RunContext final : public Context {
           fn();
         },
         opts);
+    report_.batches++;
     KeepClaim();
     if (fire && !told_fire_) {
       told_fire_ = true;
@@ -140,6 +165,7 @@ class RunContext final : public Context {
   }
   void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) override {
     store::SaveCursor(job_.id, next_block, rows_added, batch_blocks);
+    report_.rows += rows_added;
   }
 
   void Event(const std::string& kind, const std::string& message, const std::string& detail) override {
@@ -211,11 +237,19 @@ class RunContext final : public Context {
   void RecordLockRetry(const std::string& activity, int attempt, long wait_ms) {
     pg::InTransaction("pkonline: lock retry", [&]() {
       auto r = pg::Query(
-          "SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT l.pid), '[]') FROM pg_catalog.pg_locks l "
+          "SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT l.pid), '[]'), "
+          "COALESCE(pg_catalog.jsonb_agg(DISTINCT pg_catalog.format('pid %s (role %s)', l.pid, "
+          "  COALESCE((SELECT a.usename::pg_catalog.text FROM pg_catalog.pg_stat_activity a WHERE a.pid = "
+          "l.pid), "
+          "  '?'))), '[]') "
+          "FROM pg_catalog.pg_locks l "
           "WHERE l.locktype = 'relation' AND l.relation = $1::oid AND l.granted "
           "AND l.pid <> pg_catalog.pg_backend_pid()",
           {pg::V(static_cast<int64_t>(job_.relid))}, true);
       const std::string pids = r.scalar().value_or("[]");
+      report_.lock_retries++;
+      for (const auto& who : pg::ReadJsonb(r.rows[0][1].value_or("[]")).AsStrings())
+        if (report_.blocked_by.size() < 10) report_.blocked_by.push_back(who);
       store::CountLockRetry(job_.id);
       store::Event(job_.id, "lock_retry", step_,
                    Fmt("%1%: lock not granted within %2% ms (attempt %3%), retrying in %4% ms", activity,
@@ -228,6 +262,9 @@ class RunContext final : public Context {
   BatchCode batches_;
   std::string step_;
   Backoff backoff_;
+  store::StepReport report_;
+  std::chrono::steady_clock::time_point report_start_;
+  uint64_t report_wal_ = 0;
 };
 
 void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
@@ -313,18 +350,43 @@ void RequireSamePlan(const Job& job, const std::vector<Step>& steps) {
 // Runs the steps from the job's current one; returns the stop request that ended it, if any.
 enum class Outcome { kDone, kPause, kCancel };
 
-Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps) {
+Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vector<unsigned>& tables) {
   const int64_t job_id = ctx.job().id;
+  int running = 0;  // the step under way, whose report is saved however the run ends
+  struct SaveReport {
+    RunContext& ctx;
+    const int& step;
+    int64_t job;
+    ~SaveReport() {
+      if (step == 0) return;
+      try {
+        store::StepReport r = ctx.TakeReport();
+        pg::InTransaction("pkonline: step report", [&]() { store::SaveStepReport(job, step, r); });
+      } catch (...) {
+        // (never thrown on from a destructor) The report of an interrupted step is lost; the
+        // job's own state is not.
+      }
+    }
+  } save{ctx, running, job_id};
   try {
+    pg::InTransaction("pkonline: size", [&]() { store::RecordSizeBefore(job_id, tables); });
     for (int i = ctx.job().step_no; i <= static_cast<int>(steps.size()); i++) {
       const auto& step = steps[i - 1];
       ctx.set_step(step.name);
       ctx.CheckControl();
       pg::InTransaction("pkonline: step start", [&]() { store::StepStarted(job_id, i, step.name); });
+      ctx.StartReport();
+      running = i;
       step.run(ctx);
-      pg::InTransaction("pkonline: step done", [&]() { store::StepDone(job_id, i, step.name); });
+      const store::StepReport report = ctx.TakeReport();
+      pg::InTransaction("pkonline: step done", [&]() {
+        store::SaveStepReport(job_id, i, report);
+        store::StepDone(job_id, i, step.name);
+      });
+      running = 0;
     }
     pg::InTransaction("pkonline: done", [&]() {
+      store::RecordSizeAfter(job_id, tables);
       store::MarkFinished(job_id, JobState::kDone);
       store::Event(job_id, "done", "", "job done");
     });
@@ -366,7 +428,9 @@ void RunJob(int64_t job_id, const Operation& op) {
       const auto steps = op.Steps(job);
       RequireSamePlan(job, steps);
       RunContext ctx(job, op.Batches(job));
-      Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps);
+      const std::vector<unsigned> tables = op.Tables(job);
+      pg::lock_watch::Watch(tables);
+      Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps, tables);
       if (outcome == Outcome::kDone) return;
       Job now;
       pg::InTransaction("pkonline: reload", [&]() { now = store::Load(job_id); });

@@ -206,6 +206,45 @@ Json OptionNow(int64_t job_id, const std::string& key) {
   return text ? pg::ReadJsonb(*text) : Json();
 }
 
+void SaveStepReport(int64_t job_id, int step_no, const StepReport& r) {
+  Json blockers = Json::Strings(r.blocked_by);
+  PrivQuery(
+      "UPDATE pkonline.job_steps SET busy_ms = busy_ms + $3::float8, batches = batches + $4::bigint, "
+      "rows = rows + $5::bigint, wal_bytes = wal_bytes + $6::bigint, lock_retries = lock_retries + $7::int, "
+      "blocked_by = COALESCE((SELECT pg_catalog.array_agg(DISTINCT b) FROM pg_catalog.unnest(blocked_by || "
+      "  ARRAY(SELECT pg_catalog.jsonb_array_elements_text($8::jsonb))) b), '{}'), "
+      "lock_mode = CASE WHEN $10::float8 > lock_ms THEN NULLIF($9, '') ELSE lock_mode END, "
+      "lock_ms = GREATEST(lock_ms, $10::float8), writes_blocked_ms = GREATEST(writes_blocked_ms, "
+      "$11::float8) "
+      "WHERE job_id = $1::bigint AND step_no = $2::int",
+      {V(job_id), V(step_no), V(std::to_string(r.busy_ms)), V(r.batches), V(r.rows), V(r.wal_bytes),
+       V(r.lock_retries), V(blockers.ToText()), V(r.lock_mode), V(std::to_string(r.lock_ms)),
+       V(std::to_string(r.writes_blocked_ms))});
+}
+
+namespace {
+std::string TablesArray(const std::vector<unsigned>& tables) {
+  std::vector<Json> items;
+  for (unsigned t : tables) items.push_back(Json::Number(t));
+  return Json::Array(items).ToText();
+}
+const char* kTotalSize =
+    "(SELECT COALESCE(sum(pg_catalog.pg_total_relation_size(t::oid)), 0) "
+    " FROM pg_catalog.jsonb_array_elements_text($2::jsonb) t "
+    " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = t::oid))";
+}  // namespace
+
+void RecordSizeBefore(int64_t job_id, const std::vector<unsigned>& tables) {
+  PrivQuery(std::string("UPDATE pkonline.jobs SET size_before = ") + kTotalSize +
+                " WHERE id = $1::bigint AND size_before IS NULL",
+            {V(job_id), V(TablesArray(tables))});
+}
+
+void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables) {
+  PrivQuery(std::string("UPDATE pkonline.jobs SET size_after = ") + kTotalSize + " WHERE id = $1::bigint",
+            {V(job_id), V(TablesArray(tables))});
+}
+
 void CountLockRetry(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
 }

@@ -748,6 +748,7 @@ const char* kBrief =
 
 class ConvertPk final : public Operation {
  public:
+  std::vector<unsigned> Tables(const jobs::Job& job) const override { return Plan(job).tables; }
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const ConvertPkPlan plan = Plan(job);
     std::string columns, not_null, tables;

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/lock_watch.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -37,6 +38,7 @@ RawResult Execute(const std::string& sql, const Params& params, bool read_only, 
   }
   RawResult raw{};
   const char* sql_c = sql.c_str();
+  lock_watch::BeforeStatement();
   Call([&]() {
     Datum* values = n ? static_cast<Datum*>(palloc(sizeof(Datum) * n)) : nullptr;
     for (int i = 0; i < n; i++) values[i] = texts[i] ? CStringGetTextDatum(texts[i]) : (Datum)0;
@@ -58,6 +60,7 @@ RawResult Execute(const std::string& sql, const Params& params, bool read_only, 
       SPI_freetuptable(SPI_tuptable);
     }
   });
+  lock_watch::AfterStatement();
   return raw;
 }
 

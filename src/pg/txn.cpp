@@ -1,13 +1,17 @@
 // Worker transactions, top-level statements, latch sleeps and role switches.
 #include "pkonline/pg/txn.hpp"
+
+#include <chrono>
 #include "pkonline/pg/wal.hpp"
 
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/lock_watch.hpp"
 #include "pkonline/pg/spi.hpp"
 
 extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -78,6 +82,7 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   });
   try {
     fn();
+    lock_watch::BeforeTransactionEnd();
     Call([&]() {
       SPI_finish();
       PopActiveSnapshot();
@@ -86,8 +91,11 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       pgstat_report_stat(false);
       pgstat_report_activity(STATE_IDLE, nullptr);
     });
+    lock_watch::AfterTransactionEnd();
   } catch (...) {
+    lock_watch::BeforeTransactionEnd();
     AbortAll();
+    lock_watch::AfterTransactionEnd();
     throw;
   }
 }
@@ -180,9 +188,24 @@ void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
 
 }  // namespace
 
+namespace {
+
+// The table a top-level CREATE INDEX or VACUUM (of one table) works on, InvalidOid for others.
+Oid TopLevelTarget(Node* stmt) {
+  RangeVar* rel = nullptr;
+  if (IsA(stmt, IndexStmt)) rel = castNode(IndexStmt, stmt)->relation;
+  if (IsA(stmt, VacuumStmt) && list_length(castNode(VacuumStmt, stmt)->rels) == 1)
+    rel = linitial_node(VacuumRelation, castNode(VacuumStmt, stmt)->rels)->relation;
+  return rel != nullptr ? RangeVarGetRelid(rel, NoLock, true) : InvalidOid;
+}
+
+}  // namespace
+
 void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite) {
   const char* sql_c = sql.c_str();
   MemoryContext parse_cxt = nullptr;
+  Oid target = InvalidOid;
+  const auto started = std::chrono::steady_clock::now();
   try {
     Call([&]() {
       SetCurrentStatementStartTimestamp();
@@ -196,6 +219,7 @@ void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite) {
       if (list_length(raw) != 1) elog(ERROR, "pkonline: top-level SQL must be one statement");
       RawStmt* stmt = linitial_node(RawStmt, raw);
       if (rewrite != nullptr) ApplyIndexRewrite(stmt, *rewrite);
+      target = TopLevelTarget(stmt->stmt);
       bool snap = analyze_requires_snapshot(stmt);
       if (snap) PushActiveSnapshot(GetTransactionSnapshot());
       List* queries = pg_analyze_and_rewrite_fixedparams(stmt, sql_c, nullptr, 0, nullptr);
@@ -221,8 +245,16 @@ void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite) {
   } catch (...) {
     AbortAll();
     if (parse_cxt != nullptr) MemoryContextDelete(parse_cxt);
+    if (target != InvalidOid)
+      lock_watch::TopLevel(
+          target,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
     throw;
   }
+  if (target != InvalidOid)
+    lock_watch::TopLevel(
+        target,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
 }
 
 void SleepMs(long ms) {

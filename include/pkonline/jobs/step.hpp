@@ -41,6 +41,8 @@ class Operation {
   virtual ~Operation() = default;
   virtual std::vector<Step> Steps(const Job& job) const = 0;
   virtual BatchCode Batches(const Job&) const { return BatchCode::kBuiltinsOnly; }
+  // Every table the job changes (its report watches their locks and sizes).
+  virtual std::vector<unsigned> Tables(const Job& job) const { return {job.relid}; }
 };
 
 // The step number (from 1) of the plan's point of no return: its step marked `final`.

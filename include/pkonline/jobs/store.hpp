@@ -42,6 +42,24 @@ void RefuseCancel(int64_t job_id);
 void StepStarted(int64_t job_id, int step_no, const std::string& step);
 void StepDone(int64_t job_id, int step_no, const std::string& step, const std::string& state = "done");
 
+// What a step did while this worker ran it (pkonline.report), added to what earlier runs of the
+// step recorded: the longest lock hold is kept if longer.
+struct StepReport {
+  double busy_ms = 0;  // the step's own running time
+  int64_t batches = 0, rows = 0;
+  int64_t wal_bytes = 0;  // WAL the worker wrote
+  int lock_retries = 0;
+  std::vector<std::string> blocked_by;  // "pid 123 (role alice)"
+  std::string lock_mode;                // the strongest lock above ROW EXCLUSIVE in the longest hold
+  double lock_ms = 0;
+  double writes_blocked_ms = 0;  // the longest hold of a lock that blocks writes (SHARE or stronger)
+};
+void SaveStepReport(int64_t job_id, int step_no, const StepReport& report);
+// The total size (pg_total_relation_size) of the job's tables before its first step, and once
+// it is done.
+void RecordSizeBefore(int64_t job_id, const std::vector<unsigned>& tables);
+void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables);
+
 void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
 void CountLockRetry(int64_t job_id);
