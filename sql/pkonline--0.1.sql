@@ -45,7 +45,7 @@ CREATE TABLE pkonline.jobs (
   owner            regrole NOT NULL,       -- the role that created the job (it and its members control it)
   run_as           regrole NOT NULL,       -- the work runs as this role: the table's owner at creation
   state            text NOT NULL DEFAULT 'queued'
-                   CHECK (state IN ('created', 'queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
+                   CHECK (state IN ('created', 'queued', 'running', 'waiting', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
   step_no          integer NOT NULL DEFAULT 1,
   pause_requested  boolean NOT NULL DEFAULT false,
   cancel_requested boolean NOT NULL DEFAULT false,
@@ -292,7 +292,7 @@ AS 'MODULE_PATHNAME', 'pkonline_check';
 
 CREATE FUNCTION pkonline.check(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}')
 RETURNS TABLE (level text, item text, detail text, advice text) LANGUAGE sql VOLATILE AS $$
-  SELECT * FROM pkonline._check(tbl, operation, args::text, pg_catalog.current_setting('search_path'))
+  SELECT * FROM pkonline._check(tbl, operation, args::pg_catalog.text, pg_catalog.current_setting('search_path'))
 $$;
 COMMENT ON FUNCTION pkonline.check(regclass, text, jsonb) IS
   'Before a job: is the table ready, and what will it cost? One row per finding (ok, warning, blocker); changes nothing';
@@ -308,6 +308,10 @@ CREATE FUNCTION pkonline.resume(job bigint) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_resume';
 CREATE FUNCTION pkonline.cancel(job bigint) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_cancel';
+CREATE FUNCTION pkonline.set_run_window(job bigint, run_window text) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_set_run_window';
+COMMENT ON FUNCTION pkonline.set_run_window(bigint, text) IS
+  'Changes when a job may work: spans of the day in the server''s time zone, e.g. ''01:00-05:00''; '''' for always';
 CREATE FUNCTION pkonline.run_pending() RETURNS integer LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_run_pending';
 CREATE FUNCTION pkonline._in_transaction_block() RETURNS boolean LANGUAGE c VOLATILE
@@ -419,7 +423,7 @@ BEGIN
     next_step := r.step;
     next_at := clock_timestamp();
   END IF;
-  IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
+  IF r.state IN ('running', 'waiting', 'cancelling') AND NOT r.worker_alive THEN
     next_dead_polls := dead_polls + 1;
     IF next_dead_polls >= 25 THEN
       finished := true;

@@ -2,6 +2,9 @@
 #include "pkonline/guc.hpp"
 
 #include <climits>
+#include <stdexcept>
+
+#include "pkonline/jobs/window.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -22,6 +25,25 @@ char* wal_compression = nullptr;
 bool backfill_fires_triggers = false;
 int max_replica_lag_ms = 10000;
 int max_wal_rate_kb = 0;
+char* run_window = nullptr;
+
+namespace {
+
+bool CheckRunWindow(char** value, void**, GucSource) {
+  try {
+    jobs::RunWindow::Parse(*value != nullptr ? *value : "");
+    return true;
+  } catch (const std::invalid_argument& e) {
+    GUC_check_errdetail("%s", e.what());
+    GUC_check_errhint(
+        "Spans of the day in the server's time zone, e.g. '01:00-05:00' or '22:00-04:00, "
+        "12:00-13:00'; '' for always.");
+  } catch (...) {
+  }
+  return false;
+}
+
+}  // namespace
 
 void Define() {
   DefineCustomIntVariable(
@@ -69,6 +91,11 @@ void Define() {
       "WAL the job's batches may write per second; it pauses between batches to keep to it "
       "(0: no limit).",
       nullptr, &max_wal_rate_kb, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "pkonline.run_window",
+      "When the job may work: spans of the day in the server's time zone, e.g. '01:00-05:00' (empty: "
+      "always). Outside them the worker waits at its next safe point.",
+      nullptr, &run_window, "", PGC_USERSET, 0, CheckRunWindow, nullptr, nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 
@@ -85,6 +112,7 @@ jobs::JobSettings CurrentJobSettings() {
   s.debug_wait_points = debug_wait_points;
   s.backfill_fires_triggers = backfill_fires_triggers;
   s.wal_compression = wal_compression ? wal_compression : "off";
+  s.run_window = run_window ? run_window : "";
   return s;
 }
 

@@ -26,7 +26,7 @@ as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- 
 
 echo "== unit tests: the operations' plans, without a server (test/unit)"
 if g++ -std=c++17 -Wall -I"$ROOT/include" -o "$WORK/unit_tests" "$ROOT"/test/unit/*.cpp "$ROOT"/src/ops/*.cpp \
-     "$ROOT/src/jobs/step.cpp" "$ROOT/src/jobs/job.cpp" "$ROOT/src/jobs/pacing.cpp" "$ROOT/src/jobs/settings.cpp" "$ROOT/src/json.cpp" >"$WORK/unit.log" 2>&1; then
+     "$ROOT/src/jobs/step.cpp" "$ROOT/src/jobs/job.cpp" "$ROOT/src/jobs/pacing.cpp" "$ROOT/src/jobs/settings.cpp" "$ROOT/src/jobs/window.cpp" "$ROOT/src/json.cpp" >"$WORK/unit.log" 2>&1; then
   "$WORK/unit_tests" 2>&1 | tee -a "$WORK/unit.log"
 else
   cat "$WORK/unit.log"; echo "unit: 0 passed, 1 failed" | tee -a "$WORK/unit.log"

@@ -20,6 +20,7 @@ extern bool debug_wait_points;        // pkonline.debug_wait_points
 extern int max_replica_lag_ms;        // pkonline.max_replica_lag (0 = do not wait for standbys)
 extern bool backfill_fires_triggers;  // pkonline.backfill_fires_triggers
 extern char* wal_compression;         // pkonline.wal_compression (the worker's own wal_compression)
+extern char* run_window;              // pkonline.run_window (jobs/window.hpp; "" always)
 
 void Define();
 // The settings that travel with a job: this session's values.

@@ -8,7 +8,9 @@
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/check_findings.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/expr.hpp"
+#include "pkonline/pg/storage.hpp"
 #include "pkonline/pg/jsonb.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
@@ -39,7 +41,8 @@ std::string Joined(const std::vector<std::string>& items) {
 // The DBA's `args`, read by name and kind: a bad one is an error of check() itself.
 class Args {
  public:
-  Args(const std::string& op, const std::string& text) : op_(op) {
+  Args(const std::string& op, const std::string& text, const std::string& search_path)
+      : op_(op), search_path_(search_path) {
     json_ = pg::ReadJsonb(text);
     if (json_.kind() != Json::Kind::kObject)
       Fail(sqlstate::kInvalidParameter, "args must be a JSON object", "",
@@ -61,10 +64,9 @@ class Args {
     return Read<std::vector<std::string>>(key, {}, "an array of strings",
                                           [](const Json& j) { return j.AsStrings(); });
   }
+  // Looked up as the operation's regtype argument would be: through the caller's search_path.
   unsigned Type(const std::string& key, const std::string& if_absent) const {
-    return static_cast<unsigned>(pg::AsInt(
-        pg::Query("SELECT $1::pg_catalog.regtype::pg_catalog.oid", {pg::V(Text(key, if_absent))}, true)
-            .scalar()));
+    return pg::TypeByName(Text(key, if_absent), search_path_);
   }
 
  private:
@@ -78,9 +80,17 @@ class Args {
       Fail(sqlstate::kInvalidParameter, Fmt("argument \"%1%\" of %2% must be %3%", key, op_, kind));
     }
   }
-  std::string op_;
+  std::string op_, search_path_;
   Json json_;
 };
+
+// A refusal is what the operation says of the table and the arguments; a cancel, a statement
+// timeout, a shutdown, resources running out or an internal error end check() itself.
+void RethrowIfNotARefusal(const PgError& e) {
+  const std::string code = e.sqlstate_text();
+  for (const char* cls : {"57", "53", "58", "XX"})
+    if (code.compare(0, 2, cls) == 0) throw e;
+}
 
 // The operation's own checks, dry: every refusal it would raise, nothing created. What it still
 // lacks to run (add_column's fill, set_primary_key's columns) is a warning that says how to give it.
@@ -138,12 +148,15 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
                     ? "{\"column_name\": \"c\", \"column_type\": \"text\", \"fill\": \"lower(name)\"}"
                     : "{\"columns\": [\"a\", \"b\"]}")};
   std::optional<PgError> refused = pg::InRolledBackSubtransaction(run);
-  if (!refused && c.operation == "add_column")
-    (void)pg::InRolledBackSubtransaction([&]() {
+  if (refused) RethrowIfNotARefusal(*refused);
+  if (!refused && c.operation == "add_column") {
+    const std::optional<PgError> failed = pg::InRolledBackSubtransaction([&]() {
       const pg::CheckedExpr fill =
           pg::CheckRowExpression(c.relid, args.Text("fill", ""), args.Type("column_type", ""), c.search_path);
       op.catalog_only = fill.default_ok() && !fill.is_volatile;
     });
+    if (failed) RethrowIfNotARefusal(*failed);
+  }
   if (!refused)
     return {"ok", "operation", Fmt("%1% passes every check it makes before it starts", c.operation), ""};
   std::string detail = Fmt("%1% (SQLSTATE %2%)", refused->message(), refused->sqlstate_text());
@@ -158,15 +171,14 @@ std::vector<Finding> Check(const CheckArgs& c) {
     Fail(sqlstate::kInvalidParameter, Fmt("pkonline has no operation \"%1%\"", c.operation), "",
          Fmt("check() knows %1%.", Joined(kOperations)));
   pg::SpiScope spi;
-  const Args args(c.operation, c.args);
+  const Args args(c.operation, c.args, c.search_path);
   CheckedOperation op;
   op.operation = c.operation;
   std::vector<Finding> out{DryRun(c, args, op)};
-  // The rest reads the table: only for an ordinary table (what else it is, the operation said).
-  const bool table = pg::Query("SELECT relkind = 'r' FROM pg_catalog.pg_class WHERE oid = $1::oid",
-                               {pg::V(int64_t{c.relid})}, true)
-                         .scalar() == pg::Value("t");
-  if (table) {
+  // The rest reads the table, locked ACCESS SHARE to the end of the transaction so that it
+  // stays while it is read: only an ordinary table (what else it is, the operation said).
+  pg::LockShared(c.relid);
+  if (pg::RelKind(c.relid) == 'r') {
     SizeAndDisk(c.relid, op, out);
     Duration(c.relid, op, out);
     Transactions(out);

@@ -10,6 +10,7 @@
 #include "pkonline/guc.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/disk.hpp"
+#include "pkonline/pg/sample.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/text.hpp"
 
@@ -22,6 +23,9 @@ using pg::V;
 namespace {
 
 pg::Value Rel(unsigned relid) { return V(static_cast<int64_t>(relid)); }
+
+// A numeric result (0 for NULL: a size of a relation dropped meanwhile).
+double Num(const pg::Value& v) { return std::stod(v.value_or("0")); }
 
 std::string Bytes(double b) {
   const char* units[] = {"bytes", "kB", "MB", "GB", "TB"};
@@ -45,11 +49,12 @@ constexpr double kIndexEntryBytes = 22;
 // An in-place backfill rewrites every row once; VACUUM every pkonline.vacuum_every blocks lets
 // the next batches reuse the space, and the table grows by about this much.
 constexpr double kInPlaceGrowth = 0.15;
-// A job's time per heap block against the time a plain read of it takes, measured with
-// bench/check_estimate.sh (1M rows of the bench table, 2 cores, the defaults): rewriting rows in
-// place is ~250 reads, filling a volatile column ~200, the copy ~25, a unique index alone ~35.
-constexpr double kInPlaceFactor = 250, kFillFactor = 200, kCopyFactor = 25, kIndexOnlyFactor = 35,
-                 kConvertFactor = 230;
+// A job's time per heap block against the time a read of that block takes (pg/sample.hpp),
+// measured with bench/check_estimate.sh (1M rows of the bench table, cached, 2 cores, the
+// defaults): rewriting rows in place ~880 reads, filling a volatile column ~870, converting a key
+// ~900, the copy ~125, a unique index alone ~120.
+constexpr double kInPlaceFactor = 880, kFillFactor = 870, kCopyFactor = 125, kIndexOnlyFactor = 120,
+                 kConvertFactor = 900;
 
 struct Sizes {
   double table = 0, indexes = 0, rows = 0;
@@ -62,7 +67,8 @@ Sizes SizesOf(unsigned relid) {
       "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
       {Rel(relid)}, true);
-  return {std::stod(*r.rows[0][0]), std::stod(*r.rows[0][1]), std::stod(*r.rows[0][2]), AsInt(r.rows[0][3])};
+  if (r.empty()) return {};
+  return {Num(r.rows[0][0]), Num(r.rows[0][1]), Num(r.rows[0][2]), AsInt(r.rows[0][3])};
 }
 
 // What the operation writes besides the rows it changes in place, and how it is made up.
@@ -96,8 +102,7 @@ std::pair<double, std::string> Needed(unsigned relid, const CheckedOperation& op
       "COALESCE((SELECT sum(pg_catalog.pg_relation_size(i.indexrelid)) FROM pg_catalog.pg_index i "
       "  WHERE EXISTS (SELECT 1 FROM cols WHERE cols.rel = i.indrelid AND cols.att = ANY (i.indkey))), 0)",
       {Rel(relid), V(std::string(op.referencing ? "true" : "false"))}, true);
-  return {kInPlaceGrowth * std::stod(*r.rows[0][0]) + 8 * std::stod(*r.rows[0][1]) +
-              1.2 * std::stod(*r.rows[0][2]),
+  return {kInPlaceGrowth * Num(r.rows[0][0]) + 8 * Num(r.rows[0][1]) + 1.2 * Num(r.rows[0][2]),
           "the new bigint columns filled in place (~15 % growth, and 8 bytes more a row) and each index on a "
           "converted column built again"};
 }
@@ -129,15 +134,15 @@ void SizeAndDisk(unsigned relid, const CheckedOperation& op, std::vector<Finding
   const std::string wal =
       "WAL is not counted: it goes to pg_wal, within max_wal_size and the archive's pace.";
   if (!free.bytes) {
-    out.push_back(
-        {"warning", "disk",
-         Fmt("%1%; the free space of %2% is unknown (%3%)", needs, free.directory, free.unknown_why),
-         "Check the file system's free space by hand. " + wal});
+    out.push_back({"warning", "disk",
+                   Fmt("%1%; the free space of tablespace %2% is unknown (%3%)", needs, free.tablespace,
+                       free.unknown_why),
+                   "Check the file system's free space by hand. " + wal});
     return;
   }
   const double avail = static_cast<double>(*free.bytes);
   const std::string has =
-      Fmt("%1%; the file system of %2% has %3% free", needs, free.directory, Bytes(avail));
+      Fmt("%1%; the file system of tablespace %2% has %3% free", needs, free.tablespace, Bytes(avail));
   if (need > avail)
     out.push_back(
         {op.copy ? "blocker" : "warning", "disk", has,
@@ -151,20 +156,20 @@ void SizeAndDisk(unsigned relid, const CheckedOperation& op, std::vector<Finding
 
 void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out) {
   auto r = pg::Query(
-      "SELECT pg_catalog.has_table_privilege(c.oid, 'SELECT'), pg_catalog.format('%I.%I', n.nspname, "
-      "c.relname), "
+      "SELECT pg_catalog.has_table_privilege(c.oid, 'SELECT'), "
       "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint, "
       "(SELECT COALESCE(sum(pg_catalog.pg_relation_size(r.conrelid)), 0) / "
       "        pg_catalog.current_setting('block_size')::bigint "
       " FROM (SELECT DISTINCT conrelid FROM pg_catalog.pg_constraint "
       "       WHERE confrelid = c.oid AND contype = 'f' AND conrelid <> c.oid AND $2::boolean) r) "
-      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = "
-      "$1::oid",
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
       {Rel(relid),
        V(std::string(op.operation == "convert_pk_to_bigint" && op.referencing ? "true" : "false"))},
       true);
+  if (r.empty()) return;
   const auto& row = r.rows[0];
-  const int64_t blocks = AsInt(row[2]) + AsInt(row[3]);
+  const int64_t table_blocks = AsInt(row[1]);
+  const int64_t blocks = table_blocks + AsInt(row[2]);
   const jobs::JobSettings settings = guc::CurrentJobSettings();
   if (!AsBool(row[0])) {
     out.push_back({"warning", "duration", "unknown: you may not read the table, so no sample was timed",
@@ -178,19 +183,19 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
                    ""});
     return;
   }
-  // Three batch-sized samples (start, middle, end of the heap) read by TID range, timed here.
-  const int64_t sample = std::min<int64_t>(AsInt(row[2]), std::max(1, settings.batch_size));
-  const std::string sql = "SELECT pg_catalog.count(*) FROM ONLY " + *row[1] +
-                          " WHERE ctid >= pg_catalog.format('(%s,0)', $1::bigint)::pg_catalog.tid "
-                          "AND ctid < pg_catalog.format('(%s,0)', $1::bigint + $2::bigint)::pg_catalog.tid";
-  const int64_t table_blocks = AsInt(row[2]);
+  // Three batch-sized samples (start, middle, end of the heap), or the whole of a small table,
+  // read page by page (pg/sample.hpp: no SQL, so none of the table's code runs) and timed here.
+  const int64_t sample = std::max(1, settings.batch_size);
+  std::vector<int64_t> starts{0};
+  if (table_blocks > 3 * sample) starts = {0, (table_blocks - sample) / 2, table_blocks - sample};
+  const int64_t length = starts.size() == 1 ? table_blocks : sample;
   double seconds = 0;
   int64_t read = 0, rows = 0;
-  for (int64_t start : {int64_t{0}, (table_blocks - sample) / 2, table_blocks - sample}) {
+  for (int64_t start : starts) {
     const auto t0 = std::chrono::steady_clock::now();
-    rows += AsInt(pg::Query(sql, {V(start), V(sample)}, true).scalar());
+    rows += pg::ReadHeapBlocks(relid, start, length);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    read += sample;
+    read += std::min(length, table_blocks - start);
   }
   const double per_block = seconds / static_cast<double>(std::max<int64_t>(read, 1));
   // The job's time per block read, measured on the bench (bench/check_estimate.sh): writing rows
@@ -204,13 +209,13 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
                                   static_cast<double>(settings.batch_time_ms)
                             : 1.0;
   const double estimate = per_block * static_cast<double>(blocks) * factor * pacing;
-  out.push_back(
-      {"ok", "duration",
-       Fmt("about %1% (between %2% and %3%), from %4% rows in %5% blocks read in %6% ms of %7% blocks",
-           Interval(estimate), Interval(estimate / 2), Interval(estimate * 2), rows, read,
-           std::llround(seconds * 1000), blocks),
-       "Throttles (pkonline.max_replica_lag, max_wal_rate), lock waits and the application's load "
-       "make it longer; a table read from cache makes the estimate short."});
+  out.push_back({"ok", "duration",
+                 Fmt("about %1% (between %2% and %3%), from %4% row versions in %5% blocks read in %6% ms of "
+                     "%7% blocks",
+                     Interval(estimate), Interval(estimate / 2), Interval(estimate * 2), rows, read,
+                     Fmt("%.1f", seconds * 1000), blocks),
+                 "Throttles (pkonline.max_replica_lag, max_wal_rate), lock waits and the application's load "
+                 "make it longer; a table read from cache makes the estimate short."});
 }
 
 void Transactions(std::vector<Finding>& out) {
@@ -229,20 +234,21 @@ void Transactions(std::vector<Finding>& out) {
       "The job's concurrent index build waits for every transaction older than itself, and VACUUM cannot "
       "reclaim the rows the backfill leaves behind while it is open.";
   for (const auto& row : r.rows)
-    out.push_back({"warning", "transaction",
-                   Fmt("pid %1% (role %2%, database %3%): %4%, its transaction open for %5%", *row[0],
-                       *row[1], row[4].value_or("?"), row[2].value_or("?"), Interval(std::stod(*row[3]), 0)),
-                   why + Fmt(" End it, or pg_terminate_backend(%1%).", *row[0])});
+    out.push_back(
+        {"warning", "transaction",
+         Fmt("pid %1% (role %2%, database %3%): %4%, its transaction open for %5%", row[0].value_or("?"),
+             row[1].value_or("?"), row[4].value_or("?"), row[2].value_or("?"), Interval(Num(row[3]), 0)),
+         why + Fmt(" End it, or pg_terminate_backend(%1%).", row[0].value_or("?"))});
   auto p = pg::Query(
-      "SELECT gid, owner::pg_catalog.text, database::pg_catalog.text, "
-      "EXTRACT(epoch FROM pg_catalog.now() - prepared)::pg_catalog.float8 "
+      "SELECT gid, COALESCE(owner::pg_catalog.text, '?'), COALESCE(database::pg_catalog.text, '?'), "
+      "pg_catalog.quote_literal(gid), EXTRACT(epoch FROM pg_catalog.now() - prepared)::pg_catalog.float8 "
       "FROM pg_catalog.pg_prepared_xacts ORDER BY prepared",
       {}, true);
   for (const auto& row : p.rows)
     out.push_back({"warning", "prepared transaction",
-                   Fmt("'%1%' (role %2%, database %3%) prepared %4% ago", *row[0], *row[1], *row[2],
-                       Interval(std::stod(*row[3]), 0)),
-                   why + Fmt(" COMMIT PREPARED or ROLLBACK PREPARED '%1%'.", *row[0])});
+                   Fmt("%1% (role %2%, database %3%) prepared %4% ago", row[3].value_or("?"),
+                       row[1].value_or("?"), row[2].value_or("?"), Interval(Num(row[4]), 0)),
+                   why + Fmt(" COMMIT PREPARED or ROLLBACK PREPARED %1%.", row[3].value_or("?"))});
   if (r.empty() && p.empty())
     out.push_back({"ok", "transaction",
                    std::string("no transaction open for more than a minute, none idle in transaction, none "
@@ -266,9 +272,11 @@ void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = "
       "$1::oid",
       {Rel(relid)}, true);
+  if (r.empty()) return;
   const auto& row = r.rows[0];
   if (!row[0]) {
-    out.push_back({"ok", "publication", "the table is in no publication; replica identity " + *row[1], ""});
+    out.push_back({"ok", "publication",
+                   "the table is in no publication; replica identity " + row[1].value_or("?"), ""});
   } else {
     std::string advice;
     if (op.operation == "add_int_pk" || op.operation == "add_column")
@@ -283,7 +291,8 @@ void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding
     else
       advice = "Subscribers' columns must be bigint before the publisher's are.";
     out.push_back({"warning", "publication",
-                   Fmt("the table is published in %1%; replica identity %2%", *row[0], *row[1]), advice});
+                   Fmt("the table is published in %1%; replica identity %2%", *row[0], row[1].value_or("?")),
+                   advice});
   }
   const int max_lag = guc::CurrentJobSettings().max_replica_lag_ms;
   auto s = pg::Query(
@@ -336,6 +345,7 @@ void Attached(unsigned relid, std::vector<Finding>& out) {
       " FROM pg_catalog.pg_inherits WHERE inhparent = c.oid) "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
       {Rel(relid)}, true);
+  if (r.empty()) return;
   const auto& row = r.rows[0];
   auto some = [](const pg::Value& v) { return v.value_or("none"); };
   out.push_back({"ok", "triggers", some(row[0]),

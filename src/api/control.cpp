@@ -1,10 +1,12 @@
 // Job control from SQL: start, pause, resume, cancel, run_pending (creating a job: create_job.cpp).
 #include <csignal>
+#include <stdexcept>
 #include <vector>
 
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/create_job.hpp"
 #include "pkonline/jobs/store.hpp"
+#include "pkonline/jobs/window.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
@@ -163,6 +165,27 @@ std::string Resume(int64_t job_id) {
     });
     StartOrQueue(job_id);
     return job.cancel_requested ? "cancelling" : "queued";
+  });
+}
+
+std::string SetRunWindow(int64_t job_id, const std::string& window) {
+  try {
+    jobs::RunWindow::Parse(window);
+  } catch (const std::invalid_argument& e) {
+    Fail(sqlstate::kInvalidParameter, std::string("invalid run window: ") + e.what(), "",
+         "Spans of the day in the server's time zone, e.g. '01:00-05:00' or '22:00-04:00, 12:00-13:00'; '' "
+         "for always.");
+  }
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id, Control::kRun);
+    if (Finished(job))
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + ToText(job.state),
+           "Its work is over: a run window no longer matters.");
+    store::SetOption(job_id, "run_window", Json::String(window));
+    store::Event(job_id, "window", "",
+                 window.empty() ? std::string("run window removed: the job may work at any time")
+                                : "run window set to " + window);
+    return window.empty() ? std::string("always") : window;
   });
 }
 

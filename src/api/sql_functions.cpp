@@ -76,6 +76,7 @@ PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
 PKONLINE_FUNCTION(pkonline_cancel);
+PKONLINE_FUNCTION(pkonline_set_run_window);
 PKONLINE_FUNCTION(pkonline_run_pending);
 PKONLINE_FUNCTION(pkonline_in_transaction_block);
 
@@ -191,6 +192,13 @@ Datum pkonline_resume(PG_FUNCTION_ARGS) {
 }
 Datum pkonline_cancel(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return TextResult(pkonline::api::Cancel(JobArg(fcinfo))); });
+}
+Datum pkonline_set_run_window(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() {
+    const std::string window = TextArg(
+        Required<Datum>(fcinfo, 1, "run_window", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    return TextResult(pkonline::api::SetRunWindow(JobArg(fcinfo), window));
+  });
 }
 Datum pkonline_run_pending(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return Int32GetDatum(pkonline::api::RunPending()); });

@@ -10,10 +10,10 @@ struct StateText {
   JobState state;
   const char* text;
 };
-constexpr StateText kStates[] = {{JobState::kCreated, "created"},       {JobState::kQueued, "queued"},
-                                 {JobState::kRunning, "running"},       {JobState::kPaused, "paused"},
-                                 {JobState::kCancelling, "cancelling"}, {JobState::kCancelled, "cancelled"},
-                                 {JobState::kFailed, "failed"},         {JobState::kDone, "done"}};
+constexpr StateText kStates[] = {
+    {JobState::kCreated, "created"},     {JobState::kQueued, "queued"}, {JobState::kRunning, "running"},
+    {JobState::kWaiting, "waiting"},     {JobState::kPaused, "paused"}, {JobState::kCancelling, "cancelling"},
+    {JobState::kCancelled, "cancelled"}, {JobState::kFailed, "failed"}, {JobState::kDone, "done"}};
 }  // namespace
 
 const char* ToText(JobState state) {

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/jobs/pacing.hpp"
 #include "pkonline/jobs/step.hpp"
+#include "pkonline/jobs/window.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/jsonb.hpp"
@@ -94,6 +96,10 @@ class RunContext final : public Context {
   void Ddl(const std::string& activity, const std::function<void()>& fn) override {
     const int timeout = job_.settings.lock_timeout_ms;
     const int max_retries = job_.settings.lock_retries;
+    // Not started so near the end of the run window that its retries could run past it.
+    AwaitWindow(
+        static_cast<int>((static_cast<int64_t>(max_retries) + 1) * (timeout + Backoff::kMaxMs) / 1000),
+        activity);
     for (int attempt = 1;; attempt++) {
       try {
         // The job's brief DDL is the one to give way: should its lock requests close a cycle
@@ -175,17 +181,66 @@ class RunContext final : public Context {
     store::Event(job_.id, kind, step_, message);
   }
 
-  void CheckControl() override {
-    pg::CheckInterrupts();
-    KeepClaim();
-    bool pause = false, cancel = false;
-    pg::InTransaction("pkonline: check control", [&]() {
-      Job now = store::Load(job_.id);
-      pause = now.pause_requested;
-      cancel = now.cancel_requested;
-    });
-    if (cancel && !cancelling_) throw StopRequested{true};
-    if (pause && !cancelling_) throw StopRequested{false};
+  void CheckControl() override { AwaitWindow(0, ""); }
+
+  // Honours pause and cancel requests (throws StopRequested). Then, outside the job's run window
+  // — or, with `needed_s`, nearer its end than that — the job waits: state 'waiting', a 'window'
+  // event, a look every second; it goes on by itself once the window is open (again). The window
+  // is read from the job each time: pkonline.set_run_window changes it for a running job. Undoing
+  // a cancelled job does not wait.
+  void AwaitWindow(int needed_s, const std::string& what) {
+    bool waiting = false;
+    for (;;) {
+      pg::CheckInterrupts();
+      KeepClaim();
+      Job now;
+      int second = 0;
+      std::string clock;
+      pg::InTransaction("pkonline: check control", [&]() {
+        now = store::Load(job_.id);
+        auto r = pg::Query("SELECT EXTRACT(epoch FROM LOCALTIME(0))::int, LOCALTIME(0)::pg_catalog.text", {},
+                           true);
+        second = static_cast<int>(pg::AsInt(r.rows[0][0]));
+        clock = r.rows[0][1].value_or("?");
+      });
+      if (now.cancel_requested && !cancelling_) throw StopRequested{true};
+      if (now.pause_requested && !cancelling_) throw StopRequested{false};
+      RunWindow window;
+      try {
+        window = RunWindow::Parse(now.settings.run_window);
+      } catch (const std::invalid_argument&) {
+        // (checked when it was set) an unreadable window does not stop the job
+      }
+      // A span shorter than what the step needs lets it start in the span's first half.
+      const int need = std::min(needed_s, window.SpanLength(second) / 2);
+      if (cancelling_ || (window.Inside(second) && window.SecondsLeft(second) > need)) break;
+      if (!waiting) {
+        waiting = true;
+        const std::string why =
+            window.Inside(second)
+                ? Fmt("the run window %1% closes in %2% s, sooner than the lock retries of %3% could take "
+                      "(%4% s)",
+                      now.settings.run_window, window.SecondsLeft(second), what, needed_s)
+                : Fmt("outside the run window %1% (server time %2%)", now.settings.run_window, clock);
+        const int opens =
+            window.Inside(second)
+                ? window.SecondsLeft(second) +
+                      window.SecondsUntilOpen((second + window.SecondsLeft(second)) % RunWindow::kDay)
+                : window.SecondsUntilOpen(second);
+        pg::InTransaction("pkonline: waiting for the run window", [&]() {
+          store::SetState(job_.id, JobState::kWaiting);
+          store::Event(
+              job_.id, "window", step_, Fmt("%1%: waiting; it opens in %2% s", why, opens),
+              Fmt("{\"run_window\": %1%, \"opens_in_s\": %2%}", JsonString(now.settings.run_window), opens));
+        });
+      }
+      Sleep(1000);
+    }
+    if (waiting)
+      pg::InTransaction("pkonline: run window open", [&]() {
+        store::SetState(job_.id, JobState::kRunning);
+        store::Event(job_.id, "window", step_, "the run window is open: going on");
+      });
   }
 
   void WaitPoint(const std::string& name) override {

@@ -21,7 +21,11 @@ void EachSetting(JobSettings& s, Fn&& fn) {
   fn("debug_wait_points", s.debug_wait_points);
   fn("backfill_fires_triggers", s.backfill_fires_triggers);
   fn("wal_compression", s.wal_compression);
+  fn("run_window", s.run_window);
 }
+
+// Settings added after 0.1: a job created then has no key for them and keeps their default.
+bool AddedLater(const char* key) { return std::string(key) == "run_window"; }
 
 Json Value(int v) { return Json::Number(v); }
 Json Value(bool v) { return Json::Bool(v); }
@@ -42,6 +46,7 @@ JobSettings JobSettings::Load(const Json& options) {
   JobSettings s;
   EachSetting(s, [&](const char* key, auto& value) {
     try {
+      if (AddedLater(key) && options.Find(key) == nullptr) return;
       Read(options.At(key), value);
     } catch (const Json::Error& e) {
       Fail(sqlstate::kInternal, std::string("pkonline: the job's setting ") + key + ": " + e.what());

@@ -7,9 +7,14 @@
 extern "C" {
 #include "postgres.h"
 #include "commands/defrem.h"
+#include "utils/lsyscache.h"
 }
 
 namespace pkonline::pg {
+
+char RelKind(unsigned relid) {
+  return Call([&]() { return get_rel_relkind(relid); });
+}
 
 std::optional<RelInfo> LookupRelation(unsigned relid) {
   auto r = Query(

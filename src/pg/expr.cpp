@@ -22,6 +22,7 @@ extern "C" {
 #include "parser/parse_expr.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
+#include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
@@ -96,6 +97,24 @@ std::string ColumnTypeSql(unsigned type_oid) {
   std::string out = TypeName(type_oid);
   Call([&]() { AtEOXact_GUC(true, level); });
   return out;
+}
+
+unsigned TypeByName(const std::string& name, const std::string& search_path) {
+  const int level = Call([]() { return NewGUCNestLevel(); });
+  const char* n = name.c_str();
+  Oid type = InvalidOid;
+  try {
+    SetSearchPath(search_path);
+    Call([&]() {
+      int32 typmod = -1;
+      parseTypeString(n, &type, &typmod, false);
+    });
+  } catch (...) {
+    Call([&]() { AtEOXact_GUC(false, level); });
+    throw;
+  }
+  Call([&]() { AtEOXact_GUC(true, level); });
+  return type;
 }
 
 bool HasBtreeOpclass(unsigned type_oid) {

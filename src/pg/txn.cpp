@@ -107,17 +107,26 @@ std::optional<PgError> InRolledBackSubtransaction(const std::function<void()>& f
     BeginInternalSubTransaction(nullptr);
     MemoryContextSwitchTo(context);
   });
+  // Back to the caller's memory context first: fn may have left an SPI connection's context
+  // current, which the rollback deletes.
+  auto rollback = [&]() {
+    MemoryContextSwitchTo(context);
+    Call([&]() {
+      RollbackAndReleaseCurrentSubTransaction();
+      MemoryContextSwitchTo(context);
+      CurrentResourceOwner = owner;
+    });
+  };
   std::optional<PgError> error;
   try {
     fn();
   } catch (const PgError& e) {
     error = e;
+  } catch (...) {
+    rollback();
+    throw;
   }
-  Call([&]() {
-    RollbackAndReleaseCurrentSubTransaction();
-    MemoryContextSwitchTo(context);
-    CurrentResourceOwner = owner;
-  });
+  rollback();
   return error;
 }
 

@@ -119,9 +119,10 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
       operation = job.operation;
       using jobs::JobState;
       runnable = job.state == JobState::kQueued || job.state == JobState::kRunning ||
-                 job.state == JobState::kCancelling;
+                 job.state == JobState::kWaiting || job.state == JobState::kCancelling;
       if (runnable) jobs::RequireStillAllowed(job, job.state != JobState::kCancelling);
-      if (runnable && job.state == JobState::kRunning) runnable = !GiveUpAfterLostWorkers(job);
+      if (runnable && (job.state == JobState::kRunning || job.state == JobState::kWaiting))
+        runnable = !GiveUpAfterLostWorkers(job);
       if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {

@@ -122,7 +122,7 @@ bool StartJob(int64_t job_id, const Target& target) {
 int StartPending(unsigned only_role) {
   auto r = pg::Query(
       "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
-      "WHERE (j.state = 'queued' OR (j.state IN ('running', 'cancelling') AND NOT "
+      "WHERE (j.state = 'queued' OR (j.state IN ('running', 'waiting', 'cancelling') AND NOT "
       "pkonline._worker_alive(j.id))) "
       "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) ORDER BY j.id",
       {pg::V(static_cast<int64_t>(only_role))}, true);

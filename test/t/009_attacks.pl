@@ -17,7 +17,8 @@ use Time::HiRes qw(usleep);
 my $node = PostgreSQL::Test::Cluster->new('attacks');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pkonline'\nmax_worker_processes = 16\npkonline.max_workers = 2\n");
+	"shared_preload_libraries = 'pkonline'\nmax_worker_processes = 16\npkonline.max_workers = 2\n"
+	  . "max_prepared_transactions = 4\n");
 $node->start;
 
 sub su { return $node->safe_psql('postgres', $_[0]); }
@@ -653,6 +654,83 @@ section("7. Events tell the job's creator only what it may see", sub {
 section("R9: the worker's wal_compression is not the job owner's to choose", sub {
 
 refused('alice', "SET pkonline.wal_compression = 'off'", '42501', 'R9: alice sets pkonline.wal_compression');
+});
+
+# --- check(): the review of pkonline.check() (issue 14) -------------------------------------------
+section('check(): no code of the table\'s owner runs for the caller, nothing crashes it', sub {
+
+# C1: a superuser checks alice's table, whose partial index predicate would make alice superuser
+# if it ran as a superuser (planning a query on the table folds it): the sample read is no query.
+as('alice', q{
+	CREATE TABLE alice.trap (a int); INSERT INTO alice.trap SELECT generate_series(1, 3000);
+	CREATE FUNCTION alice.trapg() RETURNS void LANGUAGE plpgsql VOLATILE AS $$ BEGIN
+	  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+	    EXECUTE 'ALTER ROLE alice SUPERUSER';
+	  END IF; END $$;
+	CREATE FUNCTION alice.trapf() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN
+	  PERFORM alice.trapg(); RETURN true; END $$;
+	CREATE INDEX trap_a ON alice.trap (a) WHERE alice.trapf();
+});
+for my $op ('add_int_pk', 'convert_pk_to_bigint')
+{
+	su("SELECT count(*) FROM pkonline.check('alice.trap', '$op')");
+}
+is(superusers(), $supers, 'C1: check() on alice\'s booby-trapped table made no role superuser');
+like(su("SELECT detail FROM pkonline.check('alice.trap') WHERE item = 'duration'"), qr/^about /,
+	'C1: the duration is still estimated (from pages read, not a query)');
+
+# C2: a prepared transaction whose role is gone, and one whose gid is SQL: check() neither crashes
+# nor hands the DBA the gid as SQL to paste.
+su(q{CREATE ROLE gone LOGIN;});
+my $gone = $node->background_psql('postgres', extra_params => [ '-U', 'gone' ]);
+$gone->query_safe("BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'gone_px'");
+$gone->quit;
+$n = $node->background_psql('postgres', extra_params => [ '-U', 'mallory' ]);
+$n->query_safe(q{CREATE TABLE mallory.px (a int)});
+$n->query_safe(q{BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'x''; ALTER ROLE mallory SUPERUSER; --'});
+$n->quit;
+su(q{DROP ROLE gone;});
+my $px = as('mallory', "SELECT string_agg(detail || ' / ' || advice, E'\\n') FROM pkonline.check('mallory.px') "
+	  . "WHERE item = 'prepared transaction'");
+like($px, qr/'gone_px' \(role \?, database postgres\)/, 'C2: the prepared transaction of a dropped role is shown with role ?');
+like($px, qr/ROLLBACK PREPARED 'x''; ALTER ROLE mallory SUPERUSER; --'\./, 'C2: a gid is quoted as a literal in the advice');
+su(q{ROLLBACK PREPARED 'gone_px'});
+su(q{ROLLBACK PREPARED 'x''; ALTER ROLE mallory SUPERUSER; --'});
+ok(server_alive(), 'C2: the server is alive');
+
+# C3: the table dropped after the caller's snapshot was taken: the checks find it gone, no crash.
+as('alice', 'CREATE TABLE alice.vanish (a int); INSERT INTO alice.vanish SELECT generate_series(1, 100)');
+my $oid = su("SELECT 'alice.vanish'::regclass::oid");
+my $rr = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+as('alice', 'DROP TABLE alice.vanish');
+for my $op ('add_int_pk', 'convert_pk_to_bigint')
+{
+	my ($ret, $out, $err) = $rr->query("SELECT level, item FROM pkonline.check(${oid}::oid::regclass, '$op', '{}')");
+	unlike($err // '', qr/internal error|server closed/, "C3 ($op): no internal error");
+}
+$rr->quit;
+ok(server_alive(), 'C3: the server is alive');
+
+# C4: a statement_timeout (or a cancel) during the operation's dry run ends check(): it is not a
+# "blocker" row, and check() does not go on.
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK alice.trap IN ACCESS EXCLUSIVE MODE');
+refused('alice', "SET statement_timeout = '1s'; SELECT * FROM pkonline.check('alice.trap', 'add_column', "
+	  . q{'{"column_name": "c", "column_type": "int", "fill": "a + 1"}')}, '57014',
+	'C4: check() under statement_timeout behind a lock');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+
+# C5: the data directory's path is not shown (a role without pg_read_all_settings may not see it).
+my $datadir = $node->data_dir;
+unlike(as('alice', "SELECT string_agg(detail, ' ') FROM pkonline.check('alice.trap')"), qr/\Q$datadir\E/,
+	'C5: no finding names the data directory');
+# column_type resolves through the caller's search_path, as the operation's argument does
+as('alice', 'CREATE DOMAIN alice.small AS int');
+is(as('alice', "SET search_path = alice, public; SELECT level FROM pkonline.check('alice.trap', 'add_column', "
+	  . q{'{"column_name": "c", "column_type": "small", "fill": "a"}') WHERE item = 'operation'}),
+	'ok', 'C5: a type found through the caller\'s search_path');
 });
 
 ok(server_alive(), 'the server is alive at the end');

@@ -17,5 +17,6 @@ inline void Check(bool ok, const std::string& what) {
 void PlanTests();
 void PacingTests();
 void JobTests();
+void WindowTests();
 
 }  // namespace unit

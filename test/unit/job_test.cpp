@@ -13,8 +13,9 @@ using pkonline::jobs::JobState;
 using unit::Check;
 
 void unit::JobTests() {
-  const JobState all[] = {JobState::kCreated,    JobState::kQueued,    JobState::kRunning, JobState::kPaused,
-                          JobState::kCancelling, JobState::kCancelled, JobState::kFailed,  JobState::kDone};
+  const JobState all[] = {JobState::kCreated,   JobState::kQueued, JobState::kRunning,
+                          JobState::kWaiting,   JobState::kPaused, JobState::kCancelling,
+                          JobState::kCancelled, JobState::kFailed, JobState::kDone};
   bool round_trip = true;
   std::string texts;
   for (JobState s : all) {
@@ -73,10 +74,10 @@ void unit::JobTests() {
             back.max_replica_lag_ms == s.max_replica_lag_ms && back.batch_time_ms == s.batch_time_ms &&
             back.batch_sleep_ms == s.batch_sleep_ms,
         "settings: saved into a job's options and read back unchanged");
-  Check(options.Fields().size() == 12 && options.At("column_name").AsString() == "id" &&
+  Check(options.Fields().size() == 13 && options.At("column_name").AsString() == "id" &&
             options.At("batch_size") == pkonline::Json::Number(7) &&
             options.At("backfill_fires_triggers") == pkonline::Json::Bool(true),
-        "settings: eleven keys, beside the operation's, numbers and booleans as JSON ones");
+        "settings: twelve keys, beside the operation's, numbers and booleans as JSON ones");
   pkonline::Json without = pkonline::Json::Object();
   for (const auto& [k, v] : options.Fields())
     if (k != "lock_retries") without.Set(k, v);
@@ -94,6 +95,15 @@ void unit::JobTests() {
     refused_garbled = e.message().find("batch_size") != std::string::npos;
   }
   Check(refused_missing && refused_garbled, "settings: a missing or garbled setting is refused, naming it");
+  pkonline::Json old_job = pkonline::Json::Object();  // a job of pkonline 0.1: no run_window
+  for (const auto& [k, v] : options.Fields())
+    if (k != "run_window") old_job.Set(k, v);
+  s.run_window = "01:00-05:00";
+  pkonline::Json windowed = pkonline::Json::Object();
+  s.SaveTo(windowed);
+  Check(pkonline::jobs::JobSettings::Load(old_job).run_window.empty() &&
+            pkonline::jobs::JobSettings::Load(windowed).run_window == "01:00-05:00",
+        "settings: run_window round-trips, and a 0.1 job without it runs always");
 
   // JSON values: the text written for a ::jsonb cast.
   using pkonline::Json;

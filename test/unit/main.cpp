@@ -8,6 +8,7 @@ int main() {
   unit::PlanTests();
   unit::PacingTests();
   unit::JobTests();
+  unit::WindowTests();
   std::printf("unit: %d passed, %d failed\n", unit::passed, unit::failed);
   return unit::failed == 0 ? 0 : 1;
 }

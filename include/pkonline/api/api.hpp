@@ -67,6 +67,8 @@ std::string Start(int64_t job_id);
 std::string Pause(int64_t job_id);
 std::string Resume(int64_t job_id);
 std::string Cancel(int64_t job_id);
+// A job's run window, changed while it exists ("" always); returns it ("always" for "").
+std::string SetRunWindow(int64_t job_id, const std::string& window);
 int RunPending();
 
 }  // namespace pkonline::api

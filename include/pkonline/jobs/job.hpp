@@ -16,7 +16,18 @@ constexpr int32_t kAdvisoryClass = 0x706B6F6E;
 
 // A job's state. The one mapping to the text stored in pkonline.jobs.state is ToText/FromText
 // (job.cpp); the SQL CHECK on that column names the same set.
-enum class JobState { kCreated, kQueued, kRunning, kPaused, kCancelling, kCancelled, kFailed, kDone };
+// kWaiting: its worker waits for the job's run window (jobs/window.hpp) to open.
+enum class JobState {
+  kCreated,
+  kQueued,
+  kRunning,
+  kWaiting,
+  kPaused,
+  kCancelling,
+  kCancelled,
+  kFailed,
+  kDone
+};
 const char* ToText(JobState state);
 JobState JobStateFromText(const std::string& text);  // fails (XX000) on a text not in the set
 // Done or cancelled: the job will never run again.

@@ -20,9 +20,10 @@ struct JobSettings {
   bool debug_wait_points = false;        // pkonline.debug_wait_points (testing)
   bool backfill_fires_triggers = false;  // pkonline.backfill_fires_triggers
   std::string wal_compression = "lz4";   // pkonline.wal_compression: the worker's own
+  std::string run_window;                // pkonline.run_window: "" always, else window.hpp's spans
 
   // Into a job's options (an object), and back; Load fails (XX000) on a key missing or of the
-  // wrong kind.
+  // wrong kind — but for run_window, which jobs of pkonline 0.1 lack (read as "": always).
   void SaveTo(Json& options) const;
   static JobSettings Load(const Json& options);
 };

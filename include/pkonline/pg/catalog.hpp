@@ -14,6 +14,8 @@ struct RelInfo {
 
 // The table's current schema and name; nullopt if it no longer exists.
 std::optional<RelInfo> LookupRelation(unsigned relid);
+// The relation's relkind as the catalogs say now ('r', 'v', …), '\0' if it no longer exists.
+char RelKind(unsigned relid);
 // A relation/constraint name that is free in the schema, built like PostgreSQL's own choices
 // (e.g. "orders_pkey", "orders_id_seq1").
 std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,

@@ -9,6 +9,7 @@ namespace pkonline::pg {
 
 struct FreeSpace {
   std::string directory;          // the tablespace's directory
+  std::string tablespace;         // its name
   std::optional<uint64_t> bytes;  // free for this server's OS user; nullopt when unknown
   std::string unknown_why;        // why, when unknown
 };

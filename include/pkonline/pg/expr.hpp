@@ -27,6 +27,10 @@ struct CheckedExpr {
 CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned type_oid,
                                const std::string& search_path);
 
+// A type named as in SQL (`integer`, `varchar(20)`, `myschema.mydomain`), looked up through
+// `search_path` (the caller's): its OID, or an error (42704) if there is none.
+unsigned TypeByName(const std::string& name, const std::string& search_path);
+
 // The type as SQL text (qualified when not visible from pg_catalog alone); errors for pseudo-types.
 std::string ColumnTypeSql(unsigned type_oid);
 // Does the type have a default btree operator class (can it carry a unique index)?
