@@ -45,7 +45,7 @@ CREATE TABLE pkonline.jobs (
   owner            regrole NOT NULL,       -- the role that created the job (it and its members control it)
   run_as           regrole NOT NULL,       -- the work runs as this role: the table's owner at creation
   state            text NOT NULL DEFAULT 'queued'
-                   CHECK (state IN ('created', 'queued', 'running', 'waiting', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
+                   CHECK (state IN ('created', 'queued', 'running', 'paused', 'cancelling', 'cancelled', 'failed', 'done')),
   step_no          integer NOT NULL DEFAULT 1,
   pause_requested  boolean NOT NULL DEFAULT false,
   cancel_requested boolean NOT NULL DEFAULT false,
@@ -65,9 +65,7 @@ CREATE TABLE pkonline.jobs (
   last_sqlstate    text,
   last_error       text,
   last_detail      text,
-  last_hint        text,
-  size_before      bigint,                 -- pg_total_relation_size of the job's tables, at its start
-  size_after       bigint                  -- and when it is done
+  last_hint        text
 );
 -- Job ids name the jobs' helper objects (pkonline_<id>_*). Helpers left by jobs of an earlier
 -- installation (DROP EXTENSION … CASCADE drops the job rows, not what a job added to a table)
@@ -101,16 +99,6 @@ CREATE TABLE pkonline.job_steps (
               CHECK (state IN ('pending', 'running', 'done', 'failed', 'undone')),
   started_at  timestamptz,
   finished_at timestamptz,
-  -- What the step did (pkonline.report), measured by the worker, summed over its runs:
-  busy_ms      float8 NOT NULL DEFAULT 0,   -- its own running time (pauses between runs excluded)
-  batches      bigint NOT NULL DEFAULT 0,
-  rows         bigint NOT NULL DEFAULT 0,
-  wal_bytes    bigint NOT NULL DEFAULT 0,   -- WAL the worker wrote
-  lock_retries integer NOT NULL DEFAULT 0,
-  blocked_by   text[] NOT NULL DEFAULT '{}',  -- sessions holding the table when a lock was retried
-  lock_mode    text,                      -- the strongest lock above ROW EXCLUSIVE in the longest hold
-  lock_ms      float8 NOT NULL DEFAULT 0,   -- that hold: from the statement taking it to its commit
-  writes_blocked_ms float8 NOT NULL DEFAULT 0,  -- the longest hold of a lock blocking writes (SHARE or stronger)
   PRIMARY KEY (job_id, step_no)
 );
 
@@ -280,23 +268,6 @@ AS 'MODULE_PATHNAME', 'pkonline_convert_pk_to_bigint';
 COMMENT ON FUNCTION pkonline.convert_pk_to_bigint(regclass, boolean, boolean) IS
   'Makes a smallint/integer primary key, and the columns of foreign keys referencing it, bigint, online; returns the job id';
 
--- check: before a job, one row per finding (ok / warning / blocker). The operation's own checks
--- run dry with `args` (its arguments by name, e.g. '{"method": "copy"}'), in a subtransaction
--- rolled back; the rest reads sizes, free disk space, a timed sample of the table, old and
--- prepared transactions, replication and what is attached to the table, as the caller, under
--- ACCESS SHARE at most. (The caller's search_path travels with it, for add_column's fill.)
-CREATE FUNCTION pkonline._check(tbl regclass, operation text, args text, search_path text)
-RETURNS TABLE (level text, item text, detail text, advice text)
-LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'pkonline_check';
-
-CREATE FUNCTION pkonline.check(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}')
-RETURNS TABLE (level text, item text, detail text, advice text) LANGUAGE sql VOLATILE AS $$
-  SELECT * FROM pkonline._check(tbl, operation, args::pg_catalog.text, pg_catalog.current_setting('search_path'))
-$$;
-COMMENT ON FUNCTION pkonline.check(regclass, text, jsonb) IS
-  'Before a job: is the table ready, and what will it cost? One row per finding (ok, warning, blocker); changes nothing';
-
 -------------------------------------------------------------------------------------------------
 -- Job control.
 -------------------------------------------------------------------------------------------------
@@ -308,10 +279,6 @@ CREATE FUNCTION pkonline.resume(job bigint) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_resume';
 CREATE FUNCTION pkonline.cancel(job bigint) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_cancel';
-CREATE FUNCTION pkonline.set_run_window(job bigint, run_window text) RETURNS text LANGUAGE c VOLATILE
-SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_set_run_window';
-COMMENT ON FUNCTION pkonline.set_run_window(bigint, text) IS
-  'Changes when a job may work: spans of the day in the server''s time zone, e.g. ''01:00-05:00''; '''' for always';
 CREATE FUNCTION pkonline.run_pending() RETURNS integer LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_run_pending';
 CREATE FUNCTION pkonline._in_transaction_block() RETURNS boolean LANGUAGE c VOLATILE
@@ -325,54 +292,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM pkonline.job_steps s WHERE s.job_id = steps.job ORDER BY s.step_no
 $$;
 
--- What a job did to the table, step by step, and in total: measured by its worker, stored with
--- the job (pkonline.job_steps, pkonline.jobs), so it outlives the worker and restarts.
-CREATE FUNCTION pkonline.report(job bigint)
-RETURNS TABLE (step_no integer, step text, state text, wall interval, longest_lock text, lock_ms numeric,
-               writes_blocked_ms numeric, lock_retries bigint, blocked_by text, batches bigint, rows bigint, rows_per_sec bigint,
-               wal text, table_size text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF report.job IS NULL THEN
-    RAISE EXCEPTION 'job must not be NULL' USING ERRCODE = '22004';
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pkonline.jobs j WHERE j.id = report.job) THEN
-    RAISE EXCEPTION 'pkonline job % does not exist', report.job USING ERRCODE = '42704';
-  END IF;
-  RETURN QUERY
-  SELECT s.step_no, s.step, s.state,
-         date_trunc('milliseconds', COALESCE(s.finished_at, CASE WHEN s.state = 'running' THEN clock_timestamp() END)
-                                    - s.started_at),
-         s.lock_mode, round(s.lock_ms::numeric, 1), round(s.writes_blocked_ms::numeric, 1), s.lock_retries::bigint,
-         NULLIF(array_to_string(s.blocked_by, ', '), ''), s.batches, s.rows,
-         CASE WHEN s.busy_ms > 0 AND s.rows > 0 THEN (s.rows / (s.busy_ms / 1000))::bigint END,
-         pg_size_pretty(s.wal_bytes), NULL::text
-    FROM pkonline.job_steps s WHERE s.job_id = report.job
-  UNION ALL
-  SELECT NULL::integer, 'total', j.state,
-         date_trunc('milliseconds', COALESCE(j.finished_at, clock_timestamp()) - j.started_at),
-         (SELECT s.lock_mode FROM pkonline.job_steps s WHERE s.job_id = j.id ORDER BY s.lock_ms DESC LIMIT 1),
-         (SELECT round(max(s.lock_ms)::numeric, 1) FROM pkonline.job_steps s WHERE s.job_id = j.id),
-         (SELECT round(max(s.writes_blocked_ms)::numeric, 1) FROM pkonline.job_steps s WHERE s.job_id = j.id),
-         (SELECT sum(s.lock_retries)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id),
-         NULL, (SELECT sum(s.batches)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id),
-         (SELECT sum(s.rows)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id), NULL,
-         (SELECT pg_size_pretty(sum(s.wal_bytes)) FROM pkonline.job_steps s WHERE s.job_id = j.id),
-         COALESCE(pg_size_pretty(j.size_before), '?') || ' -> ' || COALESCE(pg_size_pretty(j.size_after), '?')
-    FROM pkonline.jobs j WHERE j.id = report.job
-  ORDER BY 1 NULLS LAST;
-END
-$$;
-COMMENT ON FUNCTION pkonline.report(bigint) IS
-  'What a job did, per step and in total: wall time, longest strong lock, lock retries and blockers, rows, WAL, table size';
-
 -- One poll of wait(): what to print and whether to stop. All of wait()'s comparisons live here,
 -- under a pinned search_path (wait itself cannot pin one: a procedure with SET cannot COMMIT).
 CREATE FUNCTION pkonline._wait_poll(job bigint, started timestamptz, timeout interval,
                                     last_step text, last_at timestamptz, dead_polls integer,
                                     OUT state text, OUT finished boolean, OUT msg text, OUT warn text,
                                     OUT hint text, OUT next_step text, OUT next_at timestamptz,
-                                    OUT next_dead_polls integer, OUT report text)
+                                    OUT next_dead_polls integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r record;
@@ -398,16 +324,6 @@ BEGIN
     ELSE
       msg := format('pkonline job %s: %s', _wait_poll.job, r.state);
     END IF;
-    IF r.state = 'done' THEN
-      SELECT format('pkonline job %s report: %s in %s steps; writes blocked %s ms at most; longest lock %s; '
-                    '%s lock retries; WAL %s; table size %s', _wait_poll.job, t.wall,
-                    (SELECT count(*) FROM pkonline.job_steps s WHERE s.job_id = _wait_poll.job),
-                    COALESCE(t.writes_blocked_ms, 0),
-                    COALESCE(t.longest_lock || ' held ' || t.lock_ms || ' ms', 'none above ROW EXCLUSIVE'),
-                    COALESCE(t.lock_retries, 0), t.wal, t.table_size)
-        INTO report FROM pkonline.report(_wait_poll.job) t WHERE t.step = 'total' AND t.step_no IS NULL;
-      report := report || format(' (SELECT * FROM pkonline.report(%s): each step)', _wait_poll.job);
-    END IF;
     RETURN;
   END IF;
   -- a line when the step changes, else at most every 5 seconds
@@ -423,7 +339,7 @@ BEGIN
     next_step := r.step;
     next_at := clock_timestamp();
   END IF;
-  IF r.state IN ('running', 'waiting', 'cancelling') AND NOT r.worker_alive THEN
+  IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
     next_dead_polls := dead_polls + 1;
     IF next_dead_polls >= 25 THEN
       finished := true;
@@ -475,9 +391,6 @@ BEGIN
     END IF;
     IF r.warn IS NOT NULL THEN
       RAISE WARNING '%', r.warn USING HINT = r.hint;
-    END IF;
-    IF r.report IS NOT NULL THEN
-      RAISE NOTICE '%', r.report;
     END IF;
     IF r.finished THEN
       state := r.state;

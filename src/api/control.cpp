@@ -95,11 +95,22 @@ std::string WithSpi(F&& f) {
 
 void Privileged(const std::function<void()>& fn) { pg::AsRole(store::ExtensionOwner(), fn); }
 
+// A job restored from a dump is never run here (store::Foreign): only cancel closes it.
+void RequireNotRestored(int64_t job_id) {
+  if (store::Foreign(job_id))
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("pkonline job %1% was restored from a dump: it is not resumed on a table that may differ",
+             job_id),
+         "The job's records name objects by the OIDs they had where it ran.",
+         Fmt("pkonline.cancel(%1%) closes it; then run the operation again.", job_id));
+}
+
 }  // namespace
 
 std::string Start(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kRun);
+    RequireNotRestored(job_id);
     if (job.state != JobState::kQueued && job.state != JobState::kCreated)
       Fail(sqlstate::kObjectNotInState, Fmt("pkonline job %1% is %2%", job_id, ToText(job.state)), "",
            job.state == JobState::kPaused || job.state == JobState::kFailed
@@ -150,6 +161,7 @@ std::string Resume(int64_t job_id) {
     if (Finished(job))
       Fail(sqlstate::kObjectNotInState,
            "pkonline job " + std::to_string(job_id) + " is " + ToText(job.state));
+    RequireNotRestored(job_id);
     if (store::WorkerAlive(job_id)) {
       Privileged([&]() {
         pg::Exec("UPDATE pkonline.jobs SET pause_requested = false WHERE id = $1::bigint", {pg::V(job_id)});
@@ -193,6 +205,23 @@ std::string Cancel(int64_t job_id) {
   return WithSpi([&]() -> std::string {
     Job job = LoadManaged(job_id, Control::kStop);
     if (job.state == JobState::kCancelled) return ToText(job.state);
+    if (job.state != JobState::kDone && store::Foreign(job_id)) {
+      // Its records name other objects here: nothing is undone, the job is closed.
+      Privileged([&]() {
+        store::MarkFinished(job_id, JobState::kCancelled);
+        store::Event(
+            job_id, "cancel", "",
+            Fmt("job closed without undo: it was restored from a dump; what it had made on %1% came with "
+                "the dump (a column, triggers, a sequence, constraints or indexes named pkonline_%2%_* or "
+                "~pkonline_%2%_*): drop them by hand",
+                job.table_name, job_id));
+      });
+      Notice(Fmt("pkonline job %1% closed: restored from a dump, nothing undone", job_id),
+             Fmt("Drop what it had made on %1% by hand (names pkonline_%2%_* and ~pkonline_%2%_*).",
+                 job.table_name, job_id),
+             true);
+      return "cancelled";
+    }
     if (job.state == JobState::kCancelling && store::WorkerAlive(job_id))
       return ToText(job.state);  // already undoing
     auto op = ops::MakeOperation(job.operation);

@@ -27,7 +27,10 @@ namespace {
 
 class RunContext final : public Context {
  public:
-  RunContext(Job job, BatchCode batches) : job_(std::move(job)), batches_(batches) {}
+  RunContext(Job job, BatchCode batches, bool schema_01)
+      : job_(std::move(job)), batches_(batches), schema_01_(schema_01) {}
+  // On a 0.1 schema (the library updated, the extension not yet): no step reports, no 'waiting'.
+  bool schema_01() const { return schema_01_; }
 
   const Job& job() const override { return job_; }
   void set_step(const std::string& step) { step_ = step; }
@@ -228,7 +231,7 @@ class RunContext final : public Context {
                       window.SecondsUntilOpen((second + window.SecondsLeft(second)) % RunWindow::kDay)
                 : window.SecondsUntilOpen(second);
         pg::InTransaction("pkonline: waiting for the run window", [&]() {
-          store::SetState(job_.id, JobState::kWaiting);
+          if (!schema_01_) store::SetState(job_.id, JobState::kWaiting);
           store::Event(
               job_.id, "window", step_, Fmt("%1%: waiting; it opens in %2% s", why, opens),
               Fmt("{\"run_window\": %1%, \"opens_in_s\": %2%}", JsonString(now.settings.run_window), opens));
@@ -238,7 +241,7 @@ class RunContext final : public Context {
     }
     if (waiting)
       pg::InTransaction("pkonline: run window open", [&]() {
-        store::SetState(job_.id, JobState::kRunning);
+        if (!schema_01_) store::SetState(job_.id, JobState::kRunning);
         store::Event(job_.id, "window", step_, "the run window is open: going on");
       });
   }
@@ -315,6 +318,7 @@ class RunContext final : public Context {
 
   Job job_;
   BatchCode batches_;
+  bool schema_01_;
   std::string step_;
   Backoff backoff_;
   store::StepReport report_;
@@ -413,7 +417,7 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
     const int& step;
     int64_t job;
     ~SaveReport() {
-      if (step == 0) return;
+      if (step == 0 || ctx.schema_01()) return;
       try {
         store::StepReport r = ctx.TakeReport();
         pg::InTransaction("pkonline: step report", [&]() { store::SaveStepReport(job, step, r); });
@@ -424,7 +428,8 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
     }
   } save{ctx, running, job_id};
   try {
-    pg::InTransaction("pkonline: size", [&]() { store::RecordSizeBefore(job_id, tables); });
+    if (!ctx.schema_01())
+      pg::InTransaction("pkonline: size", [&]() { store::RecordSizeBefore(job_id, tables); });
     for (int i = ctx.job().step_no; i <= static_cast<int>(steps.size()); i++) {
       const auto& step = steps[i - 1];
       ctx.set_step(step.name);
@@ -435,13 +440,13 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
       step.run(ctx);
       const store::StepReport report = ctx.TakeReport();
       pg::InTransaction("pkonline: step done", [&]() {
-        store::SaveStepReport(job_id, i, report);
+        if (!ctx.schema_01()) store::SaveStepReport(job_id, i, report);
         store::StepDone(job_id, i, step.name);
       });
       running = 0;
     }
     pg::InTransaction("pkonline: done", [&]() {
-      store::RecordSizeAfter(job_id, tables);
+      if (!ctx.schema_01()) store::RecordSizeAfter(job_id, tables);
       store::MarkFinished(job_id, JobState::kDone);
       store::Event(job_id, "done", "", "job done");
     });
@@ -467,7 +472,11 @@ void RunJob(int64_t job_id, const Operation& op) {
   try {
     for (;;) {
       Job job;
-      pg::InTransaction("pkonline: load job", [&]() { job = store::Load(job_id); });
+      bool schema_01 = false;
+      pg::InTransaction("pkonline: load job", [&]() {
+        job = store::Load(job_id);
+        schema_01 = store::SchemaIs01();
+      });
       table_name = job.table_name;
       {
         try {
@@ -482,7 +491,7 @@ void RunJob(int64_t job_id, const Operation& op) {
       }
       const auto steps = op.Steps(job);
       RequireSamePlan(job, steps);
-      RunContext ctx(job, op.Batches(job));
+      RunContext ctx(job, op.Batches(job), schema_01);
       const std::vector<unsigned> tables = op.Tables(job);
       pg::lock_watch::Watch(tables);
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps, tables);

@@ -28,6 +28,13 @@ unsigned ExtensionOwner() {
   return owner;
 }
 
+bool SchemaIs01() {
+  return Query("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true)
+             .scalar() == pg::Value("0.1");
+}
+
+bool Foreign(int64_t job_id);
+
 namespace {
 
 // Run bookkeeping SQL as the extension owner.
@@ -243,6 +250,14 @@ void RecordSizeBefore(int64_t job_id, const std::vector<unsigned>& tables) {
 void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables) {
   PrivQuery(std::string("UPDATE pkonline.jobs SET size_after = ") + kTotalSize + " WHERE id = $1::bigint",
             {V(job_id), V(TablesArray(tables))});
+}
+
+bool Foreign(int64_t job_id) {
+  if (SchemaIs01()) return false;
+  return AsBool(
+      PrivQuery("SELECT origin IS DISTINCT FROM pkonline._origin() FROM pkonline.jobs WHERE id = $1::bigint",
+                {V(job_id)})
+          .scalar());
 }
 
 void CountLockRetry(int64_t job_id) {

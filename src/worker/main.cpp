@@ -120,6 +120,12 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
       using jobs::JobState;
       runnable = job.state == JobState::kQueued || job.state == JobState::kRunning ||
                  job.state == JobState::kWaiting || job.state == JobState::kCancelling;
+      if (runnable && jobs::store::Foreign(job_id))
+        Fail(sqlstate::kObjectNotInState,
+             Fmt("pkonline job %1% was restored from a dump: it is not resumed on a table that may differ",
+                 job_id),
+             "The job's records name objects by the OIDs they had where it ran.",
+             Fmt("pkonline.cancel(%1%) closes it.", job_id));
       if (runnable) jobs::RequireStillAllowed(job, job.state != JobState::kCancelling);
       if (runnable && (job.state == JobState::kRunning || job.state == JobState::kWaiting))
         runnable = !GiveUpAfterLostWorkers(job);

@@ -23,24 +23,30 @@ void unit::JobTests() {
     texts += std::string(texts.empty() ? "" : ",") + pkonline::jobs::ToText(s);
   }
   Check(round_trip, "state: every state reads back as itself");
-  // The SQL CHECK on pkonline.jobs.state (the extension script, read from the tree: the tests run
-  // from its root) names exactly this set, in this order.
-  std::ifstream script("sql/pkonline--0.1.sql");
-  std::stringstream text;
-  text << script.rdbuf();
-  std::smatch m;
-  const std::string sql = text.str();
-  std::string checked;
-  if (std::regex_search(
-          sql, m, std::regex(R"(state\s+text NOT NULL DEFAULT 'queued'\s+CHECK \(state IN \(([^)]*)\)\))")))
-    checked = std::regex_replace(m[1].str(), std::regex(R"('|\s)"), "");
+  // The SQL CHECK on pkonline.jobs.state names exactly this set, in this order: as the newest
+  // script defines it (the 0.1 script, then the update to 0.2; read from the tree: the tests run
+  // from its root).
+  std::string checked, all_sql;
+  for (const char* file : {"sql/pkonline--0.1.sql", "sql/pkonline--0.1--0.2.sql"}) {
+    std::ifstream script(file);
+    std::stringstream text;
+    text << script.rdbuf();
+    std::smatch m;
+    const std::string sql = text.str();
+    all_sql += sql;
+    if (std::regex_search(
+            sql, m,
+            std::regex(R"((?:state\s+text NOT NULL DEFAULT 'queued'|ADD CONSTRAINT jobs_state_check)\s+)"
+                       R"(CHECK \(state IN \(([^)]*)\)\))")))
+      checked = std::regex_replace(m[1].str(), std::regex(R"('|\s)"), "");
+  }
   Check(!checked.empty() && checked == texts,
         "state: the SQL CHECK on pkonline.jobs.state names the same set (" + checked + " vs " + texts + ")");
   // The wait points' advisory key: the worker's (kAdvisoryClass + 1) is the one the SQL helpers
   // hold_wait_point / release_wait_point take.
   int holds = 0;
   const std::regex key(R"(pg_advisory_(un)?lock\((\d+), )");
-  for (std::sregex_iterator it(sql.begin(), sql.end(), key), end; it != end; ++it)
+  for (std::sregex_iterator it(all_sql.begin(), all_sql.end(), key), end; it != end; ++it)
     holds += std::stoll((*it)[2].str()) == pkonline::jobs::kAdvisoryClass + 1 ? 1 : -100;
   Check(holds == 2, "wait points: the SQL helpers use the worker's advisory key (" +
                         std::to_string(pkonline::jobs::kAdvisoryClass + 1) + ")");

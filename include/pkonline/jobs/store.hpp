@@ -13,6 +13,14 @@ namespace pkonline::jobs::store {
 
 unsigned ExtensionOwner();
 
+// The version of pkonline's SQL objects in this database. The library is 0.2 and also runs jobs
+// on a 0.1 schema (the package upgraded, ALTER EXTENSION pkonline UPDATE not yet run), without
+// what only 0.2's objects hold: step reports, the 'waiting' state, job origins.
+bool SchemaIs01();
+// A job restored from a dump of another database or cluster (0.2: its origin is not this one):
+// pkonline never acts on it — its records name objects by OIDs they had there.
+bool Foreign(int64_t job_id);
+
 struct StepPlan {
   std::string name, action, lock;
 };
