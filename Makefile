@@ -12,9 +12,15 @@ REGRESS_OPTS = --load-extension=pkonline
 # pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
 ISOLATION      = check_waits backfill_dml copy_dml add_column_dml set_pk_dml convert_dml lock_retry cancel_waits throttle
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pkonline
-# TAP: test/t/*.pl, PostgreSQL::Test::Cluster
+# TAP: test/t/*.pl, PostgreSQL::Test::Cluster — throwaway clusters of their own, run as a
+# non-root user: `make installcheck TAP=1` (test/run.sh does).
+ifdef TAP
 TAP_TESTS   = 1
+endif
 PROVE_TESTS = test/t/*.pl
+# `make installcheck` against a DBA's running server: first say in one line what it lacks, if
+# anything, instead of a diff (test/installcheck_preflight.sh).
+REGRESS_PREP = $(if $(strip $(REGRESS)$(ISOLATION)),installcheck-preflight,)
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -34,7 +40,9 @@ EXTRA_CLEAN += $(OBJS:.o=.d)
 # Debian builds with LLVM bitcode; clang needs our C++ flags too.
 COMPILE.cxx.bc += -std=c++17 -Wno-register -I$(CURDIR)/include
 
-.PHONY: test demo format
+.PHONY: test demo format installcheck-preflight
+installcheck-preflight:
+	@bash $(CURDIR)/test/installcheck_preflight.sh
 test:
 	bash test/run.sh
 demo:

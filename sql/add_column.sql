@@ -173,7 +173,7 @@ SELECT try($$SELECT pkonline.add_column('users', 'x', 'int', fill => '1', is_uni
 CREATE VIEW users_v AS SELECT * FROM users;
 SELECT try($$SELECT pkonline.add_column('users_v', 'x', 'int', fill => '1')$$);
 CREATE TEMP TABLE tmp (a int);
-SELECT try($$SELECT pkonline.add_column('tmp', 'x', 'int', fill => '1')$$);
+SELECT regexp_replace(try($$SELECT pkonline.add_column('tmp', 'x', 'int', fill => '1')$$), 'pg_temp_\d+', 'pg_temp_N');
 CREATE ROLE pkonline_ac_other;
 SET ROLE pkonline_ac_other;
 SELECT try($$SELECT pkonline.add_column('public.users', 'x', 'int', fill => '1')$$);

@@ -56,7 +56,7 @@ for f in "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do
 done
 
 echo "== TAP tests (PostgreSQL::Test::Cluster)"
-as_pg make -C "$WORK" installcheck REGRESS= ISOLATION= PROVE_FLAGS="-v" 2>&1 | tee "$WORK/tap.log"
+as_pg make -C "$WORK" installcheck REGRESS= ISOLATION= TAP=1 PROVE_FLAGS="-v" 2>&1 | tee "$WORK/tap.log"
 for f in "$WORK"/tmp_check/log/regress_log_*; do
   grep -q "not ok" "$f" 2>/dev/null && { echo "---- $f (tail)"; tail -50 "$f"; }
 done
