@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <stdexcept>
+#include <string>
 
 #include "pkonline/jobs/window.hpp"
 
@@ -30,19 +31,22 @@ char* run_window = nullptr;
 namespace {
 
 bool CheckRunWindow(char** value, void**, GucSource) {
+  std::string why;
   try {
     jobs::RunWindow::Parse(*value != nullptr ? *value : "");
     return true;
-  } catch (const std::invalid_argument& e) {
-    GUC_check_errdetail("%s", e.what());
-    GUC_check_errhint(
-        "Spans of the day in the server's time zone, e.g. '01:00-05:00' or '22:00-04:00, "
-        "12:00-13:00'; '' for always.");
+  } catch (const std::exception& e) {
+    why = e.what();
   } catch (...) {
+    why = "unreadable";
   }
+  // (PostgreSQL's calls outside any C++ handler: they may longjmp)
+  GUC_check_errdetail("%s", why.c_str());
+  GUC_check_errhint(
+      "Spans of the day in the server's time zone, e.g. '01:00-05:00' or '22:00-04:00, "
+      "12:00-13:00'; '' for always.");
   return false;
 }
-
 }  // namespace
 
 void Define() {

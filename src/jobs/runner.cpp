@@ -31,6 +31,7 @@ class RunContext final : public Context {
       : job_(std::move(job)), batches_(batches), schema_01_(schema_01) {}
   // On a 0.1 schema (the library updated, the extension not yet): no step reports, no 'waiting'.
   bool schema_01() const { return schema_01_; }
+  bool claim_lost() const { return claim_lost_; }
 
   const Job& job() const override { return job_; }
   void set_step(const std::string& step) { step_ = step; }
@@ -40,17 +41,20 @@ class RunContext final : public Context {
     report_ = {};
     report_start_ = std::chrono::steady_clock::now();
     report_wal_ = pg::WalBytes();
+    waited_ms_ = 0;
     pg::lock_watch::Reset();
   }
   store::StepReport TakeReport() {
     store::StepReport r = report_;
-    r.busy_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - report_start_).count();
+    r.busy_ms = std::max(
+        0.0,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - report_start_).count() -
+            waited_ms_);
     r.wal_bytes = static_cast<int64_t>(pg::WalBytes() - report_wal_);
     const pg::lock_watch::Hold hold = pg::lock_watch::Longest();
     r.lock_mode = hold.mode;
     r.lock_ms = hold.ms;
-    r.writes_blocked_ms = hold.writes_blocked_ms;
+    r.writes_blocked_ms = std::max(hold.writes_blocked_ms, report_.writes_blocked_ms);
     StartReport();
     return r;
   }
@@ -100,10 +104,9 @@ class RunContext final : public Context {
     const int timeout = job_.settings.lock_timeout_ms;
     const int max_retries = job_.settings.lock_retries;
     // Not started so near the end of the run window that its retries could run past it.
-    AwaitWindow(
-        static_cast<int>((static_cast<int64_t>(max_retries) + 1) * (timeout + Backoff::kMaxMs) / 1000),
-        activity);
+    AwaitWindowForDdl(activity);
     for (int attempt = 1;; attempt++) {
+      const auto attempt_start = std::chrono::steady_clock::now();
       try {
         // The job's brief DDL is the one to give way: should its lock requests close a cycle
         // with clients (a foreign key's cascade locks tables in the other order), it runs the
@@ -117,6 +120,12 @@ class RunContext final : public Context {
       } catch (const PgError& e) {
         const bool retryable =
             e.sqlstate() == sqlstate::kLockNotAvailable || e.sqlstate() == sqlstate::kDeadlock;
+        // While its lock request waited in the queue, the table's writers queued behind it.
+        if (retryable)
+          report_.writes_blocked_ms = std::max(
+              report_.writes_blocked_ms,
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - attempt_start)
+                  .count());
         if (e.sqlstate() == sqlstate::kQueryCanceled) CheckControl();
         if (!retryable) throw;
         if (attempt > max_retries) {
@@ -186,13 +195,19 @@ class RunContext final : public Context {
 
   void CheckControl() override { AwaitWindow(0, ""); }
 
+  bool AwaitWindowForDdl(const std::string& what) override {
+    const int64_t retries = job_.settings.lock_retries, timeout = job_.settings.lock_timeout_ms;
+    return AwaitWindow(static_cast<int>((retries + 1) * (timeout + Backoff::kMaxMs) / 1000), what);
+  }
+
   // Honours pause and cancel requests (throws StopRequested). Then, outside the job's run window
   // — or, with `needed_s`, nearer its end than that — the job waits: state 'waiting', a 'window'
   // event, a look every second; it goes on by itself once the window is open (again). The window
   // is read from the job each time: pkonline.set_run_window changes it for a running job. Undoing
   // a cancelled job does not wait.
-  void AwaitWindow(int needed_s, const std::string& what) {
+  bool AwaitWindow(int needed_s, const std::string& what) {
     bool waiting = false;
+    std::chrono::steady_clock::time_point wait_start;
     for (;;) {
       pg::CheckInterrupts();
       KeepClaim();
@@ -219,6 +234,7 @@ class RunContext final : public Context {
       if (cancelling_ || (window.Inside(second) && window.SecondsLeft(second) > need)) break;
       if (!waiting) {
         waiting = true;
+        wait_start = std::chrono::steady_clock::now();
         const std::string why =
             window.Inside(second)
                 ? Fmt("the run window %1% closes in %2% s, sooner than the lock retries of %3% could take "
@@ -239,11 +255,15 @@ class RunContext final : public Context {
       }
       Sleep(1000);
     }
-    if (waiting)
+    if (waiting) {
+      waited_ms_ +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wait_start).count();
       pg::InTransaction("pkonline: run window open", [&]() {
         if (!schema_01_) store::SetState(job_.id, JobState::kRunning);
         store::Event(job_.id, "window", step_, "the run window is open: going on");
       });
+    }
+    return waiting;
   }
 
   void WaitPoint(const std::string& name) override {
@@ -277,8 +297,12 @@ class RunContext final : public Context {
   // lock of its lock method): take it again at once, or, if another worker has it, leave.
   void KeepClaim() {
     if (pg::HoldsJob(job_.id)) return;
-    if (!pg::ClaimJob(job_.id)) throw ClaimLost{};
+    if (!pg::ClaimJob(job_.id)) {
+      claim_lost_ = true;
+      throw ClaimLost{};
+    }
   }
+  bool claim_lost_ = false;
 
   // May this batch run with session_replication_role = replica, so that the table's own row
   // triggers do not fire for the backfill's updates? Only when no code a user wrote can run in
@@ -302,6 +326,8 @@ class RunContext final : public Context {
           "  '?'))), '[]') "
           "FROM pg_catalog.pg_locks l "
           "WHERE l.locktype = 'relation' AND l.relation = $1::oid AND l.granted "
+          "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+          "pg_catalog.current_database()) "
           "AND l.pid <> pg_catalog.pg_backend_pid()",
           {pg::V(static_cast<int64_t>(job_.relid))}, true);
       const std::string pids = r.scalar().value_or("[]");
@@ -324,6 +350,7 @@ class RunContext final : public Context {
   store::StepReport report_;
   std::chrono::steady_clock::time_point report_start_;
   uint64_t report_wal_ = 0;
+  double waited_ms_ = 0;  // of the step's time, waiting for its run window
 };
 
 void Undo(RunContext& ctx, const std::vector<Step>& steps, int reached) {
@@ -417,7 +444,8 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
     const int& step;
     int64_t job;
     ~SaveReport() {
-      if (step == 0 || ctx.schema_01()) return;
+      // (not for a job whose claim another worker took: its figures are that worker's now)
+      if (step == 0 || ctx.schema_01() || ctx.claim_lost()) return;
       try {
         store::StepReport r = ctx.TakeReport();
         pg::InTransaction("pkonline: step report", [&]() { store::SaveStepReport(job, step, r); });

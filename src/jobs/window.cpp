@@ -56,8 +56,13 @@ RunWindow RunWindow::Parse(const std::string& text) {
     if (span.empty() || dash == std::string::npos)
       throw std::invalid_argument("\"" + span + "\" is not a span HH:MM-HH:MM");
     const int from = TimeOfDay(Trim(span.substr(0, dash)), span) % kDay;
-    const int to = TimeOfDay(Trim(span.substr(dash + 1)), span) % kDay;
+    const int end = TimeOfDay(Trim(span.substr(dash + 1)), span);
+    if (from == 0 && end == kDay) return RunWindow();  // the whole day
+    const int to = end % kDay;
     if (from == to) throw std::invalid_argument("\"" + span + "\" is empty: it starts where it ends");
+    if (Forward(from, to) < kMinSpan)
+      throw std::invalid_argument("\"" + span +
+                                  "\" is shorter than a minute (the worker looks once a second)");
     w.spans_.emplace_back(from, to);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -76,10 +81,19 @@ int RunWindow::SpanLength(int now) const {
 
 int RunWindow::SecondsLeft(int now) const {
   if (always()) return kDay;
+  // Spans that touch or overlap make one: follow them to the end of the last.
   int left = 0;
-  for (const auto& [from, to] : spans_)
-    if (Forward(from, now) < Forward(from, to)) left = std::max(left, Forward(now, to));
-  return left;
+  for (bool grew = true; grew && left < kDay;) {
+    grew = false;
+    const int at = (now + left) % kDay;
+    for (const auto& [from, to] : spans_)
+      if (Forward(from, at) < Forward(from, to) && Forward(at, to) > 0) {
+        left += Forward(at, to);
+        grew = true;
+        break;
+      }
+  }
+  return std::min(left, static_cast<int>(kDay));
 }
 
 int RunWindow::SecondsUntilOpen(int now) const {

@@ -157,11 +157,17 @@ void SwapStep(Context& ctx) {
   ctx.Txn("pkonline: check", [&]() { done = HasOurPk(job); });
   if (done) return;
   EnsureTwins(ctx);
-  // Leave as little as possible for the round under the lock.
-  for (int round = 0; round < kPreSwapRounds && ReplayRound(ctx) >= kPreSwapChanges; round++)
-    ctx.CheckControl();
+  const std::string activity = "pkonline job " + IdText(job) + ": swap storage and attach primary key";
+  // Leave as little as possible for the round under the lock — after any wait for the run window,
+  // so that what was written meanwhile is replayed before the lock, not under it.
+  ctx.WaitPoint("pre_swap");
+  do {
+    ctx.AwaitWindowForDdl(activity);
+    for (int round = 0; round < kPreSwapRounds && ReplayRound(ctx) >= kPreSwapChanges; round++)
+      ctx.CheckControl();
+  } while (ctx.AwaitWindowForDdl(activity));
   ctx.WaitPoint("swap");
-  ctx.Ddl("pkonline job " + IdText(job) + ": swap storage and attach primary key", [&]() {
+  ctx.Ddl(activity, [&]() {
     const std::string t = TableSql(job);
     if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
     Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");

@@ -11,6 +11,7 @@
 extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
@@ -199,12 +200,19 @@ void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
 
 namespace {
 
-// The table a top-level CREATE INDEX or VACUUM (of one table) works on, InvalidOid for others.
+// The table a top-level CREATE INDEX, DROP INDEX or VACUUM (of one table) works on, InvalidOid
+// for others.
 Oid TopLevelTarget(Node* stmt) {
   RangeVar* rel = nullptr;
   if (IsA(stmt, IndexStmt)) rel = castNode(IndexStmt, stmt)->relation;
   if (IsA(stmt, VacuumStmt) && list_length(castNode(VacuumStmt, stmt)->rels) == 1)
     rel = linitial_node(VacuumRelation, castNode(VacuumStmt, stmt)->rels)->relation;
+  if (IsA(stmt, DropStmt) && castNode(DropStmt, stmt)->removeType == OBJECT_INDEX &&
+      list_length(castNode(DropStmt, stmt)->objects) == 1) {  // DROP INDEX CONCURRENTLY: its table
+    const Oid index = RangeVarGetRelid(
+        makeRangeVarFromNameList(linitial_node(List, castNode(DropStmt, stmt)->objects)), NoLock, true);
+    return OidIsValid(index) ? IndexGetRelation(index, true) : InvalidOid;
+  }
   return rel != nullptr ? RangeVarGetRelid(rel, NoLock, true) : InvalidOid;
 }
 

@@ -127,8 +127,8 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
              "The job's records name objects by the OIDs they had where it ran.",
              Fmt("pkonline.cancel(%1%) closes it.", job_id));
       if (runnable) jobs::RequireStillAllowed(job, job.state != JobState::kCancelling);
-      if (runnable && (job.state == JobState::kRunning || job.state == JobState::kWaiting))
-        runnable = !GiveUpAfterLostWorkers(job);
+      // (a job lost while it waited for its run window made no progress to lose: not counted)
+      if (runnable && job.state == JobState::kRunning) runnable = !GiveUpAfterLostWorkers(job);
       if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {

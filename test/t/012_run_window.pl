@@ -109,5 +109,25 @@ is(su("CALL pkonline.wait($j3, '60s', NULL)"), 'cancelled', '(d) cancelled while
 is(su("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'w3'::regclass "
 	  . "AND attnum > 0 AND NOT attisdropped"), 'a,b', '(d) the table is as it was');
 
+# --- (e) the copy method waits for its window before its last rounds, not under its lock ----------
+# (the job is held before its pre-swap rounds while the window is made to open in 20 s; 20000
+# rows are updated while it waits: they are replayed before the lock, a handful under it)
+table('w5', 20000);
+my $holder = $node->background_psql('postgres');
+$holder->query_safe("SELECT pkonline.hold_wait_point('pre_swap')");
+my $j5 = su("SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('w5', method => 'copy')");
+ok(poll("SELECT step = 'swap' FROM pkonline.status WHERE job = $j5", 60), '(e) the copy job reached its swap step');
+su("SELECT pkonline.set_run_window($j5, '" . window(20, 3600) . "')");
+$holder->query_safe("SELECT pkonline.release_wait_point('pre_swap')");
+ok(poll("SELECT state = 'waiting' FROM pkonline.jobs WHERE id = $j5", 10), '(e) it waits for the window before the swap');
+su("UPDATE w5 SET b = b || '+'");
+is(su("CALL pkonline.wait($j5, '120s', NULL)"), 'done', '(e) done once the window opened');
+my $under = su("SELECT substring(message FROM '(\\d+) last changes')::int FROM pkonline.events "
+	  . "WHERE job_id = $j5 AND message LIKE 'storage swapped%'");
+cmp_ok($under, '<', 1000, "(e) the 20000 changes made while it waited were replayed before the lock ($under under it)");
+is(su("SELECT count(*) FILTER (WHERE b LIKE '%+') = 20000 AND count(DISTINCT id) = 20000 FROM w5"), 't',
+	'(e) every change is in the table, every row numbered once');
+$holder->quit;
+
 $node->stop;
 done_testing();

@@ -48,6 +48,12 @@ void unit::WindowTests() {
   Check(RunWindow::Parse("20:00-24:00").Inside(At(23, 59, 59)) && !RunWindow::Parse("20:00-24:00").Inside(0),
         "window: 24:00 ends a span at midnight");
 
+  Check(RunWindow::Parse("00:00-24:00").always(), "window: 00:00-24:00 is the whole day");
+  const RunWindow touching = RunWindow::Parse("22:00-00:00, 00:00-02:00");
+  Check(touching.SecondsLeft(At(23, 58)) == At(2, 2) && touching.SecondsLeft(At(1, 0)) == At(1, 0),
+        "window: spans that touch make one (seconds left run to the end of the last)");
+  Check(Refused("01:00-01:00:59", "shorter than a minute") && !Refused("01:00-01:01", "shorter"),
+        "window: a span shorter than a minute is refused");
   Check(Refused("1-5", "not a time of day") && Refused("01:00", "not a span") &&
             Refused("25:00-01:00", "not a time of day") && Refused("01:60-02:00", "not a time of day") &&
             Refused("03:00-03:00", "is empty") && Refused("01:00-02:00,", "not a span") &&

@@ -62,7 +62,11 @@ class Context {
   // fire for its UPDATE (session_replication_role = replica for this transaction): the batch sets
   // only the new column.
   virtual void Batch(const std::string& activity, unsigned relid, const std::function<void()>& fn) = 0;
-  // A brief DDL transaction under pkonline.lock_timeout, retried with backoff and jitter.
+  // A brief DDL transaction under pkonline.lock_timeout, retried with backoff and jitter. It does
+  // not start when the job's run window closes sooner than its retries could take: it waits.
+  // AwaitWindowForDdl is that wait alone, for a step to take before its own preparations
+  // (returns whether it waited).
+  virtual bool AwaitWindowForDdl(const std::string& activity) = 0;
   virtual void Ddl(const std::string& activity, const std::function<void()>& fn) = 0;
   // One transaction under pkonline.lock_timeout, tried once: a lock not granted in time ends it
   // with 55P03, for the step to decide.

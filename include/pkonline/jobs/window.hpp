@@ -11,9 +11,11 @@ namespace pkonline::jobs {
 class RunWindow {
  public:
   static constexpr int kDay = 24 * 3600;
+  static constexpr int kMinSpan = 60;  // seconds: a span may not be shorter
 
-  // "" (always), or spans "HH:MM[:SS]-HH:MM[:SS]" separated by commas, e.g. "01:00-05:00" or
-  // "22:00-04:00" (past midnight). Throws std::invalid_argument saying what is wrong.
+  // "" (always), or spans "HH:MM[:SS]-HH:MM[:SS]" of a minute or more, separated by commas, e.g.
+  // "01:00-05:00" or "22:00-04:00" (past midnight); "00:00-24:00" is always. Throws
+  // std::invalid_argument saying what is wrong.
   static RunWindow Parse(const std::string& text);
 
   bool always() const { return spans_.empty(); }
