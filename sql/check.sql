@@ -5,15 +5,7 @@ SET client_min_messages = warning;
 CREATE SCHEMA chk;
 SET search_path = chk, public;
 
-CREATE FUNCTION try(cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE cmd;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
-END $$;
+\i sql/include/try.sql
 
 CREATE TABLE ready (a int NOT NULL, b text);
 INSERT INTO ready SELECT g, 'row ' || g FROM generate_series(1, 5000) g;

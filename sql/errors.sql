@@ -3,16 +3,7 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 
--- Reports an error as SQLSTATE, message, hint; 'ok' if none.
-CREATE FUNCTION try(cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE cmd;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' | HINT: ' || hint ELSE '' END;
-END $$;
+\i sql/include/try.sql
 
 CREATE TABLE plain (a int, b text);
 INSERT INTO plain SELECT g, 'r' || g FROM generate_series(1, 100) g;
