@@ -196,7 +196,7 @@ BEGIN
     next_step := r.step;
     next_at := clock_timestamp();
   END IF;
-  IF r.state IN ('running', 'waiting', 'cancelling') AND NOT r.worker_alive THEN
+  IF r.state IN ('running', 'cancelling') AND NOT r.worker_alive THEN
     next_dead_polls := dead_polls + 1;
     IF next_dead_polls >= 25 THEN
       finished := true;

@@ -253,6 +253,19 @@ class RunContext final : public Context {
               Fmt("{\"run_window\": %1%, \"opens_in_s\": %2%}", JsonString(now.settings.run_window), opens));
         });
       }
+      // A shut window is no reason to keep a worker slot that a queued job could use.
+      bool give_way = false;
+      if (!schema_01_ && !window.Inside(second))
+        pg::InTransaction("pkonline: queued jobs", [&]() { give_way = store::OthersQueued(job_.id); });
+      if (give_way) {
+        pg::InTransaction("pkonline: give way", [&]() {
+          store::Event(
+              job_.id, "window", step_,
+              "its worker gives way to a queued job while the run window is shut; a worker slot that "
+              "frees later takes the job up again");
+        });
+        throw YieldSlot{};
+      }
       Sleep(1000);
     }
     if (waiting) {

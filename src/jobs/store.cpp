@@ -260,6 +260,12 @@ bool Foreign(int64_t job_id) {
           .scalar());
 }
 
+bool OthersQueued(int64_t job_id) {
+  return !PrivQuery("SELECT 1 FROM pkonline.jobs WHERE state = 'queued' AND id <> $1::bigint LIMIT 1",
+                    {V(job_id)})
+              .empty();
+}
+
 void CountLockRetry(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
 }

@@ -138,6 +138,8 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   if (claimed && runnable) {
     try {
       jobs::RunJob(job_id, *ops::MakeOperation(operation));
+    } catch (const jobs::YieldSlot&) {
+      // the job waits for its run window without a worker; this slot goes to a queued job below
     } catch (const jobs::ClaimLost&) {
       Call([&]() {
         elog(LOG, "pkonline job %lld: another worker took the job's claim; this one leaves it to that one",

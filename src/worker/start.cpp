@@ -124,7 +124,8 @@ int StartPending(unsigned only_role) {
       "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
       "WHERE (j.state = 'queued' OR (j.state IN ('running', 'waiting', 'cancelling') AND NOT "
       "pkonline._worker_alive(j.id))) "
-      "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) ORDER BY j.id",
+      "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) "
+      "ORDER BY j.state = 'waiting', j.id",  // jobs waiting for their run window last
       {pg::V(static_cast<int64_t>(only_role))}, true);
   int started = 0;
   for (const auto& row : r.rows) {

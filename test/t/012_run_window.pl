@@ -129,5 +129,26 @@ is(su("SELECT count(*) FILTER (WHERE b LIKE '%+') = 20000 AND count(DISTINCT id)
 	'(e) every change is in the table, every row numbered once');
 $holder->quit;
 
+# --- (f) jobs waiting for their window give their workers to queued jobs -----------------------------
+# (pkonline.max_workers = 4: four jobs whose window is shut hold every slot; a fifth, queued, runs)
+my @waiting;
+for my $i (1 .. 4)
+{
+	table("wf$i", 100);
+	push @waiting, su("SET pkonline.run_window = '" . window(3600, 7200) . "'; SELECT pkonline.add_int_pk('wf$i')");
+}
+my $list = join(',', @waiting);
+ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline._worker_alive(id)", 30),
+	'(f) four jobs wait for their window, each in a worker');
+table('wf5', 1000);
+my $j6 = su("SELECT pkonline.add_int_pk('wf5')");
+is(su("CALL pkonline.wait($j6, '60s', NULL)"), 'done', '(f) a fifth job, queued, got a worker and is done');
+is(su("SELECT count(*) FROM pkonline.events WHERE job_id IN ($list) AND message LIKE '%gives way to a queued job%'"), '1',
+	'(f) one waiting job gave its worker way');
+ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline._worker_alive(id)", 30),
+	'(f) and was taken up again when the slot freed');
+su("SELECT pkonline.cancel(id) FROM pkonline.jobs WHERE id IN ($list)");
+ok(poll("SELECT bool_and(state = 'cancelled') FROM pkonline.jobs WHERE id IN ($list)", 60), '(f) cancelled');
+
 $node->stop;
 done_testing();

@@ -27,4 +27,9 @@ void RequireStillAllowed(const Job& job, bool creator_too);
 // job to the other, recording nothing.
 struct ClaimLost {};
 
+// Thrown when a job waiting for its run window gives its worker to a queued job: the job stays
+// 'waiting' without a worker, and a worker slot that frees later starts it again (queued jobs
+// first: worker/start.cpp).
+struct YieldSlot {};
+
 }  // namespace pkonline::jobs

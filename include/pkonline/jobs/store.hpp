@@ -71,6 +71,8 @@ void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables);
 void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
 void CountLockRetry(int64_t job_id);
+// Are other jobs of this database queued (waiting for a worker slot)?
+bool OthersQueued(int64_t job_id);
 // Records a fact a step learned (e.g. the attnum of the column it added) in the job's options,
 // in the step's own transaction; OptionNow reads it back (null if unset).
 void SetOption(int64_t job_id, const std::string& key, const Json& value);
