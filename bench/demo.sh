@@ -6,8 +6,8 @@
 # installs what is missing (apt), builds and installs the extension, then, in a throwaway
 # cluster (pg_virtualenv, pkonline preloaded), makes a 1,000,000-row table `orders` with no
 # primary key, puts a pgbench write load on it (4 clients), and adds the primary key while the
-# load runs: add_int_pk, wait (live progress), the status view, \d before and after, the load's
-# summary, and a check that every row got a distinct id. Exits non-zero if anything fails.
+# load runs: check() first, add_int_pk, wait (live progress), the status view, report(), \d
+# before and after, the load's summary, and a check that every row got a distinct id. Exits non-zero if anything fails.
 #
 # Environment: ROWS (default 1000000), LOAD_SECS (pgbench -T, default 40).
 set -euo pipefail
@@ -65,6 +65,7 @@ PGB
 \echo '--- before: \\d orders (no primary key)'
 \d orders
 \set ECHO queries
+SELECT level, item, detail FROM pkonline.check('orders');
 SELECT pkonline.add_int_pk('orders');
 \set ECHO none
 SELECT job FROM pkonline.status WHERE table_name = 'public.orders' ORDER BY job DESC LIMIT 1 \gset
@@ -73,7 +74,8 @@ CALL pkonline.wait(:job, '10 min');
 \x on
 SELECT * FROM pkonline.status WHERE job = :job;
 \x off
-SELECT step, state, finished_at - started_at AS took FROM pkonline.steps(:job);
+SELECT step, wall, longest_lock, lock_ms, writes_blocked_ms, lock_retries, rows, rows_per_sec, wal, table_size
+  FROM pkonline.report(:job);
 \set ECHO none
 \echo '--- after: \\d orders'
 \d orders

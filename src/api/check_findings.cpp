@@ -223,11 +223,13 @@ void Transactions(std::vector<Finding>& out) {
       AsBool(pg::Query("SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')", {}, true).scalar());
   auto r = pg::Query(
       "SELECT pid, COALESCE(usename::pg_catalog.text, '?'), state, "
-      "EXTRACT(epoch FROM pg_catalog.now() - xact_start)::pg_catalog.float8, datname "
+      "EXTRACT(epoch FROM pg_catalog.clock_timestamp() - xact_start)::pg_catalog.float8, datname "
       "FROM pg_catalog.pg_stat_activity "
       "WHERE pid <> pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL "
       "AND backend_type <> 'autovacuum worker' "
-      "AND (state LIKE 'idle in transaction%' OR xact_start < pg_catalog.now() - interval '1 minute') "
+      "AND ((state LIKE 'idle in transaction%' AND state_change < pg_catalog.clock_timestamp() - interval '1 "
+      "second') "
+      "  OR xact_start < pg_catalog.clock_timestamp() - interval '1 minute') "
       "ORDER BY xact_start",
       {}, true);
   const std::string why =
@@ -241,7 +243,8 @@ void Transactions(std::vector<Finding>& out) {
          why + Fmt(" End it, or pg_terminate_backend(%1%).", row[0].value_or("?"))});
   auto p = pg::Query(
       "SELECT gid, COALESCE(owner::pg_catalog.text, '?'), COALESCE(database::pg_catalog.text, '?'), "
-      "pg_catalog.quote_literal(gid), EXTRACT(epoch FROM pg_catalog.now() - prepared)::pg_catalog.float8 "
+      "pg_catalog.quote_literal(gid), EXTRACT(epoch FROM pg_catalog.clock_timestamp() - "
+      "prepared)::pg_catalog.float8 "
       "FROM pg_catalog.pg_prepared_xacts ORDER BY prepared",
       {}, true);
   for (const auto& row : p.rows)
@@ -250,11 +253,13 @@ void Transactions(std::vector<Finding>& out) {
                        row[1].value_or("?"), row[2].value_or("?"), Interval(Num(row[4]), 0)),
                    why + Fmt(" COMMIT PREPARED or ROLLBACK PREPARED %1%.", row[3].value_or("?"))});
   if (r.empty() && p.empty())
-    out.push_back({"ok", "transaction",
-                   std::string("no transaction open for more than a minute, none idle in transaction, none "
-                               "prepared") +
-                       (all ? "" : " (of the sessions you may see: only your own roles')"),
-                   all ? "" : "A member of pg_read_all_stats sees every session."});
+    out.push_back(
+        {"ok", "transaction",
+         std::string(
+             "no transaction open for more than a minute, none idle in transaction for a second or more, "
+             "none prepared") +
+             (all ? "" : " (of the sessions you may see: only your own roles')"),
+         all ? "" : "A member of pg_read_all_stats sees every session."});
 }
 
 void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out) {
