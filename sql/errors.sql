@@ -45,7 +45,7 @@ SELECT try($$SELECT pkonline.add_int_pk('s')$$);
 SELECT try($$SELECT pkonline.add_int_pk('plain_a')$$);
 SELECT try($$SELECT pkonline.add_int_pk('ft')$$);
 SELECT regexp_replace(try($$SELECT pkonline.add_int_pk('tmp')$$), 'pg_temp_\d+', 'pg_temp_N');
-SELECT try($$SELECT pkonline.add_int_pk('parted')$$);
+SELECT try($$SELECT pkonline.add_int_pk('parted', method => 'copy')$$);
 SELECT try($$SELECT pkonline.add_int_pk('parted_1')$$);
 SELECT try($$SELECT pkonline.add_int_pk('typed')$$);
 -- system catalogs

@@ -25,7 +25,7 @@ const std::vector<std::string> kOperations = {"add_int_pk", "add_column", "set_p
 
 // The arguments each operation takes in check()'s `args` (its own names; tbl and start are not).
 std::vector<std::string> ArgumentNames(const std::string& op) {
-  if (op == "add_int_pk") return {"column_name", "column_type", "identity", "method"};
+  if (op == "add_int_pk") return {"column_name", "column_type", "identity", "method", "pk_columns"};
   if (op == "add_column")
     return {"column_name", "column_type", "fill", "not_null", "is_unique", "set_default"};
   if (op == "set_primary_key") return {"columns", "old_pk"};
@@ -98,12 +98,10 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
   std::function<void()> run;
   std::vector<std::string> missing;
   if (c.operation == "add_int_pk") {
-    AddIntPkArgs a{c.relid,
-                   args.Text("column_name", "id"),
-                   args.Type("column_type", "bigint"),
-                   args.Bool("identity", true),
-                   false,
-                   args.Text("method", "in_place")};
+    AddIntPkArgs a{c.relid, args.Text("column_name", "id"), args.Type("column_type", "bigint"), std::nullopt,
+                   false,   args.Text("method", "in_place")};
+    if (args.Has("identity")) a.identity = args.Bool("identity", true);
+    if (args.Has("pk_columns")) a.pk_columns = args.Strings("pk_columns");
     a.dry_run = true;
     op.column = a.column_name;
     op.copy = a.method == "copy";

@@ -1,6 +1,8 @@
 // Up-front checks of API arguments: bad input gets a clear error and changes nothing.
 #include "pkonline/api/checks.hpp"
+#include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/plans.hpp"
+#include "pkonline/pg/quote.hpp"
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -23,7 +25,7 @@ void RequirePrimary() {
     Fail(SqlState("25006"), "pkonline jobs cannot run on a standby", "", "Run it on the primary server.");
 }
 
-TableInfo RequireOwnedPlainTable(unsigned relid) {
+TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok) {
   auto r = pg::Query(
       "SELECT c.relkind::text, c.relpersistence::text, n.nspname, c.relname, c.relnamespace, "
       "pg_catalog.pg_has_role(c.relowner, 'USAGE'), "
@@ -53,11 +55,12 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
   if (AsBool(row[9]))
     Fail(sqlstate::kInsufficientPrivilege, "\"" + t.qualified + "\" is a system catalog",
          "pkonline changes user tables only.");
-  if (kind == "p")
+  t.partitioned = kind == "p";
+  if (t.partitioned && !partitioned_ok)
     Fail(sqlstate::kFeatureNotSupported, "\"" + t.qualified + "\" is a partitioned table",
-         "pkonline does not support partitioned tables yet.",
-         "A primary key on a partitioned table must include the partition key; add it by hand.");
-  if (kind != "r") {
+         "This operation does not support partitioned tables yet; add_int_pk does.",
+         "A primary key on a partitioned table must include the partition key columns; add it by hand.");
+  if (kind != "r" && kind != "p") {
     const std::string what = kind == "v"                  ? "a view"
                              : kind == "m"                ? "a materialized view"
                              : kind == "f"                ? "a foreign table"
@@ -82,7 +85,7 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
     Fail(sqlstate::kInsufficientPrivilege,
          "\"" + t.qualified + "\" belongs to extension \"" + *row[13] + "\"",
          "pkonline changes user tables only; an extension's tables are its own.");
-  if (AsBool(row[14]))
+  if (AsBool(row[14]) && !t.partitioned)
     Fail(
         sqlstate::kFeatureNotSupported, "table " + t.qualified + " has inheritance children or parents",
         "A column added to a parent reaches its children, but the job fills and checks one table's own rows: "
@@ -99,6 +102,50 @@ TableInfo RequireOwnedPlainTable(unsigned relid) {
          "table's schema.",
          "GRANT CREATE ON SCHEMA to the table's owner for the duration of the job.");
   return t;
+}
+
+std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
+  const pg::Value relid = V(static_cast<int64_t>(t.relid));
+  auto r = pg::Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
+      "c.relowner = $2::oid, c.relforcerowsecurity, "
+      "(SELECT conname::pg_catalog.text FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = "
+      "'p') "
+      "FROM pg_catalog.pg_partition_tree($1::oid) p JOIN pg_catalog.pg_class c ON c.oid = p.relid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE p.level > 0 ORDER BY p.level, c.oid",
+      {relid, V(static_cast<int64_t>(t.owner))}, true);
+  for (const auto& row : r.rows) {
+    const std::string& name = *row[0];
+    if (*row[1] == "f")
+      Fail(sqlstate::kFeatureNotSupported, Fmt("partition %1% of %2% is a foreign table", name, t.qualified),
+           "A primary key cannot be built on a foreign table, so the partitioned table cannot have one.",
+           "DETACH it for the job, or add the key by hand.");
+    if (!AsBool(row[2]))
+      Fail(sqlstate::kInsufficientPrivilege,
+           Fmt("partition %1% of %2% has another owner than the partitioned table", name, t.qualified),
+           "The job works as the partitioned table's owner, on partitions that role owns.",
+           "ALTER TABLE ... OWNER TO the partitioned table's owner for the job.");
+    if (AsBool(row[3]))
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("partition %1% of %2% has FORCE ROW LEVEL SECURITY", name, t.qualified),
+           "The job works as the table's owner, who would see and fill only the rows its policies allow.",
+           "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
+    if (row[4])
+      Fail(sqlstate::kInvalidTableDefinition,
+           Fmt("partition %1% of %2% has a primary key of its own (%3%)", name, t.qualified, *row[4]),
+           "A partition's primary key must be the partitioned table's key on the same columns.",
+           Fmt("ALTER TABLE %1% DROP CONSTRAINT %2% first (a unique index can keep its uniqueness).", name,
+               pg::Ident(*row[4])));
+  }
+  bool expression = false;
+  std::vector<std::string> key = ops::PartitionKeyColumns(t.relid, &expression);
+  if (expression)
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("table %1% (or one of its partitioned partitions) is partitioned by an expression", t.qualified),
+         "The primary key of a partitioned table must contain its partition key, and a key holds columns "
+         "only.",
+         "");
+  return key;
 }
 
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint) {

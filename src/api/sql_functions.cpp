@@ -90,12 +90,13 @@ Datum pkonline_add_int_pk(PG_FUNCTION_ARGS) {
     a.column_type = Required<Oid>(fcinfo, 2, "column_type", [](FunctionCallInfo f, int i) {
       return DatumGetObjectId(f->args[i].value);
     });
-    a.identity = Required<bool>(fcinfo, 3, "identity",
-                                [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
+    // 0.3: identity NULL (the default) is true unless the table is partitioned; pk_columns.
+    if (!PG_ARGISNULL(3)) a.identity = DatumGetBool(PG_GETARG_DATUM(3));
     a.start = Required<bool>(fcinfo, 4, "start",
                              [](FunctionCallInfo f, int i) { return DatumGetBool(f->args[i].value); });
     a.method = TextArg(
         Required<Datum>(fcinfo, 5, "method", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    if (PG_NARGS() > 6 && !PG_ARGISNULL(6)) a.pk_columns = NameArray(PG_GETARG_DATUM(6), "pk_columns");
     return Int64GetDatum(pkonline::api::AddIntPk(a));
   });
 }

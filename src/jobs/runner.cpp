@@ -11,6 +11,7 @@
 #include "pkonline/jobs/step.hpp"
 #include "pkonline/jobs/window.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/jsonb.hpp"
 #include "pkonline/pg/lock_watch.hpp"
@@ -178,8 +179,8 @@ class RunContext final : public Context {
   void Remember(const std::string& key, const Json& value) override { store::SetOption(job_.id, key, value); }
   Json Recall(const std::string& key) override { return store::OptionNow(job_.id, key); }
 
-  void SetWalkRange(int64_t end_block, int64_t rows_estimate) override {
-    store::SetBackfillRange(job_.id, end_block, rows_estimate);
+  void SetWalkRange(int64_t end_block, int64_t rows_estimate, int64_t cursor) override {
+    store::SetBackfillRange(job_.id, end_block, rows_estimate, cursor);
   }
   void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) override {
     store::SaveCursor(job_.id, next_block, rows_added, batch_blocks);
@@ -533,7 +534,9 @@ void RunJob(int64_t job_id, const Operation& op) {
       const auto steps = op.Steps(job);
       RequireSamePlan(job, steps);
       RunContext ctx(job, op.Batches(job), schema_01);
-      const std::vector<unsigned> tables = op.Tables(job);
+      // A partitioned table's report watches its partitions too (those there when the job starts).
+      std::vector<unsigned> tables = op.Tables(job);
+      pg::InTransaction("pkonline: partitions", [&]() { tables = pg::WithPartitions(tables); });
       pg::lock_watch::Watch(tables);
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps, tables);
       if (outcome == Outcome::kDone) return;

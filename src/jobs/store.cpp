@@ -184,12 +184,13 @@ void StepDone(int64_t job_id, int step_no, const std::string& step, const std::s
   Event(job_id, "step_" + state, step, "step " + std::to_string(step_no) + " " + step + " " + state);
 }
 
-void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate) {
+void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate, int64_t cursor) {
   PrivQuery(
-      "UPDATE pkonline.jobs SET end_block = $2::bigint, rows_estimate = $3::bigint, cursor_block = 0, "
+      "UPDATE pkonline.jobs SET end_block = $2::bigint, rows_estimate = $3::bigint, cursor_block = "
+      "$4::bigint, "
       "backfill_started_at = COALESCE(backfill_started_at, pg_catalog.clock_timestamp()) "
       "WHERE id = $1::bigint",
-      {V(job_id), V(end_block), V(rows_estimate)});
+      {V(job_id), V(end_block), V(rows_estimate), V(cursor)});
 }
 
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks) {

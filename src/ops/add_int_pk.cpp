@@ -32,13 +32,16 @@ namespace int_pk {
 std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
 std::string SeqSql(const jobs::Job& job) { return HelperSql(job, "seq"); }
 
-// Is the table's primary key the one this job attaches (its name, on its column)?
+// Is the table's primary key the one this job attaches (its name, on its columns)?
 bool HasOurPk(const jobs::Job& job) {
   return !Query(
               "SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'p' "
-              "AND c.conname = $2 AND c.conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute "
-              "WHERE attrelid = $1::oid AND attname = $3 AND NOT attisdropped)]",
-              {V(RelidText(job)), V(Plan(job).pk_name), V(Plan(job).column)}, true)
+              "AND c.conname = $2 AND c.conkey = (SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
+              "FROM pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
+              "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name "
+              "AND NOT a.attisdropped)",
+              {V(RelidText(job)), V(Plan(job).pk_name), V(Json::Strings(Plan(job).KeyColumns()).ToText())},
+              true)
               .empty();
 }
 
@@ -57,14 +60,18 @@ std::string OurColumn(const jobs::Job& job) {
   return ColumnExists(job, named) ? named : std::string();
 }
 
-// Whoever may write the table may draw ids from the job's sequence: its default and the fill
-// trigger call nextval() with the writer's rights (an identity column, at the end, needs no grant).
+// Whoever may write the table (or one of its partitions) may draw ids from the job's sequence: its default
+// and the fill trigger call nextval() with the writer's rights (an identity column, at the end, needs no
+// grant).
 void GrantSequenceToWriters(const jobs::Job& job) {
   auto r = Query(
       "SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
-      "WHERE c.oid = $1::oid AND a.privilege_type IN ('INSERT', 'UPDATE') "
+      "WHERE (c.oid = $1::oid OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1::oid))) "
+      "AND a.privilege_type IN ('INSERT', 'UPDATE') "
       "UNION SELECT DISTINCT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a "
-      "WHERE t.attrelid = $1::oid AND a.privilege_type IN ('INSERT', 'UPDATE')",
+      "WHERE (t.attrelid = $1::oid OR t.attrelid IN (SELECT relid FROM "
+      "pg_catalog.pg_partition_tree($1::oid))) "
+      "AND a.privilege_type IN ('INSERT', 'UPDATE')",
       {V(RelidText(job))}, true);
   for (const auto& row : r.rows) {
     const std::string grantee = *row[0];
@@ -209,6 +216,7 @@ class AddIntPk final : public Operation {
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const AddIntPkPlan plan = Plan(job);
     if (plan.method == IntPkMethod::kCopy) return CopySteps(job);
+    if (plan.partitioned) return PartitionedSteps(job);
     const std::string& col = plan.column;
     return {
         {"add_column",

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 
+#include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/throttle.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -73,6 +74,7 @@ struct WalkSpec {
   std::function<std::string()> guard;
   unsigned relid = 0;                      // the table the batches write
   std::function<std::string()> table_sql;  // its current name, for VACUUM
+  int64_t cursor_base = 0;                 // saved cursor = cursor_base + block (a walk over leaves)
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql,
@@ -130,7 +132,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                   }
                   if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
                   rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
-                  if (save) ctx.SaveCursor(hi, rows, static_cast<int>(blocks));
+                  if (save) ctx.SaveCursor(spec.cursor_base + hi, rows, static_cast<int>(blocks));
                 });
     } catch (const PgError& e) {
       // A batch that waits for a row lock longer than pkonline.lock_timeout gives its own row
@@ -257,6 +259,128 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
     spec.guard = w.table_sql;  // in every batch: the table is there, still its owner's (a rename plans again)
     Walk(ctx, spec, from, end, true);
   }
+}
+
+namespace {
+
+// One leaf's walk: its name checked in every batch's transaction (a leaf that left the table ends
+// the walk with 42P01, which BackfillLeaves and SweepLeaves take as "skip it").
+WalkSpec LeafSpec(Context& ctx, unsigned leaf, const std::function<std::string(const std::string&)>& sql) {
+  const auto& job = ctx.job();
+  WalkSpec spec;
+  auto name = [&job, leaf]() {
+    auto s = LeafSql(job, leaf);
+    if (!s)
+      Fail(sqlstate::kUndefinedTable,
+           Fmt("partition with OID %1% is no longer a partition of %2%", leaf, job.table_name));
+    return *s;
+  };
+  spec.sql = [name, sql]() { return sql(name()); };
+  spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
+  spec.vacuum = true;
+  spec.relid = leaf;
+  spec.table_sql = name;
+  spec.guard = name;
+  return spec;
+}
+
+// Runs `walk` over one leaf; false when the leaf left the table meanwhile (an event says so).
+bool WalkLeaf(Context& ctx, unsigned leaf, const std::function<void()>& walk) {
+  try {
+    walk();
+    return true;
+  } catch (const PgError& e) {
+    bool gone = false;
+    ctx.Txn("pkonline: partition", [&]() { gone = !LeafSql(ctx.job(), leaf); });
+    if (!gone) throw;
+    ctx.Event("info", Fmt("partition with OID %1% left the table during the job; skipped", leaf));
+    return false;
+  }
+}
+
+std::vector<int64_t> Ints(const Json& v) {
+  std::vector<int64_t> out;
+  if (v.is_null()) return out;
+  for (const Json& item : v.Items()) out.push_back(item.AsInt());
+  return out;
+}
+
+bool Contains(const std::vector<int64_t>& v, int64_t x) {
+  for (int64_t y : v)
+    if (y == x) return true;
+  return false;
+}
+
+}  // namespace
+
+void BackfillLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql) {
+  const auto& job = ctx.job();
+  int64_t cursor = job.cursor_block;
+  bool resumed = job.end_block >= 0;
+  for (;;) {
+    unsigned leaf = 0;
+    int64_t base = 0, from = 0, end = 0;
+    std::string name;
+    ctx.Txn("pkonline: list partitions", [&]() {
+      const std::vector<int64_t> walked = Ints(ctx.Recall(fact::kWalked));
+      std::vector<unsigned> todo;
+      int64_t rows = 0, blocks = 0;
+      for (unsigned l : Leaves(job)) {
+        rows += RowsEstimate(l);
+        if (Contains(walked, l)) continue;
+        todo.push_back(l);
+        blocks += Blocks(l);
+      }
+      if (todo.empty()) return;
+      const Json of = ctx.Recall(fact::kWalkOf);
+      if (resumed && !of.is_null()) {
+        for (unsigned l : todo)
+          if (static_cast<int64_t>(l) == of.AsInt()) leaf = l;
+      }
+      if (leaf != 0) {  // resumed within this leaf: the cursor is base + its block
+        base = ctx.Recall(fact::kLeafBase).AsInt();
+        end = ctx.Recall(fact::kLeafEnd).AsInt();
+        from = std::max<int64_t>(0, std::min(end, cursor - base));
+      } else {
+        leaf = todo.front();
+        base = resumed ? cursor : 0;
+        end = Blocks(leaf);
+        ctx.SetWalkRange(base + blocks, rows, base);
+        ctx.Remember(fact::kWalkOf, Json::Number(static_cast<int64_t>(leaf)));
+        ctx.Remember(fact::kLeafBase, Json::Number(base));
+        ctx.Remember(fact::kLeafEnd, Json::Number(end));
+      }
+      auto s = LeafSql(job, leaf);
+      name = s ? *s : std::to_string(leaf);
+    });
+    if (leaf == 0) return;
+    resumed = true;
+    if (from == 0) ctx.Event("info", Fmt("backfill of partition %1% (%2% heap blocks) started", name, end));
+    WalkSpec spec = LeafSpec(ctx, leaf, sql);
+    spec.cursor_base = base;
+    WalkLeaf(ctx, leaf, [&]() { Walk(ctx, spec, from, end, true); });
+    cursor = base + end;
+    ctx.Txn("pkonline: partition done", [&]() {
+      Json walked = ctx.Recall(fact::kWalked);
+      if (walked.is_null()) walked = Json::Array();
+      walked.Push(Json::Number(static_cast<int64_t>(leaf)));
+      ctx.Remember(fact::kWalked, walked);
+      ctx.SaveCursor(cursor, 0, 0);
+    });
+  }
+}
+
+int64_t SweepLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql,
+                    const std::vector<unsigned>& only) {
+  std::vector<unsigned> leaves = only;
+  if (leaves.empty()) ctx.Txn("pkonline: list partitions", [&]() { leaves = Leaves(ctx.job()); });
+  int64_t filled = 0;
+  for (unsigned leaf : leaves) {
+    int64_t end = 0;
+    ctx.Txn("pkonline: measure partition", [&]() { end = Blocks(leaf); });
+    WalkLeaf(ctx, leaf, [&]() { filled += Walk(ctx, LeafSpec(ctx, leaf, sql), 0, end, false); });
+  }
+  return filled;
 }
 
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql, bool require_value) {

@@ -76,6 +76,8 @@ AddIntPkPlan AddIntPkPlan::Load(const jobs::Job& job) {
   p.identity = r.Bool("identity");
   p.method = r.Choice<IntPkMethod>("method", kMethods);
   p.pk_name = r.String("pk_name");
+  if (r.Has("partitioned")) p.partitioned = r.Bool("partitioned");  // jobs made by 0.2 have neither
+  if (p.partitioned) p.pk_columns = r.Strings("pk_columns");
   return p;
 }
 
@@ -87,6 +89,10 @@ Json AddIntPkPlan::Save() const {
   o.Set("identity", Json::Bool(identity));
   o.Set("method", Json::String(ToText(method)));
   o.Set("pk_name", Json::String(pk_name));
+  if (partitioned) {
+    o.Set("partitioned", Json::Bool(true));
+    o.Set("pk_columns", Json::Strings(pk_columns));
+  }
   return o;
 }
 

@@ -140,6 +140,10 @@ void ValidateCheck(Context& ctx, const std::string& check, const std::function<b
 
 char UniqueIndexState(const jobs::Job& job, const std::string& name,
                       const std::vector<std::string>& columns) {
+  return UniqueIndexStateOn(job.relid, name, columns);
+}
+
+char UniqueIndexStateOn(unsigned relid, const std::string& name, const std::vector<std::string>& columns) {
   auto r = Query(
       "SELECT i.indisvalid, i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL "
       "AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
@@ -151,7 +155,7 @@ char UniqueIndexState(const jobs::Job& job, const std::string& name,
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
       "WHERE c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = $1::oid) "
       "AND c.relname = $2",
-      {V(RelidText(job)), V(name), V(Json::Strings(columns).ToText())}, true);
+      {V(static_cast<int64_t>(relid)), V(name), V(Json::Strings(columns).ToText())}, true);
   if (r.empty()) return 'n';
   if (!pg::AsBool(r.rows[0][1])) return 'f';
   return pg::AsBool(r.rows[0][0]) ? 'v' : 'i';

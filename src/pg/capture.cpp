@@ -83,12 +83,14 @@ Datum IdDatum(int64 v, Oid type) {
   }
 }
 
-// Triggers this backend has found to be the ones a job made: (trigger, table, column, OID).
+// Triggers this backend has found to be the ones a job made: (trigger, table, the column's number
+// in the job's table, OID) and the column's number in the trigger's table.
 struct Verified {
   Oid tgoid;
   Oid relid;
   AttrNumber attnum;
   Oid target;
+  AttrNumber local;
 };
 constexpr int kVerifiedSlots = 32;
 Verified verified[kVerifiedSlots];
@@ -136,35 +138,51 @@ bool LookUpJob(const char* fn, const char* sql, int nargs, Oid* types, Datum* va
 
 // PostgreSQL checks EXECUTE on a trigger function only at CREATE TRIGGER, and the arguments are
 // whatever its creator wrote: before writing anything, make sure the trigger is the one an
-// unfinished job of this table made, with the column and the sequence (`key` seq_oid) or change
-// log (log_oid) that the job recorded. The look-up runs once per trigger and backend.
-void RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid target, const char* key) {
+// unfinished job of this table (or of a partitioned table it is a partition of: the job's trigger
+// is cloned onto every partition) made, with the column and the sequence (`key` seq_oid) or change
+// log (log_oid) that the job recorded. `attnum` is the column's number in the job's table; the
+// result, its number in this relation (a partition's columns may be in another order). The look-up
+// runs once per trigger and backend.
+AttrNumber RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum, Oid target,
+                             const char* key) {
   const Oid tgoid = td->tg_trigger->tgoid;
   const Oid relid = RelationGetRelid(td->tg_relation);
   for (const Verified& v : verified)
-    if (v.tgoid == tgoid && v.relid == relid && v.attnum == attnum && v.target == target) return;
+    if (v.tgoid == tgoid && v.relid == relid && v.attnum == attnum && v.target == target) return v.local;
   Oid types[4] = {OIDOID, TEXTOID, TEXTOID, TEXTOID};
   char target_text[16], attnum_text[16];
   snprintf(target_text, sizeof target_text, "%u", target);
   snprintf(attnum_text, sizeof attnum_text, "%d", attnum);
   Datum values[4] = {ObjectIdGetDatum(relid), CStringGetTextDatum(key), CStringGetTextDatum(target_text),
                      CStringGetTextDatum(attnum_text)};
-  if (!LookUpJob(fn,
-                 "SELECT 1 FROM pkonline.jobs j WHERE j.relid = $1 AND j.state NOT IN ('done', 'cancelled') "
-                 "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
-                 4, types, values, 0, nullptr))
+  int local = 0;
+  if (!LookUpJob(
+          fn,
+          "SELECT a.attnum::pg_catalog.int4 FROM pkonline.jobs j "
+          "JOIN pg_catalog.pg_attribute p ON p.attrelid = j.relid "
+          " AND p.attnum::pg_catalog.text = $4 AND NOT p.attisdropped "
+          "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = p.attname "
+          " AND NOT a.attisdropped "
+          "WHERE (j.relid = $1 OR j.relid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors($1))) "
+          "AND j.state NOT IN ('done', 'cancelled') "
+          "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
+          4, types, values, 1, &local) ||
+      local <= 0)
     NotAJobTrigger(td, fn);
-  verified[next_verified] = {tgoid, relid, attnum, target};
+  verified[next_verified] = {tgoid, relid, attnum, target, static_cast<AttrNumber>(local)};
   next_verified = (next_verified + 1) % kVerifiedSlots;
+  return static_cast<AttrNumber>(local);
 }
 
-// The trigger's arguments: the id column's attnum, then an OID (the sequence, or the log table),
-// checked against the job's records (`key` names the OID's option).
+// The trigger's arguments: the id column's attnum in the job's table, then an OID (the sequence,
+// or the log table), checked against the job's records (`key` names the OID's option). *attnum is
+// the column's number in the trigger's relation.
 void Args(TriggerData* td, const char* fn, const char* key, AttrNumber* attnum, Oid* oid, Oid* type) {
   Trigger* tg = td->tg_trigger;
   if (tg->tgnargs != 2) elog(ERROR, "%s: expected 2 trigger arguments", fn);
-  *attnum = static_cast<AttrNumber>(atoi(tg->tgargs[0]));
+  const AttrNumber job_attnum = static_cast<AttrNumber>(atoi(tg->tgargs[0]));
   *oid = static_cast<Oid>(strtoul(tg->tgargs[1], nullptr, 10));
+  *attnum = RequireJobTrigger(td, fn, job_attnum, *oid, key);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   if (*attnum < 1 || *attnum > desc->natts || TupleDescAttr(desc, *attnum - 1)->attisdropped)
     elog(ERROR, "%s: the job's column (attnum %d) is gone", fn, *attnum);
@@ -173,7 +191,6 @@ void Args(TriggerData* td, const char* fn, const char* key, AttrNumber* attnum, 
     ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                     errmsg("%s: column %d of \"%s\" is not smallint, integer or bigint", fn, *attnum,
                            RelationGetRelationName(td->tg_relation))));
-  RequireJobTrigger(td, fn, *attnum, *oid, key);
 }
 
 TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {

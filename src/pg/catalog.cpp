@@ -25,6 +25,19 @@ std::optional<RelInfo> LookupRelation(unsigned relid) {
   return RelInfo{*r.rows[0][0], *r.rows[0][1], static_cast<unsigned>(AsInt(r.rows[0][2]))};
 }
 
+std::vector<unsigned> WithPartitions(const std::vector<unsigned>& relids) {
+  std::vector<unsigned> out;
+  for (unsigned relid : relids) {
+    out.push_back(relid);
+    auto r = Query(
+        "SELECT relid::pg_catalog.oid::pg_catalog.int8 FROM pg_catalog.pg_partition_tree($1::oid) "
+        "WHERE level > 0 ORDER BY level, relid::pg_catalog.oid",
+        {V(static_cast<int64_t>(relid))}, true);
+    for (const auto& row : r.rows) out.push_back(static_cast<unsigned>(AsInt(row[0])));
+  }
+  return out;
+}
+
 std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,
                        unsigned nsp_oid, bool is_constraint) {
   const char* n1 = name1.c_str();

@@ -1,7 +1,7 @@
 # Upgrades and dumps.
 #  (a) pkonline 0.1 (sql/pkonline--0.1.sql, the last 0.1 main shipped) with this library: a job
-#      paused mid-backfill, ALTER EXTENSION pkonline UPDATE to 0.2, resumed: it ends correctly;
-#      a job running through the update ends too; 0.2's objects are there afterwards.
+#      paused mid-backfill, ALTER EXTENSION pkonline UPDATE (to 0.3 through 0.2), resumed: it ends correctly;
+#      a job running through the update ends too; the current version's objects are there afterwards.
 #  (b) an earlier 0.1 (without the functions the last one has) is refused by the update.
 #  (c) pg_dump / pg_restore of a database with a finished and an unfinished job: it restores
 #      cleanly; the finished job's history is kept; the unfinished one is failed with a message,
@@ -48,7 +48,7 @@ is(su("SELECT count(*) FROM pg_proc WHERE proname = 'report' AND pronamespace = 
 	'(a) 0.1 has no report()');
 
 su('ALTER EXTENSION pkonline UPDATE');
-is(su("SELECT extversion FROM pg_extension WHERE extname = 'pkonline'"), '0.2', '(a) updated to 0.2');
+is(su("SELECT extversion FROM pg_extension WHERE extname = 'pkonline'"), '0.3', '(a) updated to 0.3 (through 0.2)');
 is(su("CALL pkonline.wait($j2, '180s', NULL)"), 'done', '(a) job 2, running through the update, is done');
 su("SELECT pkonline.resume($j1)");
 is(su("CALL pkonline.wait($j1, '180s', NULL)"), 'done', '(a) job 1, resumed after the update, is done');
@@ -62,13 +62,13 @@ is(su("SELECT rows FROM pkonline.report($j1) WHERE step = 'backfill'") + $done_b
 	'(a) the report of job 1 counts the rows filled after the update');
 like(su("SELECT level FROM pkonline.check('up1') WHERE item = 'operation'"), qr/blocker/,
 	'(a) check() exists after the update');
-# 0.2's own schema as a fresh install has it: the same objects
+# the current schema as a fresh install has it: the same objects
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 su('CREATE EXTENSION pkonline', 'fresh');
 my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), ', ' ORDER BY 1)
 	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 	AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pkonline')};
-is(su($objects), su($objects, 'fresh'), '(a) the updated extension has exactly the objects of a fresh 0.2');
+is(su($objects), su($objects, 'fresh'), '(a) the updated extension has exactly the objects of a fresh install');
 my $columns = q{SELECT string_agg(attrelid::regclass || '.' || attname || ' ' || format_type(atttypid, atttypmod), ', '
 	ORDER BY attrelid::regclass::text, attnum) FROM pg_attribute
 	WHERE attrelid IN ('pkonline.jobs'::regclass, 'pkonline.job_steps'::regclass, 'pkonline.events'::regclass)

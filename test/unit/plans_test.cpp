@@ -147,6 +147,20 @@ void unit::PlanTests() {
             "add_column,backfill,catch_up,add_check,validate,create_index,attach", 7);
   CheckPlan("add_int_pk copy", JobOf(IntPk(IntPkMethod::kCopy)),
             "add_column,copy,build_indexes,catch_up,swap,cleanup", 5);
+  {
+    auto parted = IntPk(IntPkMethod::kInPlace);
+    parted.identity = false;
+    parted.partitioned = true;
+    parted.pk_columns = {"id", "ts", "region"};
+    CheckPlan("add_int_pk on a partitioned table", JobOf(parted),
+              "add_column,backfill,catch_up,partition_keys,attach", 5);
+    CheckRoundTrip("add_int_pk plan, partitioned", parted);
+    const auto back = pkonline::ops::AddIntPkPlan::Load(JobOf(parted));
+    Check(back.KeyColumns() == std::vector<std::string>{"id", "ts", "region"} &&
+              pkonline::ops::AddIntPkPlan::Load(JobOf(IntPk(IntPkMethod::kInPlace))).KeyColumns() ==
+                  std::vector<std::string>{"id"},
+          "add_int_pk plan: a partitioned table's key is its pk_columns, a plain table's the new column");
+  }
   CheckPlan("add_column, a value kept in the catalog", JobOf(AddColumn(FillMode::kCatalog, true, false)),
             "add_column", 1);
   CheckPlan("add_column, a value kept in the catalog, unique",

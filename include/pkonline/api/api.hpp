@@ -2,6 +2,8 @@
 // arguments and call these through the error bridge.
 #pragma once
 
+#include <optional>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,11 +13,12 @@ namespace pkonline::api {
 struct AddIntPkArgs {
   unsigned relid;
   std::string column_name;
-  unsigned column_type;  // type OID
-  bool identity;
+  unsigned column_type;          // type OID
+  std::optional<bool> identity;  // unset: true unless the table is partitioned
   bool start;
-  std::string method;    // "in_place" or "copy"
-  bool dry_run = false;  // every check, then no job (pkonline.check)
+  std::string method;                                  // "in_place" or "copy"
+  bool dry_run = false;                                // every check, then no job (pkonline.check)
+  std::optional<std::vector<std::string>> pk_columns;  // partitioned tables: the key's columns
 };
 int64_t AddIntPk(const AddIntPkArgs& args);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace pkonline::api {
 
@@ -12,13 +13,19 @@ struct TableInfo {
   unsigned nsp_oid = 0;
   unsigned owner = 0;  // the table's owner: the job's work runs as this role
   double reltuples = 0;
+  bool partitioned = false;
 };
 
 void RequirePrimary();
 // A plain, permanent user table, with no inheritance parent or child, that belongs to no
 // extension, which the caller owns (or is a member of the owning role, or a superuser), in a
 // schema where the table's owner may create the job's helper objects.
-TableInfo RequireOwnedPlainTable(unsigned relid);
+// With `partitioned_ok`, a partitioned table too (not a partition): then RequirePartitionTree.
+TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok = false);
+// Every partition below a partitioned table is an ordinary table of the same owner, without FORCE
+// ROW LEVEL SECURITY or a primary key of its own, and no level partitions by an expression.
+// Returns the partition key columns of every level (the key must contain them).
+std::vector<std::string> RequirePartitionTree(const TableInfo& t);
 // No FORCE ROW LEVEL SECURITY: the work, done as the table's owner, would see only the rows the
 // policies let it see (for the operations that write every row).
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint);

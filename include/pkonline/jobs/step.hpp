@@ -87,8 +87,9 @@ class Context {
   virtual void Remember(const std::string& key, const Json& value) = 0;
   virtual Json Recall(const std::string& key) = 0;
   // Inside a walk's transaction: where the walk over heap blocks ends (measured when it starts;
-  // the cursor goes back to block 0), and how far it got, committed with the batch.
-  virtual void SetWalkRange(int64_t end_block, int64_t rows_estimate) = 0;
+  // the cursor goes back to block `cursor`, 0 unless a walk over leaves goes on), and how far it
+  // got, committed with the batch.
+  virtual void SetWalkRange(int64_t end_block, int64_t rows_estimate, int64_t cursor = 0) = 0;
   virtual void SaveCursor(int64_t next_block, int64_t rows_added, int batch_blocks) = 0;
   // An audit event in a transaction of its own; EventHere, inside the current transaction.
   virtual void Event(const std::string& kind, const std::string& message,

@@ -68,7 +68,7 @@ void SaveStepReport(int64_t job_id, int step_no, const StepReport& report);
 void RecordSizeBefore(int64_t job_id, const std::vector<unsigned>& tables);
 void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables);
 
-void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate);
+void SetBackfillRange(int64_t job_id, int64_t end_block, int64_t rows_estimate, int64_t cursor);
 void SaveCursor(int64_t job_id, int64_t next_block, int64_t rows_added, int batch_blocks);
 void CountLockRetry(int64_t job_id);
 // Are other jobs of this database queued (waiting for a worker slot)?

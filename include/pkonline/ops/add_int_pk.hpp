@@ -1,5 +1,6 @@
 // The add_int_pk operation: two methods, one step list each.
 //  * in_place (add_int_pk.cpp): backfill the new column row by row where the rows are.
+//  * in place on a partitioned table (add_int_pk_partitioned.cpp): leaf by leaf.
 //  * copy (add_int_pk_copy.cpp): copy the rows, ids filled, into a twin table with the same
 //    columns, keep it in step through a change log, build its indexes, swap the storages.
 #pragma once
@@ -33,6 +34,8 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
 
 // The copy method (add_int_pk_copy.cpp).
 std::vector<Step> CopySteps(const jobs::Job& job);
+// In place on a partitioned table (add_int_pk_partitioned.cpp).
+std::vector<Step> PartitionedSteps(const jobs::Job& job);
 }  // namespace int_pk
 
 }  // namespace pkonline::ops

@@ -57,6 +57,8 @@ void ValidateCheck(Context& ctx, const std::string& check, const std::function<b
 // State of the index `name` in the table's schema: 'v' valid, 'i' invalid, 'n' none,
 // 'f' the name is taken by an index that is not a plain unique index on exactly `columns`.
 char UniqueIndexState(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns);
+// The same for the index `name` in the schema of table `relid` (a partition).
+char UniqueIndexStateOn(unsigned relid, const std::string& name, const std::vector<std::string>& columns);
 std::string IndexSql(const jobs::Job& job, const std::string& name);  // qualified
 // CREATE UNIQUE INDEX CONCURRENTLY, dropping an INVALID leftover first; skipped when the index
 // is valid already or `attached()` says it became a constraint.

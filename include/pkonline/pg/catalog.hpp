@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pkonline::pg {
 
@@ -16,6 +17,8 @@ struct RelInfo {
 std::optional<RelInfo> LookupRelation(unsigned relid);
 // The relation's relkind as the catalogs say now ('r', 'v', …), '\0' if it no longer exists.
 char RelKind(unsigned relid);
+// The tables with, after each partitioned one, every partition below it (as the tree is now).
+std::vector<unsigned> WithPartitions(const std::vector<unsigned>& relids);
 // A relation/constraint name that is free in the schema, built like PostgreSQL's own choices
 // (e.g. "orders_pkey", "orders_id_seq1").
 std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,

@@ -1,0 +1,36 @@
+// A partitioned table's primary key without a scan or an index build under a strong lock:
+// PostgreSQL attaches a partition's existing primary key to the parent's new one (ALTER TABLE
+// parent ADD PRIMARY KEY builds nothing then), so every leaf gets its own first, each in brief
+// steps: CHECK (key columns IS NOT NULL) NOT VALID, VALIDATE (SHARE UPDATE EXCLUSIVE: DML goes
+// on), CREATE UNIQUE INDEX CONCURRENTLY, then SET NOT NULL (proved by the check, no scan) and
+// ADD PRIMARY KEY USING INDEX (catalog only), the check dropped.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pkonline/ops/operation.hpp"
+
+namespace pkonline::ops {
+
+struct LeafKeySpec {
+  std::vector<std::string> columns;  // the key, by name
+  // The UPDATE that fills the job's column in blocks [$1, $2) of a leaf (by its current name):
+  // run over a leaf whose VALIDATE still finds a row without a value.
+  std::function<std::string(const std::string& leaf_sql)> fill_sql;
+};
+
+// Gives every leaf now in the tree that lacks it its primary key on spec.columns; idempotent
+// (each part checks the catalog first). A leaf that leaves the table meanwhile is skipped.
+void LeafKeys(Context& ctx, const LeafKeySpec& spec);
+
+// The leaves now in the tree without a primary key on `columns`.
+std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns);
+
+// Partitions the job gave a check or an index and that have left the table since (detached):
+// the job's check and its index not made a key yet are dropped from them (never a key: that is
+// the table's own now).
+void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns);
+
+}  // namespace pkonline::ops

@@ -1,0 +1,224 @@
+-- add_int_pk on partitioned tables: range with a default partition and a partition whose columns
+-- are in another order (and a dropped one), list over range (two levels), hash; partitions
+-- created, attached, detached and dropped while the job runs; the refusals.
+SET client_min_messages = warning;   -- wait()'s notices name job ids
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+CREATE SCHEMA pt;
+SET search_path = pt, public;
+\i sql/include/try.sql
+\i sql/include/wait_for_step.sql
+-- Blocks until the job's worker waits at a held wait point (an advisory lock not granted).
+CREATE PROCEDURE wait_for_wait_point() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted);
+    COMMIT;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+
+-- Every leaf of a tree: rows, rows with an id, distinct ids, and its primary key.
+CREATE FUNCTION leaves(root regclass, col name DEFAULT 'id')
+RETURNS TABLE (leaf text, nrows bigint, with_id bigint, distinct_ids bigint, pk text)
+LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT relid FROM pg_partition_tree(root) WHERE isleaf ORDER BY relid::regclass::text LOOP
+    leaf := r.relid::regclass::text;
+    EXECUTE format('SELECT count(*), count(%1$I), count(DISTINCT %1$I) FROM %2$s', col, r.relid::regclass)
+      INTO nrows, with_id, distinct_ids;
+    SELECT conname || ' ' || pg_get_constraintdef(c.oid) INTO pk FROM pg_constraint c
+     WHERE conrelid = r.relid AND contype = 'p';
+    RETURN NEXT;
+  END LOOP;
+END $$;
+-- What the job left: constraints other than keys, triggers, helper objects (none).
+CREATE FUNCTION leftovers(root regclass) RETURNS TABLE (what text) LANGUAGE sql AS $$
+  SELECT 'constraint ' || conrelid::regclass || '.' || conname FROM pg_constraint
+   WHERE conrelid IN (SELECT relid FROM pg_partition_tree(root)) AND contype <> 'p'
+  UNION ALL SELECT 'trigger ' || tgrelid::regclass || '.' || tgname FROM pg_trigger
+   WHERE tgrelid IN (SELECT relid FROM pg_partition_tree(root))
+  UNION ALL SELECT 'object ' || relname FROM pg_class WHERE relname LIKE 'pkonline%'
+  ORDER BY 1
+$$;
+
+-- 1. range, a default partition, a partition with its columns in another order and one dropped
+CREATE TABLE pt_events (ts date NOT NULL, payload text) PARTITION BY RANGE (ts);
+CREATE TABLE pt_events_2024_01 PARTITION OF pt_events FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE pt_events_2024_02 (payload text, junk int, ts date NOT NULL);
+ALTER TABLE pt_events_2024_02 DROP COLUMN junk;
+ALTER TABLE pt_events ATTACH PARTITION pt_events_2024_02 FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE pt_events_other PARTITION OF pt_events DEFAULT;
+INSERT INTO pt_events SELECT DATE '2024-01-01' + (g % 75), 'e' || g FROM generate_series(1, 3000) g;
+SELECT pkonline.add_int_pk('pt_events') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT step_no, step, state FROM pkonline.steps(:job);
+SELECT * FROM leaves('pt_events');
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'pt_events'::regclass;
+-- the leaves' keys are the partitions of the parent's key
+SELECT c.conrelid::regclass AS leaf, p.conname AS attached_to FROM pg_constraint c
+  JOIN pg_constraint p ON p.oid = c.conparentid WHERE c.conrelid IN (SELECT relid FROM pg_partition_tree('pt_events'))
+  ORDER BY 1;
+SELECT pg_get_expr(d.adbin, d.adrelid) AS default_of_id, a.attidentity = '' AS not_identity FROM pg_attribute a
+  JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = 'pt_events'::regclass AND a.attname = 'id';
+SELECT * FROM leftovers('pt_events');
+-- new rows get ids, through the parent and straight into a partition; a new partition has the column
+INSERT INTO pt_events (ts, payload) VALUES ('2024-01-15', 'new via parent');
+INSERT INTO pt_events_2024_02 (ts, payload) VALUES ('2024-02-15', 'new direct');
+CREATE TABLE pt_events_2024_04 PARTITION OF pt_events FOR VALUES FROM ('2024-04-01') TO ('2024-05-01');
+INSERT INTO pt_events (ts, payload) VALUES ('2024-04-02', 'new partition');
+SELECT payload, id > 3000 AS fresh_id FROM pt_events WHERE payload LIKE 'new%' ORDER BY payload;
+SELECT try($$INSERT INTO pt_events (id, ts, payload) SELECT id, ts, 'dup' FROM pt_events LIMIT 1$$);
+
+-- 2. two levels: list by region, then range by day; the key holds both partition keys
+CREATE TABLE pt_sales (region text NOT NULL, day date NOT NULL, amount int) PARTITION BY LIST (region);
+CREATE TABLE pt_sales_eu PARTITION OF pt_sales FOR VALUES IN ('eu') PARTITION BY RANGE (day);
+CREATE TABLE pt_sales_eu_h1 PARTITION OF pt_sales_eu FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+CREATE TABLE pt_sales_eu_h2 PARTITION OF pt_sales_eu FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+CREATE TABLE pt_sales_us PARTITION OF pt_sales FOR VALUES IN ('us');
+INSERT INTO pt_sales SELECT CASE WHEN g % 3 = 0 THEN 'us' ELSE 'eu' END, DATE '2024-01-01' + (g % 360), g
+  FROM generate_series(1, 2000) g;
+SELECT pkonline.add_int_pk('pt_sales', column_name => 'sale_id') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT * FROM leaves('pt_sales', 'sale_id');
+SELECT relid::regclass, (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = relid AND contype = 'p')
+  FROM pg_partition_tree('pt_sales') ORDER BY level, relid::regclass::text;
+
+-- 3. hash, with the DBA's own key column order
+CREATE TABLE pt_accounts (tenant int NOT NULL, name text) PARTITION BY HASH (tenant);
+CREATE TABLE pt_accounts_0 PARTITION OF pt_accounts FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pt_accounts_1 PARTITION OF pt_accounts FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO pt_accounts SELECT g % 50, 'a' || g FROM generate_series(1, 1000) g;
+SELECT pkonline.add_int_pk('pt_accounts', pk_columns => '{tenant,id}') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT * FROM leaves('pt_accounts');
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'pt_accounts'::regclass;
+SELECT step, lock FROM pkonline.steps(:job) WHERE step IN ('partition_keys', 'attach');
+
+-- 4. partitions that come and go while the job runs. Held before its backfill batches: a
+-- partition is created (with rows), a table is attached (its rows without ids), one is detached
+-- and one dropped. Held before the first partition's key index: that partition is detached (it
+-- has the job's check by then) and one more created. Held before the attach: one more created,
+-- which gets its key before the parent's.
+SET pkonline.debug_wait_points = on;
+CREATE TABLE pt_logs (at int NOT NULL, msg text) PARTITION BY RANGE (at);
+CREATE TABLE pt_logs_a PARTITION OF pt_logs FOR VALUES FROM (0) TO (1000);
+CREATE TABLE pt_logs_b PARTITION OF pt_logs FOR VALUES FROM (1000) TO (2000);
+CREATE TABLE pt_logs_c PARTITION OF pt_logs FOR VALUES FROM (2000) TO (3000);
+CREATE TABLE pt_logs_d PARTITION OF pt_logs FOR VALUES FROM (3000) TO (4000);
+INSERT INTO pt_logs SELECT g, 'm' || g FROM generate_series(0, 3999) g;
+SELECT pkonline.hold_wait_point('backfill_batch');
+SELECT pkonline.hold_wait_point('create_index');
+SELECT pkonline.hold_wait_point('attach');
+SELECT pkonline.add_int_pk('pt_logs') AS job \gset
+CALL wait_for_step(:job, 'backfill');
+CALL wait_for_wait_point();
+CREATE TABLE pt_logs_e PARTITION OF pt_logs FOR VALUES FROM (4000) TO (5000);
+INSERT INTO pt_logs SELECT g, 'm' || g FROM generate_series(4000, 4499) g;
+CREATE TABLE pt_logs_f (at int NOT NULL, msg text, id bigint);
+INSERT INTO pt_logs_f SELECT g, 'm' || g FROM generate_series(5000, 5299) g;
+ALTER TABLE pt_logs ATTACH PARTITION pt_logs_f FOR VALUES FROM (5000) TO (6000);
+ALTER TABLE pt_logs DETACH PARTITION pt_logs_c;
+DROP TABLE pt_logs_d;
+SELECT pkonline.release_wait_point('backfill_batch');
+CALL wait_for_step(:job, 'partition_keys');
+CALL wait_for_wait_point();
+SELECT regexp_replace(conname, '_\d+_', '_N_') AS conname FROM pg_constraint WHERE conrelid = 'pt_logs_a'::regclass;
+ALTER TABLE pt_logs DETACH PARTITION pt_logs_a;
+CREATE TABLE pt_logs_g PARTITION OF pt_logs FOR VALUES FROM (6000) TO (7000);
+INSERT INTO pt_logs SELECT g, 'm' || g FROM generate_series(6000, 6099) g;
+SELECT pkonline.release_wait_point('create_index');
+CALL wait_for_step(:job, 'attach');
+CALL wait_for_wait_point();
+CREATE TABLE pt_logs_h PARTITION OF pt_logs FOR VALUES FROM (7000) TO (8000);
+INSERT INTO pt_logs SELECT g, 'm' || g FROM generate_series(7000, 7049) g;
+-- the keys of the partitions there before, as they are now: the attach must not build new ones
+CREATE TEMP TABLE keys_before AS SELECT indrelid::regclass::text AS leaf, indexrelid, pg_relation_filenode(indexrelid) AS node
+  FROM pg_index WHERE indisprimary AND indrelid IN (SELECT relid FROM pg_partition_tree('pt_logs'));
+SELECT pkonline.release_wait_point('attach');
+CALL pkonline.wait(:job, '60s');
+SELECT * FROM leaves('pt_logs');
+SELECT count(*) AS all_rows, count(DISTINCT id) AS distinct_ids FROM pt_logs;
+SELECT k.leaf, i.indexrelid = k.indexrelid AND pg_relation_filenode(i.indexrelid) = k.node AS same_index
+  FROM keys_before k JOIN pg_index i ON i.indrelid = k.leaf::regclass AND i.indisprimary ORDER BY 1;
+SELECT step, longest_lock FROM pkonline.report(:job) WHERE step = 'attach';
+SELECT regexp_replace(message, 'OID \d+', 'OID N') FROM pkonline.events WHERE job_id = :job AND kind = 'info'
+  AND message NOT LIKE 'catch-up%' ORDER BY id;
+-- the partitions that left: nothing of the job is left on them (pt_logs_c left before its turn: no
+-- ids; pt_logs_a had its ids and the job's check, and the index the job built just then)
+SELECT count(*) AS rows, count(id) AS with_id FROM pt_logs_c;
+SELECT count(*) AS rows, count(id) AS with_id FROM pt_logs_a;
+SELECT conrelid::regclass, conname FROM pg_constraint WHERE conrelid IN ('pt_logs_a'::regclass, 'pt_logs_c'::regclass);
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid IN ('pt_logs_a'::regclass, 'pt_logs_c'::regclass);
+SELECT tgname FROM pg_trigger WHERE tgrelid IN ('pt_logs_a'::regclass, 'pt_logs_c'::regclass);
+SELECT * FROM leftovers('pt_logs');
+RESET pkonline.debug_wait_points;
+
+-- 5. cancel while partitions get their keys: the column goes from every partition, and with it
+-- the job's checks
+CREATE TABLE pt_undo (k int NOT NULL, v text) PARTITION BY LIST (k);
+CREATE TABLE pt_undo_1 PARTITION OF pt_undo FOR VALUES IN (1);
+CREATE TABLE pt_undo_2 PARTITION OF pt_undo FOR VALUES IN (2);
+INSERT INTO pt_undo SELECT 1 + g % 2, 'v' FROM generate_series(1, 200) g;
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.hold_wait_point('create_index');
+SELECT pkonline.add_int_pk('pt_undo') AS job \gset
+CALL wait_for_step(:job, 'partition_keys');
+CALL wait_for_wait_point();
+SELECT count(*) AS job_checks FROM pg_constraint WHERE conrelid IN (SELECT relid FROM pg_partition_tree('pt_undo')) AND contype = 'c';
+SELECT pkonline.cancel(:job);
+SELECT pkonline.release_wait_point('create_index');
+CALL pkonline.wait(:job, '60s');
+RESET pkonline.debug_wait_points;
+SELECT attrelid::regclass, attname FROM pg_attribute WHERE attrelid IN (SELECT relid FROM pg_partition_tree('pt_undo'))
+  AND attnum > 0 AND NOT attisdropped ORDER BY 1, attnum;
+SELECT * FROM leftovers('pt_undo');
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid IN (SELECT relid FROM pg_partition_tree('pt_undo'));
+
+-- 6. refusals: each says why, and nothing changes
+CREATE TABLE r_parted (ts date NOT NULL, v text) PARTITION BY RANGE (ts);
+CREATE TABLE r_parted_1 PARTITION OF r_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', method => 'copy')$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', identity => true)$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', pk_columns => '{id}')$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', pk_columns => '{ts,v}')$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', pk_columns => '{id,ts,id}')$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted', pk_columns => '{id,ts,nope}')$$);
+SELECT try($$SELECT pkonline.add_int_pk('r_parted_1')$$);
+CREATE TABLE r_plain (a int);
+SELECT try($$SELECT pkonline.add_int_pk('r_plain', pk_columns => '{id,a}')$$);
+CREATE TABLE r_expr (ts timestamptz NOT NULL) PARTITION BY RANGE (date_trunc('day', ts AT TIME ZONE 'UTC'));
+SELECT try($$SELECT pkonline.add_int_pk('r_expr')$$);
+CREATE TABLE r_own (k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE r_own_1 PARTITION OF r_own FOR VALUES IN (1);
+ALTER TABLE r_own_1 ADD PRIMARY KEY (k);
+SELECT try($$SELECT pkonline.add_int_pk('r_own')$$);
+CREATE ROLE pk_part_owner;
+CREATE TABLE r_owner (k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE r_owner_1 PARTITION OF r_owner FOR VALUES IN (1);
+ALTER TABLE r_owner_1 OWNER TO pk_part_owner;
+SELECT try($$SELECT pkonline.add_int_pk('r_owner')$$);
+CREATE FOREIGN DATA WRAPPER part_fdw;
+CREATE SERVER part_srv FOREIGN DATA WRAPPER part_fdw;
+CREATE TABLE r_ft (k int NOT NULL) PARTITION BY LIST (k);
+CREATE FOREIGN TABLE r_ft_1 PARTITION OF r_ft FOR VALUES IN (1) SERVER part_srv;
+SELECT try($$SELECT pkonline.add_int_pk('r_ft')$$);
+CREATE TABLE r_forced (k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE r_forced_1 PARTITION OF r_forced FOR VALUES IN (1);
+ALTER TABLE r_forced_1 FORCE ROW LEVEL SECURITY;
+SELECT try($$SELECT pkonline.add_int_pk('r_forced')$$);
+SELECT try($$SELECT pkonline.add_column('r_parted', 'c', 'int', '1')$$);
+SELECT try($$SELECT pkonline.set_primary_key('r_parted', '{ts}')$$);
+-- nothing changed by any of them
+SELECT count(*) AS jobs FROM pkonline.jobs WHERE table_name LIKE '%r\_%';
+SELECT count(*) AS id_columns FROM pg_attribute WHERE attname = 'id' AND attrelid IN
+  (SELECT relid FROM pg_partition_tree('r_parted') UNION ALL SELECT relid FROM pg_partition_tree('r_own')
+   UNION ALL SELECT relid FROM pg_partition_tree('r_owner') UNION ALL SELECT 'r_plain'::regclass);
+-- check() says the same
+SELECT level, detail FROM pkonline.check('r_parted', 'add_int_pk', '{"method": "copy"}') WHERE item = 'operation';
+
+DROP SERVER part_srv CASCADE;
+DROP FOREIGN DATA WRAPPER part_fdw;
+DROP TABLE r_owner;
+DROP ROLE pk_part_owner;

@@ -1,0 +1,142 @@
+// add_int_pk on a partitioned table, in place, leaf by leaf.
+//
+// Steps: ADD COLUMN on the parent (reaches every partition, catalog only) + the sequence as its
+// DEFAULT + the fill trigger on the parent (cloned onto every partition, later ones too) ->
+// backfill each leaf in ctid batches -> catch up every leaf -> each leaf's own primary key
+// (leaf_keys.cpp: check NOT VALID, VALIDATE, CREATE UNIQUE INDEX CONCURRENTLY, SET NOT NULL, PRIMARY
+// KEY USING INDEX) -> ADD PRIMARY KEY on the parent, which attaches the leaves' keys (catalog only).
+#include "pkonline/ops/add_int_pk.hpp"
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/job_sql.hpp"
+#include "pkonline/ops/leaf_keys.hpp"
+#include "pkonline/ops/partitions.hpp"
+#include "pkonline/ops/plans.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops::int_pk {
+
+using pg::Exec;
+using pg::Ident;
+
+namespace {
+
+AddIntPkPlan Plan(const jobs::Job& job) { return AddIntPkPlan::Load(job); }
+
+// A leaf's batch: the job's column from the job's sequence (not the leaf's DEFAULT: a table
+// attached during the job keeps its own).
+std::function<std::string(const std::string&)> FillSql(const jobs::Job& job) {
+  return [&job](const std::string& leaf) {
+    const std::string c = ColumnSql(job, Plan(job).column);
+    return "UPDATE " + leaf + " SET " + c + " = pg_catalog.nextval(" + pg::Literal(SeqSql(job)) +
+           "::pg_catalog.regclass) WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + c +
+           " IS NULL";
+  };
+}
+
+LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).KeyColumns(), FillSql(job)}; }
+
+void AddColumn(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string col = Plan(job).column;
+  ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
+    if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
+    AddColumnWithSequence(ctx);
+    CreateJobTrigger(ctx, FillTriggerSql(FillName(job), TableSql(job), Ident(col), FillCall(job), false));
+  });
+}
+
+void CatchUpLeaves(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string col = Plan(job).column;
+  ctx.Ddl("pkonline job " + IdText(job) + ": fill trigger on update", [&]() {
+    CreateJobTrigger(ctx,
+                     FillTriggerSql(FillName(job), TableSql(job), ColumnSql(job, col), FillCall(job), true));
+  });
+  const int64_t filled = SweepLeaves(ctx, FillSql(job));
+  ctx.Event("info",
+            Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));
+}
+
+void Attach(Context& ctx) {
+  const auto& job = ctx.job();
+  const AddIntPkPlan plan = Plan(job);
+  const std::vector<std::string> key = plan.KeyColumns();
+  constexpr int kRounds = 5;
+  for (int round = 1;; round++) {
+    LeafKeys(ctx, KeySpec(job));
+    ctx.WaitPoint("attach");
+    std::vector<unsigned> missing;
+    ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
+      const std::string t = TableSql(job);
+      if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
+      RequireNoOtherPk(job);
+      // The whole tree (LOCK TABLE recurses): no partition comes or goes until the key is there.
+      Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
+      missing = LeavesWithoutKey(job, key);
+      if (!missing.empty()) return;  // a partition created meanwhile: its key first, outside this lock
+      // Every leaf has its key on these columns: PostgreSQL attaches them, builds nothing.
+      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(plan.pk_name) + " PRIMARY KEY (" +
+           ColumnList(job, key) + ")");
+      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+      FinishSequence(job);
+    });
+    if (missing.empty()) break;
+    if (round >= kRounds)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("partitions of %1% kept appearing without a key while job %2% attached its own",
+               job.table_name, job.id),
+           "", Fmt("pkonline.resume(%1%) tries again.", job.id));
+    ctx.Event("info", Fmt("%1% partition(s) appeared without a key before the attach; giving them one first",
+                          missing.size()));
+  }
+  ctx.WaitPoint("attach_committed");
+  CleanDepartedLeaves(ctx, key);
+}
+
+}  // namespace
+
+std::vector<Step> PartitionedSteps(const jobs::Job& job) {
+  const AddIntPkPlan plan = Plan(job);
+  const std::string& col = plan.column;
+  const std::string key = QuotedList(plan.KeyColumns());
+  return {
+      {"add_column",
+       "on the partitioned table: ADD COLUMN " + col + " " + plan.column_type +
+           " (nullable; every partition gets it), a sequence as its DEFAULT, a BEFORE INSERT trigger "
+           "(cloned onto every partition) filling it when NULL",
+       "ACCESS EXCLUSIVE on the table and every partition, catalog only (milliseconds), under "
+       "pkonline.lock_timeout with retries",
+       AddColumn, [](Context& ctx) { UndoColumnAndHelpers(ctx, {FillName(ctx.job())}); }},
+      {"backfill",
+       "partition by partition: UPDATE … SET " + col +
+           " = nextval(…) by ranges of heap blocks, one "
+           "transaction per batch; partitions created meanwhile too",
+       "ROW EXCLUSIVE on one partition; row locks of one batch only (about pkonline.batch_time)",
+       [](Context& ctx) { BackfillLeaves(ctx, FillSql(ctx.job())); }, nullptr},
+      {"catch_up",
+       "the fill trigger fills on UPDATE too; one more pass over every partition fills rows written without "
+       "a value during the backfill",
+       "SHARE ROW EXCLUSIVE on the table and every partition for the trigger (milliseconds, under "
+       "pkonline.lock_timeout with retries); then as the backfill",
+       CatchUpLeaves, nullptr},
+      {"partition_keys",
+       "each partition's own PRIMARY KEY (" + key +
+           "): CHECK (… IS NOT NULL) NOT VALID, VALIDATE, CREATE UNIQUE INDEX CONCURRENTLY, SET NOT NULL "
+           "(proved by the check), ADD PRIMARY KEY USING INDEX",
+       "per partition: ACCESS EXCLUSIVE catalog only (milliseconds) for the check and the key; SHARE UPDATE "
+       "EXCLUSIVE for VALIDATE and the index build (reads and writes continue)",
+       [](Context& ctx) { LeafKeys(ctx, KeySpec(ctx.job())); }, nullptr},
+      {"attach",
+       "ADD PRIMARY KEY (" + key +
+           ") on the partitioned table, which attaches every partition's key (no index built, no scan); "
+           "drop the trigger",
+       "ACCESS EXCLUSIVE on the table and every partition, catalog only (milliseconds)", Attach, nullptr,
+       true},
+  };
+}
+
+}  // namespace pkonline::ops::int_pk

@@ -1,0 +1,232 @@
+// Each leaf partition's primary key (see include/pkonline/ops/leaf_keys.hpp).
+#include "pkonline/ops/leaf_keys.hpp"
+
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/job_sql.hpp"
+#include "pkonline/ops/partitions.hpp"
+#include "pkonline/ops/plans.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+namespace {
+
+std::string CheckName(const jobs::Job& job) { return HelperName(job, "key_not_null"); }
+std::string IndexName(const jobs::Job& job, unsigned leaf) {
+  return HelperName(job, "key_" + std::to_string(leaf));
+}
+
+// The attnums of `columns` in table `relid`, in order, as an int2[] expression over $1 (relid)
+// and $2 (the names, a jsonb array).
+constexpr char kKeyAttnums[] =
+    "(SELECT pg_catalog.array_agg(a.attnum ORDER BY u.ord) "
+    " FROM pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) WITH ORDINALITY u(name, ord) "
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid AND a.attname = u.name AND NOT a.attisdropped)";
+
+// 'k' the leaf has its key, 'o' another primary key, '-' none.
+char KeyState(unsigned leaf, const std::vector<std::string>& columns, std::string* other) {
+  auto r = Query(std::string("SELECT conname::pg_catalog.text, conkey = ") + kKeyAttnums +
+                     " FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+                 {V(static_cast<int64_t>(leaf)), V(Json::Strings(columns).ToText())}, false);
+  if (r.empty()) return '-';
+  if (pg::AsBool(r.rows[0][1])) return 'k';
+  *other = *r.rows[0][0];
+  return 'o';
+}
+
+bool LeafCheck(unsigned leaf, const std::string& check, bool* validated) {
+  auto r =
+      Query("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND conname = $2",
+            {V(static_cast<int64_t>(leaf)), V(check)}, false);
+  if (r.empty()) return false;
+  *validated = pg::AsBool(r.scalar());
+  return true;
+}
+
+std::string NotNullCondition(const std::vector<std::string>& columns) {
+  std::string out;
+  for (const auto& c : columns) out += (out.empty() ? "" : " AND ") + Ident(c) + " IS NOT NULL";
+  return out;
+}
+
+void RememberKeyed(Context& ctx, unsigned leaf) {
+  Json keyed = ctx.Recall(fact::kLeavesKeyed);
+  if (keyed.is_null()) keyed = Json::Array();
+  for (const Json& k : keyed.Items())
+    if (k.AsInt() == static_cast<int64_t>(leaf)) return;
+  keyed.Push(Json::Number(static_cast<int64_t>(leaf)));
+  ctx.Remember(fact::kLeavesKeyed, keyed);
+}
+
+// VALIDATE the leaf's check; a row still without the job's value is filled (a sweep of the leaf)
+// and VALIDATE tried again; a key column that is NULL fails the job with what to do.
+void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
+  const auto& job = ctx.job();
+  for (int attempt = 1;; attempt++) {
+    std::string name;
+    try {
+      ctx.Txn("pkonline job " + IdText(job) + ": validate partition", [&]() {
+        auto s = LeafSql(job, leaf);
+        bool validated = false;
+        if (!s || !LeafCheck(leaf, CheckName(job), &validated) || validated) return;
+        name = *s;
+        Exec("ALTER TABLE " + name + " VALIDATE CONSTRAINT " + Ident(CheckName(job)));
+      });
+      return;
+    } catch (const PgError& e) {
+      if (e.sqlstate() != sqlstate::kCheckViolation) throw;
+      if (attempt >= 3)
+        Fail(SqlState("23502"),
+             Fmt("partition %1% has rows where a column of the primary key (%2%) is NULL", name,
+                 QuotedList(spec.columns)),
+             "A primary key's columns must all be NOT NULL; the job fills only its own column.",
+             Fmt("UPDATE or DELETE those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+      ctx.Event("info",
+                "rows without a value found in partition " + name + " by VALIDATE; sweeping it again");
+      SweepLeaves(ctx, spec.fill_sql, {leaf});
+    }
+  }
+}
+
+void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
+  const auto& job = ctx.job();
+  const std::string check = CheckName(job), index = IndexName(job, leaf);
+  const std::string what = "pkonline job " + IdText(job) + ": partition key";
+  char state = '-';
+  std::string other, name;
+  ctx.Txn(what, [&]() {
+    auto s = LeafSql(job, leaf);
+    if (!s) {
+      state = 'g';
+      return;
+    }
+    name = *s;
+    state = KeyState(leaf, spec.columns, &other);
+  });
+  if (state == 'g' || state == 'k') return;
+  if (state == 'o')
+    Fail(sqlstate::kInvalidTableDefinition,
+         Fmt("partition %1% got a primary key (%2%) of its own while job %3% ran", name, other, job.id),
+         "A partition's primary key must be the parent's key on the same columns.",
+         Fmt("ALTER TABLE %1% DROP CONSTRAINT %2%, then pkonline.resume(%3%); or pkonline.cancel(%3%).", name,
+             Ident(other), job.id));
+  ctx.Ddl(what + ": add check not valid", [&]() {
+    bool validated = false;
+    auto s = LeafSql(job, leaf);
+    if (!s || LeafCheck(leaf, check, &validated)) return;
+    Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(check) + " CHECK (" +
+         NotNullCondition(spec.columns) + ") NOT VALID");
+    RememberKeyed(ctx, leaf);
+  });
+  ValidateLeaf(ctx, leaf, spec);
+  char index_state = 'n';
+  std::string index_sql;
+  ctx.Txn(what + ": check index", [&]() {
+    auto s = LeafSql(job, leaf);
+    if (!s) {
+      index_state = 'g';
+      return;
+    }
+    name = *s;
+    index_state = UniqueIndexStateOn(leaf, index, spec.columns);
+    auto rel = pg::LookupRelation(leaf);
+    index_sql = pg::Qualified(rel->schema, index);
+  });
+  if (index_state == 'g') return;
+  if (index_state == 'f')
+    Fail(sqlstate::kDuplicateObject,
+         Fmt("an index named %1% was created by someone else while job %2% ran", index, job.id),
+         "pkonline names a partition's key index after the job and the partition.",
+         Fmt("Rename or drop that index, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+  if (index_state != 'v') {
+    ctx.WaitPoint("create_index");
+    if (index_state == 'i') ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index_sql);
+    std::string list;
+    for (const auto& c : spec.columns) list += (list.empty() ? "" : ", ") + Ident(c);
+    ctx.TopLevel("CREATE UNIQUE INDEX CONCURRENTLY " + Ident(index) + " ON " + name + " (" + list + ")");
+  }
+  ctx.Ddl(what + ": attach", [&]() {
+    auto s = LeafSql(job, leaf);
+    if (!s || KeyState(leaf, spec.columns, &other) == 'k') return;
+    if (UniqueIndexStateOn(leaf, index, spec.columns) != 'v')
+      Fail(sqlstate::kUndefinedObject, Fmt("the key index %1% of partition %2% is gone", index, *s), "",
+           Fmt("pkonline.resume(%1%) builds it again.", job.id));
+    std::string set;
+    for (const auto& c : spec.columns)
+      set += (set.empty() ? "" : ", ") + ("ALTER COLUMN " + Ident(c) + " SET NOT NULL");
+    Exec("ALTER TABLE " + *s + " " + set);  // proved by the validated check: no scan
+    auto rel = pg::LookupRelation(leaf);
+    const std::string pk = pg::ChooseName(rel->name, "", "pkey", rel->nsp_oid, true);
+    Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(pk) + " PRIMARY KEY USING INDEX " + Ident(index));
+    Exec("ALTER TABLE " + *s + " DROP CONSTRAINT IF EXISTS " + Ident(check));
+  });
+}
+
+}  // namespace
+
+std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns) {
+  std::string sql = kKeyAttnums;
+  for (size_t at = sql.find("$1::oid"); at != std::string::npos; at = sql.find("$1::oid"))
+    sql.replace(at, 7, "t.relid");
+  auto r = Query(
+      "SELECT t.relid::pg_catalog.oid::pg_catalog.int8 FROM pg_catalog.pg_partition_tree($1::oid) t "
+      "WHERE t.isleaf AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = t.relid "
+      "AND c.contype = 'p' AND c.conkey = " +
+          sql + ") ORDER BY 1",
+      {V(static_cast<int64_t>(job.relid)), V(Json::Strings(columns).ToText())}, false);
+  std::vector<unsigned> out;
+  for (const auto& row : r.rows) out.push_back(static_cast<unsigned>(pg::AsInt(row[0])));
+  return out;
+}
+
+void LeafKeys(Context& ctx, const LeafKeySpec& spec) {
+  std::vector<unsigned> todo;
+  ctx.Txn("pkonline: partitions without a key", [&]() { todo = LeavesWithoutKey(ctx.job(), spec.columns); });
+  for (unsigned leaf : todo) KeyOneLeaf(ctx, leaf, spec);
+}
+
+void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns) {
+  const auto& job = ctx.job();
+  std::vector<std::pair<std::string, std::string>> drops;  // (table, index)
+  ctx.Ddl("pkonline job " + IdText(job) + ": departed partitions", [&]() {
+    drops.clear();
+    const Json keyed = ctx.Recall(fact::kLeavesKeyed);
+    if (keyed.is_null()) return;
+    for (const Json& k : keyed.Items()) {
+      const unsigned leaf = static_cast<unsigned>(k.AsInt());
+      auto r = Query(
+          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(n.nspname) "
+          "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE c.oid = $1::oid AND c.relowner = $3::oid AND c.relkind = 'r' "
+          "AND c.oid NOT IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid))",
+          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.relid)),
+           V(static_cast<int64_t>(job.run_as))},
+          false);
+      if (r.empty()) continue;
+      const std::string table = *r.rows[0][0];
+      bool validated = false;
+      if (LeafCheck(leaf, CheckName(job), &validated))
+        Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job)));
+      const char state = UniqueIndexStateOn(leaf, IndexName(job, leaf), columns);
+      if (state == 'v' || state == 'i')
+        drops.push_back({table, *r.rows[0][1] + "." + Ident(IndexName(job, leaf))});
+    }
+  });
+  for (const auto& d : drops) {
+    ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + d.second);
+    ctx.Event("info",
+              "removed the job's key index from " + d.first + ", which left the table during the job");
+  }
+}
+
+}  // namespace pkonline::ops
