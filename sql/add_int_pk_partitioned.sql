@@ -97,7 +97,8 @@ SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'pt_account
 SELECT step, lock FROM pkonline.steps(:job) WHERE step IN ('partition_keys', 'attach');
 
 -- 4. partitions that come and go while the job runs. Held before its backfill batches: a
--- partition is created (with rows), a table is attached (its rows without ids), one is detached
+-- partition is created (with rows), a table is attached (its rows without ids, its columns in
+-- another order), one is detached
 -- and one dropped. Held before the first partition's key index: that partition is detached (it
 -- has the job's check by then) and one more created. Held before the attach: one more created,
 -- which gets its key before the parent's.
@@ -116,9 +117,15 @@ CALL wait_for_step(:job, 'backfill');
 CALL wait_for_wait_point();
 CREATE TABLE pt_logs_e PARTITION OF pt_logs FOR VALUES FROM (4000) TO (5000);
 INSERT INTO pt_logs SELECT g, 'm' || g FROM generate_series(4000, 4499) g;
-CREATE TABLE pt_logs_f (at int NOT NULL, msg text, id bigint);
-INSERT INTO pt_logs_f SELECT g, 'm' || g FROM generate_series(5000, 5299) g;
+CREATE TABLE pt_logs_f (msg text, junk int, at int NOT NULL, id bigint);
+ALTER TABLE pt_logs_f DROP COLUMN junk;
+INSERT INTO pt_logs_f (at, msg) SELECT g, 'm' || g FROM generate_series(5000, 5299) g;
 ALTER TABLE pt_logs ATTACH PARTITION pt_logs_f FOR VALUES FROM (5000) TO (6000);
+-- an explicit NULL id, into that partition (its id is its 3rd live column, the parent's 3rd too,
+-- but attnum 4) and through the parent: the job's trigger fills both
+INSERT INTO pt_logs_f (at, msg, id) VALUES (5300, 'null direct', NULL);
+INSERT INTO pt_logs (at, msg, id) VALUES (5301, 'null routed', NULL);
+SELECT at, msg, id IS NOT NULL AS has_id FROM pt_logs WHERE msg LIKE 'null%' ORDER BY at;
 ALTER TABLE pt_logs DETACH PARTITION pt_logs_c;
 DROP TABLE pt_logs_d;
 SELECT pkonline.release_wait_point('backfill_batch');

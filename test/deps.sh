@@ -2,7 +2,7 @@
 # Installs (as root, from Debian) whatever pkonline needs to build, demo and test, when missing.
 set -euo pipefail
 need=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-common libboost-dev
-      postgresql-15-cron libipc-run-perl valgrind clang-format)
+      postgresql-15-cron postgresql-15-partman libipc-run-perl valgrind clang-format)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
