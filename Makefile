@@ -10,7 +10,7 @@ OBJS = $(SRCS:.cpp=.o)
 REGRESS      = errors check report add_int_pk add_int_pk_copy add_int_pk_partitioned add_column set_primary_key convert_pk control concurrent_ddl
 REGRESS_OPTS = --load-extension=pkonline
 # pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
-ISOLATION      = check_waits backfill_dml copy_dml add_column_dml set_pk_dml convert_dml lock_retry cancel_waits throttle
+ISOLATION      = check_waits backfill_dml partitioned_dml copy_dml add_column_dml set_pk_dml convert_dml lock_retry cancel_waits throttle
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pkonline
 # TAP: test/t/*.pl, PostgreSQL::Test::Cluster — throwaway clusters of their own, run as a
 # non-root user: `make installcheck TAP=1` (test/run.sh does).
