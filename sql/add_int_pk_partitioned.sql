@@ -224,6 +224,13 @@ SELECT count(*) AS id_columns FROM pg_attribute WHERE attname = 'id' AND attreli
    UNION ALL SELECT relid FROM pg_partition_tree('r_owner') UNION ALL SELECT 'r_plain'::regclass);
 -- check() says the same
 SELECT level, detail FROM pkonline.check('r_parted', 'add_int_pk', '{"method": "copy"}') WHERE item = 'operation';
+-- and what a job would do: partitions, the largest, the key
+INSERT INTO r_parted SELECT DATE '2024-01-01' + g % 300, 'v' FROM generate_series(1, 500) g;
+CREATE TABLE r_parted_2 PARTITION OF r_parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+ANALYZE r_parted;
+SELECT level, item, regexp_replace(detail, '\d+ (bytes|kB)', 'N', 'g') AS detail, advice
+  FROM pkonline.check('r_parted', 'add_int_pk') WHERE item IN ('operation', 'partitions', 'key');
+SELECT level, item, detail FROM pkonline.check('r_parted', 'add_int_pk', '{"pk_columns": ["ts", "id"]}') WHERE item = 'key';
 
 DROP SERVER part_srv CASCADE;
 DROP FOREIGN DATA WRAPPER part_fdw;

@@ -101,7 +101,7 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
     AddIntPkArgs a{c.relid, args.Text("column_name", "id"), args.Type("column_type", "bigint"), std::nullopt,
                    false,   args.Text("method", "in_place")};
     if (args.Has("identity")) a.identity = args.Bool("identity", true);
-    if (args.Has("pk_columns")) a.pk_columns = args.Strings("pk_columns");
+    if (args.Has("pk_columns")) a.pk_columns = op.columns = args.Strings("pk_columns");
     a.dry_run = true;
     op.column = a.column_name;
     op.copy = a.method == "copy";
@@ -174,7 +174,8 @@ std::vector<Finding> Check(const CheckArgs& c) {
   op.operation = c.operation;
   std::vector<Finding> out{DryRun(c, args, op)};
   // The rest reads the table, locked ACCESS SHARE to the end of the transaction so that it
-  // stays while it is read: only an ordinary table (what else it is, the operation said).
+  // stays while it is read: an ordinary table, or a partitioned one's tree (what else it is, the
+  // operation said).
   pg::LockShared(c.relid);
   if (pg::RelKind(c.relid) == 'r') {
     SizeAndDisk(c.relid, op, out);
@@ -182,6 +183,9 @@ std::vector<Finding> Check(const CheckArgs& c) {
     Transactions(out);
     Replication(c.relid, op, out);
     Attached(c.relid, out);
+  } else if (pg::RelKind(c.relid) == 'p') {
+    Partitions(c.relid, op, out);
+    Transactions(out);
   }
   spi.Close();
   return out;

@@ -8,6 +8,8 @@
 #include <cmath>
 
 #include "pkonline/guc.hpp"
+#include "pkonline/ops/partitions.hpp"
+#include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/disk.hpp"
 #include "pkonline/pg/sample.hpp"
@@ -365,6 +367,40 @@ void Attached(unsigned relid, std::vector<Finding>& out) {
     out.push_back({"ok", "inheritance", Fmt("parents: %1%; children: %2%", some(row[4]), some(row[5])), ""});
   else
     out.push_back({"ok", "inheritance", "none: no parent, no child, not a partition", ""});
+}
+
+void Partitions(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out) {
+  auto r = pg::Query(
+      "SELECT pg_catalog.count(*) FILTER (WHERE isleaf), pg_catalog.max(level), "
+      "pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_total_relation_size(relid)) FILTER (WHERE "
+      "isleaf)), "
+      "(SELECT pg_catalog.format('%s (%s, about %s rows)', l.relid::pg_catalog.regclass, "
+      "  pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size(l.relid)), "
+      "  GREATEST(c.reltuples, 0)::pg_catalog.int8) "
+      " FROM pg_catalog.pg_partition_tree($1::oid) l JOIN pg_catalog.pg_class c ON c.oid = l.relid "
+      " WHERE l.isleaf ORDER BY pg_catalog.pg_total_relation_size(l.relid) DESC, l.relid LIMIT 1) "
+      "FROM pg_catalog.pg_partition_tree($1::oid)",
+      {Rel(relid)}, true);
+  const auto& row = r.rows[0];
+  out.push_back({"ok", "partitions",
+                 Fmt("%1% partitions in %2% level(s), %3% in all; the largest: %4%", AsInt(row[0]),
+                     AsInt(row[1]), row[2].value_or("0 bytes"), row[3].value_or("none")),
+                 "Each partition is filled and gets its own key in turn; partitions created or attached "
+                 "during the job are included."});
+  if (op.operation != "add_int_pk") return;
+  std::vector<std::string> key = op.columns;
+  if (key.empty()) {
+    bool expression = false;
+    key.push_back(op.column);
+    for (const auto& c : ops::PartitionKeyColumns(relid, &expression))
+      if (c != op.column) key.push_back(c);
+  }
+  std::string list;
+  for (const auto& c : key) list += (list.empty() ? "" : ", ") + pg::Ident(c);
+  out.push_back({"ok", "key", Fmt("the job will create PRIMARY KEY (%1%)", list),
+                 op.columns.empty() ? "A partitioned table's key must contain its partition key columns; "
+                                      "pk_columns names another order."
+                                    : ""});
 }
 
 }  // namespace pkonline::api

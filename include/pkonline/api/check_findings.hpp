@@ -19,7 +19,7 @@ struct CheckedOperation {
   bool unique = false;               // add_column, is_unique
   bool catalog_only = false;         // add_column with a fill that is not volatile: no row rewritten
   bool referencing = true;           // convert_pk_to_bigint
-  std::vector<std::string> columns;  // set_primary_key
+  std::vector<std::string> columns;  // set_primary_key; add_int_pk's pk_columns
 };
 
 void SizeAndDisk(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
@@ -27,6 +27,8 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
 void Transactions(std::vector<Finding>& out);
 void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Attached(unsigned relid, std::vector<Finding>& out);
+// A partitioned table: its partitions (how many, the largest) and, for add_int_pk, the key.
+void Partitions(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 
 // Bytes the copy method writes besides the table: a second copy of the table and its indexes,
 // and the new key's index. (AddIntPk refuses the copy method when they do not fit.)
