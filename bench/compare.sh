@@ -18,6 +18,8 @@
 #             USING INDEX; every DDL with lock_timeout 100 ms and retries
 #   pkonline  SELECT pkonline.add_int_pk('orders'); CALL pkonline.wait(job)   (method in_place)
 #   copy      the same with method => 'copy'
+#   partitioned  pkonline in place on the same rows in a table partitioned by HASH (customer) into
+#             PARTS partitions (the key becomes (id, customer))
 #   trigger   (not a method: the triggers' cost to writers) unthrottled write load without
 #             triggers, with the in-place method's fill trigger, and with the copy method's two
 #             triggers, 3 runs each, medians
@@ -28,7 +30,7 @@
 # all indexes); WAL written while the method ran (pgbench's own WAL included, at the same rate for
 # every method).
 #
-# Environment: ROWS (2000000), RATE (200), CLIENTS (4), LEAD (5), TAIL (3), TRIGGER_RUNS (3),
+# Environment: ROWS (2000000), PARTS (8), RATE (200), CLIENTS (4), LEAD (5), TAIL (3), TRIGGER_RUNS (3),
 # TRIGGER_SECS (10), METHODS
 # ("naive recipe pkonline copy"; add "trigger" for the trigger cost), PKONLINE_SETTINGS (e.g.
 # "batch_time=100ms vacuum_every=4000": SET pkonline.* for the pkonline run), SERVER_SETTINGS (e.g.
@@ -38,6 +40,7 @@ set -euo pipefail
 export LC_ALL=C
 ROWS=${ROWS:-2000000}
 RATE=${RATE:-200}
+PARTS=${PARTS:-8}
 CLIENTS=${CLIENTS:-4}
 LEAD=${LEAD:-5}
 TAIL=${TAIL:-3}
@@ -111,7 +114,9 @@ run_method() {
   local m=$1
   echo "== $m: fresh table ($ROWS rows), load at $RATE tps"
   psql_ -c "DROP TABLE IF EXISTS orders CASCADE" -c "DROP FUNCTION IF EXISTS orders_fill_id()"
-  psql_ -v rows="$ROWS" -f "$BENCH/orders_table.sql" >/dev/null
+  local parts=()
+  [ "$m" = partitioned ] && parts=(-v parts="$PARTS")
+  psql_ -v rows="$ROWS" "${parts[@]}" -f "$BENCH/orders_table.sql" >/dev/null
   local before
   before=$(psql -XAtc "SELECT count(*) FROM orders")
   rm -f "$WORK/$m.stop"
@@ -126,6 +131,7 @@ run_method() {
     recipe) recipe ;;
     pkonline) pkonline_method in_place pkonline ;;
     copy) pkonline_method copy copy ;;
+    partitioned) pkonline_method in_place partitioned ;;
   esac
   t1=$(now)
   lsn1=$(psql -XAtc "SELECT pg_current_wal_lsn()")
@@ -133,7 +139,9 @@ run_method() {
   touch "$WORK/$m.stop"
   wait "$loader"
   psql -XAt -F ' ' >"$WORK/$m.result" <<SQL
-SELECT '$t0', '$t1', $before, pg_total_relation_size('orders'),
+SELECT '$t0', '$t1', $before,
+       GREATEST(pg_total_relation_size('orders'),
+                (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('orders'))),
        pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint, count(*), count(id), count(DISTINCT id),
        EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'p')
   FROM orders;
@@ -206,7 +214,7 @@ fi
 WORK=$(mktemp -d /tmp/pkonline-compare.XXXXXX)
 chmod 777 "$WORK"
 echo "compare: $ROWS rows, load $RATE tps from $CLIENTS clients, methods: $METHODS; files in $WORK"
-export WORK BENCH ROWS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS TRIGGER_RUNS TRIGGER_SECS
+export WORK BENCH ROWS PARTS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS TRIGGER_RUNS TRIGGER_SECS
 start=$(date +%s)
 server_opts=()
 for s in ${SERVER_SETTINGS:-}; do server_opts+=(-o "$s"); done
@@ -224,7 +232,7 @@ window() {
 }
 
 bad=0
-printf '\n%-9s %8s %10s %9s %10s %7s %6s %10s %8s %s\n' method wall "worst(ms)" "p99(ms)" "p99 before" errors lost "size(MB)" "WAL(MB)" ids
+printf '\n%-11s %8s %10s %9s %10s %7s %6s %10s %8s %s\n' method wall "worst(ms)" "p99(ms)" "p99 before" errors lost "size(MB)" "WAL(MB)" ids
 declare -A WALL SIZE WAL P99 P99B WORST
 for m in $METHODS; do
   [ "$m" = trigger ] && continue
@@ -241,10 +249,10 @@ for m in $METHODS; do
   [ "$lost" = 0 ] || bad=1
   wall=$(echo "$t1 - $t0" | bc)
   WALL[$m]=$wall; SIZE[$m]=$((size / 1048576)); WAL[$m]=$((wal / 1048576)); P99[$m]=$p99; P99B[$m]=$p99b; WORST[$m]=$worst
-  printf '%-9s %7.1fs %10s %9s %10s %7s %6s %10s %8s %s\n' "$m" "$wall" "$worst" "$p99" "$p99b" \
+  printf '%-11s %7.1fs %10s %9s %10s %7s %6s %10s %8s %s\n' "$m" "$wall" "$worst" "$p99" "$p99b" \
     "$((failed + aborted))" "$lost" "${SIZE[$m]}" "${WAL[$m]}" "$ids"
 done
-for m in pkonline copy; do
+for m in pkonline copy partitioned; do
   [ -s "$WORK/$m.steps" ] && echo "$m steps (s): $(cat "$WORK/$m.steps")"
 done
 

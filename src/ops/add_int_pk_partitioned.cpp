@@ -44,6 +44,7 @@ void AddColumn(Context& ctx) {
   const std::string col = Plan(job).column;
   ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
     if (ColumnExists(job, col)) return;  // done before a crash: this step is one transaction
+    LockTree(job, TableSql(job), "ACCESS EXCLUSIVE");
     AddColumnWithSequence(ctx);
     CreateJobTrigger(ctx, FillTriggerSql(FillName(job), TableSql(job), Ident(col), FillCall(job), false));
   });
@@ -53,6 +54,7 @@ void CatchUpLeaves(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = Plan(job).column;
   ctx.Ddl("pkonline job " + IdText(job) + ": fill trigger on update", [&]() {
+    LockTree(job, TableSql(job), "SHARE ROW EXCLUSIVE");
     CreateJobTrigger(ctx,
                      FillTriggerSql(FillName(job), TableSql(job), ColumnSql(job, col), FillCall(job), true));
   });
@@ -74,8 +76,8 @@ void Attach(Context& ctx) {
       const std::string t = TableSql(job);
       if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
       RequireNoOtherPk(job);
-      // The whole tree (LOCK TABLE recurses): no partition comes or goes until the key is there.
-      Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
+      // The whole tree: no partition comes or goes until the key is there.
+      LockTree(job, t, "ACCESS EXCLUSIVE");
       missing = LeavesWithoutKey(job, key);
       if (!missing.empty()) return;  // a partition created meanwhile: its key first, outside this lock
       // Every leaf has its key on these columns: PostgreSQL attaches them, builds nothing.

@@ -1,6 +1,9 @@
 // A partitioned table's tree, as a job sees it (see include/pkonline/ops/partitions.hpp).
 #include "pkonline/ops/partitions.hpp"
 
+#include <algorithm>
+
+#include "pkonline/json.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/text.hpp"
@@ -22,7 +25,11 @@ std::vector<unsigned> Leaves(const jobs::Job& job) {
 std::optional<std::string> LeafSql(const jobs::Job& job, unsigned leaf) {
   auto r = pg::Query(
       "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner = $3::oid, "
-      "c.relowner::pg_catalog.regrole::pg_catalog.text, c.relkind::pg_catalog.text "
+      "c.relowner::pg_catalog.regrole::pg_catalog.text, c.relkind::pg_catalog.text, c.relforcerowsecurity, "
+      "pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) a "
+      "        JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = a.relid "
+      "        WHERE 0 = ANY (p.partattrs::pg_catalog.int2[])) "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
       "WHERE c.oid = $1::oid AND c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid))",
       {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.relid)),
@@ -30,19 +37,63 @@ std::optional<std::string> LeafSql(const jobs::Job& job, unsigned leaf) {
       false);
   if (r.empty()) return std::nullopt;
   const auto& row = r.rows[0];
+  const std::string& name = *row[0];
+  const std::string then = Fmt("DETACH it, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id);
   if (!pg::AsBool(row[1]))
     Fail(sqlstate::kInsufficientPrivilege,
-         Fmt("partition %1% of %2% changed owner (now %3%) while job %4% ran", *row[0], job.table_name,
+         Fmt("partition %1% of %2% changed owner (now %3%) while job %4% ran", name, job.table_name,
              row[2].value_or("?"), job.id),
          "The job works as the owner of the partitioned table, and only on partitions that role owns.",
          Fmt("Give the partition back to that role, then pkonline.resume(%1%); or pkonline.cancel(%1%).",
              job.id));
   if (*row[3] != "r")
     Fail(sqlstate::kFeatureNotSupported,
-         Fmt("partition %1% of %2% is not an ordinary table (a foreign table?)", *row[0], job.table_name),
-         "A primary key cannot be built on a foreign table.",
-         Fmt("DETACH it, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
-  return *row[0];
+         Fmt("partition %1% of %2% is not an ordinary table (a foreign table?)", name, job.table_name),
+         "A primary key cannot be built on a foreign table.", then);
+  if (pg::AsBool(row[4]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("partition %1% of %2% has FORCE ROW LEVEL SECURITY", name, job.table_name),
+         "The job works as the table's owner, who would see and fill only the rows its policies allow.",
+         "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY, or " + then);
+  if (pg::AsBool(row[6]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("partition %1% of %2% is below a table partitioned by an expression", name, job.table_name),
+         "The primary key of a partitioned table must contain its partition key, and a key holds columns "
+         "only.",
+         then);
+  if (!pg::AsBool(row[5]))
+    Fail(sqlstate::kInsufficientPrivilege,
+         Fmt("the owner of partition %1% may not create objects in its schema", name),
+         "The job builds each partition's key index in the partition's schema.",
+         Fmt("GRANT CREATE ON that schema to the table's owner, then pkonline.resume(%1%).", job.id));
+  return name;
+}
+
+std::vector<std::string> UncoveredKeyColumns(const jobs::Job& job, unsigned leaf,
+                                             const std::vector<std::string>& key) {
+  auto r = pg::Query(
+      "SELECT DISTINCT a.attname::pg_catalog.text FROM pg_catalog.pg_partition_ancestors($1::oid) t "
+      "JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = t.relid "
+      "CROSS JOIN LATERAL pg_catalog.unnest(p.partattrs::pg_catalog.int2[]) k(attnum) "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attnum = k.attnum "
+      "WHERE a.attname::pg_catalog.text NOT IN "
+      "  (SELECT pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb)) ORDER BY 1",
+      {V(static_cast<int64_t>(leaf)), V(Json::Strings(key).ToText())}, false);
+  std::vector<std::string> out;
+  for (const auto& row : r.rows) out.push_back(*row[0]);
+  return out;
+}
+
+void LockTree(const jobs::Job& job, const std::string& table_sql, const std::string& mode) {
+  const int64_t relations =
+      pg::AsInt(pg::Query("SELECT pg_catalog.count(*) FROM pg_catalog.pg_partition_tree($1::oid)",
+                          {V(static_cast<int64_t>(job.relid))}, false)
+                    .scalar());
+  const int64_t full = job.settings.lock_timeout_ms;
+  const int64_t each = std::max<int64_t>(1, full / std::max<int64_t>(1, relations));
+  pg::Exec("SET LOCAL lock_timeout = '" + std::to_string(each) + "ms'");
+  pg::Exec("LOCK TABLE " + table_sql + " IN " + mode + " MODE");
+  pg::Exec("SET LOCAL lock_timeout = '" + std::to_string(full) + "ms'");
 }
 
 int64_t Blocks(unsigned relid) {

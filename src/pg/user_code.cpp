@@ -14,6 +14,7 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
 #include "utils/lsyscache.h"
+#include "utils/partcache.h"
 }
 
 namespace pkonline::pg {
@@ -87,6 +88,29 @@ bool ExpressionsRunUserCode(unsigned relid) {
   return false;
 }
 
+// A partition's constraint, which every UPDATE sent to the partition checks: the bounds of every
+// level above it, over its partition key expressions, compared with the key's operator classes
+// (a hash partition's through satisfies_hash_partition(), which calls the opclass's support
+// function: not visible in the expression, so a level whose opclass or collation is not built in
+// counts as user code).
+bool PartitionRunsUserCode(unsigned relid) {
+  const bool is_partition = Call([&]() { return get_rel_relispartition(relid); });
+  if (!is_partition) return false;
+  if (AsBool(Query("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors($1::oid) a "
+                   "JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = a.relid "
+                   "WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(p.partclass::pg_catalog.oid[]) c "
+                   "              WHERE c >= 16384) "
+                   "OR EXISTS (SELECT 1 FROM pg_catalog.unnest(p.partcollation::pg_catalog.oid[]) c "
+                   "           WHERE c >= 16384))",
+                   {V(static_cast<int64_t>(relid))}, true)
+                 .scalar()))
+    return true;
+  return Call([&]() {
+    Expr* qual = get_partition_qual_relid(relid);
+    return qual != nullptr && UserCodeWalker(reinterpret_cast<Node*>(qual), nullptr);
+  });
+}
+
 }  // namespace
 
 bool NodeRunsUserCode(void* node) {
@@ -110,7 +134,7 @@ bool IndexRunsUserCode(unsigned index_oid) {
 
 bool TableRunsUserCode(unsigned relid) {
   Call([&]() { LockRelationOid(relid, RowExclusiveLock); });
-  if (ExpressionsRunUserCode(relid)) return true;
+  if (ExpressionsRunUserCode(relid) || PartitionRunsUserCode(relid)) return true;
   return AsBool(
       Query(
           "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1::oid AND NOT "

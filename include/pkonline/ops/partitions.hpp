@@ -15,9 +15,21 @@ namespace pkonline::ops {
 std::vector<unsigned> Leaves(const jobs::Job& job);
 
 // The leaf's current qualified, quoted name; nullopt once it has left the job's table (detached
-// or dropped). Fails when it changed owner (the job works as its owner, the table's owner) or is
-// not an ordinary table (a foreign table attached meanwhile).
+// or dropped). Fails, saying what to do, when it is no longer what the job checked up front (a
+// partition attached meanwhile may not be): it changed owner (the job works as the table's
+// owner), is not an ordinary table, has FORCE ROW LEVEL SECURITY, is below a level partitioned
+// by an expression, or its owner may not create in its schema.
 std::optional<std::string> LeafSql(const jobs::Job& job, unsigned leaf);
+// The partition key columns of the levels above the leaf that `key` lacks (a subtree attached
+// meanwhile may be partitioned by other columns).
+std::vector<std::string> UncoveredKeyColumns(const jobs::Job& job, unsigned leaf,
+                                             const std::vector<std::string>& key);
+
+// Inside a brief DDL's transaction: LOCK TABLE on the partitioned table, which takes `mode` on it
+// and then on every partition, one by one. Each lock waits at most pkonline.lock_timeout divided
+// by the number of tables, so that the locks already held (which writers queue behind) are held
+// no longer in all than one lock_timeout before the attempt gives up and is retried.
+void LockTree(const jobs::Job& job, const std::string& table_sql, const std::string& mode);
 
 // Heap blocks and estimated rows of one table.
 int64_t Blocks(unsigned relid);

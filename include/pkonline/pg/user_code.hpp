@@ -9,7 +9,8 @@ namespace pkonline::pg {
 // triggers (functions of the pkonline extension)? Yes when the table has a trigger or rule
 // enabled ALWAYS or REPLICA, or a CHECK or exclusion constraint, index, generated column or policy
 // that uses a function, operator, operator class or type that is neither built in nor a
-// superuser's member of an extension; or when one of those expressions could run user code
+// superuser's member of an extension, or it is a partition whose constraint (every level's
+// bounds, key expressions and operator classes) does; or when one of those expressions could run user code
 // (NodeRunsUserCode: dependencies on built-in objects are not recorded, so the expressions
 // themselves are read). Locks the table ROW EXCLUSIVE first, so that the answer holds for the rest of the
 // transaction (adding any of these needs a lock that conflicts with it, or, for an index built
