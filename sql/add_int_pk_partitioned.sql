@@ -1,7 +1,7 @@
 -- add_int_pk on partitioned tables: range with a default partition and a partition whose columns
 -- are in another order (and a dropped one), list over range (two levels), hash; partitions
 -- created, attached, detached and dropped while the job runs; the refusals.
-SET client_min_messages = warning;   -- wait()'s notices name job ids
+SET client_min_messages = error;   -- wait()'s notices and warnings name job ids
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 CREATE SCHEMA pt;
@@ -183,6 +183,80 @@ SELECT attrelid::regclass, attname FROM pg_attribute WHERE attrelid IN (SELECT r
 SELECT * FROM leftovers('pt_undo');
 SELECT indexrelid::regclass FROM pg_index WHERE indrelid IN (SELECT relid FROM pg_partition_tree('pt_undo'));
 
+-- 5b. cancel after a partition got its key and another was detached: the key goes, the partition
+-- key column is nullable again as it was, the detached table keeps its rows and column (its
+-- DEFAULT, which named the job's sequence, goes with the sequence)
+CREATE TABLE pt_undo2 (k int, v text) PARTITION BY LIST (k);
+CREATE TABLE pt_undo2_1 PARTITION OF pt_undo2 FOR VALUES IN (1);
+CREATE TABLE pt_undo2_2 PARTITION OF pt_undo2 FOR VALUES IN (2);
+CREATE TABLE pt_undo2_3 PARTITION OF pt_undo2 FOR VALUES IN (3);
+INSERT INTO pt_undo2 SELECT 1 + g % 3, 'v' FROM generate_series(1, 300) g;
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.hold_wait_point('create_index');
+SELECT pkonline.add_int_pk('pt_undo2') AS job \gset
+CALL wait_for_step(:job, 'partition_keys');
+CALL wait_for_wait_point();
+-- let the first partition through, then hold the second before its index
+SELECT pkonline.release_wait_point('create_index');
+SELECT pkonline.hold_wait_point('create_index');
+CALL wait_for_wait_point();
+SELECT relid::regclass AS part, (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = relid AND contype = 'p') AS pk
+  FROM pg_partition_tree('pt_undo2') WHERE isleaf ORDER BY 1;
+ALTER TABLE pt_undo2 DETACH PARTITION pt_undo2_3;
+SELECT pkonline.cancel(:job);
+SELECT pkonline.release_wait_point('create_index');
+CALL pkonline.wait(:job, '60s');
+RESET pkonline.debug_wait_points;
+SELECT a.attrelid::regclass AS rel, a.attname, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS default
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid IN ('pt_undo2'::regclass, 'pt_undo2_1'::regclass, 'pt_undo2_2'::regclass, 'pt_undo2_3'::regclass)
+   AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, a.attnum;
+SELECT count(*) AS rows, count(id) AS with_id FROM pt_undo2_3;
+SELECT * FROM leftovers('pt_undo2');
+SELECT conrelid::regclass, conname FROM pg_constraint WHERE conrelid = 'pt_undo2_3'::regclass;
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid IN ('pt_undo2_1'::regclass, 'pt_undo2_2'::regclass, 'pt_undo2_3'::regclass);
+
+-- 5c. a NULL in a partition key column: the job stops in its preflight, before it changes anything
+CREATE TABLE pt_nullkey (k int, v text) PARTITION BY LIST (k);
+CREATE TABLE pt_nullkey_1 PARTITION OF pt_nullkey FOR VALUES IN (1);
+CREATE TABLE pt_nullkey_n PARTITION OF pt_nullkey FOR VALUES IN (NULL);
+INSERT INTO pt_nullkey VALUES (1, 'a'), (NULL, 'b');
+SELECT pkonline.add_int_pk('pt_nullkey') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT (SELECT step FROM pkonline.status WHERE job = :job), last_sqlstate, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT count(*) AS id_columns FROM pg_attribute WHERE attname = 'id' AND attrelid IN (SELECT relid FROM pg_partition_tree('pt_nullkey'));
+SELECT pkonline.cancel(:job);
+
+-- 5d. attack: a table attached mid-job, sub-partitioned by an expression whose function refuses
+-- to run under session_replication_role = replica (where triggers and foreign keys of every other
+-- table are off): the job must not run it so (it stops: such a partition cannot be in the key)
+CREATE FUNCTION pt_bucket(a int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF current_setting('session_replication_role') = 'replica' THEN
+    RAISE EXCEPTION 'user code ran in replica mode';
+  END IF;
+  RETURN a % 2;
+END $$;
+CREATE TABLE pt_sneaky (a int NOT NULL, v text) PARTITION BY RANGE (a);
+CREATE TABLE pt_sneaky_1 PARTITION OF pt_sneaky FOR VALUES FROM (0) TO (1000);
+INSERT INTO pt_sneaky SELECT g, 'v' FROM generate_series(0, 999) g;
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.hold_wait_point('backfill_batch');
+SELECT pkonline.add_int_pk('pt_sneaky') AS job \gset
+CALL wait_for_step(:job, 'backfill');
+CALL wait_for_wait_point();
+CREATE TABLE pt_sneaky_2 (a int NOT NULL, v text, id bigint) PARTITION BY LIST (pt_bucket(a));
+CREATE TABLE pt_sneaky_2a PARTITION OF pt_sneaky_2 FOR VALUES IN (0);
+CREATE TABLE pt_sneaky_2b PARTITION OF pt_sneaky_2 FOR VALUES IN (1);
+INSERT INTO pt_sneaky_2 SELECT g, 'w' FROM generate_series(1000, 1999) g;
+ALTER TABLE pt_sneaky ATTACH PARTITION pt_sneaky_2 FOR VALUES FROM (1000) TO (2000);
+SELECT pkonline.release_wait_point('backfill_batch');
+CALL pkonline.wait(:job, '60s');
+RESET pkonline.debug_wait_points;
+SELECT last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+
 -- 6. refusals: each says why, and nothing changes
 CREATE TABLE r_parted (ts date NOT NULL, v text) PARTITION BY RANGE (ts);
 CREATE TABLE r_parted_1 PARTITION OF r_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
@@ -215,6 +289,20 @@ CREATE TABLE r_forced (k int NOT NULL) PARTITION BY LIST (k);
 CREATE TABLE r_forced_1 PARTITION OF r_forced FOR VALUES IN (1);
 ALTER TABLE r_forced_1 FORCE ROW LEVEL SECURITY;
 SELECT try($$SELECT pkonline.add_int_pk('r_forced')$$);
+CREATE TABLE r_small (k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE r_small_1 PARTITION OF r_small FOR VALUES IN (1);
+INSERT INTO r_small SELECT 1 FROM generate_series(1, 40000);
+ANALYZE r_small;
+SELECT try($$SELECT pkonline.add_int_pk('r_small', column_type => 'smallint')$$);
+CREATE ROLE pk_part_nocreate;
+CREATE SCHEMA r_locked;
+GRANT CREATE, USAGE ON SCHEMA pt TO pk_part_nocreate;
+GRANT USAGE ON SCHEMA r_locked TO pk_part_nocreate;
+CREATE TABLE r_schema (k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE r_locked.r_schema_1 PARTITION OF r_schema FOR VALUES IN (1);
+ALTER TABLE r_schema OWNER TO pk_part_nocreate;
+ALTER TABLE r_locked.r_schema_1 OWNER TO pk_part_nocreate;
+SELECT try($$SELECT pkonline.add_int_pk('r_schema')$$);
 SELECT try($$SELECT pkonline.add_column('r_parted', 'c', 'int', '1')$$);
 SELECT try($$SELECT pkonline.set_primary_key('r_parted', '{ts}')$$);
 -- nothing changed by any of them
@@ -234,5 +322,7 @@ SELECT level, item, detail FROM pkonline.check('r_parted', 'add_int_pk', '{"pk_c
 
 DROP SERVER part_srv CASCADE;
 DROP FOREIGN DATA WRAPPER part_fdw;
-DROP TABLE r_owner;
-DROP ROLE pk_part_owner;
+DROP TABLE r_owner, r_schema;
+DROP SCHEMA r_locked;
+REVOKE ALL ON SCHEMA pt FROM pk_part_nocreate;
+DROP ROLE pk_part_owner, pk_part_nocreate;

@@ -166,6 +166,13 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
          Fmt("%1% is not partitioned: its primary key is the new column alone.", t.qualified),
          "Leave pk_columns out; pkonline.set_primary_key() makes other columns a key.");
   }
+  if (t.partitioned)  // a partitioned table has no rows of its own: its partitions' estimates
+    t.reltuples = std::stod(pg::Query("SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0) FROM "
+                                      "pg_catalog.pg_partition_tree($1::oid) p JOIN pg_catalog.pg_class c ON "
+                                      "c.oid = p.relid WHERE p.isleaf",
+                                      {pg::V(static_cast<int64_t>(t.relid))}, true)
+                                .scalar()
+                                .value_or("0"));
   if (t.reltuples >= type.max)
     Fail(sqlstate::kNumericOutOfRange,
          Fmt("table %1% has about %2% rows, more than column_type %3% can number", t.qualified,

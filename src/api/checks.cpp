@@ -109,6 +109,7 @@ std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
   auto r = pg::Query(
       "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
       "c.relowner = $2::oid, c.relforcerowsecurity, "
+      "pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), "
       "(SELECT conname::pg_catalog.text FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = "
       "'p') "
       "FROM pg_catalog.pg_partition_tree($1::oid) p JOIN pg_catalog.pg_class c ON c.oid = p.relid "
@@ -130,12 +131,17 @@ std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
            Fmt("partition %1% of %2% has FORCE ROW LEVEL SECURITY", name, t.qualified),
            "The job works as the table's owner, who would see and fill only the rows its policies allow.",
            "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
-    if (row[4])
+    if (!AsBool(row[4]))
+      Fail(sqlstate::kInsufficientPrivilege,
+           Fmt("the owner of partition %1% of %2% may not create objects in its schema", name, t.qualified),
+           "The job builds each partition's key index in the partition's schema.",
+           "GRANT CREATE ON that schema to the table's owner for the duration of the job.");
+    if (row[5])
       Fail(sqlstate::kInvalidTableDefinition,
-           Fmt("partition %1% of %2% has a primary key of its own (%3%)", name, t.qualified, *row[4]),
+           Fmt("partition %1% of %2% has a primary key of its own (%3%)", name, t.qualified, *row[5]),
            "A partition's primary key must be the partitioned table's key on the same columns.",
            Fmt("ALTER TABLE %1% DROP CONSTRAINT %2% first (a unique index can keep its uniqueness).", name,
-               pg::Ident(*row[4])));
+               pg::Ident(*row[5])));
   }
   bool expression = false;
   std::vector<std::string> key = ops::PartitionKeyColumns(t.relid, &expression);

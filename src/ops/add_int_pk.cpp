@@ -151,6 +151,22 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
         Fail(sqlstate::kObjectNotInState,
              "the primary key of " + t + " is attached already; nothing to undo");
       for (const auto& trigger : triggers) Exec("DROP TRIGGER IF EXISTS " + Ident(trigger) + " ON " + t);
+      // Tables that left a partitioned table during the job keep the column, its ids and its
+      // DEFAULT, which names the sequence (dropped with the column it is owned by): the DEFAULTs
+      // go first (on the owner's tables).
+      auto r = Query(
+          "SELECT pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', "
+          "c.oid::pg_catalog.regclass, "
+          "a.attname) FROM pg_catalog.pg_depend d "
+          "JOIN pg_catalog.pg_attrdef ad ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass "
+          " AND d.objid = ad.oid "
+          "JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum "
+          "JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid "
+          "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+          "AND d.refobjid = pg_catalog.to_regclass($1) AND c.relowner = $2::oid AND c.oid <> $3::oid "
+          "AND c.oid NOT IN (SELECT relid FROM pg_catalog.pg_partition_tree($3::oid))",
+          {V(SeqSql(job)), V(static_cast<int64_t>(job.run_as)), V(static_cast<int64_t>(job.relid))}, false);
+      for (const auto& row : r.rows) Exec(*row[0]);
       const std::string column = OurColumn(job);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));
     }

@@ -39,6 +39,28 @@ std::function<std::string(const std::string&)> FillSql(const jobs::Job& job) {
 
 LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).KeyColumns(), FillSql(job)}; }
 
+// Before anything changes: no row has a NULL in a key column the job does not fill (the key
+// makes them NOT NULL). Read through the parent, so that only the partitions that can hold a NULL
+// there (default, hash, list partitions with NULL) are read.
+void Preflight(Context& ctx) {
+  const auto& job = ctx.job();
+  const AddIntPkPlan plan = Plan(job);
+  ctx.Txn("pkonline job " + IdText(job) + ": preflight", [&]() {
+    for (const auto& c : plan.KeyColumns()) {
+      if (c == plan.column) continue;
+      const std::string col = ColumnSql(job, c);
+      if (pg::AsBool(
+              pg::Query("SELECT EXISTS (SELECT 1 FROM " + TableSql(job) + " WHERE " + col + " IS NULL)")
+                  .scalar()))
+        Fail(SqlState("23502"),
+             Fmt("rows of %1% have a NULL in column \"%2%\", which is to be part of the primary key",
+                 job.table_name, c),
+             "The columns of a primary key are NOT NULL.",
+             Fmt("UPDATE or DELETE those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+    }
+  });
+}
+
 void AddColumn(Context& ctx) {
   const auto& job = ctx.job();
   const std::string col = Plan(job).column;
@@ -106,6 +128,8 @@ std::vector<Step> PartitionedSteps(const jobs::Job& job) {
   const std::string& col = plan.column;
   const std::string key = QuotedList(plan.KeyColumns());
   return {
+      {"preflight", "no row has a NULL in a key column (" + key + ")",
+       "ACCESS SHARE: reads the partitions that can hold a NULL there", Preflight, nullptr},
       {"add_column",
        "on the partitioned table: ADD COLUMN " + col + " " + plan.column_type +
            " (nullable; every partition gets it), a sequence as its DEFAULT, a BEFORE INSERT trigger "
@@ -131,7 +155,8 @@ std::vector<Step> PartitionedSteps(const jobs::Job& job) {
            "(proved by the check), ADD PRIMARY KEY USING INDEX",
        "per partition: ACCESS EXCLUSIVE catalog only (milliseconds) for the check and the key; SHARE UPDATE "
        "EXCLUSIVE for VALIDATE and the index build (reads and writes continue)",
-       [](Context& ctx) { LeafKeys(ctx, KeySpec(ctx.job())); }, nullptr},
+       [](Context& ctx) { LeafKeys(ctx, KeySpec(ctx.job())); },
+       [](Context& ctx) { UndoLeafKeys(ctx, Plan(ctx.job()).KeyColumns()); }},
       {"attach",
        "ADD PRIMARY KEY (" + key +
            ") on the partitioned table, which attaches every partition's key (no index built, no scan); "

@@ -1,6 +1,8 @@
 // Each leaf partition's primary key (see include/pkonline/ops/leaf_keys.hpp).
 #include "pkonline/ops/leaf_keys.hpp"
 
+#include <algorithm>
+
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/partitions.hpp"
@@ -59,13 +61,22 @@ std::string NotNullCondition(const std::vector<std::string>& columns) {
   return out;
 }
 
-void RememberKeyed(Context& ctx, unsigned leaf) {
-  Json keyed = ctx.Recall(fact::kLeavesKeyed);
-  if (keyed.is_null()) keyed = Json::Array();
-  for (const Json& k : keyed.Items())
+// Adds the leaf to the fact's array of leaf OIDs (in the current transaction).
+void RememberLeaf(Context& ctx, const char* fact_key, unsigned leaf) {
+  Json leaves = ctx.Recall(fact_key);
+  if (leaves.is_null()) leaves = Json::Array();
+  for (const Json& k : leaves.Items())
     if (k.AsInt() == static_cast<int64_t>(leaf)) return;
-  keyed.Push(Json::Number(static_cast<int64_t>(leaf)));
-  ctx.Remember(fact::kLeavesKeyed, keyed);
+  leaves.Push(Json::Number(static_cast<int64_t>(leaf)));
+  ctx.Remember(fact_key, leaves);
+}
+
+std::vector<unsigned> RecalledLeaves(Context& ctx, const char* fact_key) {
+  std::vector<unsigned> out;
+  const Json leaves = ctx.Recall(fact_key);
+  if (!leaves.is_null())
+    for (const Json& k : leaves.Items()) out.push_back(static_cast<unsigned>(k.AsInt()));
+  return out;
 }
 
 // VALIDATE the leaf's check; a row still without the job's value is filled (a sweep of the leaf)
@@ -78,8 +89,15 @@ void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
       ctx.Txn("pkonline job " + IdText(job) + ": validate partition", [&]() {
         auto s = LeafSql(job, leaf);
         bool validated = false;
-        if (!s || !LeafCheck(leaf, CheckName(job), &validated) || validated) return;
+        if (!s) return;
         name = *s;
+        if (!LeafCheck(leaf, CheckName(job), &validated))
+          Fail(sqlstate::kUndefinedObject,
+               Fmt("constraint %1% of partition %2% was dropped while job %3% ran", CheckName(job), name,
+                   job.id),
+               "Without it, SET NOT NULL would scan the partition under ACCESS EXCLUSIVE.",
+               Fmt("pkonline.resume(%1%) adds it again.", job.id));
+        if (validated) return;
         Exec("ALTER TABLE " + name + " VALIDATE CONSTRAINT " + Ident(CheckName(job)));
       });
       return;
@@ -112,6 +130,13 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
     }
     name = *s;
     state = KeyState(leaf, spec.columns, &other);
+    const std::vector<std::string> uncovered = UncoveredKeyColumns(job, leaf, spec.columns);
+    if (state != 'k' && !uncovered.empty())
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("partition %1% of %2% is below a level partitioned by %3%, which the key (%4%) lacks", name,
+               job.table_name, QuotedList(uncovered), QuotedList(spec.columns)),
+           "A partitioned table's primary key must contain the partition key columns of every level.",
+           Fmt("DETACH it, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   });
   if (state == 'g' || state == 'k') return;
   if (state == 'o')
@@ -126,7 +151,7 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
     if (!s || LeafCheck(leaf, check, &validated)) return;
     Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(check) + " CHECK (" +
          NotNullCondition(spec.columns) + ") NOT VALID");
-    RememberKeyed(ctx, leaf);
+    RememberLeaf(ctx, fact::kLeavesKeyed, leaf);
   });
   ValidateLeaf(ctx, leaf, spec);
   char index_state = 'n';
@@ -161,6 +186,18 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
     if (UniqueIndexStateOn(leaf, index, spec.columns) != 'v')
       Fail(sqlstate::kUndefinedObject, Fmt("the key index %1% of partition %2% is gone", index, *s), "",
            Fmt("pkonline.resume(%1%) builds it again.", job.id));
+    // The key columns that were nullable (a cancel makes them so again), then NOT NULL for all.
+    auto nullable = Query(
+        "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid "
+        "AND NOT a.attnotnull AND NOT a.attisdropped AND a.attname::pg_catalog.text IN "
+        "(SELECT pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb))",
+        {V(static_cast<int64_t>(leaf)), V(Json::Strings(spec.columns).ToText())}, false);
+    Json made = ctx.Recall(fact::kLeafNotNull);
+    if (made.is_null()) made = Json::Object();
+    std::vector<std::string> cols;
+    for (const auto& row : nullable.rows) cols.push_back(*row[0]);
+    made.Set(std::to_string(leaf), Json::Strings(cols));
+    ctx.Remember(fact::kLeafNotNull, made);
     std::string set;
     for (const auto& c : spec.columns)
       set += (set.empty() ? "" : ", ") + ("ALTER COLUMN " + Ident(c) + " SET NOT NULL");
@@ -168,6 +205,7 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
     auto rel = pg::LookupRelation(leaf);
     const std::string pk = pg::ChooseName(rel->name, "", "pkey", rel->nsp_oid, true);
     Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(pk) + " PRIMARY KEY USING INDEX " + Ident(index));
+    RememberLeaf(ctx, fact::kLeafPks, leaf);
     Exec("ALTER TABLE " + *s + " DROP CONSTRAINT IF EXISTS " + Ident(check));
   });
 }
@@ -192,7 +230,58 @@ std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<s
 void LeafKeys(Context& ctx, const LeafKeySpec& spec) {
   std::vector<unsigned> todo;
   ctx.Txn("pkonline: partitions without a key", [&]() { todo = LeavesWithoutKey(ctx.job(), spec.columns); });
-  for (unsigned leaf : todo) KeyOneLeaf(ctx, leaf, spec);
+  for (unsigned leaf : todo) {
+    try {
+      KeyOneLeaf(ctx, leaf, spec);
+    } catch (const PgError& e) {
+      // A partition dropped or detached between two of its steps is skipped, not a failure.
+      bool gone = false;
+      ctx.Txn("pkonline: partition", [&]() { gone = !LeafSql(ctx.job(), leaf); });
+      if (!gone) throw;
+      ctx.Event("info", Fmt("partition with OID %1% left the table during the job; skipped", leaf));
+    }
+  }
+}
+
+void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
+  const auto& job = ctx.job();
+  std::vector<std::string> drops;
+  ctx.Ddl("pkonline job " + IdText(job) + ": undo partition keys", [&]() {
+    drops.clear();
+    const Json not_null = ctx.Recall(fact::kLeafNotNull);
+    const std::vector<unsigned> pks = RecalledLeaves(ctx, fact::kLeafPks);
+    for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
+      // The job's own partitions, in the tree or detached since; never another owner's.
+      auto r = Query(
+          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(n.nspname) "
+          "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE c.oid = $1::oid AND c.relowner = $2::oid AND c.relkind = 'r'",
+          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.run_as))}, false);
+      if (r.empty()) continue;
+      const std::string table = *r.rows[0][0];
+      std::string other;
+      if (std::find(pks.begin(), pks.end(), leaf) != pks.end() && KeyState(leaf, columns, &other) == 'k') {
+        auto pk =
+            Query("SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p'",
+                  {V(static_cast<int64_t>(leaf))}, false);
+        Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(*pk.scalar()));
+      }
+      bool validated = false;
+      if (LeafCheck(leaf, CheckName(job), &validated))
+        Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job)));
+      const Json* cols = not_null.is_null() ? nullptr : not_null.Find(std::to_string(leaf));
+      if (cols)
+        for (const auto& c : cols->AsStrings())
+          if (!Query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
+                     "AND attnotnull AND NOT attisdropped",
+                     {V(static_cast<int64_t>(leaf)), V(c)}, false)
+                   .empty())
+            Exec("ALTER TABLE " + table + " ALTER COLUMN " + Ident(c) + " DROP NOT NULL");
+      const char state = UniqueIndexStateOn(leaf, IndexName(job, leaf), columns);
+      if (state == 'v' || state == 'i') drops.push_back(*r.rows[0][1] + "." + Ident(IndexName(job, leaf)));
+    }
+  });
+  for (const auto& index : drops) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
 }
 
 void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns) {

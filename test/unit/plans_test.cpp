@@ -153,7 +153,7 @@ void unit::PlanTests() {
     parted.partitioned = true;
     parted.pk_columns = {"id", "ts", "region"};
     CheckPlan("add_int_pk on a partitioned table", JobOf(parted),
-              "add_column,backfill,catch_up,partition_keys,attach", 5);
+              "preflight,add_column,backfill,catch_up,partition_keys,attach", 6);
     CheckRoundTrip("add_int_pk plan, partitioned", parted);
     const auto back = pkonline::ops::AddIntPkPlan::Load(JobOf(parted));
     Check(back.KeyColumns() == std::vector<std::string>{"id", "ts", "region"} &&

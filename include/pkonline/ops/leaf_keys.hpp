@@ -25,6 +25,11 @@ struct LeafKeySpec {
 // (each part checks the catalog first). A leaf that leaves the table meanwhile is skipped.
 void LeafKeys(Context& ctx, const LeafKeySpec& spec);
 
+// Undo (before the parent's key): on every partition the job gave a check (in the tree or detached
+// since, if still the owner's), the keys it made are dropped, the key columns it made NOT NULL are
+// nullable again, its check and index go.
+void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns);
+
 // The leaves now in the tree without a primary key on `columns`.
 std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns);
 
