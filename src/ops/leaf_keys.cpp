@@ -175,7 +175,11 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
          Fmt("Rename or drop that index, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
   if (index_state != 'v') {
     ctx.WaitPoint("create_index");
-    if (index_state == 'i') ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index_sql);
+    if (index_state == 'i') {
+      ctx.Event("info", "dropping INVALID index " + index + " of partition " + name +
+                            " left by an interrupted build");
+      ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index_sql);
+    }
     std::string list;
     for (const auto& c : spec.columns) list += (list.empty() ? "" : ", ") + Ident(c);
     ctx.TopLevel("CREATE UNIQUE INDEX CONCURRENTLY " + Ident(index) + " ON " + name + " (" + list + ")");

@@ -4,8 +4,10 @@
 # of them; pg_partman's run_maintenance() creates two more partitions while the job runs.
 # Afterwards: 0 failed transactions, 0 lost rows, every row numbered once, no client lock wait over
 # 100 ms, the key (id, ts) on the parent and on every partition (the new ones too), each leaf's key
-# checked against its heap by amcheck. Then a crash in the middle of a partitioned backfill: the
-# job resumes and ends with every row numbered once.
+# checked against its heap by amcheck. Then crashes (immediate stop; the launcher resumes the job):
+# in the middle of a partitioned backfill, while a partition's key index is built (an INVALID
+# leftover, dropped and built again), and after the attach committed: each job ends with every row
+# numbered once and every partition's key valid.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -164,6 +166,86 @@ is(sql('SELECT count(*) = 150000 AND count(*) = count(DISTINCT id) AND count(id)
 is(sql("SELECT md5(string_agg(a || b, ',' ORDER BY b)) FROM crashy"), $sum, 'crash: every row\'s data unchanged');
 is(sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'crashy'::regclass"), 'PRIMARY KEY (id, a)',
 	'crash: the key is attached');
+
+# --- crashes in the partitions' keys and after the attach ------------------------------------------
+# (a) while the second partition's CREATE UNIQUE INDEX CONCURRENTLY waits for an old snapshot (the
+# first partition has its key): the crash leaves an INVALID index, which the resumed job drops and
+# builds again; (b) at 'attach_committed': the key is attached, the step not yet recorded done.
+sub hold_wait_point {
+	my ($name) = @_;
+	my $s = $node->background_psql('postgres', timeout => 60);
+	$s->query_safe("SELECT pkonline.hold_wait_point('$name')");
+	return $s;
+}
+sub at_wait_point {
+	my ($job, $step, $label) = @_;
+	ok($node->poll_query_until('postgres',
+		"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pkonline job $job' "
+		  . "AND wait_event_type = 'Lock' AND wait_event = 'advisory') "
+		  . "AND (SELECT step = '$step' FROM pkonline.status WHERE job = $job)"),
+		"$label: the worker waits in step $step");
+}
+sub crash_and_restart {
+	my (@sessions) = @_;
+	$node->stop('immediate');
+	for my $s (@sessions) { eval { $s->quit; 1 } or eval { $s->{run}->kill_kill; 1 }; }
+	$node->start;
+}
+sub check_tree {
+	my ($job, $table, $label) = @_;
+	ok($node->poll_query_until('postgres', "SELECT state IN ('done', 'failed') FROM pkonline.jobs WHERE id = $job"),
+		"$label: the launcher resumed the job to its end");
+	is(sql("SELECT state FROM pkonline.jobs WHERE id = $job"), 'done', "$label: the job is done")
+	  or diag(sql("SELECT last_error FROM pkonline.jobs WHERE id = $job"));
+	is(sql("SELECT count(*) = 30000 AND count(*) = count(DISTINCT id) FROM $table"), 't', "$label: every row numbered once");
+	is(sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '$table'::regclass"),
+		'PRIMARY KEY (id, a)', "$label: the key is attached");
+	is(sql(qq{SELECT count(*) FROM pg_partition_tree('$table') t JOIN pg_index i ON i.indrelid = t.relid
+	           WHERE t.isleaf AND i.indisprimary AND i.indisvalid}), '3', "$label: each partition has its valid key");
+	is(sql(qq{SELECT count(*) FROM pg_partition_tree('$table') t JOIN pg_index i ON i.indrelid = t.relid
+	           WHERE NOT i.indisvalid OR NOT i.indisprimary}), '0', "$label: no other index left (no INVALID one)");
+	is(sql("SELECT count(*) FROM pg_constraint WHERE conname LIKE 'pkonline%'"), '0', "$label: no check left");
+}
+for my $case (['(a) create_index', 'create_index', 'partition_keys'], ['(b) attach_committed', 'attach_committed', 'attach'])
+{
+	my ($label, $point, $step) = @$case;
+	my $table = $point eq 'create_index' ? 'ck_a' : 'ck_b';
+	sql(qq{
+		CREATE TABLE $table (a int NOT NULL, b text) PARTITION BY LIST (a);
+		CREATE TABLE ${table}_0 PARTITION OF $table FOR VALUES IN (0);
+		CREATE TABLE ${table}_1 PARTITION OF $table FOR VALUES IN (1);
+		CREATE TABLE ${table}_2 PARTITION OF $table FOR VALUES IN (2);
+		INSERT INTO $table SELECT g % 3, md5(g::text) FROM generate_series(1, 30000) g;
+	});
+	my $hold = hold_wait_point($point);
+	my $job = sql("SET client_min_messages = warning; SET pkonline.debug_wait_points = on; SELECT pkonline.add_int_pk('$table')");
+	at_wait_point($job, $step, $label);
+	my @sessions = ($hold);
+	if ($point eq 'create_index')
+	{
+		# the first partition through, the second held before its build, then an old snapshot
+		# for the build to wait for
+		$hold->query_safe("SELECT pkonline.release_wait_point('create_index')");
+		$hold->query_safe("SELECT pkonline.hold_wait_point('create_index')");
+		at_wait_point($job, $step, "$label, second partition");
+		my $snap = $node->background_psql('postgres', timeout => 60);
+		$snap->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM crashy;');
+		$hold->query_safe("SELECT pkonline.release_wait_point('create_index')");
+		ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index "
+			  . "WHERE command = 'CREATE INDEX CONCURRENTLY' AND phase = 'waiting for old snapshots')"),
+			"$label: the second partition's build waits for the old snapshot");
+		is(sql(qq{SELECT count(*) FROM pg_partition_tree('$table') t JOIN pg_index i ON i.indrelid = t.relid
+		           WHERE i.indisprimary}), '1', "$label: the first partition has its key");
+		push @sessions, $snap;
+	}
+	crash_and_restart(@sessions);
+	check_tree($job, $table, $label);
+	if ($point eq 'create_index')
+	{
+		is(sql("SELECT count(*) FROM pkonline.events WHERE job_id = $job AND message LIKE 'dropping INVALID index%'"), '1',
+			"$label: the resumed job dropped the INVALID leftover and built it again");
+	}
+}
 
 $node->stop;
 done_testing();
