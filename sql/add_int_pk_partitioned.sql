@@ -257,6 +257,33 @@ SELECT last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS error FR
 SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job, '60s');
 
+-- 7. set_primary_key on a partitioned table: existing columns, the partition key among them
+CREATE TABLE pt_spk (region text NOT NULL, n int, v text) PARTITION BY LIST (region);
+CREATE TABLE pt_spk_eu PARTITION OF pt_spk FOR VALUES IN ('eu');
+CREATE TABLE pt_spk_us (v text, n int, region text NOT NULL);
+ALTER TABLE pt_spk ATTACH PARTITION pt_spk_us FOR VALUES IN ('us');
+INSERT INTO pt_spk SELECT CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g, 'v' FROM generate_series(1, 1000) g;
+SELECT pkonline.set_primary_key('pt_spk', '{n,region}') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT step_no, step FROM pkonline.steps(:job);
+SELECT relid::regclass AS rel, (SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = relid AND contype = 'p') AS pk,
+       (SELECT attnotnull FROM pg_attribute WHERE attrelid = relid AND attname = 'n') AS n_not_null
+  FROM pg_partition_tree('pt_spk') ORDER BY 1;
+SELECT * FROM leftovers('pt_spk');
+-- duplicates and NULLs stop it in its preflight, changing nothing; a key without the partition
+-- key, or a table that has a key, is refused at once
+CREATE TABLE pt_spk2 (region text NOT NULL, n int) PARTITION BY LIST (region);
+CREATE TABLE pt_spk2_eu PARTITION OF pt_spk2 FOR VALUES IN ('eu');
+INSERT INTO pt_spk2 VALUES ('eu', 1), ('eu', 1), ('eu', NULL);
+SELECT pkonline.set_primary_key('pt_spk2', '{n,region}') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid IN (SELECT relid FROM pg_partition_tree('pt_spk2'));
+SELECT try($$SELECT pkonline.set_primary_key('pt_spk2', '{n}')$$);
+SELECT try($$SELECT pkonline.set_primary_key('pt_spk', '{v,region}')$$);
+
 -- 6. refusals: each says why, and nothing changes
 CREATE TABLE r_parted (ts date NOT NULL, v text) PARTITION BY RANGE (ts);
 CREATE TABLE r_parted_1 PARTITION OF r_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
@@ -304,7 +331,6 @@ ALTER TABLE r_schema OWNER TO pk_part_nocreate;
 ALTER TABLE r_locked.r_schema_1 OWNER TO pk_part_nocreate;
 SELECT try($$SELECT pkonline.add_int_pk('r_schema')$$);
 SELECT try($$SELECT pkonline.add_column('r_parted', 'c', 'int', '1')$$);
-SELECT try($$SELECT pkonline.set_primary_key('r_parted', '{ts}')$$);
 -- nothing changed by any of them
 SELECT count(*) AS jobs FROM pkonline.jobs WHERE table_name LIKE '%r\_%';
 SELECT count(*) AS id_columns FROM pg_attribute WHERE attname = 'id' AND attrelid IN

@@ -157,8 +157,8 @@ SELECT try($$SELECT pkonline.set_primary_key('ri', '{x}', old_pk => 'drop')$$);
 SELECT try($$SELECT pkonline.set_primary_key('no_such', '{a}')$$);
 CREATE VIEW users_v AS SELECT * FROM users;
 SELECT try($$SELECT pkonline.set_primary_key('users_v', '{email}')$$);
-CREATE TABLE part (a int) PARTITION BY RANGE (a);
-SELECT try($$SELECT pkonline.set_primary_key('part', '{a}')$$);
+CREATE TABLE part (a int, b int) PARTITION BY RANGE (a);
+SELECT try($$SELECT pkonline.set_primary_key('part', '{b}')$$);  -- a partitioned table's key lacking its partition key
 SELECT pkonline.set_primary_key('shapes', '{n}', start => false) AS job \gset
 SELECT try($$SELECT pkonline.set_primary_key('shapes', '{n}')$$);  -- a job is pending on it
 SELECT pkonline.cancel(:job);

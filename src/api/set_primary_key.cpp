@@ -1,4 +1,5 @@
 // pkonline.set_primary_key(): checks, then a job row with its plan, then (optionally) a worker.
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -7,6 +8,7 @@
 #include "pkonline/api/create_job.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/expr.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -137,6 +139,43 @@ std::optional<std::string> FindReusableIndex(const TableInfo& t, const std::stri
 
 }  // namespace
 
+// A partitioned table: the key must contain the partition key columns of every level, and the
+// table has none yet (moving a partitioned table's key is not done yet).
+int64_t PartitionedKey(const TableInfo& t, const SetPrimaryKeyArgs& a, bool has_pk, pg::SpiScope& spi) {
+  if (has_pk)
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("%1% is a partitioned table that has a primary key", t.qualified),
+         "set_primary_key moves the key of an ordinary table only; on a partitioned one it adds a key where "
+         "there is none.",
+         "");
+  const std::vector<std::string> part = RequirePartitionTree(t);
+  std::vector<std::string> lacking;
+  for (const auto& c : part)
+    if (std::find(a.columns.begin(), a.columns.end(), c) == a.columns.end()) lacking.push_back(c);
+  if (!lacking.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("the key (%1%) lacks partition key column(s) %2% of %3%", QuotedList(a.columns),
+             QuotedList(lacking), t.qualified),
+         "PostgreSQL requires a partitioned table's primary key to contain every partition key column.",
+         "Add them to columns.");
+  RequireNoActiveJob(t);
+  ops::SetPrimaryKeyPlan plan;
+  plan.schema = t.schema;
+  plan.columns = a.columns;
+  plan.old_pk = ops::OldPk::kDrop;
+  plan.partitioned = true;
+  plan.pk_name = pg::ChooseName(t.name, "", "pkey", t.nsp_oid, true);
+  if (a.dry_run) return 0;
+  const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
+  spi.Close();
+  Announce(id,
+           Fmt("set_primary_key on %1%, primary key %2% (%3%): partition by partition, then the partitioned "
+               "table's, which attaches them",
+               t.qualified, plan.pk_name, QuotedList(a.columns)),
+           a.start);
+  return id;
+}
+
 int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   pg::SpiScope spi;
   RequirePrimary();
@@ -148,11 +187,12 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
     Fail(sqlstate::kInvalidParameter, "columns must name at least one column", "",
          "For example ARRAY['account_id']");
   if (a.columns.size() > 32) Fail(SqlState("54011"), "a primary key has at most 32 columns");
-  TableInfo t = RequireOwnedPlainTable(a.relid);
+  TableInfo t = RequireOwnedPlainTable(a.relid, true);
 
   const KeyColumns key = RequireKeyColumns(t, a.columns);
 
   auto old = CurrentPk(t);
+  if (t.partitioned) return PartitionedKey(t, a, old.has_value(), spi);
   if (old && old->columns == a.columns)
     Fail(sqlstate::kInvalidTableDefinition,
          Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name),

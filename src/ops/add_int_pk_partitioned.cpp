@@ -88,37 +88,10 @@ void CatchUpLeaves(Context& ctx) {
 void Attach(Context& ctx) {
   const auto& job = ctx.job();
   const AddIntPkPlan plan = Plan(job);
-  const std::vector<std::string> key = plan.KeyColumns();
-  constexpr int kRounds = 5;
-  for (int round = 1;; round++) {
-    LeafKeys(ctx, KeySpec(job));
-    ctx.WaitPoint("attach");
-    std::vector<unsigned> missing;
-    ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
-      const std::string t = TableSql(job);
-      if (HasOurPk(job)) return;  // committed before a crash: this step is one transaction
-      RequireNoOtherPk(job);
-      // The whole tree: no partition comes or goes until the key is there.
-      LockTree(job, t, "ACCESS EXCLUSIVE");
-      missing = LeavesWithoutKey(job, key);
-      if (!missing.empty()) return;  // a partition created meanwhile: its key first, outside this lock
-      // Every leaf has its key on these columns: PostgreSQL attaches them, builds nothing.
-      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(plan.pk_name) + " PRIMARY KEY (" +
-           ColumnList(job, key) + ")");
-      Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
-      FinishSequence(job);
-    });
-    if (missing.empty()) break;
-    if (round >= kRounds)
-      Fail(sqlstate::kObjectNotInState,
-           Fmt("partitions of %1% kept appearing without a key while job %2% attached its own",
-               job.table_name, job.id),
-           "", Fmt("pkonline.resume(%1%) tries again.", job.id));
-    ctx.Event("info", Fmt("%1% partition(s) appeared without a key before the attach; giving them one first",
-                          missing.size()));
-  }
-  ctx.WaitPoint("attach_committed");
-  CleanDepartedLeaves(ctx, key);
+  AttachParentKey(ctx, KeySpec(job), plan.pk_name, [&]() {
+    Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + TableSql(job));
+    FinishSequence(job);
+  });
 }
 
 }  // namespace

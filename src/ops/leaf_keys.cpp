@@ -103,7 +103,7 @@ void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
       return;
     } catch (const PgError& e) {
       if (e.sqlstate() != sqlstate::kCheckViolation) throw;
-      if (attempt >= 3)
+      if (attempt >= 3 || !spec.fill_sql)
         Fail(SqlState("23502"),
              Fmt("partition %1% has rows where a column of the primary key (%2%) is NULL", name,
                  QuotedList(spec.columns)),
@@ -320,6 +320,51 @@ void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns) 
     ctx.Event("info",
               "removed the job's key index from " + d.first + ", which left the table during the job");
   }
+}
+
+bool ParentHasKey(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns) {
+  std::string sql = kKeyAttnums;
+  return !Query(
+              "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::oid AND contype = 'p' AND conname "
+              "= $3 "
+              "AND conkey = " +
+                  sql,
+              {V(static_cast<int64_t>(job.relid)), V(Json::Strings(columns).ToText()), V(name)}, true)
+              .empty();
+}
+
+void AttachParentKey(Context& ctx, const LeafKeySpec& spec, const std::string& pk_name,
+                     const std::function<void()>& also) {
+  const auto& job = ctx.job();
+  constexpr int kRounds = 5;
+  for (int round = 1;; round++) {
+    LeafKeys(ctx, spec);
+    ctx.WaitPoint("attach");
+    std::vector<unsigned> missing;
+    ctx.Ddl("pkonline job " + IdText(job) + ": attach primary key", [&]() {
+      const std::string t = TableSql(job);
+      if (ParentHasKey(job, pk_name, spec.columns)) return;  // committed before a crash: one transaction
+      RequireNoOtherPk(job);
+      // The whole tree: no partition comes or goes until the key is there.
+      LockTree(job, t, "ACCESS EXCLUSIVE");
+      missing = LeavesWithoutKey(job, spec.columns);
+      if (!missing.empty()) return;  // a partition created meanwhile: its key first, outside this lock
+      // Every leaf has its key on these columns: PostgreSQL attaches them, builds nothing.
+      Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(pk_name) + " PRIMARY KEY (" +
+           ColumnList(job, spec.columns) + ")");
+      if (also) also();
+    });
+    if (missing.empty()) break;
+    if (round >= kRounds)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("partitions of %1% kept appearing without a key while job %2% attached its own",
+               job.table_name, job.id),
+           "", Fmt("pkonline.resume(%1%) tries again.", job.id));
+    ctx.Event("info", Fmt("%1% partition(s) appeared without a key before the attach; giving them one first",
+                          missing.size()));
+  }
+  ctx.WaitPoint("attach_committed");
+  CleanDepartedLeaves(ctx, spec.columns);
 }
 
 }  // namespace pkonline::ops

@@ -146,6 +146,8 @@ SetPrimaryKeyPlan SetPrimaryKeyPlan::Load(const jobs::Job& job) {
     });
   }
   if (r.Has("reuse_index")) p.reuse_index = r.String("reuse_index");
+  if (r.Has("partitioned")) p.partitioned = r.Bool("partitioned");
+  if (p.partitioned) p.pk_name = r.String("pk_name");
   if (p.columns.empty()) Fail(sqlstate::kInternal, Fmt("pkonline: job %1% has no key columns", r.id()));
   return p;
 }
@@ -163,6 +165,10 @@ Json SetPrimaryKeyPlan::Save() const {
     o.Set("old_key", std::move(key));
   }
   if (reuse_index) o.Set("reuse_index", Json::String(*reuse_index));
+  if (partitioned) {
+    o.Set("partitioned", Json::Bool(true));
+    o.Set("pk_name", Json::String(pk_name));
+  }
   return o;
 }
 

@@ -13,6 +13,7 @@
 
 #include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/plans.hpp"
+#include "pkonline/ops/set_primary_key.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -60,7 +61,9 @@ bool Swapped(const jobs::Job& job) { return PkOn(job, Plan(job).columns); }
 // --- preflight -----------------------------------------------------------------------------------
 // One read-only pass per question, under ACCESS SHARE only (no writer waits for it). Duplicates
 // need every value at once: a GROUP BY of the key columns (it spills to disk past work_mem).
-void Preflight(Context& ctx) {
+}  // namespace
+
+void set_pk::Preflight(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Txn("pkonline job " + IdText(job) + ": preflight, NULLs", [&]() {
     const auto columns = Plan(job).columns;
@@ -102,6 +105,10 @@ void Preflight(Context& ctx) {
   });
   ctx.Event("info", "preflight: no NULL and no duplicate in the new key");
 }
+
+namespace {
+
+using set_pk::Preflight;
 
 // --- NOT NULL checks -----------------------------------------------------------------------------
 void AddChecks(Context& ctx) {
@@ -243,6 +250,7 @@ class SetPrimaryKey final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const SetPrimaryKeyPlan plan = Plan(job);
+    if (plan.partitioned) return set_pk::PartitionedSteps(job);
     const std::string cols = QuotedList(plan.columns);
     std::vector<Step> steps;
     steps.push_back({"preflight",

@@ -176,6 +176,13 @@ void unit::PlanTests() {
   CheckPlan("set_primary_key, an index reused, no key before",
             JobOf(SetPk({"a"}, {}, OldPk::kUnique, false, true)), "preflight,create_index,swap,validate_fks",
             3);
+  {
+    auto parted = SetPk({"id", "ts"}, {"id"}, OldPk::kDrop, false, false);
+    parted.partitioned = true;
+    parted.pk_name = "t_pkey";
+    CheckPlan("set_primary_key on a partitioned table", JobOf(parted), "preflight,partition_keys,attach", 3);
+    CheckRoundTrip("set_primary_key plan, partitioned", parted);
+  }
   CheckPlan("set_primary_key, the old key dropped", JobOf(SetPk({"a"}, {}, OldPk::kDrop, true, false)),
             "preflight,create_index,swap,validate_fks", 3);
 

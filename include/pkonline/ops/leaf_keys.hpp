@@ -17,7 +17,8 @@ namespace pkonline::ops {
 struct LeafKeySpec {
   std::vector<std::string> columns;  // the key, by name
   // The UPDATE that fills the job's column in blocks [$1, $2) of a leaf (by its current name):
-  // run over a leaf whose VALIDATE still finds a row without a value.
+  // run over a leaf whose VALIDATE still finds a row without a value. Empty when the job fills
+  // nothing (set_primary_key): a NULL fails the job.
   std::function<std::string(const std::string& leaf_sql)> fill_sql;
 };
 
@@ -29,6 +30,15 @@ void LeafKeys(Context& ctx, const LeafKeySpec& spec);
 // since, if still the owner's), the keys it made are dropped, the key columns it made NOT NULL are
 // nullable again, its check and index go.
 void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns);
+
+// The parent's key: LeafKeys for partitions still without theirs, then, the tree locked (with
+// pkonline.lock_timeout shared among its tables), ALTER TABLE parent ADD PRIMARY KEY, which
+// attaches every partition's key and builds nothing; a partition that appeared without its key
+// meanwhile gets it first, outside the lock. `also` runs in the same transaction after it. Then
+// CleanDepartedLeaves. Done already when the parent has the key `pk_name` on spec.columns.
+void AttachParentKey(Context& ctx, const LeafKeySpec& spec, const std::string& pk_name,
+                     const std::function<void()>& also);
+bool ParentHasKey(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns);
 
 // The leaves now in the tree without a primary key on `columns`.
 std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns);

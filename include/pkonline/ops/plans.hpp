@@ -80,6 +80,10 @@ struct SetPrimaryKeyPlan {
   OldPk old_pk = OldPk::kDrop;
   std::optional<Key> old;                  // the primary key being replaced, if any
   std::optional<std::string> reuse_index;  // a valid unique index on exactly the columns, reused
+  // A partitioned table: each partition's key, then the parent's (named pk_name), which attaches
+  // them (set_primary_key_partitioned.cpp); no old key, no index reused.
+  bool partitioned = false;
+  std::string pk_name;
 
   bool KeepsOldKey() const { return old && old_pk == OldPk::kUnique; }
 
