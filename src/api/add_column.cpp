@@ -15,7 +15,17 @@ namespace pkonline::api {
 int64_t AddColumn(const AddColumnArgs& a) {
   pg::SpiScope spi;
   RequirePrimary();
-  TableInfo t = RequireOwnedPlainTable(a.relid);
+  TableInfo t = RequireOwnedPlainTable(a.relid, true);
+  if (t.partitioned) {
+    RequirePartitionTree(t, false);
+    if (a.unique)
+      Fail(
+          sqlstate::kFeatureNotSupported,
+          Fmt("is_unique does not work on partitioned table %1%", t.qualified),
+          "A unique constraint on a partitioned table must contain its partition key columns; one on the new "
+          "column alone cannot exist.",
+          "Use is_unique => false; a unique index per partition can be built by hand.");
+  }
   RequireColumnFree(t, a.column_name);
   RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
@@ -38,6 +48,7 @@ int64_t AddColumn(const AddColumnArgs& a) {
   plan.not_null = a.not_null;
   plan.unique = a.unique;
   plan.set_default = set_default;
+  plan.partitioned = t.partitioned;
   if (a.unique) plan.unique_name = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
 
   if (a.dry_run) return 0;
@@ -52,8 +63,9 @@ int64_t AddColumn(const AddColumnArgs& a) {
   Announce(id,
            Fmt("add_column on %1%, column %2% %3%%4%%5%, %6%", t.qualified, a.column_name, fill.type,
                a.not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
-               catalog_only ? "the value is not volatile: a catalog-only change, no row is rewritten"
-                            : "filled in batches"),
+               catalog_only    ? "the value is not volatile: a catalog-only change, no row is rewritten"
+               : t.partitioned ? "filled in batches, partition by partition"
+                               : "filled in batches"),
            a.start);
   return id;
 }

@@ -58,7 +58,8 @@ TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok) {
   t.partitioned = kind == "p";
   if (t.partitioned && !partitioned_ok)
     Fail(sqlstate::kFeatureNotSupported, "\"" + t.qualified + "\" is a partitioned table",
-         "This operation does not support partitioned tables yet; add_int_pk does.",
+         "convert_pk_to_bigint does not support partitioned tables yet; add_int_pk, add_column and "
+         "set_primary_key do.",
          "A primary key on a partitioned table must include the partition key columns; add it by hand.");
   if (kind != "r" && kind != "p") {
     const std::string what = kind == "v"                  ? "a view"
@@ -104,7 +105,7 @@ TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok) {
   return t;
 }
 
-std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
+std::vector<std::string> RequirePartitionTree(const TableInfo& t, bool for_key) {
   const pg::Value relid = V(static_cast<int64_t>(t.relid));
   auto r = pg::Query(
       "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
@@ -136,6 +137,7 @@ std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
            Fmt("the owner of partition %1% of %2% may not create objects in its schema", name, t.qualified),
            "The job builds each partition's key index in the partition's schema.",
            "GRANT CREATE ON that schema to the table's owner for the duration of the job.");
+    if (!for_key) continue;  // what follows matters for a key only
     if (row[5])
       Fail(sqlstate::kInvalidTableDefinition,
            Fmt("partition %1% of %2% has a primary key of its own (%3%)", name, t.qualified, *row[5]),
@@ -149,7 +151,7 @@ std::vector<std::string> RequirePartitionTree(const TableInfo& t) {
     Fail(sqlstate::kFeatureNotSupported,
          Fmt("table %1% (or one of its partitioned partitions) is partitioned by an expression", t.qualified),
          "The primary key of a partitioned table must contain its partition key, and a key holds columns "
-         "only.",
+         "only; pkonline works on trees partitioned by columns.",
          "");
   return key;
 }

@@ -10,6 +10,7 @@
 #include "pkonline/ops/add_column.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -28,7 +29,7 @@ namespace {
 
 AddColumnPlan Plan(const jobs::Job& job) { return AddColumnPlan::Load(job); }
 std::string Col(const jobs::Job& job) { return Plan(job).column; }
-std::string FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
+
 std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
 
 // The column this job added, whatever it is called now (found by the attnum the add_column step
@@ -54,7 +55,11 @@ bool UniqueAttached(const jobs::Job& job) {
               .empty();
 }
 
-void AddColumn(Context& ctx) {
+}  // namespace
+
+std::string add_col::FillName(const jobs::Job& job) { return HelperName(job, "fill"); }
+
+void add_col::AddColumn(Context& ctx) {
   const auto& job = ctx.job();
   const AddColumnPlan plan = Plan(job);
   ctx.Ddl("pkonline job " + IdText(job) + ": add column", [&]() {
@@ -67,6 +72,7 @@ void AddColumn(Context& ctx) {
            "", Fmt("Drop or rename that column and pkonline.resume(%1%), or pkonline.cancel(%1%).", job.id));
     const std::string c = Ident(plan.column);
     const std::string fill = "(" + plan.fill_sql + ")";
+    if (plan.partitioned) LockTree(job, t, "ACCESS EXCLUSIVE");  // it reaches every partition
     if (plan.mode == FillMode::kCatalog) {
       // A non-volatile value is computed once and kept in the catalog: no row is written.
       Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + plan.column_type + " DEFAULT " + fill +
@@ -98,7 +104,7 @@ void AddColumn(Context& ctx) {
   });
 }
 
-void UndoAddColumn(Context& ctx) {
+void add_col::UndoAddColumn(Context& ctx) {
   const auto& job = ctx.job();
   ctx.Ddl("pkonline job " + IdText(job) + ": undo add column", [&]() {
     if (TableExists(job)) {
@@ -113,6 +119,12 @@ void UndoAddColumn(Context& ctx) {
     DropFunctionIfOurs(job, "fill");
   });
 }
+
+namespace {
+
+using add_col::AddColumn;
+using add_col::FillName;
+using add_col::UndoAddColumn;
 
 void Validate(Context& ctx) {
   const auto& job = ctx.job();
@@ -168,6 +180,7 @@ class AddColumnOp final : public Operation {
  public:
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const AddColumnPlan plan = Plan(job);
+    if (plan.partitioned) return add_col::PartitionedSteps(job);
     const std::string& col = plan.column;
     const bool catalog = plan.mode == FillMode::kCatalog;
     std::vector<Step> steps;

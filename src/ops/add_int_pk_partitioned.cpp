@@ -28,16 +28,12 @@ AddIntPkPlan Plan(const jobs::Job& job) { return AddIntPkPlan::Load(job); }
 
 // A leaf's batch: the job's column from the job's sequence (not the leaf's DEFAULT: a table
 // attached during the job keeps its own).
-std::function<std::string(const std::string&)> FillSql(const jobs::Job& job) {
-  return [&job](const std::string& leaf) {
-    const std::string c = ColumnSql(job, Plan(job).column);
-    return "UPDATE " + leaf + " SET " + c + " = pg_catalog.nextval(" + pg::Literal(SeqSql(job)) +
-           "::pg_catalog.regclass) WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + c +
-           " IS NULL";
-  };
+LeafFill Fill(const jobs::Job& job) {
+  return FillLeaves(job, Plan(job).column,
+                    "pg_catalog.nextval(" + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)", false);
 }
 
-LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).KeyColumns(), FillSql(job)}; }
+LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).KeyColumns(), Fill(job)}; }
 
 // Before anything changes: no row has a NULL in a key column the job does not fill (the key
 // makes them NOT NULL). Read through the parent, so that only the partitions that can hold a NULL
@@ -80,7 +76,7 @@ void CatchUpLeaves(Context& ctx) {
     CreateJobTrigger(ctx,
                      FillTriggerSql(FillName(job), TableSql(job), ColumnSql(job, col), FillCall(job), true));
   });
-  const int64_t filled = SweepLeaves(ctx, FillSql(job));
+  const int64_t filled = SweepLeaves(ctx, Fill(job));
   ctx.Event("info",
             Fmt("catch-up pass filled %1% rows written without a value while the backfill ran", filled));
 }
@@ -89,7 +85,11 @@ void Attach(Context& ctx) {
   const auto& job = ctx.job();
   const AddIntPkPlan plan = Plan(job);
   AttachParentKey(ctx, KeySpec(job), plan.pk_name, [&]() {
-    Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + TableSql(job));
+    const std::string t = TableSql(job);
+    Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
+    // Again on the whole tree: a table attached during the job kept its own DEFAULT (or none).
+    Exec("ALTER TABLE " + t + " ALTER COLUMN " + ColumnSql(job, plan.column) +
+         " SET DEFAULT pg_catalog.nextval(" + pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)");
     FinishSequence(job);
   });
 }
@@ -115,7 +115,7 @@ std::vector<Step> PartitionedSteps(const jobs::Job& job) {
            " = nextval(…) by ranges of heap blocks, one "
            "transaction per batch; partitions created meanwhile too",
        "ROW EXCLUSIVE on one partition; row locks of one batch only (about pkonline.batch_time)",
-       [](Context& ctx) { BackfillLeaves(ctx, FillSql(ctx.job())); }, nullptr},
+       [](Context& ctx) { BackfillLeaves(ctx, Fill(ctx.job())); }, nullptr},
       {"catch_up",
        "the fill trigger fills on UPDATE too; one more pass over every partition fills rows written without "
        "a value during the backfill",

@@ -50,11 +50,11 @@ bool Retryable(const PgError& e) {
 // The batch statement: fills `column` in blocks [$1, $2). With `require_value` it also counts the
 // rows whose value came out NULL and names the first.
 std::string BatchSql(const jobs::Job& job, const std::string& column, const std::string& value_sql,
-                     bool require_value) {
+                     bool require_value, const std::string& table_sql = "") {
   const std::string col = ColumnSql(job, column);
-  const std::string sql = "UPDATE " + TableSql(job) + " SET " + col + " = " + value_sql +
-                          " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col +
-                          " IS NULL";
+  const std::string sql =
+      "UPDATE " + (table_sql.empty() ? TableSql(job) : table_sql) + " SET " + col + " = " + value_sql +
+      " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid AND " + col + " IS NULL";
   if (!require_value) return sql;
   return "WITH u AS (" + sql + " RETURNING ctid, " + col +
          " IS NULL AS missing) SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE missing), "
@@ -96,6 +96,24 @@ WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::st
   spec.table_sql = [&job]() { return TableSql(job); };
   return spec;
 }
+
+}  // namespace
+
+LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::string& value_sql,
+                    bool require_value) {
+  LeafFill fill;
+  fill.sql = [&job, column, value_sql, require_value](const std::string& leaf) {
+    return BatchSql(job, column, value_sql, require_value, leaf);
+  };
+  fill.rows = [&job, column, require_value](const pg::Result& r) -> int64_t {
+    if (!require_value) return static_cast<int64_t>(r.processed);
+    if (pg::AsInt(r.rows[0][1]) > 0) FailNullValue(job, column, pg::AsInt(r.rows[0][1]), *r.rows[0][2]);
+    return pg::AsInt(r.rows[0][0]);
+  };
+  return fill;
+}
+
+namespace {
 
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
@@ -275,7 +293,7 @@ namespace {
 
 // One leaf's walk: its name checked in every batch's transaction (a leaf that left the table ends
 // the walk with 42P01, which BackfillLeaves and SweepLeaves take as "skip it").
-WalkSpec LeafSpec(Context& ctx, unsigned leaf, const std::function<std::string(const std::string&)>& sql) {
+WalkSpec LeafSpec(Context& ctx, unsigned leaf, const LeafFill& fill) {
   const auto& job = ctx.job();
   WalkSpec spec;
   auto name = [&job, leaf]() {
@@ -285,8 +303,8 @@ WalkSpec LeafSpec(Context& ctx, unsigned leaf, const std::function<std::string(c
            Fmt("partition with OID %1% is no longer a partition of %2%", leaf, job.table_name));
     return *s;
   };
-  spec.sql = [name, sql]() { return sql(name()); };
-  spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
+  spec.sql = [name, sql = fill.sql]() { return sql(name()); };
+  spec.rows = fill.rows;
   spec.vacuum = true;
   spec.relid = leaf;
   spec.table_sql = name;
@@ -323,7 +341,7 @@ bool Contains(const std::vector<int64_t>& v, int64_t x) {
 
 }  // namespace
 
-void BackfillLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql) {
+void BackfillLeaves(Context& ctx, const LeafFill& fill) {
   const auto& job = ctx.job();
   int64_t cursor = job.cursor_block;
   bool resumed = job.end_block >= 0;
@@ -367,7 +385,7 @@ void BackfillLeaves(Context& ctx, const std::function<std::string(const std::str
     if (leaf == 0) return;
     resumed = true;
     if (from == 0) ctx.Event("info", Fmt("backfill of partition %1% (%2% heap blocks) started", name, end));
-    WalkSpec spec = LeafSpec(ctx, leaf, sql);
+    WalkSpec spec = LeafSpec(ctx, leaf, fill);
     spec.cursor_base = base;
     spec.batch_blocks = &batch_blocks;
     WalkLeaf(ctx, leaf, [&]() { Walk(ctx, spec, from, end, true); });
@@ -382,15 +400,14 @@ void BackfillLeaves(Context& ctx, const std::function<std::string(const std::str
   }
 }
 
-int64_t SweepLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql,
-                    const std::vector<unsigned>& only) {
+int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsigned>& only) {
   std::vector<unsigned> leaves = only;
   if (leaves.empty()) ctx.Txn("pkonline: list partitions", [&]() { leaves = Leaves(ctx.job()); });
   int64_t filled = 0, batch_blocks = 0;
   for (unsigned leaf : leaves) {
     int64_t end = 0;
     ctx.Txn("pkonline: measure partition", [&]() { end = Blocks(leaf); });
-    WalkSpec spec = LeafSpec(ctx, leaf, sql);
+    WalkSpec spec = LeafSpec(ctx, leaf, fill);
     spec.batch_blocks = &batch_blocks;
     WalkLeaf(ctx, leaf, [&]() { filled += Walk(ctx, spec, 0, end, false); });
   }

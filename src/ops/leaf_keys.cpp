@@ -23,7 +23,7 @@ using pg::V;
 
 namespace {
 
-std::string CheckName(const jobs::Job& job) { return HelperName(job, "key_not_null"); }
+std::string CheckName(const jobs::Job& job) { return HelperName(job, "not_null"); }
 std::string IndexName(const jobs::Job& job, unsigned leaf) {
   return HelperName(job, "key_" + std::to_string(leaf));
 }
@@ -103,7 +103,7 @@ void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
       return;
     } catch (const PgError& e) {
       if (e.sqlstate() != sqlstate::kCheckViolation) throw;
-      if (attempt >= 3 || !spec.fill_sql)
+      if (attempt >= 3 || !spec.fill)
         Fail(SqlState("23502"),
              Fmt("partition %1% has rows where a column of the primary key (%2%) is NULL", name,
                  QuotedList(spec.columns)),
@@ -111,9 +111,24 @@ void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
              Fmt("UPDATE or DELETE those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
       ctx.Event("info",
                 "rows without a value found in partition " + name + " by VALIDATE; sweeping it again");
-      SweepLeaves(ctx, spec.fill_sql, {leaf});
+      SweepLeaves(ctx, *spec.fill, {leaf});
     }
   }
+}
+
+// CHECK (columns IS NOT NULL) NOT VALID on the leaf (brief), then VALIDATE (SHARE UPDATE EXCLUSIVE).
+void CheckOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
+  const auto& job = ctx.job();
+  const std::string check = CheckName(job);
+  ctx.Ddl("pkonline job " + IdText(job) + ": partition check not valid", [&]() {
+    bool validated = false;
+    auto s = LeafSql(job, leaf);
+    if (!s || LeafCheck(leaf, check, &validated)) return;
+    Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(check) + " CHECK (" +
+         NotNullCondition(spec.columns) + ") NOT VALID");
+    RememberLeaf(ctx, fact::kLeavesKeyed, leaf);
+  });
+  ValidateLeaf(ctx, leaf, spec);
 }
 
 void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
@@ -145,15 +160,7 @@ void KeyOneLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
          "A partition's primary key must be the parent's key on the same columns.",
          Fmt("ALTER TABLE %1% DROP CONSTRAINT %2%, then pkonline.resume(%3%); or pkonline.cancel(%3%).", name,
              Ident(other), job.id));
-  ctx.Ddl(what + ": add check not valid", [&]() {
-    bool validated = false;
-    auto s = LeafSql(job, leaf);
-    if (!s || LeafCheck(leaf, check, &validated)) return;
-    Exec("ALTER TABLE " + *s + " ADD CONSTRAINT " + Ident(check) + " CHECK (" +
-         NotNullCondition(spec.columns) + ") NOT VALID");
-    RememberLeaf(ctx, fact::kLeavesKeyed, leaf);
-  });
-  ValidateLeaf(ctx, leaf, spec);
+  CheckOneLeaf(ctx, leaf, spec);
   char index_state = 'n';
   std::string index_sql;
   ctx.Txn(what + ": check index", [&]() {
@@ -231,20 +238,96 @@ std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<s
   return out;
 }
 
-void LeafKeys(Context& ctx, const LeafKeySpec& spec) {
-  std::vector<unsigned> todo;
-  ctx.Txn("pkonline: partitions without a key", [&]() { todo = LeavesWithoutKey(ctx.job(), spec.columns); });
-  for (unsigned leaf : todo) {
+// Runs `work` on each leaf; a partition dropped or detached between two of its steps is skipped,
+// not a failure.
+void EachLeaf(Context& ctx, const std::vector<unsigned>& leaves, const std::function<void(unsigned)>& work) {
+  for (unsigned leaf : leaves) {
     try {
-      KeyOneLeaf(ctx, leaf, spec);
+      work(leaf);
     } catch (const PgError& e) {
-      // A partition dropped or detached between two of its steps is skipped, not a failure.
       bool gone = false;
       ctx.Txn("pkonline: partition", [&]() { gone = !LeafSql(ctx.job(), leaf); });
       if (!gone) throw;
       ctx.Event("info", Fmt("partition with OID %1% left the table during the job; skipped", leaf));
     }
   }
+}
+
+void LeafKeys(Context& ctx, const LeafKeySpec& spec) {
+  std::vector<unsigned> todo;
+  ctx.Txn("pkonline: partitions without a key", [&]() { todo = LeavesWithoutKey(ctx.job(), spec.columns); });
+  EachLeaf(ctx, todo, [&](unsigned leaf) { KeyOneLeaf(ctx, leaf, spec); });
+}
+
+std::vector<unsigned> LeavesWithoutNotNull(const jobs::Job& job, const std::string& column) {
+  auto r = Query(
+      "SELECT t.relid::pg_catalog.oid::pg_catalog.int8 FROM pg_catalog.pg_partition_tree($1::oid) t "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attname = $2 AND NOT a.attisdropped "
+      "WHERE t.isleaf AND NOT a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c "
+      "WHERE c.conrelid = t.relid AND c.conname = $3 AND c.convalidated) ORDER BY 1",
+      {V(static_cast<int64_t>(job.relid)), V(column), V(CheckName(job))}, false);
+  std::vector<unsigned> out;
+  for (const auto& row : r.rows) out.push_back(static_cast<unsigned>(pg::AsInt(row[0])));
+  return out;
+}
+
+void LeafNotNullChecks(Context& ctx, const std::string& column, const LeafFill& fill) {
+  std::vector<unsigned> todo;
+  ctx.Txn("pkonline: partitions without a check", [&]() { todo = LeavesWithoutNotNull(ctx.job(), column); });
+  const LeafKeySpec spec{{column}, fill};
+  EachLeaf(ctx, todo, [&](unsigned leaf) { CheckOneLeaf(ctx, leaf, spec); });
+}
+
+void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& fill,
+                      const std::function<void()>& also) {
+  const auto& job = ctx.job();
+  constexpr int kRounds = 5;
+  for (int round = 1;; round++) {
+    LeafNotNullChecks(ctx, column, fill);
+    ctx.WaitPoint("finish");
+    std::vector<unsigned> missing;
+    ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() {
+      const std::string t = TableSql(job);
+      LockTree(job, t, "ACCESS EXCLUSIVE");
+      missing = LeavesWithoutNotNull(job, column);
+      if (!missing.empty()) return;  // a partition created meanwhile: its check first, outside this lock
+      // Every partition's validated check proves it: PostgreSQL scans none of them.
+      Exec("ALTER TABLE " + t + " ALTER COLUMN " + ColumnSql(job, column) + " SET NOT NULL");
+      for (unsigned leaf : Leaves(job)) {
+        bool validated = false;
+        if (LeafCheck(leaf, CheckName(job), &validated))
+          Exec("ALTER TABLE " + *LeafSql(job, leaf) + " DROP CONSTRAINT " + Ident(CheckName(job)));
+      }
+      if (also) also();
+    });
+    if (missing.empty()) break;
+    if (round >= kRounds)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("partitions of %1% kept appearing without a check while job %2% finished", job.table_name,
+               job.id),
+           "", Fmt("pkonline.resume(%1%) tries again.", job.id));
+    ctx.Event("info", Fmt("%1% partition(s) appeared without a check before the finish; checking them first",
+                          missing.size()));
+  }
+}
+
+void DropDepartedChecks(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + IdText(job) + ": departed partitions' checks", [&]() {
+    for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
+      auto r = Query(
+          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+          "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE c.oid = $1::oid AND c.relowner = $3::oid AND c.relkind = 'r' "
+          "AND c.oid NOT IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid))",
+          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.relid)),
+           V(static_cast<int64_t>(job.run_as))},
+          false);
+      bool validated = false;
+      if (!r.empty() && LeafCheck(leaf, CheckName(job), &validated))
+        Exec("ALTER TABLE " + *r.scalar() + " DROP CONSTRAINT " + Ident(CheckName(job)));
+    }
+  });
 }
 
 void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {

@@ -112,6 +112,7 @@ AddColumnPlan AddColumnPlan::Load(const jobs::Job& job) {
   p.unique = r.Bool("unique");
   p.set_default = r.Bool("set_default");
   if (p.unique) p.unique_name = r.String("unique_name");
+  if (r.Has("partitioned")) p.partitioned = r.Bool("partitioned");
   return p;
 }
 
@@ -129,6 +130,7 @@ Json AddColumnPlan::Save() const {
   o.Set("unique", Json::Bool(unique));
   o.Set("set_default", Json::Bool(set_default));
   if (unique) o.Set("unique_name", Json::String(unique_name));
+  if (partitioned) o.Set("partitioned", Json::Bool(true));
   return o;
 }
 

@@ -13,7 +13,7 @@ namespace pkonline::ops::set_pk {
 
 namespace {
 SetPrimaryKeyPlan Plan(const jobs::Job& job) { return SetPrimaryKeyPlan::Load(job); }
-LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).columns, nullptr}; }
+LeafKeySpec KeySpec(const jobs::Job& job) { return {Plan(job).columns, std::nullopt}; }
 }  // namespace
 
 std::vector<Step> PartitionedSteps(const jobs::Job& job) {

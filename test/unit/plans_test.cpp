@@ -168,6 +168,17 @@ void unit::PlanTests() {
   CheckPlan("add_column, filled in batches, NOT NULL, unique",
             JobOf(AddColumn(FillMode::kBackfill, true, true)),
             "add_column,backfill,catch_up,add_check,validate,create_index,finish", 7);
+  {
+    auto parted = AddColumn(FillMode::kBackfill, true, false);
+    parted.partitioned = true;
+    CheckPlan("add_column on a partitioned table, NOT NULL", JobOf(parted),
+              "add_column,backfill,catch_up,partition_checks,finish", 5);
+    CheckRoundTrip("add_column plan, partitioned", parted);
+    auto catalog = AddColumn(FillMode::kCatalog, true, false);
+    catalog.partitioned = true;
+    CheckPlan("add_column on a partitioned table, a value kept in the catalog", JobOf(catalog), "add_column",
+              1);
+  }
   CheckPlan("add_column, filled in batches, nullable", JobOf(AddColumn(FillMode::kBackfill, false, false)),
             "add_column,backfill,catch_up,finish", 4);
   CheckPlan("set_primary_key, a nullable column, the old key kept",

@@ -23,9 +23,10 @@ void RequirePrimary();
 // With `partitioned_ok`, a partitioned table too (not a partition): then RequirePartitionTree.
 TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok = false);
 // Every partition below a partitioned table is an ordinary table of the same owner, without FORCE
-// ROW LEVEL SECURITY or a primary key of its own, and no level partitions by an expression.
-// Returns the partition key columns of every level (the key must contain them).
-std::vector<std::string> RequirePartitionTree(const TableInfo& t);
+// ROW LEVEL SECURITY, in a schema where the owner may create (the partition's key index); with
+// `for_key` (a job that makes a primary key) also without a primary key of its own; no level
+// partitions by an expression. Returns the partition key columns of every level.
+std::vector<std::string> RequirePartitionTree(const TableInfo& t, bool for_key = true);
 // No FORCE ROW LEVEL SECURITY: the work, done as the table's owner, would see only the rows the
 // policies let it see (for the operations that write every row).
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint);

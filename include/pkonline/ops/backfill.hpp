@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pkonline/ops/operation.hpp"
+#include "pkonline/pg/spi.hpp"
 
 namespace pkonline::ops {
 
@@ -37,15 +38,23 @@ struct TableWalk {
 // starts again at block 0 for the next.
 void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks);
 
-// A partitioned table, leaf by leaf: `sql` makes a leaf's UPDATE over the blocks [$1, $2) from
-// its current name. The leaves are listed again when those listed are done, so partitions created
-// or attached meanwhile are walked too; one that leaves the table meanwhile is skipped (an event
-// says so). Progress is over the whole tree: the job's cursor is the blocks walked so far (fact
+// How a partition's rows are filled: its UPDATE over the blocks [$1, $2), from its current name,
+// and the rows a batch's result counts (it may fail the job).
+struct LeafFill {
+  std::function<std::string(const std::string& leaf_sql)> sql;
+  std::function<int64_t(const pg::Result&)> rows;
+};
+// `column` = `value_sql` where it is NULL; with `require_value`, a value that comes out NULL fails
+// the job (23502), as Backfill's.
+LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::string& value_sql,
+                    bool require_value);
+// A partitioned table, leaf by leaf, as `fill` says. The leaves are listed again when those listed are done,
+// so partitions created or attached meanwhile are walked too; one that leaves the table meanwhile is skipped
+// (an event says so). Progress is over the whole tree: the job's cursor is the blocks walked so far (fact
 // leaf_base) plus the block in the current leaf (fact walk_of); the leaves done are fact walked.
-void BackfillLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql);
+void BackfillLeaves(Context& ctx, const LeafFill& fill);
 // Walks the leaves (those in `only`, or all) once more, no cursor kept; returns rows written.
-int64_t SweepLeaves(Context& ctx, const std::function<std::string(const std::string&)>& sql,
-                    const std::vector<unsigned>& only = {});
+int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsigned>& only = {});
 
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.
 int64_t Sweep(Context& ctx, const std::string& column, const std::string& value_sql,

@@ -7,19 +7,20 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "pkonline/ops/backfill.hpp"
 #include "pkonline/ops/operation.hpp"
 
 namespace pkonline::ops {
 
 struct LeafKeySpec {
   std::vector<std::string> columns;  // the key, by name
-  // The UPDATE that fills the job's column in blocks [$1, $2) of a leaf (by its current name):
-  // run over a leaf whose VALIDATE still finds a row without a value. Empty when the job fills
-  // nothing (set_primary_key): a NULL fails the job.
-  std::function<std::string(const std::string& leaf_sql)> fill_sql;
+  // How the job fills its column in a leaf: run again over a leaf whose VALIDATE still finds a
+  // row without a value. None when the job fills nothing (set_primary_key): a NULL fails the job.
+  std::optional<LeafFill> fill;
 };
 
 // Gives every leaf now in the tree that lacks it its primary key on spec.columns; idempotent
@@ -39,6 +40,18 @@ void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns);
 void AttachParentKey(Context& ctx, const LeafKeySpec& spec, const std::string& pk_name,
                      const std::function<void()>& also);
 bool ParentHasKey(const jobs::Job& job, const std::string& name, const std::vector<std::string>& columns);
+
+// add_column's NOT NULL on a partitioned table: each partition's CHECK (column IS NOT NULL) NOT
+// VALID + VALIDATE (a row without a value is filled by `fill` and VALIDATE tried again); then,
+// the tree locked, SET NOT NULL on the parent, which every partition's validated check proves
+// without a scan, the checks dropped; `also` in the same transaction. A partition that appeared
+// without its check meanwhile gets it first, outside the lock.
+void LeafNotNullChecks(Context& ctx, const std::string& column, const LeafFill& fill);
+void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& fill,
+                      const std::function<void()>& also);
+// Undo: the job's check goes from the partitions that left the table meanwhile (those in the tree
+// lose it with the column).
+void DropDepartedChecks(Context& ctx);
 
 // The leaves now in the tree without a primary key on `columns`.
 std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns);

@@ -59,6 +59,7 @@ struct AddColumnPlan {
   bool unique = false;
   bool set_default = false;  // the fill stays the column's DEFAULT
   std::string unique_name;   // chosen at creation, when unique
+  bool partitioned = false;  // a partitioned table: partition by partition (add_column_partitioned.cpp)
 
   static AddColumnPlan Load(const jobs::Job& job);
   Json Save() const;

@@ -1,6 +1,7 @@
--- add_int_pk on partitioned tables: range with a default partition and a partition whose columns
--- are in another order (and a dropped one), list over range (two levels), hash; partitions
--- created, attached, detached and dropped while the job runs; the refusals.
+-- Partitioned tables. add_int_pk: range with a default partition and a partition whose columns are
+-- in another order (and a dropped one), list over range (two levels), hash; partitions created,
+-- attached, detached and dropped while the job runs; cancel; the refusals. set_primary_key and
+-- add_column on partitioned tables.
 SET client_min_messages = error;   -- wait()'s notices and warnings name job ids
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -147,6 +148,9 @@ SELECT pkonline.release_wait_point('attach');
 CALL pkonline.wait(:job, '60s');
 SELECT * FROM leaves('pt_logs');
 SELECT count(*) AS all_rows, count(DISTINCT id) AS distinct_ids FROM pt_logs;
+-- the table attached during the job gets the column's DEFAULT too: a row inserted into it directly
+-- after the job has an id
+INSERT INTO pt_logs_f (at, msg) VALUES (5400, 'direct after') RETURNING id IS NOT NULL AS has_id;
 SELECT k.leaf, i.indexrelid = k.indexrelid AND pg_relation_filenode(i.indexrelid) = k.node AS same_index
   FROM keys_before k JOIN pg_index i ON i.indrelid = k.leaf::regclass AND i.indisprimary ORDER BY 1;
 SELECT step, longest_lock FROM pkonline.report(:job) WHERE step = 'attach';
@@ -284,6 +288,61 @@ SELECT count(*) AS constraints FROM pg_constraint WHERE conrelid IN (SELECT reli
 SELECT try($$SELECT pkonline.set_primary_key('pt_spk2', '{n}')$$);
 SELECT try($$SELECT pkonline.set_primary_key('pt_spk', '{v,region}')$$);
 
+-- 8. add_column on a partitioned table: a volatile value, NOT NULL; a partition created and a
+-- table attached while it fills (the attached table's rows have no value yet)
+CREATE TABLE pt_ac (ts date NOT NULL, name text) PARTITION BY RANGE (ts);
+CREATE TABLE pt_ac_1 PARTITION OF pt_ac FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE pt_ac_2 (name text, ts date NOT NULL);
+ALTER TABLE pt_ac ATTACH PARTITION pt_ac_2 FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE pt_ac_d PARTITION OF pt_ac DEFAULT;
+INSERT INTO pt_ac SELECT DATE '2024-01-01' + g % 70, 'N' || g FROM generate_series(1, 2000) g;
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.hold_wait_point('backfill_batch');
+SELECT pkonline.add_column('pt_ac', 'uid', 'uuid', 'gen_random_uuid()') AS job \gset
+CALL wait_for_step(:job, 'backfill');
+CALL wait_for_wait_point();
+CREATE TABLE pt_ac_4 PARTITION OF pt_ac FOR VALUES FROM ('2024-04-01') TO ('2024-05-01');
+INSERT INTO pt_ac (ts, name) VALUES ('2024-04-02', 'new partition');
+CREATE TABLE pt_ac_5 (name text, ts date NOT NULL, uid uuid);
+INSERT INTO pt_ac_5 (ts, name) SELECT DATE '2024-05-01' + g % 20, 'A' || g FROM generate_series(1, 50) g;
+ALTER TABLE pt_ac ATTACH PARTITION pt_ac_5 FOR VALUES FROM ('2024-05-01') TO ('2024-06-01');
+INSERT INTO pt_ac_2 (ts, name, uid) VALUES ('2024-02-03', 'explicit null', NULL);
+SELECT pkonline.release_wait_point('backfill_batch');
+CALL pkonline.wait(:job, '60s');
+RESET pkonline.debug_wait_points;
+SELECT step_no, step FROM pkonline.steps(:job);
+SELECT tableoid::regclass AS part, count(*) AS rows, count(uid) AS with_value, count(DISTINCT uid) AS distinct_values
+  FROM pt_ac GROUP BY 1 ORDER BY 1;
+SELECT a.attrelid::regclass AS rel, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS default
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid IN (SELECT relid FROM pg_partition_tree('pt_ac')) AND a.attname = 'uid' ORDER BY 1;
+SELECT * FROM leftovers('pt_ac');
+SELECT try($$INSERT INTO pt_ac_1 (ts, name, uid) VALUES ('2024-01-09', 'null after', NULL)$$);
+
+-- a value from the row's columns, nullable; a value that is not volatile (catalog only, one step)
+CREATE TABLE pt_ac2 (k int NOT NULL, name text) PARTITION BY HASH (k);
+CREATE TABLE pt_ac2_0 PARTITION OF pt_ac2 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pt_ac2_1 PARTITION OF pt_ac2 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO pt_ac2 SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'Name' || g END FROM generate_series(1, 1000) g;
+SELECT pkonline.add_column('pt_ac2', 'lname', 'text', 'lower(name)', not_null => false) AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT count(*) FILTER (WHERE lname IS DISTINCT FROM lower(name)) AS wrong, count(lname) AS with_value FROM pt_ac2;
+SELECT pkonline.add_column('pt_ac2', 'flag', 'int', '7') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT step FROM pkonline.steps(:job);
+SELECT count(*) FILTER (WHERE flag = 7) AS sevens FROM pt_ac2;
+SELECT * FROM leftovers('pt_ac2');
+-- a fill that comes out NULL for a column that is to be NOT NULL: the job stops; cancel removes
+-- the column from every partition
+SELECT pkonline.add_column('pt_ac2', 'must', 'text', 'upper(name)') AS job \gset
+CALL pkonline.wait(:job, '60s');
+SELECT last_sqlstate FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT count(*) AS must_columns FROM pg_attribute WHERE attname = 'must' AND attrelid IN (SELECT relid FROM pg_partition_tree('pt_ac2'));
+SELECT * FROM leftovers('pt_ac2');
+SELECT try($$SELECT pkonline.add_column('pt_ac2', 'u', 'uuid', 'gen_random_uuid()', is_unique => true)$$);
+
 -- 6. refusals: each says why, and nothing changes
 CREATE TABLE r_parted (ts date NOT NULL, v text) PARTITION BY RANGE (ts);
 CREATE TABLE r_parted_1 PARTITION OF r_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
@@ -330,7 +389,6 @@ CREATE TABLE r_locked.r_schema_1 PARTITION OF r_schema FOR VALUES IN (1);
 ALTER TABLE r_schema OWNER TO pk_part_nocreate;
 ALTER TABLE r_locked.r_schema_1 OWNER TO pk_part_nocreate;
 SELECT try($$SELECT pkonline.add_int_pk('r_schema')$$);
-SELECT try($$SELECT pkonline.add_column('r_parted', 'c', 'int', '1')$$);
 -- nothing changed by any of them
 SELECT count(*) AS jobs FROM pkonline.jobs WHERE table_name LIKE '%r\_%';
 SELECT count(*) AS id_columns FROM pg_attribute WHERE attname = 'id' AND attrelid IN
