@@ -90,7 +90,8 @@ std::vector<Step> PartitionedSteps(const jobs::Job& job) {
                        (plan.set_default ? ", DEFAULT " + plan.fill + " for new rows" : "") +
                        ", a BEFORE INSERT trigger (cloned onto every partition) filling it when NULL",
                    kTreeBrief, AddColumn, [](Context& ctx) {
-                     DropDepartedChecks(ctx);
+                     // detached partitions keep the column: the job's check goes from them
+                     CleanDepartedLeaves(ctx, {Plan(ctx.job()).column});
                      UndoAddColumn(ctx);
                    }});
   steps.push_back(

@@ -71,6 +71,26 @@ void RememberLeaf(Context& ctx, const char* fact_key, unsigned leaf) {
   ctx.Remember(fact_key, leaves);
 }
 
+// A table the job worked on, by OID, while it is an ordinary table of the job's owner (never
+// another role's), and with `departed`, only once it has left the job's table: its qualified name
+// and its quoted schema.
+struct OwnedTable {
+  std::string sql, schema;
+};
+std::optional<OwnedTable> Owned(const jobs::Job& job, unsigned relid, bool departed) {
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(n.nspname) "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.oid = $1::oid AND c.relowner = $3::oid AND c.relkind = 'r' "
+      "AND (NOT $4::pg_catalog.bool OR c.oid NOT IN (SELECT relid FROM "
+      "pg_catalog.pg_partition_tree($2::oid)))",
+      {V(static_cast<int64_t>(relid)), V(static_cast<int64_t>(job.relid)),
+       V(static_cast<int64_t>(job.run_as)), V(std::string(departed ? "true" : "false"))},
+      false);
+  if (r.empty()) return std::nullopt;
+  return OwnedTable{*r.rows[0][0], *r.rows[0][1]};
+}
+
 std::vector<unsigned> RecalledLeaves(Context& ctx, const char* fact_key) {
   std::vector<unsigned> out;
   const Json leaves = ctx.Recall(fact_key);
@@ -311,25 +331,6 @@ void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& f
   }
 }
 
-void DropDepartedChecks(Context& ctx) {
-  const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + IdText(job) + ": departed partitions' checks", [&]() {
-    for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
-      auto r = Query(
-          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-          "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-          "WHERE c.oid = $1::oid AND c.relowner = $3::oid AND c.relkind = 'r' "
-          "AND c.oid NOT IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid))",
-          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.relid)),
-           V(static_cast<int64_t>(job.run_as))},
-          false);
-      bool validated = false;
-      if (!r.empty() && LeafCheck(leaf, CheckName(job), &validated))
-        Exec("ALTER TABLE " + *r.scalar() + " DROP CONSTRAINT " + Ident(CheckName(job)));
-    }
-  });
-}
-
 void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
   const auto& job = ctx.job();
   std::vector<std::string> drops;
@@ -338,14 +339,10 @@ void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
     const Json not_null = ctx.Recall(fact::kLeafNotNull);
     const std::vector<unsigned> pks = RecalledLeaves(ctx, fact::kLeafPks);
     for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
-      // The job's own partitions, in the tree or detached since; never another owner's.
-      auto r = Query(
-          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(n.nspname) "
-          "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-          "WHERE c.oid = $1::oid AND c.relowner = $2::oid AND c.relkind = 'r'",
-          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.run_as))}, false);
-      if (r.empty()) continue;
-      const std::string table = *r.rows[0][0];
+      // The job's own partitions, in the tree or detached since.
+      const auto owned = Owned(job, leaf, false);
+      if (!owned) continue;
+      const std::string& table = owned->sql;
       std::string other;
       if (std::find(pks.begin(), pks.end(), leaf) != pks.end() && KeyState(leaf, columns, &other) == 'k') {
         auto pk =
@@ -365,7 +362,7 @@ void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
                    .empty())
             Exec("ALTER TABLE " + table + " ALTER COLUMN " + Ident(c) + " DROP NOT NULL");
       const char state = UniqueIndexStateOn(leaf, IndexName(job, leaf), columns);
-      if (state == 'v' || state == 'i') drops.push_back(*r.rows[0][1] + "." + Ident(IndexName(job, leaf)));
+      if (state == 'v' || state == 'i') drops.push_back(owned->schema + "." + Ident(IndexName(job, leaf)));
     }
   });
   for (const auto& index : drops) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
@@ -376,26 +373,15 @@ void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns) 
   std::vector<std::pair<std::string, std::string>> drops;  // (table, index)
   ctx.Ddl("pkonline job " + IdText(job) + ": departed partitions", [&]() {
     drops.clear();
-    const Json keyed = ctx.Recall(fact::kLeavesKeyed);
-    if (keyed.is_null()) return;
-    for (const Json& k : keyed.Items()) {
-      const unsigned leaf = static_cast<unsigned>(k.AsInt());
-      auto r = Query(
-          "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(n.nspname) "
-          "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-          "WHERE c.oid = $1::oid AND c.relowner = $3::oid AND c.relkind = 'r' "
-          "AND c.oid NOT IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid))",
-          {V(static_cast<int64_t>(leaf)), V(static_cast<int64_t>(job.relid)),
-           V(static_cast<int64_t>(job.run_as))},
-          false);
-      if (r.empty()) continue;
-      const std::string table = *r.rows[0][0];
+    for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
+      const auto owned = Owned(job, leaf, true);
+      if (!owned) continue;
       bool validated = false;
       if (LeafCheck(leaf, CheckName(job), &validated))
-        Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job)));
+        Exec("ALTER TABLE " + owned->sql + " DROP CONSTRAINT " + Ident(CheckName(job)));
       const char state = UniqueIndexStateOn(leaf, IndexName(job, leaf), columns);
       if (state == 'v' || state == 'i')
-        drops.push_back({table, *r.rows[0][1] + "." + Ident(IndexName(job, leaf))});
+        drops.push_back({owned->sql, owned->schema + "." + Ident(IndexName(job, leaf))});
     }
   });
   for (const auto& d : drops) {

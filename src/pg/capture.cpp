@@ -182,15 +182,21 @@ void Args(TriggerData* td, const char* fn, const char* key, AttrNumber* attnum, 
   if (tg->tgnargs != 2) elog(ERROR, "%s: expected 2 trigger arguments", fn);
   const AttrNumber job_attnum = static_cast<AttrNumber>(atoi(tg->tgargs[0]));
   *oid = static_cast<Oid>(strtoul(tg->tgargs[1], nullptr, 10));
-  *attnum = RequireJobTrigger(td, fn, job_attnum, *oid, key);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
-  if (*attnum < 1 || *attnum > desc->natts || TupleDescAttr(desc, *attnum - 1)->attisdropped)
-    elog(ERROR, "%s: the job's column (attnum %d) is gone", fn, *attnum);
-  *type = TupleDescAttr(desc, *attnum - 1)->atttypid;
-  if (*type != INT2OID && *type != INT4OID && *type != INT8OID)
-    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                    errmsg("%s: column %d of \"%s\" is not smallint, integer or bigint", fn, *attnum,
-                           RelationGetRelationName(td->tg_relation))));
+  auto check_column = [&](AttrNumber a) {
+    if (a < 1 || a > desc->natts || TupleDescAttr(desc, a - 1)->attisdropped)
+      elog(ERROR, "%s: the job's column (attnum %d) is gone", fn, a);
+    *type = TupleDescAttr(desc, a - 1)->atttypid;
+    if (*type != INT2OID && *type != INT4OID && *type != INT8OID)
+      ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                      errmsg("%s: column %d of \"%s\" is not smallint, integer or bigint", fn, a,
+                             RelationGetRelationName(td->tg_relation))));
+  };
+  // The job's own table: its column checked before the look-up. A partition: the column's number
+  // there is known only from the look-up.
+  if (!td->tg_relation->rd_rel->relispartition) check_column(job_attnum);
+  *attnum = RequireJobTrigger(td, fn, job_attnum, *oid, key);
+  check_column(*attnum);
 }
 
 TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {

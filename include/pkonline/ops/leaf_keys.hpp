@@ -49,9 +49,6 @@ bool ParentHasKey(const jobs::Job& job, const std::string& name, const std::vect
 void LeafNotNullChecks(Context& ctx, const std::string& column, const LeafFill& fill);
 void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& fill,
                       const std::function<void()>& also);
-// Undo: the job's check goes from the partitions that left the table meanwhile (those in the tree
-// lose it with the column).
-void DropDepartedChecks(Context& ctx);
 
 // The leaves now in the tree without a primary key on `columns`.
 std::vector<unsigned> LeavesWithoutKey(const jobs::Job& job, const std::vector<std::string>& columns);
