@@ -332,6 +332,22 @@ CALL pkonline.wait(:job, '60s');
 SELECT step FROM pkonline.steps(:job);
 SELECT count(*) FILTER (WHERE flag = 7) AS sevens FROM pt_ac2;
 SELECT * FROM leftovers('pt_ac2');
+-- nullable: a table attached just before the finish is filled there (nothing checks it later)
+CREATE TABLE pt_late (k int NOT NULL, name text) PARTITION BY LIST (k);
+CREATE TABLE pt_late_1 PARTITION OF pt_late FOR VALUES IN (1);
+INSERT INTO pt_late SELECT 1, 'Name' || g FROM generate_series(1, 200) g;
+SET pkonline.debug_wait_points = on;
+SELECT pkonline.hold_wait_point('finish');
+SELECT pkonline.add_column('pt_late', 'lname', 'text', 'lower(name)', not_null => false) AS job \gset
+CALL wait_for_step(:job, 'finish');
+CALL wait_for_wait_point();
+CREATE TABLE pt_late_2 (k int NOT NULL, name text, lname text);
+INSERT INTO pt_late_2 (k, name) SELECT 2, 'Late' || g FROM generate_series(1, 50) g;
+ALTER TABLE pt_late ATTACH PARTITION pt_late_2 FOR VALUES IN (2);
+SELECT pkonline.release_wait_point('finish');
+CALL pkonline.wait(:job, '60s');
+RESET pkonline.debug_wait_points;
+SELECT tableoid::regclass AS part, count(*) AS rows, count(lname) AS filled FROM pt_late GROUP BY 1 ORDER BY 1;
 -- a fill that comes out NULL for a column that is to be NOT NULL: the job stops; cancel removes
 -- the column from every partition
 SELECT pkonline.add_column('pt_ac2', 'must', 'text', 'upper(name)') AS job \gset
@@ -342,6 +358,9 @@ CALL pkonline.wait(:job, '60s');
 SELECT count(*) AS must_columns FROM pg_attribute WHERE attname = 'must' AND attrelid IN (SELECT relid FROM pg_partition_tree('pt_ac2'));
 SELECT * FROM leftovers('pt_ac2');
 SELECT try($$SELECT pkonline.add_column('pt_ac2', 'u', 'uuid', 'gen_random_uuid()', is_unique => true)$$);
+SELECT try($$SELECT pkonline.add_column('pt_ac2', 'w', 'int', 'length(pt_ac2::text)')$$);
+CREATE DOMAIN pt_posint AS int CHECK (VALUE > 0);
+SELECT try($$SELECT pkonline.add_column('pt_ac2', 'p', 'pt_posint', '5')$$);
 
 -- 6. refusals: each says why, and nothing changes
 CREATE TABLE r_parted (ts date NOT NULL, v text) PARTITION BY RANGE (ts);
@@ -355,6 +374,7 @@ SELECT try($$SELECT pkonline.add_int_pk('r_parted', pk_columns => '{id,ts,nope}'
 SELECT try($$SELECT pkonline.add_int_pk('r_parted_1')$$);
 CREATE TABLE r_plain (a int);
 SELECT try($$SELECT pkonline.add_int_pk('r_plain', pk_columns => '{id,a}')$$);
+SELECT try($$SELECT pkonline.add_column('r_plain', 'p', 'pt_posint', '5')$$);  -- an ordinary table too
 CREATE TABLE r_expr (ts timestamptz NOT NULL) PARTITION BY RANGE (date_trunc('day', ts AT TIME ZONE 'UTC'));
 SELECT try($$SELECT pkonline.add_int_pk('r_expr')$$);
 CREATE TABLE r_own (k int NOT NULL) PARTITION BY LIST (k);
@@ -375,6 +395,13 @@ CREATE TABLE r_forced (k int NOT NULL) PARTITION BY LIST (k);
 CREATE TABLE r_forced_1 PARTITION OF r_forced FOR VALUES IN (1);
 ALTER TABLE r_forced_1 FORCE ROW LEVEL SECURITY;
 SELECT try($$SELECT pkonline.add_int_pk('r_forced')$$);
+CREATE TABLE r_coll (t text NOT NULL) PARTITION BY LIST (t COLLATE "C");
+CREATE TABLE r_coll_1 PARTITION OF r_coll FOR VALUES IN ('a');
+SELECT try($$SELECT pkonline.add_int_pk('r_coll')$$);
+SELECT try($$SELECT pkonline.set_primary_key('r_coll', '{t}')$$);
+CREATE TABLE r_xid (x xid NOT NULL) PARTITION BY HASH (x);
+CREATE TABLE r_xid_1 PARTITION OF r_xid FOR VALUES WITH (MODULUS 1, REMAINDER 0);
+SELECT try($$SELECT pkonline.add_int_pk('r_xid')$$);
 CREATE TABLE r_small (k int NOT NULL) PARTITION BY LIST (k);
 CREATE TABLE r_small_1 PARTITION OF r_small FOR VALUES IN (1);
 INSERT INTO r_small SELECT 1 FROM generate_series(1, 40000);

@@ -29,6 +29,28 @@ int64_t AddColumn(const AddColumnArgs& a) {
   RequireColumnFree(t, a.column_name);
   RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
+  if (t.partitioned && fill.whole_row)
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("fill refers to the whole row of partitioned table %1%", t.qualified),
+         "A partition's row may have its columns in another order than the partitioned table's.",
+         "Name the columns the value is computed from.");
+  // A domain with constraints makes PostgreSQL rewrite the table (every partition) under ACCESS
+  // EXCLUSIVE when the column is added: refused (its base type and a CHECK constraint do the same
+  // online).
+  if (pg::AsBool(pg::Query("WITH RECURSIVE d(oid) AS (SELECT $1::oid UNION ALL SELECT t.typbasetype FROM "
+                           "pg_catalog.pg_type t "
+                           "JOIN d ON t.oid = d.oid WHERE t.typtype = 'd') "
+                           "SELECT EXISTS (SELECT 1 FROM d JOIN pg_catalog.pg_type t ON t.oid = d.oid WHERE "
+                           "t.typtype = 'd' "
+                           "AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE "
+                           "c.contypid = t.oid)))",
+                           {pg::V(static_cast<int64_t>(a.column_type))}, true)
+                     .scalar()))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("column_type %1% is a domain with constraints", fill.type),
+         "PostgreSQL rewrites the whole table under ACCESS EXCLUSIVE to add a column of such a domain.",
+         "Use the domain's base type; not_null => true and a CHECK constraint (NOT VALID, then VALIDATE) "
+         "give the "
+         "same rules online.");
   if (a.unique && !pg::HasBtreeOpclass(a.column_type))
     Fail(sqlstate::kFeatureNotSupported, Fmt("type %1% has no default btree operator class", fill.type),
          "A unique constraint needs one.", "Use is_unique => false, or another column_type.");

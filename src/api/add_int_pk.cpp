@@ -161,6 +161,7 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
   std::vector<std::string> key;
   if (t.partitioned) {
     key = PartitionedKey(t, a);
+    RequireKeyTypes(t, key);
   } else if (a.pk_columns) {
     Fail(sqlstate::kInvalidParameter, "pk_columns is for partitioned tables",
          Fmt("%1% is not partitioned: its primary key is the new column alone.", t.qualified),

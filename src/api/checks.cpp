@@ -6,6 +6,7 @@
 
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/expr.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -153,7 +154,45 @@ std::vector<std::string> RequirePartitionTree(const TableInfo& t, bool for_key) 
          "The primary key of a partitioned table must contain its partition key, and a key holds columns "
          "only; pkonline works on trees partitioned by columns.",
          "");
+  if (!for_key) return key;
+  // A key's unique index compares with the column's default btree operator class and collation:
+  // PostgreSQL refuses the parent's key when a level partitions by another one, and that would be
+  // found only at the attach, after every partition got its key.
+  auto odd = pg::Query(
+      "SELECT pg_catalog.format('%s (%I)', t.relid::pg_catalog.regclass, a.attname) "
+      "FROM pg_catalog.pg_partition_tree($1::oid) t JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = "
+      "t.relid "
+      "CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(p.partattrs::pg_catalog.int2[]), "
+      "  pg_catalog.unnest(p.partclass::pg_catalog.oid[]), "
+      "pg_catalog.unnest(p.partcollation::pg_catalog.oid[])) "
+      "  k(attnum, opclass, coll) "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attnum = k.attnum "
+      "JOIN pg_catalog.pg_opclass o ON o.oid = k.opclass "
+      "WHERE (k.coll <> 0 AND k.coll <> a.attcollation) OR NOT o.opcdefault LIMIT 1",
+      {V(static_cast<int64_t>(t.relid))}, true);
+  if (!odd.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("%1% partitions by a collation or operator class that is not the column's default",
+             *odd.scalar()),
+         "A primary key's index compares with the column's own collation and default operator class; "
+         "PostgreSQL refuses a key on a partitioned table whose partition key compares otherwise.",
+         "");
   return key;
+}
+
+void RequireKeyTypes(const TableInfo& t, const std::vector<std::string>& columns) {
+  for (const auto& c : columns) {
+    auto r = pg::Query(
+        "SELECT atttypid, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+        "WHERE attrelid = $1::oid AND attname = $2 AND NOT attisdropped",
+        {V(static_cast<int64_t>(t.relid)), V(c)}, true);
+    if (r.empty()) continue;  // the new column: an integer
+    if (!pg::HasBtreeOpclass(static_cast<unsigned>(pg::AsInt(r.rows[0][0]))))
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("column \"%1%\" of %2% is of type %3%, which has no default btree operator class", c,
+               t.qualified, *r.rows[0][1]),
+           "A primary key needs one for each of its columns.", "");
+  }
 }
 
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint) {

@@ -112,6 +112,7 @@ void add_col::UndoAddColumn(Context& ctx) {
       if (Plan(job).unique && UniqueAttached(job))
         Fail(sqlstate::kObjectNotInState,
              "the unique constraint of " + t + " is attached already; nothing to undo");
+      LockTree(job, t, "ACCESS EXCLUSIVE");  // a partitioned table: every partition, within one lock_timeout
       Exec("DROP TRIGGER IF EXISTS " + Ident(FillName(job)) + " ON " + t);
       const std::string column = OurColumn(ctx);
       if (!column.empty()) Exec("ALTER TABLE " + t + " DROP COLUMN " + Ident(column));

@@ -14,6 +14,7 @@
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/text.hpp"
 
@@ -62,8 +63,27 @@ void Finish(Context& ctx) {
     SetNotNullOnTree(ctx, plan.column, Fill(job), [&]() { DropTriggerAndFunction(job); });
     return;
   }
-  ctx.WaitPoint("finish");
-  ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() { DropTriggerAndFunction(job); });
+  // Nullable: nothing checks the partitions at the end, so one attached after the catch-up is
+  // filled here first (rounds, until the tree, locked, has none left unfilled).
+  constexpr int kRounds = 5;
+  for (int round = 1;; round++) {
+    std::vector<unsigned> todo;
+    ctx.Txn("pkonline: partitions not filled", [&]() { todo = UnwalkedLeaves(ctx); });
+    if (!todo.empty()) SweepLeaves(ctx, Fill(job), todo);
+    ctx.WaitPoint("finish");
+    bool missing = false;
+    ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() {
+      LockTree(job, TableSql(job), "ACCESS EXCLUSIVE");
+      missing = !UnwalkedLeaves(ctx).empty();
+      if (!missing) DropTriggerAndFunction(job);
+    });
+    if (!missing) break;
+    if (round >= kRounds)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("partitions of %1% kept appearing while job %2% finished", job.table_name, job.id), "",
+           Fmt("pkonline.resume(%1%) tries again.", job.id));
+  }
+  CleanDepartedLeaves(ctx, {plan.column});
 }
 
 const char* kTreeBrief =

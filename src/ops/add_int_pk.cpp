@@ -7,6 +7,7 @@
 #include "pkonline/ops/add_int_pk.hpp"
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -150,6 +151,7 @@ void UndoColumnAndHelpers(Context& ctx, const std::vector<std::string>& triggers
       if (HasOurPk(job))
         Fail(sqlstate::kObjectNotInState,
              "the primary key of " + t + " is attached already; nothing to undo");
+      LockTree(job, t, "ACCESS EXCLUSIVE");  // a partitioned table: every partition, within one lock_timeout
       for (const auto& trigger : triggers) Exec("DROP TRIGGER IF EXISTS " + Ident(trigger) + " ON " + t);
       // Tables that left a partitioned table during the job keep the column, its ids and its
       // DEFAULT, which names the sequence (dropped with the column it is owned by): the DEFAULTs

@@ -391,13 +391,26 @@ void BackfillLeaves(Context& ctx, const LeafFill& fill) {
     WalkLeaf(ctx, leaf, [&]() { Walk(ctx, spec, from, end, true); });
     cursor = base + end;
     ctx.Txn("pkonline: partition done", [&]() {
-      Json walked = ctx.Recall(fact::kWalked);
-      if (walked.is_null()) walked = Json::Array();
-      walked.Push(Json::Number(static_cast<int64_t>(leaf)));
-      ctx.Remember(fact::kWalked, walked);
+      MarkWalked(ctx, leaf);
       ctx.SaveCursor(cursor, 0, static_cast<int>(batch_blocks));
     });
   }
+}
+
+void MarkWalked(Context& ctx, unsigned leaf) {
+  Json walked = ctx.Recall(fact::kWalked);
+  if (walked.is_null()) walked = Json::Array();
+  if (Contains(Ints(walked), leaf)) return;
+  walked.Push(Json::Number(static_cast<int64_t>(leaf)));
+  ctx.Remember(fact::kWalked, walked);
+}
+
+std::vector<unsigned> UnwalkedLeaves(Context& ctx) {
+  const std::vector<int64_t> walked = Ints(ctx.Recall(fact::kWalked));
+  std::vector<unsigned> out;
+  for (unsigned leaf : Leaves(ctx.job()))
+    if (!Contains(walked, leaf)) out.push_back(leaf);
+  return out;
 }
 
 int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsigned>& only) {
@@ -409,7 +422,8 @@ int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsign
     ctx.Txn("pkonline: measure partition", [&]() { end = Blocks(leaf); });
     WalkSpec spec = LeafSpec(ctx, leaf, fill);
     spec.batch_blocks = &batch_blocks;
-    WalkLeaf(ctx, leaf, [&]() { filled += Walk(ctx, spec, 0, end, false); });
+    if (WalkLeaf(ctx, leaf, [&]() { filled += Walk(ctx, spec, 0, end, false); }))
+      ctx.Txn("pkonline: partition swept", [&]() { MarkWalked(ctx, leaf); });
   }
   return filled;
 }

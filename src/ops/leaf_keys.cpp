@@ -125,9 +125,8 @@ void ValidateLeaf(Context& ctx, unsigned leaf, const LeafKeySpec& spec) {
       if (e.sqlstate() != sqlstate::kCheckViolation) throw;
       if (attempt >= 3 || !spec.fill)
         Fail(SqlState("23502"),
-             Fmt("partition %1% has rows where a column of the primary key (%2%) is NULL", name,
-                 QuotedList(spec.columns)),
-             "A primary key's columns must all be NOT NULL; the job fills only its own column.",
+             Fmt("partition %1% still has rows where one of (%2%) is NULL", name, QuotedList(spec.columns)),
+             "These columns are to be NOT NULL; the job fills only its own column.",
              Fmt("UPDATE or DELETE those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
       ctx.Event("info",
                 "rows without a value found in partition " + name + " by VALIDATE; sweeping it again");
@@ -313,11 +312,6 @@ void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& f
       if (!missing.empty()) return;  // a partition created meanwhile: its check first, outside this lock
       // Every partition's validated check proves it: PostgreSQL scans none of them.
       Exec("ALTER TABLE " + t + " ALTER COLUMN " + ColumnSql(job, column) + " SET NOT NULL");
-      for (unsigned leaf : Leaves(job)) {
-        bool validated = false;
-        if (LeafCheck(leaf, CheckName(job), &validated))
-          Exec("ALTER TABLE " + *LeafSql(job, leaf) + " DROP CONSTRAINT " + Ident(CheckName(job)));
-      }
       if (also) also();
     });
     if (missing.empty()) break;
@@ -329,20 +323,34 @@ void SetNotNullOnTree(Context& ctx, const std::string& column, const LeafFill& f
     ctx.Event("info", Fmt("%1% partition(s) appeared without a check before the finish; checking them first",
                           missing.size()));
   }
+  // The checks go afterwards, one partition per brief transaction (harmless once NOT NULL is set;
+  // a crash before they are gone runs this step again, which finds NOT NULL set and drops them).
+  std::vector<unsigned> leaves;
+  ctx.Txn("pkonline: partitions", [&]() { leaves = Leaves(job); });
+  EachLeaf(ctx, leaves, [&](unsigned leaf) {
+    ctx.Ddl("pkonline job " + IdText(job) + ": drop partition check", [&]() {
+      bool validated = false;
+      auto name = LeafSql(job, leaf);
+      if (name && LeafCheck(leaf, CheckName(job), &validated))
+        Exec("ALTER TABLE " + *name + " DROP CONSTRAINT " + Ident(CheckName(job)));
+    });
+  });
+  CleanDepartedLeaves(ctx, {column});
 }
 
 void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
   const auto& job = ctx.job();
-  std::vector<std::string> drops;
-  ctx.Ddl("pkonline job " + IdText(job) + ": undo partition keys", [&]() {
-    drops.clear();
-    const Json not_null = ctx.Recall(fact::kLeafNotNull);
-    const std::vector<unsigned> pks = RecalledLeaves(ctx, fact::kLeafPks);
-    for (unsigned leaf : RecalledLeaves(ctx, fact::kLeavesKeyed)) {
-      // The job's own partitions, in the tree or detached since.
-      const auto owned = Owned(job, leaf, false);
-      if (!owned) continue;
+  std::vector<unsigned> leaves;
+  ctx.Txn("pkonline: partitions", [&]() { leaves = RecalledLeaves(ctx, fact::kLeavesKeyed); });
+  // One partition per brief transaction: no lock is held while the next one is waited for.
+  for (unsigned leaf : leaves) {
+    std::string index;
+    ctx.Ddl("pkonline job " + IdText(job) + ": undo partition key", [&]() {
+      index.clear();
+      const auto owned = Owned(job, leaf, false);  // in the tree or detached since
+      if (!owned) return;
       const std::string& table = owned->sql;
+      const std::vector<unsigned> pks = RecalledLeaves(ctx, fact::kLeafPks);
       std::string other;
       if (std::find(pks.begin(), pks.end(), leaf) != pks.end() && KeyState(leaf, columns, &other) == 'k') {
         auto pk =
@@ -353,6 +361,7 @@ void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
       bool validated = false;
       if (LeafCheck(leaf, CheckName(job), &validated))
         Exec("ALTER TABLE " + table + " DROP CONSTRAINT " + Ident(CheckName(job)));
+      const Json not_null = ctx.Recall(fact::kLeafNotNull);
       const Json* cols = not_null.is_null() ? nullptr : not_null.Find(std::to_string(leaf));
       if (cols)
         for (const auto& c : cols->AsStrings())
@@ -362,10 +371,10 @@ void UndoLeafKeys(Context& ctx, const std::vector<std::string>& columns) {
                    .empty())
             Exec("ALTER TABLE " + table + " ALTER COLUMN " + Ident(c) + " DROP NOT NULL");
       const char state = UniqueIndexStateOn(leaf, IndexName(job, leaf), columns);
-      if (state == 'v' || state == 'i') drops.push_back(owned->schema + "." + Ident(IndexName(job, leaf)));
-    }
-  });
-  for (const auto& index : drops) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
+      if (state == 'v' || state == 'i') index = owned->schema + "." + Ident(IndexName(job, leaf));
+    });
+    if (!index.empty()) ctx.TopLevel("DROP INDEX CONCURRENTLY IF EXISTS " + index);
+  }
 }
 
 void CleanDepartedLeaves(Context& ctx, const std::vector<std::string>& columns) {

@@ -2,6 +2,7 @@
 #include "pkonline/ops/partitions.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "pkonline/json.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -85,14 +86,29 @@ std::vector<std::string> UncoveredKeyColumns(const jobs::Job& job, unsigned leaf
 }
 
 void LockTree(const jobs::Job& job, const std::string& table_sql, const std::string& mode) {
-  const int64_t relations =
-      pg::AsInt(pg::Query("SELECT pg_catalog.count(*) FROM pg_catalog.pg_partition_tree($1::oid)",
-                          {V(static_cast<int64_t>(job.relid))}, false)
-                    .scalar());
+  // The table, then its partitions level by level (the order ALTER TABLE and ATTACH PARTITION take
+  // them in), each waiting only for what is left of one pkonline.lock_timeout.
+  auto r = pg::Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_partition_tree($1::oid) t "
+      "JOIN pg_catalog.pg_class c ON c.oid = t.relid JOIN pg_catalog.pg_namespace n ON n.oid = "
+      "c.relnamespace "
+      "WHERE t.level > 0 ORDER BY t.level, t.relid::pg_catalog.oid",
+      {V(static_cast<int64_t>(job.relid))}, false);
+  std::vector<std::string> tables{table_sql};
+  for (const auto& row : r.rows) tables.push_back(*row[0]);
   const int64_t full = job.settings.lock_timeout_ms;
-  const int64_t each = std::max<int64_t>(1, full / std::max<int64_t>(1, relations));
-  pg::Exec("SET LOCAL lock_timeout = '" + std::to_string(each) + "ms'");
-  pg::Exec("LOCK TABLE " + table_sql + " IN " + mode + " MODE");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(full);
+  for (const auto& t : tables) {
+    const int64_t left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
+    if (left < 1)
+      Fail(sqlstate::kLockNotAvailable,
+           Fmt("could not lock the %1% tables of %2% within pkonline.lock_timeout (%3% ms)", tables.size(),
+               job.table_name, full));
+    pg::Exec("SET LOCAL lock_timeout = '" + std::to_string(left) + "ms'");
+    pg::Exec("LOCK TABLE ONLY " + t + " IN " + mode + " MODE");
+  }
   pg::Exec("SET LOCAL lock_timeout = '" + std::to_string(full) + "ms'");
 }
 

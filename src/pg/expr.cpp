@@ -9,6 +9,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/transam.h"
 #include "catalog/pg_am.h"
@@ -163,6 +164,11 @@ CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned
   Call([&]() { assign_expr_collations(pstate, coerced); });
   out.refers_to_columns = Call([&]() { return contain_var_clause(coerced); });
   out.has_subquery = Call([&]() { return checkExprHasSubLink(coerced); });
+  out.whole_row = Call([&]() {
+    Bitmapset* attrs = nullptr;
+    pull_varattnos(coerced, 1, &attrs);
+    return bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, attrs);
+  });
   out.is_volatile = Call([&]() { return contain_volatile_functions(coerced); });
   out.runs_user_code = NodeRunsUserCode(coerced);
 

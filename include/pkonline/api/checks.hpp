@@ -24,9 +24,13 @@ void RequirePrimary();
 TableInfo RequireOwnedPlainTable(unsigned relid, bool partitioned_ok = false);
 // Every partition below a partitioned table is an ordinary table of the same owner, without FORCE
 // ROW LEVEL SECURITY, in a schema where the owner may create (the partition's key index); with
-// `for_key` (a job that makes a primary key) also without a primary key of its own; no level
+// `for_key` (a job that makes a primary key) also without a primary key of its own and no level
+// partitioning by a collation or operator class other than the column's default; no level
 // partitions by an expression. Returns the partition key columns of every level.
 std::vector<std::string> RequirePartitionTree(const TableInfo& t, bool for_key = true);
+// Each of the key's columns (those that exist already) has a type with a default btree operator
+// class.
+void RequireKeyTypes(const TableInfo& t, const std::vector<std::string>& columns);
 // No FORCE ROW LEVEL SECURITY: the work, done as the table's owner, would see only the rows the
 // policies let it see (for the operations that write every row).
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint);

@@ -53,7 +53,12 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 // (an event says so). Progress is over the whole tree: the job's cursor is the blocks walked so far (fact
 // leaf_base) plus the block in the current leaf (fact walk_of); the leaves done are fact walked.
 void BackfillLeaves(Context& ctx, const LeafFill& fill);
-// Walks the leaves (those in `only`, or all) once more, no cursor kept; returns rows written.
+// Inside a transaction: the leaf has been filled (fact walked); the leaves now in the tree that
+// have not been.
+void MarkWalked(Context& ctx, unsigned leaf);
+std::vector<unsigned> UnwalkedLeaves(Context& ctx);
+// Walks the leaves (those in `only`, or all) once more, no cursor kept (each leaf walked is marked
+// walked); returns rows written.
 int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsigned>& only = {});
 
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.

@@ -25,10 +25,10 @@ std::optional<std::string> LeafSql(const jobs::Job& job, unsigned leaf);
 std::vector<std::string> UncoveredKeyColumns(const jobs::Job& job, unsigned leaf,
                                              const std::vector<std::string>& key);
 
-// Inside a brief DDL's transaction: LOCK TABLE on the partitioned table, which takes `mode` on it
-// and then on every partition, one by one. Each lock waits at most pkonline.lock_timeout divided
-// by the number of tables, so that the locks already held (which writers queue behind) are held
-// no longer in all than one lock_timeout before the attempt gives up and is retried.
+// Inside a brief DDL's transaction: `mode` on the table and then on every partition, one by one,
+// all within one pkonline.lock_timeout (each lock waits for what is left of it), so that the
+// locks already held, which writers queue behind, are held no longer than that before the attempt
+// gives up (55P03) and is retried. A table that is not partitioned: that table alone.
 void LockTree(const jobs::Job& job, const std::string& table_sql, const std::string& mode);
 
 // Heap blocks and estimated rows of one table.

@@ -14,6 +14,7 @@ struct CheckedExpr {
   std::string type;     // the column type, as SQL text (qualified when not in pg_catalog)
   bool refers_to_columns = false;
   bool has_subquery = false;
+  bool whole_row = false;  // refers to the whole row (t, t.*): its shape differs between partitions
   bool is_volatile = false;
   // May evaluating it run code a user wrote (a function not built in, a subquery, a domain check)?
   bool runs_user_code = true;
