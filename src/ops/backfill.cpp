@@ -78,6 +78,7 @@ struct WalkSpec {
   // A walk over leaves: the batch size carried from one leaf's walk to the next (0: not yet
   // known), so that each leaf does not start again from pkonline.batch_size.
   int64_t* batch_blocks = nullptr;
+  int64_t vacuum_every = -1;  // heap blocks between VACUUMs, when not pkonline.vacuum_every
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql,
@@ -128,7 +129,8 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       spec.batch_blocks && *spec.batch_blocks > 0 ? std::max<int64_t>(1, *spec.batch_blocks / 4) : 0;
   jobs::BatchSizer sizer(carried > 0 ? carried : settings.batch_size, settings.batch_time_ms);
   const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
-  jobs::VacuumCadence vacuum(settings.vacuum_every, to - from, spec.vacuum);
+  jobs::VacuumCadence vacuum(spec.vacuum_every >= 0 ? spec.vacuum_every : settings.vacuum_every, to - from,
+                             spec.vacuum);
   jobs::Backoff backoff;
   int64_t total = 0;
   const int max_failures = std::max(1, settings.lock_retries);
@@ -388,6 +390,11 @@ void BackfillLeaves(Context& ctx, const LeafFill& fill) {
     WalkSpec spec = LeafSpec(ctx, leaf, fill);
     spec.cursor_base = base;
     spec.batch_blocks = &batch_blocks;
+    // A partition smaller than pkonline.vacuum_every would never be vacuumed while it is walked and
+    // end up twice its size (measured: 8 partitions of 930 blocks, 172 MB after against 103 MB
+    // for the same rows unpartitioned): an eighth of the partition at most.
+    if (job.settings.vacuum_every > 0)
+      spec.vacuum_every = std::min<int64_t>(job.settings.vacuum_every, std::max<int64_t>(16, end / 8));
     WalkLeaf(ctx, leaf, [&]() { Walk(ctx, spec, from, end, true); });
     cursor = base + end;
     ctx.Txn("pkonline: partition done", [&]() {
