@@ -430,6 +430,7 @@ ANALYZE r_parted;
 SELECT level, item, regexp_replace(detail, '\d+ (bytes|kB)', 'N', 'g') AS detail, advice
   FROM pkonline.check('r_parted', 'add_int_pk') WHERE item IN ('operation', 'partitions', 'key');
 SELECT level, item, detail FROM pkonline.check('r_parted', 'add_int_pk', '{"pk_columns": ["ts", "id"]}') WHERE item = 'key';
+SELECT level, item, detail FROM pkonline.check('r_parted', 'set_primary_key', '{"columns": ["v", "ts"]}') WHERE item IN ('operation', 'key');
 
 DROP SERVER part_srv CASCADE;
 DROP FOREIGN DATA WRAPPER part_fdw;

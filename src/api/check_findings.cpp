@@ -387,8 +387,9 @@ void Partitions(unsigned relid, const CheckedOperation& op, std::vector<Finding>
                      AsInt(row[1]), row[2].value_or("0 bytes"), row[3].value_or("none")),
                  "Each partition is filled and gets its own key in turn; partitions created or attached "
                  "during the job are included."});
-  if (op.operation != "add_int_pk") return;
-  std::vector<std::string> key = op.columns;
+  if (op.operation != "add_int_pk" && op.operation != "set_primary_key") return;
+  std::vector<std::string> key = op.columns;  // set_primary_key's columns, or add_int_pk's pk_columns
+  if (key.empty() && op.operation == "set_primary_key") return;
   if (key.empty()) {
     bool expression = false;
     key.push_back(op.column);
@@ -398,9 +399,11 @@ void Partitions(unsigned relid, const CheckedOperation& op, std::vector<Finding>
   std::string list;
   for (const auto& c : key) list += (list.empty() ? "" : ", ") + pg::Ident(c);
   out.push_back({"ok", "key", Fmt("the job will create PRIMARY KEY (%1%)", list),
-                 op.columns.empty() ? "A partitioned table's key must contain its partition key columns; "
-                                      "pk_columns names another order."
-                                    : ""});
+                 op.columns.empty()
+                     ? "A partitioned table's key must contain its partition key columns; "
+                       "pk_columns names another order."
+                     : "Each partition gets its own key on these columns first; the partitioned "
+                       "table's attaches them."});
 }
 
 }  // namespace pkonline::api
