@@ -332,7 +332,8 @@ CALL pkonline.wait(:job, '60s');
 SELECT step FROM pkonline.steps(:job);
 SELECT count(*) FILTER (WHERE flag = 7) AS sevens FROM pt_ac2;
 SELECT * FROM leftovers('pt_ac2');
--- nullable: a table attached just before the finish is filled there (nothing checks it later)
+-- nullable: a table attached just before the finish is filled there (nothing checks it later), and
+-- so is one detached and attached again
 CREATE TABLE pt_late (k int NOT NULL, name text) PARTITION BY LIST (k);
 CREATE TABLE pt_late_1 PARTITION OF pt_late FOR VALUES IN (1);
 INSERT INTO pt_late SELECT 1, 'Name' || g FROM generate_series(1, 200) g;
@@ -344,6 +345,10 @@ CALL wait_for_wait_point();
 CREATE TABLE pt_late_2 (k int NOT NULL, name text, lname text);
 INSERT INTO pt_late_2 (k, name) SELECT 2, 'Late' || g FROM generate_series(1, 50) g;
 ALTER TABLE pt_late ATTACH PARTITION pt_late_2 FOR VALUES IN (2);
+-- and one filled already, detached (it loses the job's trigger), written to, attached again
+ALTER TABLE pt_late DETACH PARTITION pt_late_1;
+INSERT INTO pt_late_1 (k, name) VALUES (1, 'While Detached');
+ALTER TABLE pt_late ATTACH PARTITION pt_late_1 FOR VALUES IN (1);
 SELECT pkonline.release_wait_point('finish');
 CALL pkonline.wait(:job, '60s');
 RESET pkonline.debug_wait_points;
@@ -359,6 +364,8 @@ SELECT count(*) AS must_columns FROM pg_attribute WHERE attname = 'must' AND att
 SELECT * FROM leftovers('pt_ac2');
 SELECT try($$SELECT pkonline.add_column('pt_ac2', 'u', 'uuid', 'gen_random_uuid()', is_unique => true)$$);
 SELECT try($$SELECT pkonline.add_column('pt_ac2', 'w', 'int', 'length(pt_ac2::text)')$$);
+SELECT try($$SELECT pkonline.add_column('pt_ac2', 'w', 'int', '(SELECT length(pt_ac2::text))')$$);
+SELECT try($$SELECT pkonline.check('pt_ac2', 'add_column', '{"column_name": "w", "column_type": "int", "fill": "(SELECT k + 1)"}')$$);
 CREATE DOMAIN pt_posint AS int CHECK (VALUE > 0);
 SELECT try($$SELECT pkonline.add_column('pt_ac2', 'p', 'pt_posint', '5')$$);
 

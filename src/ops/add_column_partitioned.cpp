@@ -68,13 +68,13 @@ void Finish(Context& ctx) {
   constexpr int kRounds = 5;
   for (int round = 1;; round++) {
     std::vector<unsigned> todo;
-    ctx.Txn("pkonline: partitions not filled", [&]() { todo = UnwalkedLeaves(ctx); });
+    ctx.Txn("pkonline: partitions not filled", [&]() { todo = UnsweptLeaves(ctx); });
     if (!todo.empty()) SweepLeaves(ctx, Fill(job), todo);
     ctx.WaitPoint("finish");
     bool missing = false;
     ctx.Ddl("pkonline job " + IdText(job) + ": finish", [&]() {
       LockTree(job, TableSql(job), "ACCESS EXCLUSIVE");
-      missing = !UnwalkedLeaves(ctx).empty();
+      missing = !UnsweptLeaves(ctx).empty();
       if (!missing) DropTriggerAndFunction(job);
     });
     if (!missing) break;

@@ -412,11 +412,36 @@ void MarkWalked(Context& ctx, unsigned leaf) {
   ctx.Remember(fact::kWalked, walked);
 }
 
-std::vector<unsigned> UnwalkedLeaves(Context& ctx) {
-  const std::vector<int64_t> walked = Ints(ctx.Recall(fact::kWalked));
+namespace {
+
+// How the leaf is attached now: the pg_inherits rows from it up to the job's table, by their xmin
+// (a DETACH and ATTACH writes them anew, and the leaf loses the job's cloned trigger meanwhile).
+std::string Attachment(const jobs::Job& job, unsigned leaf) {
+  return pg::Query(
+             "SELECT pg_catalog.string_agg(i.xmin::pg_catalog.text, ',' ORDER BY i.inhrelid) "
+             "FROM pg_catalog.pg_partition_ancestors($1::oid) a JOIN pg_catalog.pg_inherits i "
+             "ON i.inhrelid = a.relid",
+             {V(static_cast<int64_t>(leaf))}, false)
+      .scalar()
+      .value_or("");
+}
+
+}  // namespace
+
+void MarkSwept(Context& ctx, unsigned leaf) {
+  Json swept = ctx.Recall(fact::kSwept);
+  if (swept.is_null()) swept = Json::Object();
+  swept.Set(std::to_string(leaf), Json::String(Attachment(ctx.job(), leaf)));
+  ctx.Remember(fact::kSwept, swept);
+}
+
+std::vector<unsigned> UnsweptLeaves(Context& ctx) {
+  const Json swept = ctx.Recall(fact::kSwept);
   std::vector<unsigned> out;
-  for (unsigned leaf : Leaves(ctx.job()))
-    if (!Contains(walked, leaf)) out.push_back(leaf);
+  for (unsigned leaf : Leaves(ctx.job())) {
+    const Json* at = swept.is_null() ? nullptr : swept.Find(std::to_string(leaf));
+    if (!at || at->AsString() != Attachment(ctx.job(), leaf)) out.push_back(leaf);
+  }
   return out;
 }
 
@@ -430,7 +455,7 @@ int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsign
     WalkSpec spec = LeafSpec(ctx, leaf, fill);
     spec.batch_blocks = &batch_blocks;
     if (WalkLeaf(ctx, leaf, [&]() { filled += Walk(ctx, spec, 0, end, false); }))
-      ctx.Txn("pkonline: partition swept", [&]() { MarkWalked(ctx, leaf); });
+      ctx.Txn("pkonline: partition swept", [&]() { MarkSwept(ctx, leaf); });
   }
   return filled;
 }

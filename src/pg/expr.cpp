@@ -9,7 +9,6 @@
 
 extern "C" {
 #include "postgres.h"
-#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/transam.h"
 #include "catalog/pg_am.h"
@@ -76,6 +75,29 @@ std::string TypeName(Oid type) {
   std::string out(s);
   pfree(s);
   return out;
+}
+
+// Does the expression refer to the whole row of the table (varno 1 at the expression's own level),
+// in a subquery too?
+struct WholeRow {
+  int levels_up;
+};
+bool WholeRowWalker(Node* node, void* context) {
+  if (node == nullptr) return false;
+  auto* c = static_cast<WholeRow*>(context);
+  if (IsA(node, Var)) {
+    const Var* v = reinterpret_cast<Var*>(node);
+    return v->varattno == InvalidAttrNumber && v->varno == 1 &&
+           static_cast<int>(v->varlevelsup) == c->levels_up;
+  }
+  auto walker = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(WholeRowWalker));
+  if (IsA(node, Query)) {
+    c->levels_up++;
+    const bool found = query_tree_walker(reinterpret_cast<Query*>(node), walker, context, 0);
+    c->levels_up--;
+    return found;
+  }
+  return expression_tree_walker(node, walker, context);
 }
 
 std::string Deparse(Node* expr, const std::string& alias, Oid relid, bool prefix) {
@@ -165,9 +187,8 @@ CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned
   out.refers_to_columns = Call([&]() { return contain_var_clause(coerced); });
   out.has_subquery = Call([&]() { return checkExprHasSubLink(coerced); });
   out.whole_row = Call([&]() {
-    Bitmapset* attrs = nullptr;
-    pull_varattnos(coerced, 1, &attrs);
-    return bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, attrs);
+    WholeRow context{0};
+    return WholeRowWalker(coerced, &context);
   });
   out.is_volatile = Call([&]() { return contain_volatile_functions(coerced); });
   out.runs_user_code = NodeRunsUserCode(coerced);

@@ -53,12 +53,14 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 // (an event says so). Progress is over the whole tree: the job's cursor is the blocks walked so far (fact
 // leaf_base) plus the block in the current leaf (fact walk_of); the leaves done are fact walked.
 void BackfillLeaves(Context& ctx, const LeafFill& fill);
-// Inside a transaction: the leaf has been filled (fact walked); the leaves now in the tree that
-// have not been.
+// Inside a transaction: the leaf was swept as it is attached now (fact swept: leaf -> its
+// attachment); the leaves now in the tree that were not, or were detached and attached again since
+// (rows written meanwhile had no trigger to fill them).
 void MarkWalked(Context& ctx, unsigned leaf);
-std::vector<unsigned> UnwalkedLeaves(Context& ctx);
+void MarkSwept(Context& ctx, unsigned leaf);
+std::vector<unsigned> UnsweptLeaves(Context& ctx);
 // Walks the leaves (those in `only`, or all) once more, no cursor kept (each leaf walked is marked
-// walked); returns rows written.
+// swept); returns rows written.
 int64_t SweepLeaves(Context& ctx, const LeafFill& fill, const std::vector<unsigned>& only = {});
 
 // Walks the whole table once more filling any NULL left (no cursor kept); returns rows filled.

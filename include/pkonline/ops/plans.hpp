@@ -140,11 +140,12 @@ inline constexpr char kAttnum[] = "attnum";               // add_column: the new
 inline constexpr char kMovedFks[] = "moved_fks";          // set_primary_key, convert_pk_to_bigint
 inline constexpr char kWalkOf[] = "walk_of";              // BackfillTables: the table the cursor is of
 inline constexpr char kWalked[] = "walked";               // BackfillLeaves: the leaves done
-inline constexpr char kLeafBase[] = "leaf_base";          // BackfillLeaves: the cursor's start in walk_of
-inline constexpr char kLeafEnd[] = "leaf_end";            // BackfillLeaves: walk_of's end block
-inline constexpr char kLeavesKeyed[] = "leaves_keyed";    // LeafKeys: the leaves given a check or key
-inline constexpr char kLeafPks[] = "leaf_pks";            // LeafKeys: the leaves given their key
-inline constexpr char kLeafNotNull[] = "leaf_not_null";   // LeafKeys: leaf OID -> columns it made NOT NULL
+inline constexpr char kSwept[] = "swept";         // SweepLeaves: leaf OID -> how it was attached when swept
+inline constexpr char kLeafBase[] = "leaf_base";  // BackfillLeaves: the cursor's start in walk_of
+inline constexpr char kLeafEnd[] = "leaf_end";    // BackfillLeaves: walk_of's end block
+inline constexpr char kLeavesKeyed[] = "leaves_keyed";   // LeafKeys: the leaves given a check or key
+inline constexpr char kLeafPks[] = "leaf_pks";           // LeafKeys: the leaves given their key
+inline constexpr char kLeafNotNull[] = "leaf_not_null";  // LeafKeys: leaf OID -> columns it made NOT NULL
 inline constexpr char kShadowAttnumPrefix[] = "shadow_attnum_";  // + i: convert's bigint column
 }  // namespace fact
 
