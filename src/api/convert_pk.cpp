@@ -207,15 +207,13 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     RequireNothingElseUses(t.relid, target.relid, target.table, target.column);
     RequireOwnSequence(t, target.relid, target.table, target.column);
   }
-  const std::string user_code = ops::IndexesRunningUserCode(plan);
-  if (!user_code.empty())
-    Fail(
-        sqlstate::kFeatureNotSupported,
-        Fmt("indexes on the columns to convert use functions or operators that are not built in: %1%",
-            user_code),
-        "Built again on bigint columns, their expressions would look their functions up anew, and could find "
-        "another role's.",
-        "Drop those indexes for the time of the job and create them again afterwards.");
+  const std::string not_built_in = ops::IndexesNotBuiltIn(plan);
+  if (!not_built_in.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         "indexes on the columns to convert use objects that are not built in: " + not_built_in,
+         "Built again on bigint columns, they would look their functions, operators, operator classes and "
+         "collations up anew: another role's could be found, or none.",
+         "Drop those indexes for the time of the job and create them again afterwards.");
   for (size_t i = 0; i < plan.tables.size(); i++) {
     const std::string name =
         i == 0 ? t.qualified : std::find_if(refs.begin(), refs.end(), [&](const Referencing& r) {

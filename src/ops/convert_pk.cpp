@@ -23,6 +23,7 @@
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/column_default.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
@@ -351,16 +352,21 @@ unsigned BuiltIndex(Context& ctx, const OldIndex& old, bool* valid) {
   return static_cast<unsigned>(pg::AsInt(r.rows[0][0]));
 }
 
-// An index built again on the bigint column resolves its functions and operators anew: a
-// function a user made could be replaced by another one's overload (run by every later writer).
-void RequireNoUserCode(const jobs::Job& job, const std::string& index_oid) {
-  if (!pg::IndexRunsUserCode(static_cast<unsigned>(std::stoul(index_oid)))) return;
-  Fail(
-      sqlstate::kFeatureNotSupported,
-      Fmt("index %1% uses functions or operators that are not built in",
-          *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(index_oid)}, true).scalar()),
-      "Built again on a bigint column, its expressions would look their functions up anew.",
-      Fmt("Drop the index for the job's time and create it again afterwards; pkonline.cancel(%1%).", job.id));
+// An index built again on the bigint column resolves its functions, operators, operator classes
+// and collations anew (for bigint operands): one a user made could be replaced by another role's
+// overload, run by every later writer. Only built-in ones are carried over (the build checks
+// what the new definition resolved to as well: pg::RequireBuiltInIndexStmt).
+void RequireBuiltInIndex(const jobs::Job& job, const std::string& index_oid) {
+  const std::string what = pg::IndexNotBuiltIn(static_cast<unsigned>(std::stoul(index_oid)));
+  if (what.empty()) return;
+  Fail(sqlstate::kFeatureNotSupported,
+       Fmt("index %1% uses %2%, which is not built in",
+           *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(index_oid)}, true).scalar(),
+           what),
+       "Built again on a bigint column, the index would look its functions, operators, operator classes and "
+       "collations up anew, and could find another role's.",
+       Fmt("Drop the index for the time of the job and create it again afterwards; pkonline.cancel(%1%).",
+           job.id));
 }
 
 void BuildIndexes(Context& ctx) {
@@ -387,7 +393,7 @@ void BuildIndexes(Context& ctx) {
       TableOf(job, old.relid);
       const auto def = Query("SELECT pg_catalog.pg_get_indexdef($1::oid)", {V(old.oid)}, false).scalar();
       if (!def) return;  // dropped meanwhile: nothing to build
-      RequireNoUserCode(job, old.oid);
+      RequireBuiltInIndex(job, old.oid);
       definition = *def;
       for (size_t i : old.targets) {
         const std::string shadow = ShadowColumn(ctx, plan.targets[i], i);
@@ -457,7 +463,7 @@ std::vector<ForeignKey> ReferencingKeys(const jobs::Job& job, const std::string&
 
 // What a column carries besides its values, read before it is dropped and given to its shadow.
 struct ColumnExtras {
-  std::string default_sql;       // the DEFAULT expression (not an identity)
+  std::string default_tree;      // the DEFAULT expression (not an identity), analysed (adbin)
   char identity = 0;             // 'a' ALWAYS, 'd' BY DEFAULT, 0 none
   std::string sequence;          // the sequence of its identity or of a serial-like DEFAULT it owns
   std::string default_sequence;  // the sequence its DEFAULT draws from (owned or not)
@@ -470,7 +476,7 @@ struct ColumnExtras {
 ColumnExtras ReadExtras(unsigned relid, const std::string& table, const std::string& column) {
   ColumnExtras x;
   auto r = Query(
-      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity::pg_catalog.text, "
+      "SELECT d.adbin::pg_catalog.text, a.attidentity::pg_catalog.text, "
       "pg_catalog.pg_get_serial_sequence($3, a.attname), pg_catalog.col_description(a.attrelid, a.attnum), "
       "a.attstattarget FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = "
       "a.attrelid "
@@ -478,7 +484,7 @@ ColumnExtras ReadExtras(unsigned relid, const std::string& table, const std::str
       {V(static_cast<int64_t>(relid)), V(column), V(table)}, false);
   const auto& row = r.rows.at(0);
   x.identity = row[1] && !row[1]->empty() ? (*row[1])[0] : 0;
-  if (!x.identity) x.default_sql = row[0].value_or("");
+  if (!x.identity) x.default_tree = row[0].value_or("");
   x.sequence = row[2].value_or("");
   x.has_comment = row[3].has_value();
   x.comment = row[3].value_or("");
@@ -634,8 +640,9 @@ void SwapTable(Context& ctx, const ConvertPkPlan& plan, unsigned relid, const st
       Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " ADD GENERATED " +
            (c.x.identity == 'a' ? "ALWAYS" : "BY DEFAULT") + " AS IDENTITY (SEQUENCE NAME " + c.x.sequence +
            " START WITH " + c.next_identity + c.identity_options + ")");
-    } else if (!c.x.default_sql.empty()) {
-      Exec("ALTER TABLE " + table + " ALTER COLUMN " + col + " SET DEFAULT " + c.x.default_sql);
+    } else if (!c.x.default_tree.empty()) {
+      // The same expression, by OID (pg/column_default.hpp): never its text parsed again.
+      pg::CarryDefault(relid, c.col, c.x.default_tree);
       // Its sequence (a serial's, or any it draws from) stops at 2^31-1 if it is an integer one.
       if (!c.x.default_sequence.empty()) Exec("ALTER SEQUENCE " + c.x.default_sequence + " AS bigint");
     }
@@ -796,12 +803,15 @@ class ConvertPk final : public Operation {
 
 std::unique_ptr<Operation> MakeConvertPk() { return std::make_unique<ConvertPk>(); }
 
-std::string IndexesRunningUserCode(const ConvertPkPlan& plan) {
+std::string IndexesNotBuiltIn(const ConvertPkPlan& plan) {
   std::string list;
-  for (const auto& old : IndexesToRebuild(plan))
-    if (pg::IndexRunsUserCode(static_cast<unsigned>(std::stoul(old.oid))))
-      list += (list.empty() ? "" : ", ") +
-              *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar();
+  for (const auto& old : IndexesToRebuild(plan)) {
+    const std::string what = pg::IndexNotBuiltIn(static_cast<unsigned>(std::stoul(old.oid)));
+    if (!what.empty())
+      list += (list.empty() ? "" : "; ") +
+              *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar() +
+              " uses " + what;
+  }
   return list;
 }
 

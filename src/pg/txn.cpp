@@ -7,6 +7,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/lock_watch.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/user_code.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -20,7 +21,9 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "commands/tablecmds.h"
 #include "parser/analyze.h"
+#include "parser/parse_utilcmd.h"
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
@@ -183,7 +186,7 @@ void RenameInIndexElems(List* elems, Renames& r) {
 }
 
 // The rewrite of a CREATE INDEX statement (see txn.hpp).
-void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
+void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw, const char* sql) {
   if (!IsA(raw->stmt, IndexStmt)) elog(ERROR, "pkonline: not an index definition");
   auto* stmt = reinterpret_cast<IndexStmt*>(raw->stmt);
   // (no C++ object is made here: this runs inside the error bridge's PG_TRY)
@@ -191,9 +194,17 @@ void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw) {
   RenameInIndexElems(stmt->indexParams, r);
   RenameInIndexElems(stmt->indexIncludingParams, r);
   if (stmt->whereClause != nullptr) (void)RenameColumnRefs(stmt->whereClause, &r);
+  const char* like = stmt->idxname;  // the old index's name, as the definition gave it
   stmt->idxname = pstrdup(rw.name.c_str());
   stmt->concurrent = true;
   stmt->if_not_exists = false;
+  // Analysed here, once: what its names resolve to now is checked, and this very tree is what
+  // DefineIndex builds (ProcessUtility does not analyse a statement marked transformed again).
+  const Oid relid = RangeVarGetRelidExtended(stmt->relation, ShareUpdateExclusiveLock, 0,
+                                             RangeVarCallbackOwnsRelation, nullptr);
+  IndexStmt* analysed = transformIndexStmt(relid, stmt, sql);
+  RequireBuiltInIndexStmt(analysed, relid, like);
+  raw->stmt = reinterpret_cast<Node*>(analysed);
 }
 
 }  // namespace
@@ -235,7 +246,7 @@ void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite) {
       List* raw = pg_parse_query(sql_c);
       if (list_length(raw) != 1) elog(ERROR, "pkonline: top-level SQL must be one statement");
       RawStmt* stmt = linitial_node(RawStmt, raw);
-      if (rewrite != nullptr) ApplyIndexRewrite(stmt, *rewrite);
+      if (rewrite != nullptr) ApplyIndexRewrite(stmt, *rewrite, sql_c);
       target = TopLevelTarget(stmt->stmt);
       bool snap = analyze_requires_snapshot(stmt);
       if (snap) PushActiveSnapshot(GetTransactionSnapshot());

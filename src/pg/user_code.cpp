@@ -9,11 +9,24 @@
 extern "C" {
 #include "postgres.h"
 #include "access/transam.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/partcache.h"
 }
 
@@ -111,25 +124,164 @@ bool PartitionRunsUserCode(unsigned relid) {
   });
 }
 
+// --- objects that are not built in (rebuilds) --------------------------------------------------
+// The first object an expression tree uses that PostgreSQL did not create at initdb: a function,
+// an operator, a type, a collation (class and OID; class InvalidOid for a subquery). Plain C:
+// also called inside an error bridge's PG_TRY, where no C++ object may be made.
+struct NotBuiltIn {
+  Oid classid;
+  Oid objid;
+};
+
+bool Note(NotBuiltIn* f, Oid classid, Oid objid) {
+  if (objid < FirstNormalObjectId) return false;
+  f->classid = classid;
+  f->objid = objid;
+  return true;
+}
+
+bool NoteFunction(Oid func, void* context) {
+  auto* f = static_cast<NotBuiltIn*>(context);
+  if (Note(f, ProcedureRelationId, func)) return true;
+  char* name = get_func_name(func);
+  if (name != nullptr && !RunsSqlText(name)) return false;
+  f->classid = ProcedureRelationId;
+  f->objid = func;
+  return true;
+}
+
+bool NoteOperators(Node* node, NotBuiltIn* f) {
+  switch (nodeTag(node)) {
+    case T_OpExpr:
+    case T_DistinctExpr:
+    case T_NullIfExpr:
+      return Note(f, OperatorRelationId, reinterpret_cast<OpExpr*>(node)->opno);
+    case T_ScalarArrayOpExpr:
+      return Note(f, OperatorRelationId, reinterpret_cast<ScalarArrayOpExpr*>(node)->opno);
+    case T_RowCompareExpr: {
+      ListCell* lc;
+      foreach (lc, reinterpret_cast<RowCompareExpr*>(node)->opnos)
+        if (Note(f, OperatorRelationId, lfirst_oid(lc))) return true;
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+bool BuiltInOnlyWalker(Node* node, void* context) {
+  if (node == nullptr) return false;
+  auto* f = static_cast<NotBuiltIn*>(context);
+  if (IsA(node, SubLink) || IsA(node, SubPlan)) {
+    f->classid = InvalidOid;
+    f->objid = InvalidOid;
+    return true;
+  }
+  if (!IsA(node, List) && !IsA(node, IntList) && !IsA(node, OidList)) {
+    if (Note(f, TypeRelationId, exprType(node)) || Note(f, CollationRelationId, exprCollation(node)) ||
+        Note(f, CollationRelationId, exprInputCollation(node)))
+      return true;
+  }
+  if (IsA(node, CollateExpr) && Note(f, CollationRelationId, reinterpret_cast<CollateExpr*>(node)->collOid))
+    return true;
+  if (NoteOperators(node, f)) return true;
+  if (check_functions_in_node(node, NoteFunction, context)) return true;
+  return expression_tree_walker(
+      node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(BuiltInOnlyWalker)), context);
+}
+
+// "function shared.f(bigint)", "a subquery": what a NotBuiltIn names.
+char* Describe(const NotBuiltIn& f) {
+  if (!OidIsValid(f.classid)) return pstrdup("a subquery");
+  ObjectAddress a;
+  a.classId = f.classid;
+  a.objectId = f.objid;
+  a.objectSubId = 0;
+  char* d = getObjectDescription(&a, true);
+  return d != nullptr ? d : psprintf("object %u", f.objid);
+}
+
+// What index `index` (of any table) uses that is not built in, or nullptr: its expressions and
+// predicate, operator classes and collations.
+char* IndexNotBuiltInC(Oid index) {
+  HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+  if (!HeapTupleIsValid(tup)) return nullptr;
+  auto* form = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup));
+  NotBuiltIn f{};
+  bool found = false;
+  bool isnull;
+  Datum d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+  auto* classes = reinterpret_cast<oidvector*>(DatumGetPointer(d));
+  for (int i = 0; !found && i < form->indnkeyatts; i++)
+    found = Note(&f, OperatorClassRelationId, classes->values[i]);
+  d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indcollation, &isnull);
+  auto* colls = reinterpret_cast<oidvector*>(DatumGetPointer(d));
+  for (int i = 0; !found && i < form->indnkeyatts; i++)
+    found = Note(&f, CollationRelationId, colls->values[i]);
+  for (AttrNumber column : {Anum_pg_index_indexprs, Anum_pg_index_indpred}) {
+    if (found) break;
+    d = SysCacheGetAttr(INDEXRELID, tup, column, &isnull);
+    if (!isnull) found = BuiltInOnlyWalker(static_cast<Node*>(stringToNode(TextDatumGetCString(d))), &f);
+  }
+  ReleaseSysCache(tup);
+  return found ? Describe(f) : nullptr;
+}
+
 }  // namespace
+
+std::string IndexNotBuiltIn(unsigned index_oid) {
+  const char* what = Call([&]() { return IndexNotBuiltInC(index_oid); });
+  return what != nullptr ? what : "";
+}
+
+std::string ExpressionNotBuiltIn(const std::string& node_text) {
+  const char* text = node_text.c_str();
+  const char* what = Call([&]() -> const char* {
+    NotBuiltIn f{};
+    return BuiltInOnlyWalker(static_cast<Node*>(stringToNode(text)), &f) ? Describe(f) : nullptr;
+  });
+  return what != nullptr ? what : "";
+}
+
+void RequireBuiltInIndexStmt(void* index_stmt, unsigned relid, const char* like) {
+  auto* stmt = static_cast<IndexStmt*>(index_stmt);
+  const Oid am = get_index_am_oid(stmt->accessMethod, false);
+  NotBuiltIn f{};
+  bool found = Note(&f, AccessMethodRelationId, am);
+  ListCell* lc;
+  foreach (lc, list_concat_copy(stmt->indexParams, stmt->indexIncludingParams)) {
+    if (found) break;
+    auto* elem = lfirst_node(IndexElem, lc);
+    Oid type = InvalidOid;
+    if (elem->expr != nullptr) {
+      found = BuiltInOnlyWalker(elem->expr, &f);
+      type = exprType(elem->expr);
+    } else if (elem->name != nullptr) {
+      type = get_atttype(relid, get_attnum(relid, elem->name));
+    }
+    if (!found) found = Note(&f, TypeRelationId, type);
+    if (!found && elem->collation != NIL)
+      found = Note(&f, CollationRelationId, get_collation_oid(elem->collation, false));
+    if (!found && elem->opclass != NIL)
+      found = Note(&f, OperatorClassRelationId, get_opclass_oid(am, elem->opclass, false));
+    else if (!found && OidIsValid(type) && list_member_ptr(stmt->indexParams, elem))
+      found = Note(&f, OperatorClassRelationId, GetDefaultOpClass(type, am));
+  }
+  if (!found && stmt->whereClause != nullptr) found = BuiltInOnlyWalker(stmt->whereClause, &f);
+  if (found)
+    ereport(ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("index %s built again for the new column type (as %s) would use %s, which is not "
+                    "built in",
+                    quote_identifier(like), quote_identifier(stmt->idxname), Describe(f)),
+             errdetail("An index rebuilt from its definition looks its functions, operators, operator "
+                       "classes and collations up anew; only PostgreSQL's built-in ones are sure to be "
+                       "the ones the old index used."),
+             errhint("Drop the index for the time of the job and create it again afterwards.")));
+}
 
 bool NodeRunsUserCode(void* node) {
   return Call([&]() { return UserCodeWalker(static_cast<Node*>(node), nullptr); });
-}
-
-bool IndexRunsUserCode(unsigned index_oid) {
-  auto r = Query(
-      "SELECT i.indexprs::pg_catalog.text FROM pg_catalog.pg_index i WHERE i.indexrelid = $1::oid "
-      "AND i.indexprs IS NOT NULL "
-      "UNION ALL SELECT i.indpred::pg_catalog.text FROM pg_catalog.pg_index i WHERE i.indexrelid = $1::oid "
-      "AND i.indpred IS NOT NULL",
-      {V(static_cast<int64_t>(index_oid))}, true);
-  for (const auto& row : r.rows) {
-    if (!row[0]) continue;
-    const char* text = row[0]->c_str();
-    if (Call([&]() { return UserCodeWalker(static_cast<Node*>(stringToNode(text)), nullptr); })) return true;
-  }
-  return false;
 }
 
 bool TableRunsUserCode(unsigned relid) {

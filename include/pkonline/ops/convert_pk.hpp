@@ -17,8 +17,8 @@ std::unique_ptr<Operation> MakeConvertPk();
 std::string OtherUses(unsigned key_relid, unsigned relid, const std::string& column);
 
 struct ConvertPkPlan;
-// The indexes the job would build again whose expressions or predicate use functions or
-// operators that are not built in (looked up anew on a bigint column, another role's overload
-// could be picked): their names, ", "-separated; "" if none.
-std::string IndexesRunningUserCode(const ConvertPkPlan& plan);
+// The indexes the job would build again that use a function, operator, operator class, collation
+// or type that is not built in (looked up anew for bigint operands, another role's overload could
+// be picked, or none found): "<index> uses <object>", "; "-separated; "" if none.
+std::string IndexesNotBuiltIn(const ConvertPkPlan& plan);
 }  // namespace pkonline::ops

@@ -3,6 +3,8 @@
 // every other table: it may be used only where no code a user wrote can run in the statement.
 #pragma once
 
+#include <string>
+
 namespace pkonline::pg {
 
 // Could an UPDATE of one column of this table run code a user wrote, other than the job's own
@@ -17,15 +19,28 @@ namespace pkonline::pg {
 // concurrently, waits for this transaction before it is written to).
 bool TableRunsUserCode(unsigned relid);
 
-// Could the index's expressions or predicate run code a user wrote (as NodeRunsUserCode)? An
-// index built again on a column of another type resolves its functions and operators anew: only
-// built-in ones (found in pg_catalog, the worker's search_path) are sure to resolve as before.
-bool IndexRunsUserCode(unsigned index_oid);
-
 // Could evaluating this expression tree (a Node*, analysed) run code a user wrote: a function that
 // is not built in, or a built-in one that runs SQL given as text; a subquery (it may read through
 // views and policies); a domain's checks; a value of a type that is not built in (its input
 // function may check a domain, a composite's fields may be of one)?
 bool NodeRunsUserCode(void* node);
+
+// What an object built again from its definition could resolve differently (the corollary of the
+// security model: a rebuild calls exactly what the original called, or PostgreSQL's built-in
+// objects for the new type). Each returns a description of the first function, operator, operator
+// class, collation, type or access method that PostgreSQL did not create at initdb (or a
+// built-in function that runs SQL text, or "a subquery"), or "" if there is none:
+// - of index `index_oid` (expressions, predicate, operator classes, collations);
+std::string IndexNotBuiltIn(unsigned index_oid);
+// - of an analysed expression tree stored as text (pg_attrdef.adbin, pg_constraint.conbin, ...).
+std::string ExpressionNotBuiltIn(const std::string& node_text);
+
+// For an IndexStmt that has been through parse analysis (transformIndexStmt), about to be run on
+// table `relid` as a rebuild of index `like`: raises 0A000 naming what the index would use that is
+// not built in — what its
+// expressions, predicate, explicit and default operator classes and collations resolved to. The
+// same analysed statement must then be run (DefineIndex does not look anything up again).
+// C-style: may be called inside an error bridge's PG_TRY.
+void RequireBuiltInIndexStmt(void* index_stmt, unsigned relid, const char* like);
 
 }  // namespace pkonline::pg

@@ -1,0 +1,200 @@
+# Attacks from the second-round security review of 0.3 (../shared/reviews/security-2026-12-s3.md),
+# each run as the review ran it (or as close as a test can), each asserting the safe outcome.
+#
+# Roles: alice and bob own tables; mallory has no privilege but CREATE on schema shared, where
+# alice and bob may create too (a public schema as databases upgraded from PostgreSQL 14 have it).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PkonlineTest;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('attacks_s3');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pkonline'\nmax_worker_processes = 16\npkonline.max_workers = 2\n"
+	  . "max_prepared_transactions = 10\n");
+$node->start;
+
+sub su { return $node->safe_psql($_[1] // 'postgres', $_[0]); }
+
+sub as {
+	my ($role, $sql, $db) = @_;
+	return $node->safe_psql($db // 'postgres', $sql, extra_params => [ '-U', $role ]);
+}
+
+sub refused { PkonlineTest::refused($node, @_); }
+sub poll    { return PkonlineTest::poll($node, @_); }
+sub wait_job { return su("CALL pkonline.wait($_[0], '60s', NULL)"); }
+sub superusers { return su("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper"); }
+sub loot { return su('SELECT count(*) FROM mallory.loot'); }
+
+sub section {
+	my ($name, $body) = @_;
+	eval { $body->(); 1 } or fail("$name: the attack could not run to its end: $@");
+}
+
+my $holder;
+sub hold    { $holder->query_safe("SELECT pkonline.hold_wait_point('$_[0]')"); }
+sub release { $holder->query_safe("SELECT pkonline.release_wait_point('$_[0]')"); }
+
+su(q{
+	CREATE EXTENSION pkonline;
+	CREATE EXTENSION amcheck;
+	CREATE ROLE alice LOGIN;
+	CREATE ROLE bob LOGIN;
+	CREATE ROLE mallory LOGIN;
+	CREATE SCHEMA alice AUTHORIZATION alice;
+	CREATE SCHEMA bob AUTHORIZATION bob;
+	CREATE SCHEMA mallory AUTHORIZATION mallory;
+	GRANT USAGE ON SCHEMA mallory TO PUBLIC;
+	CREATE SCHEMA shared;
+	GRANT USAGE, CREATE ON SCHEMA shared TO alice, bob, mallory;
+});
+my $supers = superusers();
+$holder = $node->background_psql('postgres');
+
+# mallory's payload: records who runs it, and makes her superuser when a superuser does
+as('mallory', q{
+	CREATE TABLE mallory.loot (who text, sess text, note text);
+	GRANT INSERT ON mallory.loot TO PUBLIC;
+	CREATE FUNCTION mallory.evil_v(note text) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+	BEGIN
+	  INSERT INTO mallory.loot VALUES (current_user, session_user, note);
+	  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+	    EXECUTE 'ALTER ROLE mallory SUPERUSER';
+	  END IF;
+	END $$;
+	CREATE FUNCTION mallory.evil(bigint, int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+	BEGIN PERFORM mallory.evil_v('evil(' || $1 || ')'); RETURN ($1 % $2)::int; END $$;
+});
+
+# --- S3-1, S3-2, C-1: convert_pk_to_bigint carries over only what is built in -------------------
+section('S3-1: an index with an operator of the owner, overloaded by a co-tenant', sub {
+as('alice', q{
+	CREATE OPERATOR shared.#%# (LEFTARG = int, RIGHTARG = int, FUNCTION = int4mod);
+	CREATE TABLE alice.p (id int PRIMARY KEY, v text);
+	INSERT INTO alice.p SELECT g, 'row ' || g FROM generate_series(1, 2000) g;
+	SET search_path = shared, public;
+	CREATE INDEX p_shard ON alice.p ((id #%# 16));
+	GRANT INSERT ON alice.p TO PUBLIC;
+});
+as('mallory', 'CREATE OPERATOR shared.#%# (LEFTARG = bigint, RIGHTARG = int, FUNCTION = mallory.evil)');
+my $jobs = su('SELECT count(*) FROM pkonline.jobs');
+refused('alice', "SELECT pkonline.convert_pk_to_bigint('alice.p')", '0A000',
+	'S3-1: an index on the key with an operator that is not built in');
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT pkonline.convert_pk_to_bigint('alice.p')",
+	extra_params => [ '-U', 'alice' ]);
+like($err, qr/alice\.p_shard uses operator shared\.#%#\(integer,integer\)/, 'S3-1: the refusal names the index and the operator');
+is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'S3-1: no job was made');
+su("INSERT INTO alice.p (id, v) VALUES (3007, 'inserted by the DBA')");
+is(loot(), '0', 'S3-1: nothing of mallory\'s ran');
+is(superusers(), $supers, 'S3-1: no new superuser');
+});
+
+section('S3-2: the same shape without an attacker is refused up front', sub {
+as('bob', q{
+	CREATE OPERATOR bob.#%# (LEFTARG = int, RIGHTARG = int, FUNCTION = int4mod);
+	CREATE TABLE bob.p (id int PRIMARY KEY, v text);
+	INSERT INTO bob.p SELECT g, 'row ' || g FROM generate_series(1, 2000) g;
+	CREATE INDEX p_shard ON bob.p ((id OPERATOR(bob.#%#) 16));
+});
+refused('bob', "SELECT pkonline.convert_pk_to_bigint('bob.p')", '0A000', 'S3-2: refused when the job is created');
+});
+
+section('C-1: operator classes and collations that are not built in are refused up front', sub {
+su(q{
+	CREATE OPERATOR CLASS shared.my_int_ops FOR TYPE int USING btree AS
+	  OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 btint4cmp(int, int);
+	CREATE COLLATION shared.my_c (locale = 'C');
+});
+as('bob', q{
+	CREATE TABLE bob.oc (id int PRIMARY KEY, t text);
+	CREATE INDEX oc_id ON bob.oc (id shared.my_int_ops);
+	CREATE TABLE bob.co (id int PRIMARY KEY, t text);
+	CREATE INDEX co_id_t ON bob.co (id, t COLLATE shared.my_c);
+});
+refused('bob', "SELECT pkonline.convert_pk_to_bigint('bob.oc')", '0A000', 'C-1: a user-made operator class');
+refused('bob', "SELECT pkonline.convert_pk_to_bigint('bob.co')", '0A000', 'C-1: a user-made collation');
+});
+
+# The overload added mid-way: the index appears while the job runs (the swap builds it then), and
+# mallory's overload with it. The index is checked again before it is built: the job stops.
+section('S3-1: the index and the overload added while the job runs', sub {
+as('alice', q{
+	CREATE TABLE alice.q (id int PRIMARY KEY, v text);
+	INSERT INTO alice.q SELECT g, 'row ' || g FROM generate_series(1, 2000) g;
+	GRANT INSERT ON alice.q TO PUBLIC;
+});
+su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
+hold('backfill_batch');
+my $j = as('alice', "SELECT pkonline.convert_pk_to_bigint('alice.q')");
+ok(poll("SELECT step = 'backfill' AND worker_alive FROM pkonline.status WHERE job = $j"), 'the job waits in its backfill');
+as('alice', 'CREATE INDEX q_shard ON alice.q ((id OPERATOR(shared.#%#) 16))');
+release('backfill_batch');
+is(wait_job($j), 'failed', 'the job stops before it builds the index again');
+like(su("SELECT last_error FROM pkonline.jobs WHERE id = $j"), qr/q_shard uses operator shared\.#%#/, 'its error names the index and the operator');
+is(loot(), '0', 'nothing of mallory\'s ran');
+as('alice', 'DROP INDEX alice.q_shard');
+su("ALTER ROLE alice RESET pkonline.debug_wait_points");
+as('alice', "SELECT pkonline.resume($j)");
+is(wait_job($j), 'done', 'with the index dropped, the job finishes');
+su("INSERT INTO alice.q (id, v) VALUES (3007, 'inserted by the DBA')");
+is(loot(), '0', 'the superuser\'s INSERT ran nothing of mallory\'s');
+is(superusers(), $supers, 'no new superuser');
+is(su("SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'alice.q'::regclass AND attname = 'id'"), 'bigint', 'the key is bigint');
+});
+
+# What the new definition resolves to is checked as it is built: a cast to text that is built in
+# for integer (I/O) but a superuser's function for bigint is refused before anything is built.
+section('S3-1: the rebuilt index is checked as analysed, before it is built', sub {
+su(q{
+	CREATE FUNCTION shared.big_text(bigint) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+	BEGIN IF $1 = 77777 THEN PERFORM mallory.evil_v('big_text'); END IF; RETURN $1::numeric::text; END $$;
+	CREATE CAST (bigint AS text) WITH FUNCTION shared.big_text(bigint);
+});
+as('alice', q{
+	CREATE TABLE alice.t (id int PRIMARY KEY, v text);
+	INSERT INTO alice.t SELECT g, 'row ' || g FROM generate_series(77000, 78000) g;
+	CREATE INDEX t_txt ON alice.t ((id::text));
+});
+my $j = as('alice', "SELECT pkonline.convert_pk_to_bigint('alice.t')");
+is(wait_job($j), 'failed', 'the job stops at the index');
+like(su("SELECT last_error FROM pkonline.jobs WHERE id = $j"), qr/index t_txt built again .* would use function shared\.big_text\(bigint\).*not built in/, 'its error names what the new index would call');
+is(loot(), '0', 'the function was not run');
+as('alice', "SELECT pkonline.cancel($j)");
+is(wait_job($j), 'cancelled', 'cancelled');
+su('DROP CAST (bigint AS text)');
+});
+
+# The sweep of the rebuild paths: the key's DEFAULT is carried as its expression, by OID, never
+# as text parsed again (pg_get_expr pins argument types with casts, so the text held too; the
+# tree is what the rule asks). Mallory's exact-match overload for the uncast argument is not used.
+section('S3-1 sweep: the key\'s DEFAULT keeps the function it called', sub {
+as('alice', q{
+	CREATE FUNCTION shared.next_id(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 1000000 + $1';
+	CREATE TABLE alice.d (id int PRIMARY KEY DEFAULT shared.next_id(pg_catalog.pg_backend_pid()), v text);
+	INSERT INTO alice.d SELECT g, 'row ' || g FROM generate_series(1, 500) g;
+	GRANT INSERT ON alice.d TO PUBLIC;
+});
+as('mallory', q{CREATE FUNCTION shared.next_id(integer) RETURNS bigint LANGUAGE plpgsql AS $$
+	BEGIN PERFORM mallory.evil_v('next_id'); RETURN 2000000 + $1; END $$});
+my $before = su(q{SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'alice.d'::regclass});
+my $j = as('alice', "SELECT pkonline.convert_pk_to_bigint('alice.d')");
+is(wait_job($j), 'done', 'done');
+is(su(q{SELECT p.oid = 'shared.next_id(bigint)'::regprocedure FROM pg_depend d JOIN pg_attrdef a ON a.oid = d.objid
+	JOIN pg_proc p ON p.oid = d.refobjid WHERE d.classid = 'pg_attrdef'::regclass AND a.adrelid = 'alice.d'::regclass
+	AND d.refclassid = 'pg_proc'::regclass AND p.proname = 'next_id'}), 't', 'the default calls alice\'s function, by OID');
+su("INSERT INTO alice.d (v) VALUES ('inserted by the DBA')");
+is(loot(), '0', 'the superuser\'s INSERT ran nothing of mallory\'s');
+is(su("SELECT count(*) FROM alice.d WHERE id > 1000000 AND id < 2000000"), '1', 'the default gave alice\'s value');
+is(superusers(), $supers, 'no new superuser');
+});
+
+$holder->quit;
+$node->stop;
+done_testing();
