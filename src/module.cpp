@@ -1,6 +1,7 @@
 // The module: magic block, _PG_init (settings; the launcher when preloaded).
 #include "pkonline/guc.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/worker/slots.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -15,6 +16,7 @@ PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   pkonline::Entry([]() { pkonline::guc::Define(); });
   if (!process_shared_preload_libraries_in_progress) return;
+  pkonline::worker::slots::InstallHooks();
   BackgroundWorker w;
   memset(&w, 0, sizeof w);
   w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

@@ -8,6 +8,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/expr.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/user_code.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::api {
@@ -29,6 +30,15 @@ int64_t AddColumn(const AddColumnArgs& a) {
   RequireColumnFree(t, a.column_name);
   RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
+  // The fill is stored as text and parsed again by the worker and by every writer's trigger.
+  const std::string shadow = pg::NameOthersCouldShadow(fill.tree, t.owner);
+  if (!shadow.empty())
+    Fail(
+        sqlstate::kFeatureNotSupported, "fill uses a name another role could redefine: " + shadow,
+        "The fill is parsed again where it runs (the backfill, the column's trigger and DEFAULT): another "
+        "role's overload or cast could then be found, and run with the rights of whoever writes the row.",
+        "Use functions, operators and types that are built in, or that are in a schema that only the table's "
+        "owner (or a superuser) owns and may create in.");
   if (t.partitioned && fill.whole_row)
     Fail(sqlstate::kFeatureNotSupported,
          Fmt("fill refers to the whole row of partitioned table %1%", t.qualified),

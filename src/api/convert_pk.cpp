@@ -210,7 +210,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
   const std::string not_built_in = ops::IndexesNotBuiltIn(plan);
   if (!not_built_in.empty())
     Fail(sqlstate::kFeatureNotSupported,
-         "indexes on the columns to convert use objects that are not built in: " + not_built_in,
+         "indexes on the columns to convert cannot be built again on bigint as they are: " + not_built_in,
          "Built again on bigint columns, they would look their functions, operators, operator classes and "
          "collations up anew: another role's could be found, or none.",
          "Drop those indexes for the time of the job and create them again afterwards.");

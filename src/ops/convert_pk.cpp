@@ -356,8 +356,31 @@ unsigned BuiltIndex(Context& ctx, const OldIndex& old, bool* valid) {
 // and collations anew (for bigint operands): one a user made could be replaced by another role's
 // overload, run by every later writer. Only built-in ones are carried over (the build checks
 // what the new definition resolved to as well: pg::RequireBuiltInIndexStmt).
-void RequireBuiltInIndex(const jobs::Job& job, const std::string& index_oid) {
-  const std::string what = pg::IndexNotBuiltIn(static_cast<unsigned>(std::stoul(index_oid)));
+// An operator class written out for a converted column (one that is not the default for integer)
+// takes integer only: built again on bigint the index would fail, after the backfill.
+std::string NonDefaultOpclass(const ConvertPkPlan& plan, const OldIndex& old) {
+  for (size_t i : old.targets) {
+    auto r = Query(
+        "SELECT 'operator class ' || opc.opcname || ' of column ' || pg_catalog.quote_ident($3) FROM "
+        "pg_catalog.pg_index i, pg_catalog.generate_series(0, i.indnkeyatts - 1) k, pg_catalog.pg_opclass "
+        "opc "
+        "WHERE i.indexrelid = $1::oid AND i.indkey[k] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE "
+        "attrelid = $2::oid AND attname = $3 AND NOT attisdropped) AND opc.oid = i.indclass[k] AND NOT "
+        "opc.opcdefault LIMIT 1",
+        {V(old.oid), V(static_cast<int64_t>(old.relid)), V(plan.targets[i].column)}, false);
+    if (!r.empty()) return *r.scalar() + ", which is not the default and takes integer only";
+  }
+  return "";
+}
+
+std::string NotCarried(const ConvertPkPlan& plan, const OldIndex& old) {
+  const std::string what = pg::IndexNotBuiltIn(static_cast<unsigned>(std::stoul(old.oid)));
+  return what.empty() ? NonDefaultOpclass(plan, old) : what + ", which is not built in";
+}
+
+void RequireBuiltInIndex(const jobs::Job& job, const ConvertPkPlan& plan, const OldIndex& old) {
+  const std::string index_oid = old.oid;
+  const std::string what = NotCarried(plan, old);
   if (what.empty()) return;
   Fail(sqlstate::kFeatureNotSupported,
        Fmt("index %1% uses %2%, which is not built in",
@@ -393,7 +416,7 @@ void BuildIndexes(Context& ctx) {
       TableOf(job, old.relid);
       const auto def = Query("SELECT pg_catalog.pg_get_indexdef($1::oid)", {V(old.oid)}, false).scalar();
       if (!def) return;  // dropped meanwhile: nothing to build
-      RequireBuiltInIndex(job, old.oid);
+      RequireBuiltInIndex(job, plan, old);
       definition = *def;
       for (size_t i : old.targets) {
         const std::string shadow = ShadowColumn(ctx, plan.targets[i], i);
@@ -806,7 +829,7 @@ std::unique_ptr<Operation> MakeConvertPk() { return std::make_unique<ConvertPk>(
 std::string IndexesNotBuiltIn(const ConvertPkPlan& plan) {
   std::string list;
   for (const auto& old : IndexesToRebuild(plan)) {
-    const std::string what = pg::IndexNotBuiltIn(static_cast<unsigned>(std::stoul(old.oid)));
+    const std::string what = NotCarried(plan, old);
     if (!what.empty())
       list += (list.empty() ? "" : "; ") +
               *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar() +

@@ -6,8 +6,10 @@
 extern "C" {
 #include "postgres.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/readfuncs.h"
 #include "parser/parse_coerce.h"
@@ -20,15 +22,25 @@ namespace pkonline::pg {
 
 namespace {
 
-// The expression below the implicit cast that fitted it to the old column (a serial's
-// nextval(...)::integer is nextval(...) again): the cast to the new type replaces it, as when the
-// default was written for a column of that type.
-Node* BelowImplicitCast(Node* expr) {
-  if (IsA(expr, FuncExpr) && castNode(FuncExpr, expr)->funcformat == COERCE_IMPLICIT_CAST &&
-      list_length(castNode(FuncExpr, expr)->args) >= 1)
-    return static_cast<Node*>(linitial(castNode(FuncExpr, expr)->args));
-  if (IsA(expr, RelabelType) && castNode(RelabelType, expr)->relabelformat == COERCE_IMPLICIT_CAST)
-    return reinterpret_cast<Node*>(castNode(RelabelType, expr)->arg);
+// The expression below the cast that fitted it to the old column (a serial's
+// nextval(...)::integer is nextval(...) again), when the cast to the new type then needs nothing
+// but PostgreSQL's own: below an implicit cast from a built-in type, or an explicit one from
+// bigint (nextval(...)::integer written out: kept, the column would stop at 2^31-1 all the same).
+// Otherwise the expression as it is, cast again on top (int4 to int8).
+Node* BelowCast(Node* expr) {
+  Node* arg = nullptr;
+  bool implicit = false;
+  if (IsA(expr, FuncExpr) && list_length(castNode(FuncExpr, expr)->args) >= 1 &&
+      castNode(FuncExpr, expr)->funcformat != COERCE_EXPLICIT_CALL) {
+    arg = static_cast<Node*>(linitial(castNode(FuncExpr, expr)->args));
+    implicit = castNode(FuncExpr, expr)->funcformat == COERCE_IMPLICIT_CAST;
+  } else if (IsA(expr, RelabelType)) {
+    arg = reinterpret_cast<Node*>(castNode(RelabelType, expr)->arg);
+    implicit = castNode(RelabelType, expr)->relabelformat == COERCE_IMPLICIT_CAST;
+  }
+  if (arg == nullptr) return expr;
+  const Oid from = exprType(arg);
+  if (implicit ? from < FirstNormalObjectId : from == INT8OID) return arg;
   return expr;
 }
 
@@ -37,7 +49,7 @@ void CarryDefaultC(Oid relid, const char* column, const char* node_text) {
   const AttrNumber attnum = get_attnum(relid, column);
   if (attnum == InvalidAttrNumber) elog(ERROR, "pkonline: column \"%s\" not found", column);
   const Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-  Node* expr = BelowImplicitCast(static_cast<Node*>(stringToNode(node_text)));
+  Node* expr = BelowCast(static_cast<Node*>(stringToNode(node_text)));
   Node* cast = coerce_to_target_type(nullptr, expr, exprType(expr), att->atttypid, att->atttypmod,
                                      COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
   if (cast == nullptr)

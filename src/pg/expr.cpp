@@ -192,6 +192,7 @@ CheckedExpr CheckRowExpression(unsigned relid, const std::string& text, unsigned
   });
   out.is_volatile = Call([&]() { return contain_volatile_functions(coerced); });
   out.runs_user_code = NodeRunsUserCode(coerced);
+  out.tree = Call([&]() { return nodeToString(coerced); });
 
   // Written back out, as pg_dump writes a view: every name outside pg_catalog qualified.
   SetSearchPath("pg_catalog");

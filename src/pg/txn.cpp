@@ -22,6 +22,7 @@ extern "C" {
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "commands/tablecmds.h"
+#include "commands/tablespace.h"
 #include "parser/analyze.h"
 #include "parser/parse_utilcmd.h"
 #include "storage/latch.h"
@@ -29,6 +30,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/portal.h"
@@ -202,6 +204,10 @@ void ApplyIndexRewrite(RawStmt* raw, const IndexRewrite& rw, const char* sql) {
   // DefineIndex builds (ProcessUtility does not analyse a statement marked transformed again).
   const Oid relid = RangeVarGetRelidExtended(stmt->relation, ShareUpdateExclusiveLock, 0,
                                              RangeVarCallbackOwnsRelation, nullptr);
+  // pg_get_indexdef leaves out the tablespace: the new index goes where the old one is.
+  const Oid old_index = get_relname_relid(like, get_rel_namespace(relid));
+  const Oid space = OidIsValid(old_index) ? get_rel_tablespace(old_index) : InvalidOid;
+  if (OidIsValid(space)) stmt->tableSpace = get_tablespace_name(space);
   IndexStmt* analysed = transformIndexStmt(relid, stmt, sql);
   RequireBuiltInIndexStmt(analysed, relid, like);
   raw->stmt = reinterpret_cast<Node*>(analysed);

@@ -227,7 +227,86 @@ char* IndexNotBuiltInC(Oid index) {
   return found ? Describe(f) : nullptr;
 }
 
+// Every function, operator and type an expression tree uses that is not built in.
+struct Used {
+  List* functions;  // (operators' functions are called by OID: the operator is what is looked up)
+  List* operators;
+  List* types;
+};
+
+bool AddFunction(Oid func, void* context) {
+  auto* u = static_cast<Used*>(context);
+  if (func >= FirstNormalObjectId) u->functions = list_append_unique_oid(u->functions, func);
+  return false;
+}
+
+bool UsedWalker(Node* node, void* context) {
+  if (node == nullptr) return false;
+  auto* u = static_cast<Used*>(context);
+  NotBuiltIn f{};
+  if (NoteOperators(node, &f)) u->operators = list_append_unique_oid(u->operators, f.objid);
+  // (a subquery's FROM items, target entries and the like are walked too: not values)
+  const bool value = nodeTag(node) >= T_Var && nodeTag(node) < T_TargetEntry;
+  if (value && exprType(node) >= FirstNormalObjectId)
+    u->types = list_append_unique_oid(u->types, exprType(node));
+  if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr) || IsA(node, ScalarArrayOpExpr)) {
+    // the operator is looked up by name; its function by the operator (not again by name)
+  } else {
+    (void)check_functions_in_node(node, AddFunction, context);
+  }
+  if (IsA(node, Query))
+    return query_tree_walker(reinterpret_cast<::Query*>(node),
+                             reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(UsedWalker)), context,
+                             0);
+  return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(UsedWalker)),
+                                context);
+}
+
 }  // namespace
+
+std::string NameOthersCouldShadow(const std::string& node_text, unsigned owner) {
+  const char* text = node_text.c_str();
+  Used used{NIL, NIL, NIL};
+  Call([&]() { (void)UsedWalker(static_cast<Node*>(stringToNode(text)), &used); });
+  // A schema is the owner's own when it is not a temporary one, its owner is the table's owner or a
+  // superuser, and nobody else (PUBLIC included) may CREATE in it.
+  static const char* kOthersMayCreate =
+      "n.nspname LIKE 'pg\\_temp\\_%' OR n.nspname LIKE 'pg\\_toast\\_temp\\_%' "
+      "OR NOT (n.nspowner = $2::oid OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r "
+      "  WHERE r.oid = n.nspowner), false)) "
+      "OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', "
+      "  n.nspowner))) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> $2::oid "
+      "  AND NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.grantee), false))";
+  auto check = [&](List* oids, const std::string& sql) -> std::string {
+    ListCell* lc;
+    foreach (lc, oids) {
+      auto r = Query(sql, {V(static_cast<int64_t>(lfirst_oid(lc))), V(static_cast<int64_t>(owner))}, true);
+      if (!r.empty() && r.scalar()) return *r.scalar();
+    }
+    return "";
+  };
+  std::string what = check(
+      used.functions, std::string("SELECT 'function ' || p.oid::pg_catalog.regprocedure::pg_catalog.text || "
+                                  "' is in schema ' || pg_catalog.quote_ident(n.nspname) FROM "
+                                  "pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = "
+                                  "p.pronamespace WHERE p.oid = $1::oid AND (") +
+                          kOthersMayCreate + ")");
+  if (what.empty())
+    what = check(
+        used.operators,
+        std::string("SELECT 'operator ' || o.oid::pg_catalog.regoperator::pg_catalog.text || "
+                    "' is in schema ' || pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_operator o "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = $1::oid AND (") +
+            kOthersMayCreate + ")");
+  if (what.empty())
+    what = check(
+        used.types,
+        "SELECT 'type ' || t.oid::pg_catalog.regtype::pg_catalog.text || ' belongs to ' || "
+        "t.typowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_type t WHERE t.oid = $1::oid "
+        "AND t.typowner <> $2::oid AND NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r "
+        "WHERE r.oid = t.typowner), false)");
+  return what;
+}
 
 std::string IndexNotBuiltIn(unsigned index_oid) {
   const char* what = Call([&]() { return IndexNotBuiltInC(index_oid); });
@@ -254,12 +333,11 @@ void RequireBuiltInIndexStmt(void* index_stmt, unsigned relid, const char* like)
     auto* elem = lfirst_node(IndexElem, lc);
     Oid type = InvalidOid;
     if (elem->expr != nullptr) {
-      found = BuiltInOnlyWalker(elem->expr, &f);
+      found = BuiltInOnlyWalker(elem->expr, &f) || Note(&f, TypeRelationId, exprType(elem->expr));
       type = exprType(elem->expr);
-    } else if (elem->name != nullptr) {
+    } else if (elem->name != nullptr) {  // a plain column: its type is not looked up by name
       type = get_atttype(relid, get_attnum(relid, elem->name));
     }
-    if (!found) found = Note(&f, TypeRelationId, type);
     if (!found && elem->collation != NIL)
       found = Note(&f, CollationRelationId, get_collation_oid(elem->collation, false));
     if (!found && elem->opclass != NIL)

@@ -9,6 +9,7 @@
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/worker/extra.hpp"
+#include "pkonline/worker/slots.hpp"
 #include "pkonline/worker/start.hpp"
 
 extern "C" {
@@ -39,8 +40,24 @@ namespace pkonline::worker {
 
 namespace {
 
-void PinSearchPath() {
-  Call([]() { SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE); });
+// The worker's session settings, whatever ALTER DATABASE ... SET gave the database (its owner may,
+// for any setting a user may change): the role the connection took (the scan would read the job
+// tables as that role, and RLS would hide other roles' jobs), read-only or serializable
+// transactions, timeouts, the date style the job's own SQL reads; search_path pinned.
+void PinSessionSettings() {
+  Call([]() {
+    static const char* const kSettings[][2] = {{"role", "none"},
+                                               {"default_transaction_read_only", "off"},
+                                               {"default_transaction_isolation", "read committed"},
+                                               {"default_transaction_deferrable", "off"},
+                                               {"statement_timeout", "0"},
+                                               {"idle_in_transaction_session_timeout", "0"},
+                                               {"session_replication_role", "origin"},
+                                               {"DateStyle", "ISO, MDY"},
+                                               {"IntervalStyle", "postgres"}};
+    for (const auto& s : kSettings) SetConfigOption(s[0], s[1], PGC_SUSET, PGC_S_SESSION);
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+  });
 }
 
 // The job runs only once the transaction that created or started it has ended.
@@ -88,7 +105,7 @@ bool GiveUpAfterLostWorkers(const jobs::Job& job) {
 }
 
 void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
-  PinSearchPath();
+  PinSessionSettings();
   Call([&]() {
     // Work as the table's owner, as PostgreSQL's own maintenance commands do (VACUUM, CREATE
     // INDEX, REFRESH MATERIALIZED VIEW since CVE-2022-1552): inside a security-restricted
@@ -149,6 +166,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
     }
   }
   // Hand the slot to the next queued job of this database.
+  slots::Leave();
   pg::InTransaction("pkonline: start next job", [&]() {
     if (claimed) jobs::store::Release(job_id);
     if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty())
@@ -158,11 +176,13 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
 }
 
 void ScanDatabase() {
-  PinSearchPath();
+  PinSessionSettings();
   pg::InTransaction("pkonline: resume jobs", [&]() {
     if (pg::Query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pkonline'", {}, true).empty())
       return;
-    const int n = StartPending(0);
+    // As the extension's owner, who sees every role's jobs through the tables' row security.
+    int n = 0;
+    pg::AsRole(jobs::store::ExtensionOwner(), [&]() { n = StartPending(0); });
     if (n > 0) Call([&]() { elog(LOG, "pkonline: started %d pending job(s) in this database", n); });
   });
 }
@@ -210,7 +230,15 @@ void pkonline_worker_main(Datum arg) {
   // itself runs as the table's owner (RunClaimedJob), and a login role that is dropped or loses
   // LOGIN cannot leave the job stranded.
   BackgroundWorkerInitializeConnectionByOid(extra.db, InvalidOid, 0);
-  pkonline::Entry([&]() { pkonline::worker::RunClaimedJob(job_id, extra); });
+  pkonline::Entry([&]() {
+    // The slot reserved when the worker was registered is this process's until it exits.
+    if (!pkonline::worker::slots::Occupy({extra.slot, extra.slot_generation})) {
+      elog(LOG, "pkonline job %lld: the worker's slot was given up before it started; the job stays queued",
+           static_cast<long long>(job_id));
+      return;
+    }
+    pkonline::worker::RunClaimedJob(job_id, extra);
+  });
 }
 
 void pkonline_scan_main(Datum arg) {

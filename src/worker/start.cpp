@@ -8,6 +8,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/worker/extra.hpp"
+#include "pkonline/worker/slots.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -50,23 +51,49 @@ Pending pending[kMaxPending];
 int n_pending = 0;
 bool callbacks_registered = false;
 
+// Registers the job's worker in a slot reserved now, inside the committing transaction (an error
+// rolls it back, job rows included). False if pkonline.max_workers slots of this database are
+// taken: the job stays queued, and a worker that ends starts it.
+bool RegisterAtCommit(const Pending& p) {
+  WorkerExtra extra = p.extra;
+  const slots::Ticket ticket = slots::Reserve(p.job_id);
+  if (!ticket.valid()) return false;
+  extra.slot = ticket.index;
+  extra.slot_generation = ticket.generation;
+  char name[BGW_MAXLEN];
+  snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(p.job_id));
+  if (RegisterRaw("pkonline_worker_main", name, p.job_id, extra)) return true;
+  slots::Release(ticket);
+  ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                  errmsg("could not start a background worker for pkonline job %lld",
+                         static_cast<long long>(p.job_id)),
+                  errdetail("All max_worker_processes slots are in use."),
+                  errhint("Raise max_worker_processes (needs a restart), or start the job later.")));
+  return false;
+}
+
 extern "C" void StartAtCommit(XactEvent event, void*) {
-  // (A prepared transaction's workers start at PREPARE and wait for COMMIT PREPARED: each waits
-  // for its creating transaction, and finds no job if it was rolled back.)
-  if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) {
-    // Still inside the transaction: an error here rolls it back, job rows included.
+  if (event == XACT_EVENT_PRE_PREPARE && n_pending > 0) {
+    // A prepared transaction may stay undecided for ever: its workers would hold their slots
+    // (max_worker_processes too) while they wait for it. Refused; the transaction rolls back.
+    ereport(ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("cannot PREPARE a transaction that started pkonline jobs"),
+             errdetail("A job's worker would hold its slot until COMMIT PREPARED or ROLLBACK PREPARED."),
+             errhint("Create the job with start => false in the prepared transaction, and call "
+                     "pkonline.start(job) after COMMIT PREPARED; or create it outside.")));
+  }
+  if (event == XACT_EVENT_PRE_COMMIT) {
     const int n = n_pending;
     n_pending = 0;
-    for (int i = 0; i < n; i++) {
-      char name[BGW_MAXLEN];
-      snprintf(name, sizeof name, "pkonline job %lld", static_cast<long long>(pending[i].job_id));
-      if (!RegisterRaw("pkonline_worker_main", name, pending[i].job_id, pending[i].extra))
-        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                        errmsg("could not start a background worker for pkonline job %lld",
-                               static_cast<long long>(pending[i].job_id)),
-                        errdetail("All max_worker_processes slots are in use."),
-                        errhint("Raise max_worker_processes (needs a restart), or start the job later.")));
-    }
+    int queued = 0;
+    for (int i = 0; i < n; i++)
+      if (!RegisterAtCommit(pending[i])) queued++;
+    if (queued > 0)
+      ereport(
+          NOTICE,
+          (errmsg("%d pkonline job(s) stay queued: pkonline.max_workers jobs run in this database", queued),
+           errhint("Each starts when a running one ends, or with pkonline.run_pending().")));
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT) {
     n_pending = 0;
   }
@@ -110,12 +137,8 @@ int PendingOthers(int64_t job_id) {
 }  // namespace
 
 bool StartJob(int64_t job_id, const Target& target) {
-  const int64_t running = pg::AsInt(
-      pg::Query(
-          "SELECT count(*) FROM pkonline.jobs j WHERE j.id <> $1::bigint AND pkonline._worker_alive(j.id)",
-          {pg::V(job_id)}, true)
-          .scalar());
-  if (running + PendingOthers(job_id) >= guc::max_workers) return false;
+  // (the slot itself is reserved at commit, atomically: RegisterAtCommit)
+  if (slots::InUse() + PendingOthers(job_id) >= guc::max_workers) return false;
   return StartAtCommitOf(job_id, WorkerExtra{target.db, target.run_as, target.wait_xid});
 }
 

@@ -195,6 +195,147 @@ is(su("SELECT count(*) FROM alice.d WHERE id > 1000000 AND id < 2000000"), '1', 
 is(superusers(), $supers, 'no new superuser');
 });
 
+# The sweep's robustness findings: what the rebuild cannot carry is refused up front; what it can,
+# it carries whole (the tablespace, a plain column of a type of the owner's, a DEFAULT cast down).
+section('convert_pk_to_bigint: carried whole, or refused up front', sub {
+my $ts = $node->basedir . '/ts1';
+mkdir $ts;
+su("CREATE TABLESPACE ts1 LOCATION '$ts'; GRANT CREATE ON TABLESPACE ts1 TO bob");
+as('bob', q{
+	CREATE SEQUENCE bob.s_seq;
+	CREATE TYPE bob.mood AS ENUM ('ok', 'sad');
+	CREATE TABLE bob.w (id int PRIMARY KEY DEFAULT nextval('bob.s_seq')::integer, m bob.mood);
+	INSERT INTO bob.w (m) SELECT 'ok' FROM generate_series(1, 300);
+	CREATE INDEX w_id_m ON bob.w (id, m) TABLESPACE ts1;
+	CREATE TABLE bob.br (id int PRIMARY KEY, v text);
+	CREATE INDEX br_id ON bob.br USING brin (id int4_minmax_multi_ops);
+});
+refused('bob', "SELECT pkonline.convert_pk_to_bigint('bob.br')", '0A000', 'a non-default operator class for the key');
+my $j = as('bob', "SELECT pkonline.convert_pk_to_bigint('bob.w')");
+is(wait_job($j), 'done', 'a key in an index beside a column of an enum of the owner\'s');
+is(su(q{SELECT t.spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.oid = 'bob.w_id_m'::regclass}),
+	'ts1', 'the rebuilt index stays in its tablespace');
+as('bob', "SELECT setval('bob.s_seq', 2147483647)");
+as('bob', "INSERT INTO bob.w (m) VALUES ('sad')");
+is(su("SELECT max(id) FROM bob.w"), '2147483648', 'the DEFAULT written nextval(...)::integer goes past 2^31 - 1');
+});
+
+# The helper review's finding on add_column: the fill is stored as text and parsed again where it
+# runs (backfill, trigger, DEFAULT). A polymorphic function of alice's in the shared schema met
+# mallory's exact-match overload there; a cast to mallory's type met her later CREATE CAST.
+section('add_column: a fill whose names another role could redefine is refused', sub {
+as('alice', q{
+	CREATE FUNCTION shared.ptag(anyelement) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+	CREATE TABLE alice.f (a int);
+	INSERT INTO alice.f SELECT generate_series(1, 300);
+	GRANT INSERT ON alice.f TO PUBLIC;
+});
+as('mallory', q{
+	CREATE TYPE mallory.status AS ENUM ('new', 'old');
+	GRANT USAGE ON TYPE mallory.status TO PUBLIC;
+});
+my $jobs = su('SELECT count(*) FROM pkonline.jobs');
+refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(5)')", '0A000',
+	'a polymorphic function in a schema mallory may create in');
+refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)')", '0A000',
+	'the same over a column');
+refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'mallory.status', $$'new'$$)}, '0A000',
+	'a column of a type mallory owns (she may add casts to it)');
+refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'text', $$('new'::mallory.status)::text$$)}, '0A000',
+	'a fill through a type mallory owns');
+is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'no job was made');
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)')",
+	extra_params => [ '-U', 'alice' ]);
+like($err, qr/function shared\.ptag\(anyelement\) is in schema shared/, 'the refusal names the function and its schema');
+# (the overload mallory would add once the job had started)
+as('mallory', q{CREATE FUNCTION shared.ptag(integer) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+	BEGIN PERFORM mallory.evil_v('ptag'); RETURN 2; END $$});
+as('alice', q{CREATE FUNCTION alice.ptag(anyelement) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'});
+my $j = as('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'alice.ptag(a)')");
+is(wait_job($j), 'done', 'the same function in alice\'s own schema is used');
+is(su('SELECT count(*) FROM alice.f WHERE tag = 1'), '300', 'every row has its value');
+is(loot(), '0', 'nothing of mallory\'s ran');
+is(superusers(), $supers, 'no new superuser');
+});
+
+# --- S3-3: worker slots -----------------------------------------------------------------------------
+sub pkonline_workers {
+	return su("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pkonline worker'");
+}
+
+section('S3-3: a prepared transaction starts no worker', sub {
+as('alice', q{DO $$ BEGIN FOR i IN 1..16 LOOP EXECUTE format('CREATE TABLE alice.pt%s (a int)', i); END LOOP; END $$});
+my $jobs = su('SELECT count(*) FROM pkonline.jobs');
+for my $i (1 .. 8)
+{
+	my ($a, $b) = (2 * $i - 1, 2 * $i);
+	refused('alice', "BEGIN; SELECT pkonline.add_int_pk('alice.pt$a'), pkonline.add_int_pk('alice.pt$b'); PREPARE TRANSACTION 'p$i'",
+		'0A000', "S3-3: PREPARE of a transaction that started jobs ($i)");
+}
+is(su('SELECT count(*) FROM pg_prepared_xacts'), '0', 'S3-3: nothing was prepared');
+is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'S3-3: no job was left');
+is(pkonline_workers(), '0', 'S3-3: no worker waits');
+as('alice', "BEGIN; SELECT pkonline.add_int_pk('alice.pt1', start => false); PREPARE TRANSACTION 'later'");
+su("COMMIT PREPARED 'later'");
+my $j = su("SELECT max(id) FROM pkonline.jobs");
+as('alice', "SELECT pkonline.start($j)");
+is(wait_job($j), 'done', 'S3-3: a job created with start => false in a prepared transaction starts after it');
+as('bob', 'CREATE TABLE bob.b2 AS SELECT generate_series(1, 500) a');
+my $jb = as('bob', "SELECT pkonline.add_int_pk('bob.b2')");
+is(wait_job($jb), 'done', 'S3-3: bob\'s job runs');
+});
+
+section('S3-3: concurrent creators start no more than pkonline.max_workers workers', sub {
+my @sessions;
+for my $i (1 .. 7)
+{
+	my ($a, $b) = (2 * $i - 1, 2 * $i);
+	my $s = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+	$s->query_safe("SET client_min_messages = warning");
+	$s->query_safe("CREATE TABLE IF NOT EXISTS alice.cw$a (a int); CREATE TABLE IF NOT EXISTS alice.cw$b (a int)");
+	$s->query_safe("BEGIN");
+	$s->query_safe("SET LOCAL pkonline.run_window = '03:00-03:01'");
+	$s->query_safe("SELECT pkonline.add_int_pk('alice.cw$a'), pkonline.add_int_pk('alice.cw$b')");
+	push @sessions, $s;
+}
+$_->query_safe('COMMIT') for @sessions;
+my $most = 0;
+for (1 .. 30)
+{
+	my $n = pkonline_workers();
+	$most = $n if $n > $most;
+	usleep(100_000);
+}
+cmp_ok($most, '<=', 2, "S3-3: at most 2 job workers at once (seen: $most)");
+$_->quit for @sessions;
+su(q{SELECT pkonline.cancel(id) FROM pkonline.jobs WHERE table_name LIKE 'alice.cw%' AND state NOT IN ('done', 'cancelled')});
+});
+
+# --- S3-7: the database's settings do not reach the resume scan or the workers ---------------------
+section('S3-7: ALTER DATABASE ... SET role by its owner; settings that would stop the work', sub {
+su('CREATE DATABASE d3 OWNER bob');
+su('CREATE EXTENSION pkonline', 'd3');
+su('CREATE TABLE public.big3 (a int); INSERT INTO public.big3 SELECT generate_series(1, 100000)', 'd3');
+my $j = su("SET pkonline.batch_size = 5; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = 50; "
+	  . "SELECT pkonline.add_int_pk('public.big3')", 'd3');
+ok($node->poll_query_until('d3', "SELECT rows_done > 0 FROM pkonline.jobs WHERE id = $j"), 'S3-7: the superuser\'s job runs');
+as('bob', q{ALTER DATABASE d3 SET role = 'bob'; ALTER DATABASE d3 SET default_transaction_read_only = on;
+	ALTER DATABASE d3 SET statement_timeout = '20ms'; ALTER DATABASE d3 SET default_transaction_isolation = 'serializable'}, 'd3');
+# (the test's own sessions undo what the database's settings do to them)
+my $me = 'SET ROLE postgres; SET statement_timeout = 0; SET default_transaction_read_only = off; '
+  . 'SET default_transaction_isolation = \'read committed\'; ';
+is($node->safe_psql('d3', "$me SELECT state FROM pkonline.jobs WHERE id = $j"), 'running', 'S3-7: running when the server stops');
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('d3', "$me CALL pkonline.wait($j, '180s', NULL)"), 'done',
+	'S3-7: resumed by the scan after the restart, the job ends although the database defaults to read-only, '
+	  . 'serializable transactions and a 20 ms statement_timeout');
+is($node->safe_psql('d3', "$me SELECT count(*) FROM pkonline.events WHERE job_id = $j AND kind = 'worker_lost'"), '1',
+	'S3-7: its event says it was resumed');
+is($node->safe_psql('d3', "$me SELECT count(DISTINCT id) FROM public.big3"), '100000', 'S3-7: every row numbered');
+$holder = $node->background_psql('postgres');
+});
+
 $holder->quit;
 $node->stop;
 done_testing();

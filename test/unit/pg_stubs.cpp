@@ -6,6 +6,7 @@
 
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/column_default.hpp"
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -65,7 +66,8 @@ void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
 unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }
 void RenameIndexColumns(unsigned, const std::string&, const std::string&) { NoServer("RenameIndexColumns"); }
-bool IndexRunsUserCode(unsigned) { NoServer("IndexRunsUserCode"); }
+std::string IndexNotBuiltIn(unsigned) { NoServer("IndexNotBuiltIn"); }
+void CarryDefault(unsigned, const std::string&, const std::string&) { NoServer("CarryDefault"); }
 void LockShared(unsigned) { NoServer("LockShared"); }
 uint64_t WalBytes() { return 0; }
 const int64_t kIdsPerHeapBlock = 291;

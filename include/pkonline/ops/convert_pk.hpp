@@ -19,6 +19,7 @@ std::string OtherUses(unsigned key_relid, unsigned relid, const std::string& col
 struct ConvertPkPlan;
 // The indexes the job would build again that use a function, operator, operator class, collation
 // or type that is not built in (looked up anew for bigint operands, another role's overload could
-// be picked, or none found): "<index> uses <object>", "; "-separated; "" if none.
+// be picked, or none found), or an operator class for a converted column that is not the default
+// (it takes integer only): "<index> uses <what>", "; "-separated; "" if none.
 std::string IndexesNotBuiltIn(const ConvertPkPlan& plan);
 }  // namespace pkonline::ops

@@ -12,6 +12,7 @@ struct CheckedExpr {
   std::string sql;      // columns bare: for UPDATE … SET col = (sql) and DEFAULT (sql)
   std::string row_sql;  // columns as new.<col>: for a row trigger's body
   std::string type;     // the column type, as SQL text (qualified when not in pg_catalog)
+  std::string tree;     // the analysed expression (nodeToString), coerced to the column type
   bool refers_to_columns = false;
   bool has_subquery = false;
   bool whole_row = false;  // refers to the whole row (t, t.*): its shape differs between partitions

@@ -35,6 +35,16 @@ std::string IndexNotBuiltIn(unsigned index_oid);
 // - of an analysed expression tree stored as text (pg_attrdef.adbin, pg_constraint.conbin, ...).
 std::string ExpressionNotBuiltIn(const std::string& node_text);
 
+// An expression stored as SQL text (add_column's fill: a DEFAULT, a trigger's body, the backfill's
+// UPDATE) is parsed again where it is used: a name in a schema where another role may create
+// could then find that role's overload (a polymorphic function, one with defaults, an operator),
+// and a type's owner may add casts. Returns what makes the expression tree `node_text` unsafe so
+// for a table owned by `owner` — "function f(anyelement) is in schema shared", "type t belongs to
+// bob" — or "": every function and operator that is not built in is in a schema that only the
+// owner or a superuser owns and may create in, and every type that is not built in belongs to
+// the owner or a superuser.
+std::string NameOthersCouldShadow(const std::string& node_text, unsigned owner);
+
 // For an IndexStmt that has been through parse analysis (transformIndexStmt), about to be run on
 // table `relid` as a rebuild of index `like`: raises 0A000 naming what the index would use that is
 // not built in — what its
