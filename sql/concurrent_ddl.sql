@@ -18,7 +18,7 @@ CREATE FUNCTION job_outcome(j bigint, tbl text) RETURNS TABLE (k text, v text) L
   UNION ALL SELECT 'columns', (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
                                 WHERE attrelid = to_regclass(tbl) AND attnum > 0 AND NOT attisdropped)
   UNION ALL SELECT 'triggers', (SELECT count(*)::text FROM pg_trigger WHERE tgrelid = to_regclass(tbl))
-  UNION ALL SELECT 'constraints', (SELECT string_agg(regexp_replace(conname, 'pkonline_\d+_', 'pkonline_N_') || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname)
+  UNION ALL SELECT 'constraints', (SELECT string_agg(regexp_replace(regexp_replace(conname, '_[0-9a-f]{8}$', ''), 'pkonline_\d+_', 'pkonline_N_') || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname)
                                     FROM pg_constraint WHERE conrelid = to_regclass(tbl))
   UNION ALL SELECT 'pkonline objects', (SELECT count(*)::text FROM pg_class WHERE relname LIKE 'pkonline%')
                                       || '+' || (SELECT count(*)::text FROM pg_proc WHERE proname LIKE 'pkonline%')

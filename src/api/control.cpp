@@ -36,8 +36,19 @@ int64_t pending_signals[16];
 int signal_pids[16];
 int n_pending_signals = 0;
 bool callback_registered = false;
+bool locked_a_job = false;  // this transaction locked a job's row (pause, cancel, start, ...)
 
 extern "C" void SignalAtCommit(XactEvent event, void*) {
+  if (event == XACT_EVENT_PRE_PREPARE && locked_a_job) {
+    // A prepared transaction would keep the job's row locked for as long as it stays undecided:
+    // the job's worker would wait for it, holding its slot (found by the second review's helper).
+    locked_a_job = false;
+    n_pending_signals = 0;
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("cannot PREPARE a transaction that controlled a pkonline job"),
+                    errdetail("The job's row would stay locked until COMMIT PREPARED or ROLLBACK PREPARED."),
+                    errhint("Call pkonline's job control functions outside the prepared transaction.")));
+  }
   if (event == XACT_EVENT_PRE_COMMIT) {
     for (int i = 0; i < n_pending_signals; i++) signal_pids[i] = pg::JobHolderPidRaw(pending_signals[i]);
   } else if (event == XACT_EVENT_COMMIT) {
@@ -45,16 +56,21 @@ extern "C" void SignalAtCommit(XactEvent event, void*) {
       if (signal_pids[i] > 0 && signal_pids[i] != MyProcPid) kill(signal_pids[i], SIGINT);
   }
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-      event == XACT_EVENT_PRE_PREPARE)
+      event == XACT_EVENT_PRE_PREPARE) {
     n_pending_signals = 0;
+    locked_a_job = false;
+  }
+}
+
+void RegisterCallback() {
+  if (callback_registered) return;
+  Call([]() { RegisterXactCallback(SignalAtCommit, nullptr); });
+  callback_registered = true;
 }
 
 void InterruptWorkerAtCommit(int64_t job_id) {
   if (n_pending_signals >= 16) return;
-  if (!callback_registered) {
-    Call([]() { RegisterXactCallback(SignalAtCommit, nullptr); });
-    callback_registered = true;
-  }
+  RegisterCallback();
   pending_signals[n_pending_signals++] = job_id;
 }
 
@@ -63,6 +79,8 @@ void InterruptWorkerAtCommit(int64_t job_id) {
 // owner and its members (the table is theirs).
 enum class Control { kRun, kStop };
 Job LoadManaged(int64_t job_id, Control what) {
+  RegisterCallback();
+  locked_a_job = true;
   Job job = store::LoadForUpdate(job_id);
   bool ok =
       pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR ($3::boolean AND EXISTS ("
@@ -273,6 +291,28 @@ std::string Cancel(int64_t job_id) {
            "CALL pkonline.wait(" + std::to_string(job_id) + ") returns 'cancelled' when it is done.");
     return "cancelling";
   });
+}
+
+std::string Forget(int64_t job_id) {
+  return WithSpi([&]() {
+    const Job job = LoadManaged(job_id, Control::kRun);  // the creator (and its members) only
+    if (job.state != JobState::kDone && job.state != JobState::kCancelled)
+      Fail(sqlstate::kObjectNotInState,
+           Fmt("pkonline job %1% is %2%: only done and cancelled jobs can be forgotten", job_id,
+               ToText(job.state)),
+           "", job.state == JobState::kFailed ? Fmt("pkonline.cancel(%1%) first.", job_id) : "");
+    Privileged([&]() { store::Forget(job_id); });
+    return std::string("forgotten");
+  });
+}
+
+int64_t ForgetOlder(const std::string& older_than) {
+  pg::SpiScope spi;
+  const unsigned me = GetUserId();
+  int64_t n = 0;
+  Privileged([&]() { n = store::ForgetFinished(me, older_than); });
+  spi.Close();
+  return n;
 }
 
 int RunPending() {

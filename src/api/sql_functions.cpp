@@ -76,6 +76,8 @@ PKONLINE_FUNCTION(pkonline_start);
 PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
 PKONLINE_FUNCTION(pkonline_cancel);
+PKONLINE_FUNCTION(pkonline_forget);
+PKONLINE_FUNCTION(pkonline_forget_older);
 PKONLINE_FUNCTION(pkonline_set_run_window);
 PKONLINE_FUNCTION(pkonline_run_pending);
 PKONLINE_FUNCTION(pkonline_in_transaction_block);
@@ -193,6 +195,18 @@ Datum pkonline_resume(PG_FUNCTION_ARGS) {
 }
 Datum pkonline_cancel(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return TextResult(pkonline::api::Cancel(JobArg(fcinfo))); });
+}
+Datum pkonline_forget(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Forget(JobArg(fcinfo))); });
+}
+Datum pkonline_forget_older(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() {
+    const Datum age =
+        Required<Datum>(fcinfo, 0, "older_than", [](FunctionCallInfo f, int i) { return f->args[i].value; });
+    const char* text =
+        pkonline::Call([&]() { return DatumGetCString(DirectFunctionCall1(interval_out, age)); });
+    return Int64GetDatum(pkonline::api::ForgetOlder(text));
+  });
 }
 Datum pkonline_set_run_window(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() {

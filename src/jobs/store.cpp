@@ -84,9 +84,12 @@ int64_t Create(unsigned relid, const std::string& table_name, const std::string&
                const Json& options, unsigned owner, unsigned run_as, JobState state) {
   auto r = PrivQuery(
       "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state, options) "
-      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6, $7::jsonb) RETURNING id",
+      "VALUES ($1::oid, $2, $3, $4::oid::regrole, $5::oid::regrole, $6, $7::jsonb || "
+      "pg_catalog.jsonb_build_object($8, pg_catalog.md5(pg_catalog.gen_random_uuid()::pg_catalog.text))) "
+      "RETURNING id",
       {V(static_cast<int64_t>(relid)), V(table_name), V(operation), V(static_cast<int64_t>(owner)),
-       V(static_cast<int64_t>(run_as)), V(std::string(ToText(state))), V(options.ToText())});
+       V(static_cast<int64_t>(run_as)), V(std::string(ToText(state))), V(options.ToText()),
+       V(std::string(kHelperKey))});
   return AsInt(r.scalar());
 }
 
@@ -281,6 +284,20 @@ void Event(int64_t job_id, const std::string& kind, const std::string& step, con
 
 bool WorkerAlive(int64_t job_id) {
   return AsBool(Query("SELECT pkonline._worker_alive($1::bigint)", {V(job_id)}, true).scalar());
+}
+
+void Forget(int64_t job_id) {
+  (void)Query("DELETE FROM pkonline.jobs WHERE id = $1::bigint AND state IN ('done', 'cancelled')",
+              {V(job_id)}, false);
+}
+
+int64_t ForgetFinished(unsigned role, const std::string& older_than) {
+  return AsInt(Query("WITH gone AS (DELETE FROM pkonline.jobs WHERE state IN ('done', 'cancelled') "
+                     "AND finished_at < pg_catalog.now() - $2::pg_catalog.interval "
+                     "AND pg_catalog.pg_has_role($1::oid, owner, 'USAGE') RETURNING 1) "
+                     "SELECT count(*) FROM gone",
+                     {V(static_cast<int64_t>(role)), V(older_than)}, false)
+                   .scalar());
 }
 
 bool Claim(int64_t job_id) { return pg::ClaimJob(job_id); }

@@ -18,7 +18,10 @@ using pg::Query;
 using pg::V;
 
 std::string HelperName(const jobs::Job& job, const std::string& suffix) {
-  return "pkonline_" + IdText(job) + "_" + suffix;
+  const std::string name = "pkonline_" + IdText(job) + "_" + suffix;
+  const Json* key = job.options.Find(jobs::kHelperKey);
+  if (key == nullptr || key->kind() != Json::Kind::kString) return name;  // a job made before 0.4
+  return name + "_" + pg::KeyedTag(key->AsString(), suffix);
 }
 
 std::string HelperSql(const jobs::Job& job, const std::string& suffix) {

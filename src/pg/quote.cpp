@@ -5,6 +5,8 @@
 
 extern "C" {
 #include "postgres.h"
+#include "common/md5.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 }
 
@@ -29,6 +31,30 @@ std::string Literal(const std::string& text) {
   std::string result(out);
   pfree(out);
   return result;
+}
+
+std::string KeyedTag(const std::string& key, const std::string& what) {
+  const std::string text = key + "/" + what;
+  char hex[33];
+  const char* err = nullptr;
+  const bool ok = Call([&]() {
+    // The hash registers with the current resource owner (OpenSSL builds): outside a transaction
+    // (a worker planning its steps) it has none, so one is lent for the call.
+    ResourceOwner saved = CurrentResourceOwner;
+    ResourceOwner lent = saved == nullptr ? ResourceOwnerCreate(nullptr, "pkonline helper name") : nullptr;
+    if (lent != nullptr) CurrentResourceOwner = lent;
+    const bool hashed = pg_md5_hash(text.data(), text.size(), hex, &err);
+    if (lent != nullptr) {
+      CurrentResourceOwner = saved;
+      ResourceOwnerRelease(lent, RESOURCE_RELEASE_BEFORE_LOCKS, false, true);
+      ResourceOwnerRelease(lent, RESOURCE_RELEASE_LOCKS, false, true);
+      ResourceOwnerRelease(lent, RESOURCE_RELEASE_AFTER_LOCKS, false, true);
+      ResourceOwnerDelete(lent);
+    }
+    return hashed;
+  });
+  if (!ok) Fail(sqlstate::kInternal, std::string("pkonline: md5 failed: ") + (err ? err : "?"));
+  return std::string(hex, 8);
 }
 
 }  // namespace pkonline::pg

@@ -227,22 +227,35 @@ char* IndexNotBuiltInC(Oid index) {
   return found ? Describe(f) : nullptr;
 }
 
-// Every function, operator and type an expression tree uses that is not built in.
+// Every function, operator and type an expression tree uses that is not built in, the relations
+// its subqueries read, and whether it calls a built-in function that runs SQL given as text.
 struct Used {
   List* functions;  // (operators' functions are called by OID: the operator is what is looked up)
   List* operators;
   List* types;
+  List* relations;
+  bool sql_text;
 };
 
 bool AddFunction(Oid func, void* context) {
   auto* u = static_cast<Used*>(context);
-  if (func >= FirstNormalObjectId) u->functions = list_append_unique_oid(u->functions, func);
+  if (func >= FirstNormalObjectId) {
+    u->functions = list_append_unique_oid(u->functions, func);
+  } else {
+    char* name = get_func_name(func);
+    if (name != nullptr && RunsSqlText(name)) u->sql_text = true;
+  }
   return false;
 }
 
 bool UsedWalker(Node* node, void* context) {
   if (node == nullptr) return false;
   auto* u = static_cast<Used*>(context);
+  if (IsA(node, RangeTblEntry)) {
+    const auto* rte = reinterpret_cast<RangeTblEntry*>(node);
+    if (rte->rtekind == RTE_RELATION) u->relations = list_append_unique_oid(u->relations, rte->relid);
+    return false;
+  }
   NotBuiltIn f{};
   if (NoteOperators(node, &f)) u->operators = list_append_unique_oid(u->operators, f.objid);
   // (a subquery's FROM items, target entries and the like are walked too: not values)
@@ -257,7 +270,7 @@ bool UsedWalker(Node* node, void* context) {
   if (IsA(node, Query))
     return query_tree_walker(reinterpret_cast<::Query*>(node),
                              reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(UsedWalker)), context,
-                             0);
+                             QTW_EXAMINE_RTES_BEFORE);
   return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(UsedWalker)),
                                 context);
 }
@@ -266,17 +279,28 @@ bool UsedWalker(Node* node, void* context) {
 
 std::string NameOthersCouldShadow(const std::string& node_text, unsigned owner) {
   const char* text = node_text.c_str();
-  Used used{NIL, NIL, NIL};
+  Used used{NIL, NIL, NIL, NIL, false};
   Call([&]() { (void)UsedWalker(static_cast<Node*>(stringToNode(text)), &used); });
+  if (used.sql_text) return "a function that runs SQL given as text (looked up anew each time it runs)";
   // A schema is the owner's own when it is not a temporary one, its owner is the table's owner or a
   // superuser, and nobody else (PUBLIC included) may CREATE in it.
-  static const char* kOthersMayCreate =
-      "n.nspname LIKE 'pg\\_temp\\_%' OR n.nspname LIKE 'pg\\_toast\\_temp\\_%' "
-      "OR NOT (n.nspowner = $2::oid OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r "
-      "  WHERE r.oid = n.nspowner), false)) "
-      "OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', "
-      "  n.nspowner))) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> $2::oid "
-      "  AND NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.grantee), false))";
+  // A role counts as the owner when it is the owner, a superuser, or pg_database_owner (the owner
+  // of PostgreSQL 15's public schema) while the table's owner owns the database (it has no other
+  // member then).
+  auto is_owner = [](const std::string& role) {
+    return "(" + role +
+           " = $2::oid OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = " + role +
+           "), false) OR (" + role +
+           " = 'pg_database_owner'::pg_catalog.regrole AND $2::oid = (SELECT d.datdba FROM "
+           "pg_catalog.pg_database d "
+           "WHERE d.datname = pg_catalog.current_database())))";
+  };
+  const std::string others_may_create =
+      "n.nspname LIKE 'pg\\_temp\\_%' OR n.nspname LIKE 'pg\\_toast\\_temp\\_%' OR NOT " +
+      is_owner("n.nspowner") +
+      " OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', "
+      "n.nspowner))) a WHERE a.privilege_type = 'CREATE' AND NOT " +
+      is_owner("a.grantee") + ")";
   auto check = [&](List* oids, const std::string& sql) -> std::string {
     ListCell* lc;
     foreach (lc, oids) {
@@ -290,21 +314,30 @@ std::string NameOthersCouldShadow(const std::string& node_text, unsigned owner) 
                                   "' is in schema ' || pg_catalog.quote_ident(n.nspname) FROM "
                                   "pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = "
                                   "p.pronamespace WHERE p.oid = $1::oid AND (") +
-                          kOthersMayCreate + ")");
+                          others_may_create + ")");
   if (what.empty())
     what = check(
         used.operators,
         std::string("SELECT 'operator ' || o.oid::pg_catalog.regoperator::pg_catalog.text || "
                     "' is in schema ' || pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_operator o "
                     "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = $1::oid AND (") +
-            kOthersMayCreate + ")");
+            others_may_create + ")");
   if (what.empty())
     what = check(
         used.types,
         "SELECT 'type ' || t.oid::pg_catalog.regtype::pg_catalog.text || ' belongs to ' || "
         "t.typowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_type t WHERE t.oid = $1::oid "
-        "AND t.typowner <> $2::oid AND NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r "
-        "WHERE r.oid = t.typowner), false)");
+        "AND NOT " +
+            is_owner("t.typowner"));
+  // A table or view another role owns may be replaced by it (CREATE OR REPLACE VIEW): the fill
+  // would then run its code as each writer.
+  if (what.empty())
+    what = check(
+        used.relations,
+        "SELECT 'relation ' || c.oid::pg_catalog.regclass::pg_catalog.text || ' belongs to ' || "
+        "c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = $1::oid "
+        "AND NOT " +
+            is_owner("c.relowner"));
   return what;
 }
 

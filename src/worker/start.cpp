@@ -145,8 +145,8 @@ bool StartJob(int64_t job_id, const Target& target) {
 int StartPending(unsigned only_role) {
   auto r = pg::Query(
       "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
-      "WHERE (j.state = 'queued' OR (j.state IN ('running', 'waiting', 'cancelling') AND NOT "
-      "pkonline._worker_alive(j.id))) "
+      // (a queued job whose claim is held has a worker already: one that waits for the job's row)
+      "WHERE j.state IN ('queued', 'running', 'waiting', 'cancelling') AND NOT pkonline._worker_alive(j.id) "
       "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) "
       "ORDER BY j.state = 'waiting', j.id",  // jobs waiting for their run window last
       {pg::V(static_cast<int64_t>(only_role))}, true);

@@ -234,8 +234,9 @@ sub check_result {
 	my $hold  = hold_wait_point('swap');
 	my $job   = start_job('t_d', 'copy');
 	at_wait_point($job, 'swap', $label);
+	my $copy = sql("SELECT relname FROM pg_class WHERE relname LIKE 'pkonline\\_${job}\\_copy%' AND relkind = 'r'");
 	is(sql("SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = 't_d'::regclass AND contype = 'p') || ' ' "
-		  . "|| (SELECT count(*) FROM pkonline_${job}_copy)"),
+		  . "|| (SELECT count(*) FROM $copy)"),
 		"0 $rows", "$label: before the crash the copy holds every row and nothing is attached");
 	sql("UPDATE t_d SET b = b WHERE a <= 10");  # logged, applied by the resumed job
 
@@ -253,7 +254,7 @@ sub check_result {
 	my $job   = start_job('t_e', 'copy');
 	at_wait_point($job, 'swap', $label);
 	is(sql("SELECT (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't_e'::regclass AND contype = 'p') "
-		  . "|| ' ' || (SELECT count(*) FROM pg_class WHERE relname = 'pkonline_${job}_copy')"),
+		  . "|| ' ' || (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline\\_${job}\\_copy%')"),
 		'PRIMARY KEY (id) 1', "$label: before the crash the key is attached and the old storage not dropped yet");
 
 	crash_and_restart($label, $hold);

@@ -46,8 +46,8 @@ sub columns_of {
 # The job's helper sequence and trigger function, and triggers left on the table.
 sub leftovers {
 	my ($job, $table) = @_;
-	return su("SELECT (SELECT count(*) FROM pg_class WHERE relname = 'pkonline_${job}_seq') "
-		  . "+ (SELECT count(*) FROM pg_proc WHERE proname = 'pkonline_${job}_fill') "
+	return su("SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline\\_${job}\\_seq%') "
+		  . "+ (SELECT count(*) FROM pg_proc WHERE proname LIKE 'pkonline\\_${job}\\_fill%') "
 		  . "+ (SELECT count(*) FROM pg_trigger WHERE tgrelid = '$table'::regclass AND NOT tgisinternal "
 		  . "AND tgname LIKE 'pkonline%')");
 }
@@ -112,9 +112,9 @@ hold();
 my $j1 = as('alice', "SELECT pkonline.add_int_pk('a1')");
 is(su("SELECT options->>'debug_wait_points' FROM pkonline.jobs WHERE id = $j1"), 'true', 'job 1 has the test hook');
 held_at_wait_point($j1, 'job 1');
-is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${j1}_seq'"), 'alice',
+is(su("SELECT relowner::regrole FROM pg_class WHERE relname LIKE 'pkonline\\_${j1}\\_seq%'"), 'alice',
 	'job 1: helper sequence created as alice');
-is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${j1}_seq'"), 'alice',
+is(su("SELECT relowner::regrole FROM pg_class WHERE relname LIKE 'pkonline\\_${j1}\\_seq%'"), 'alice',
 	'job 1: helper sequence created as alice');
 is(su("SELECT owner || ' ' || run_as FROM pkonline.jobs WHERE id = $j1"), 'alice alice',
 	'job 1: created by alice, runs as alice (the table\'s owner)');
@@ -267,7 +267,7 @@ my $jg = as('alice', "SET ROLE grp; SET pkonline.backfill_fires_triggers = on; S
 held_at_wait_point($jg, 'group job');
 is(su("SELECT owner || ' ' || run_as FROM pkonline.jobs WHERE id = $jg"), 'grp grp',
 	'group job: created by grp, runs as grp (the table\'s owner)');
-is(su("SELECT relowner::regrole FROM pg_class WHERE relname = 'pkonline_${jg}_seq'"), 'grp',
+is(su("SELECT relowner::regrole FROM pg_class WHERE relname LIKE 'pkonline\\_${jg}\\_seq%'"), 'grp',
 	'group job: the work runs as grp (helper sequence owned by grp)');
 is(as('bob', "SELECT count(*) FROM pkonline.status WHERE job = $jg"), '0', 'bob does not see the group job');
 release();

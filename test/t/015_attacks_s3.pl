@@ -243,6 +243,13 @@ refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'mallory.status',
 	'a column of a type mallory owns (she may add casts to it)');
 refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'text', $$('new'::mallory.status)::text$$)}, '0A000',
 	'a fill through a type mallory owns');
+# (the second helper's review: a view of mallory's, which she may replace, read by the fill; SQL
+# as text, looked up anew each time)
+as('mallory', 'CREATE VIEW mallory.v AS SELECT 1 AS x; GRANT SELECT ON mallory.v TO PUBLIC');
+refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', '(SELECT x FROM mallory.v) + a')", '0A000',
+	'a fill that reads a view mallory owns');
+refused('alice', q{SELECT pkonline.add_column('alice.f', 'tag', 'text', $$query_to_xml('SELECT 1', false, false, '')::text$$)},
+	'0A000', 'a fill that runs SQL given as text');
 is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'no job was made');
 my ($ret, $out, $err) = $node->psql('postgres', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)')",
 	extra_params => [ '-U', 'alice' ]);
@@ -265,15 +272,20 @@ sub pkonline_workers {
 
 section('S3-3: a prepared transaction starts no worker', sub {
 as('alice', q{DO $$ BEGIN FOR i IN 1..16 LOOP EXECUTE format('CREATE TABLE alice.pt%s (a int)', i); END LOOP; END $$});
-my $jobs = su('SELECT count(*) FROM pkonline.jobs');
 for my $i (1 .. 8)
 {
 	my ($a, $b) = (2 * $i - 1, 2 * $i);
 	refused('alice', "BEGIN; SELECT pkonline.add_int_pk('alice.pt$a'), pkonline.add_int_pk('alice.pt$b'); PREPARE TRANSACTION 'p$i'",
 		'0A000', "S3-3: PREPARE of a transaction that started jobs ($i)");
 }
+my $jc = as('alice', "SELECT pkonline.add_int_pk('alice.pt3', start => false)");
+refused('alice', "BEGIN; SELECT pkonline.cancel($jc); PREPARE TRANSACTION 'c1'", '0A000',
+	'S3-3: PREPARE of a transaction that controlled a job (its row would stay locked)');
+is(su("SELECT state FROM pkonline.jobs WHERE id = $jc"), 'created', 'S3-3: the job is as it was');
+as('alice', "SELECT pkonline.cancel($jc)");
 is(su('SELECT count(*) FROM pg_prepared_xacts'), '0', 'S3-3: nothing was prepared');
-is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'S3-3: no job was left');
+is(su("SELECT count(*) FROM pkonline.jobs WHERE table_name LIKE 'alice.pt%' AND state <> 'cancelled'"), '0',
+	'S3-3: no job was left');
 is(pkonline_workers(), '0', 'S3-3: no worker waits');
 as('alice', "BEGIN; SELECT pkonline.add_int_pk('alice.pt1', start => false); PREPARE TRANSACTION 'later'");
 su("COMMIT PREPARED 'later'");
@@ -309,6 +321,45 @@ for (1 .. 30)
 cmp_ok($most, '<=', 2, "S3-3: at most 2 job workers at once (seen: $most)");
 $_->quit for @sessions;
 su(q{SELECT pkonline.cancel(id) FROM pkonline.jobs WHERE table_name LIKE 'alice.cw%' AND state NOT IN ('done', 'cancelled')});
+});
+
+# --- S3-5: history: starting a job costs the same with a long history; the creator trims it ----------
+section('S3-5: forget() is the creator\'s, and only for finished jobs', sub {
+as('alice', 'CREATE TABLE alice.h1 (a int); INSERT INTO alice.h1 SELECT generate_series(1, 100)');
+as('bob', 'CREATE TABLE bob.h2 (a int); INSERT INTO bob.h2 SELECT generate_series(1, 100)');
+my $ja = as('alice', "SELECT pkonline.add_int_pk('alice.h1')");
+is(wait_job($ja), 'done', 'alice\'s job is done');
+my $jb = as('bob', "SELECT pkonline.add_int_pk('bob.h2', start => false)");
+refused('bob', "SELECT pkonline.forget($ja)", '42501', 'bob may not forget alice\'s job');
+refused('mallory', "SELECT pkonline.forget($ja)", '42501', 'nor may mallory');
+refused('bob', "SELECT pkonline.forget($jb)", '55000', 'a job that is not finished is not forgotten');
+my $bobs = su("SELECT count(*) FROM pkonline.jobs WHERE owner = 'bob'::regrole AND state IN ('done', 'cancelled')");
+is(as('bob', "SELECT pkonline.forget(interval '0 s')"), $bobs, 'forget(interval) takes only what the caller may forget');
+is(su("SELECT count(*) FROM pkonline.jobs WHERE id = $ja"), '1', 'alice\'s job is still there');
+is(as('alice', "SELECT pkonline.forget($ja)"), 'forgotten', 'alice forgets her job');
+is(su("SELECT (SELECT count(*) FROM pkonline.jobs WHERE id = $ja) + (SELECT count(*) FROM pkonline.job_steps "
+	  . "WHERE job_id = $ja) + (SELECT count(*) FROM pkonline.events WHERE job_id = $ja)"), '0',
+	'its steps and events went with it');
+as('bob', "SELECT pkonline.cancel($jb)");
+is(as('bob', "SELECT pkonline.forget(interval '0 s')"), '1', 'bob trims his own history');
+refused('mallory', "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state) "
+	  . "VALUES ('alice.h1'::regclass, 'x', 'add_int_pk', 'mallory', 'mallory', 'done')", '42501',
+	'the job tables stay closed to writes');
+});
+
+# --- C-2: a job row from a 0.2 or 0.3 dump names roles by OID -----------------------------------
+section('C-2: a restored job row is the extension owner\'s, not the role its OID now names', sub {
+my $alice = su("SELECT 'alice'::regrole::oid");
+# (a row as a 0.3 dump brings it, made in another cluster by the role whose OID alice has here)
+su("INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as, state, origin, options) "
+	  . "SELECT 'bob.h2'::regclass, 'bob.h2', 'add_int_pk', ${alice}::oid::regrole, ${alice}::oid::regrole, 'paused', "
+	  . "'6000000000000000000/1', j.options FROM pkonline.jobs j WHERE j.operation = 'add_int_pk' ORDER BY j.id DESC LIMIT 1");
+my $jr = su('SELECT max(id) FROM pkonline.jobs');
+is(as('alice', "SELECT count(*) FROM pkonline.jobs WHERE id = $jr"), '0', 'C-2: the role the OID names does not see it');
+is(su("SELECT owner::text || ' ' || run_as::text || ' ' || state FROM pkonline.jobs WHERE id = $jr"),
+	su('SELECT current_user') . ' ' . su('SELECT current_user') . ' failed', 'C-2: it is the extension owner\'s, and failed');
+refused('alice', "SELECT pkonline.cancel($jr)", '42501', 'C-2: alice cannot close it');
+is(su("SELECT pkonline.cancel($jr)"), 'cancelled', 'C-2: the superuser closes it');
 });
 
 # --- S3-7: the database's settings do not reach the resume scan or the workers ---------------------

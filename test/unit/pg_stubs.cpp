@@ -69,6 +69,7 @@ void RenameIndexColumns(unsigned, const std::string&, const std::string&) { NoSe
 std::string IndexNotBuiltIn(unsigned) { NoServer("IndexNotBuiltIn"); }
 void CarryDefault(unsigned, const std::string&, const std::string&) { NoServer("CarryDefault"); }
 void LockShared(unsigned) { NoServer("LockShared"); }
+std::string KeyedTag(const std::string& key, const std::string& what) { return (key + what).substr(0, 8); }
 uint64_t WalBytes() { return 0; }
 const int64_t kIdsPerHeapBlock = 291;
 

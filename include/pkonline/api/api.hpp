@@ -73,5 +73,10 @@ std::string Cancel(int64_t job_id);
 // A job's run window, changed while it exists ("" always); returns it ("always" for "").
 std::string SetRunWindow(int64_t job_id, const std::string& window);
 int RunPending();
+// pkonline.forget(job): a done or cancelled job's records removed (its creator and members only).
+std::string Forget(int64_t job_id);
+// pkonline.forget(older_than): the done and cancelled jobs the caller may forget, finished longer
+// ago than `older_than` (an interval as text): how many.
+int64_t ForgetOlder(const std::string& older_than);
 
 }  // namespace pkonline::api

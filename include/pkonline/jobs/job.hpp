@@ -33,6 +33,10 @@ JobState JobStateFromText(const std::string& text);  // fails (XX000) on a text 
 // Done or cancelled: the job will never run again.
 bool Finished(JobState state);
 
+// The option holding a job's secret for its helper names (set when the job is created, since 0.4;
+// the job tables' row security keeps it from other roles): ops::HelperName.
+inline constexpr char kHelperKey[] = "helper_key";
+
 struct Job {
   int64_t id = 0;
   unsigned relid = 0;

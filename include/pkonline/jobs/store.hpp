@@ -82,6 +82,12 @@ Json OptionNow(int64_t job_id, const std::string& key);
 void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,
            const std::string& detail_json = "");
 
+// History (as the extension's owner): one done or cancelled job's records removed (steps and events
+// go with it); those `role` may manage (pg_has_role USAGE on their creator) finished longer ago than
+// `older_than` (interval text), and how many.
+void Forget(int64_t job_id);
+int64_t ForgetFinished(unsigned role, const std::string& older_than);
+
 // Does a live worker hold this job's claim (pg/job_lock.hpp)?
 bool WorkerAlive(int64_t job_id);
 // Claim the job for this session; false if another worker holds it.

@@ -11,7 +11,10 @@
 
 namespace pkonline::ops {
 
-// "pkonline_<job>_<suffix>": the job's helper objects, all named from its id.
+// "pkonline_<job>_<suffix>_<tag>": the job's helper objects, named from its id and a tag of eight
+// hex digits from the job's secret (jobs::kHelperKey), so that nobody can take a helper's name
+// before the job makes it (a co-tenant of a shared schema squatted them: every job there failed).
+// Jobs made before 0.4 have no secret: "pkonline_<job>_<suffix>".
 std::string HelperName(const jobs::Job& job, const std::string& suffix);
 // The helper qualified by the schema it lives in (the table's schema at creation).
 std::string HelperSql(const jobs::Job& job, const std::string& suffix);

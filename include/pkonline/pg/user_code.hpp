@@ -41,8 +41,9 @@ std::string ExpressionNotBuiltIn(const std::string& node_text);
 // and a type's owner may add casts. Returns what makes the expression tree `node_text` unsafe so
 // for a table owned by `owner` — "function f(anyelement) is in schema shared", "type t belongs to
 // bob" — or "": every function and operator that is not built in is in a schema that only the
-// owner or a superuser owns and may create in, and every type that is not built in belongs to
-// the owner or a superuser.
+// owner or a superuser owns and may create in, every type that is not built in and every table or
+// view its subqueries read belong to the owner or a superuser, and it calls no built-in function
+// that runs SQL given as text (query_to_xml and the like).
 std::string NameOthersCouldShadow(const std::string& node_text, unsigned owner);
 
 // For an IndexStmt that has been through parse analysis (transformIndexStmt), about to be run on
