@@ -60,7 +60,7 @@ SELECT helpers_left();
 
 -- 2. a value computed from the row's own columns (with a quoted one): no DEFAULT possible
 SELECT pkonline.add_column('users', 'handle', 'text',
-                           fill => 'lower(split_part(email, ''@'', 1)) || coalesce(''/'' || "Nick Name", '''')') AS job \gset
+                           fill => 'lower(split_part(email, ''@'', 1)) || coalesce(''/'' || "Nick Name", '''')', not_null => true) AS job \gset
 CALL pkonline.wait(:job);
 SELECT col('users', 'handle');
 SELECT count(*) AS wrong FROM users
@@ -90,8 +90,18 @@ CALL pkonline.wait(:job);
 SELECT col('users', 'nick_len'), count(nick_len) AS with_value, count(*) - count(nick_len) AS nulls
   FROM users GROUP BY 1;
 
--- 5. NOT NULL, but the fill is NULL for some rows: the job fails clearly; cancel removes it all
-SELECT pkonline.add_column('users', 'nick_upper', 'text', fill => 'upper("Nick Name")') AS job \gset
+-- 5. A fill that reads the row cannot be the column's DEFAULT: NOT NULL would make the
+-- application's INSERTs fail when the job ends. Refused unless not_null is said in so many words.
+SELECT try($$SELECT pkonline.add_column('users', 'nick_upper', 'text', fill => 'upper("Nick Name")')$$);
+SELECT try($$SELECT pkonline.add_column('users', 'nick_upper', 'text', fill => 'upper(''x'')', set_default => false)$$);
+SELECT level, detail FROM pkonline.check('users', 'add_column',
+  '{"column_name": "nick_upper", "column_type": "text", "fill": "upper(\"Nick Name\")"}') WHERE level = 'blocker';
+SELECT count(*) AS jobs_made FROM pkonline.jobs WHERE options->>'column_name' = 'nick_upper';
+-- NOT NULL, asked for, but the fill is NULL for some rows: the job fails clearly, its detail and
+-- hint in wait(); cancel removes it all
+SET pkonline.batch_time = 0;  -- fixed batches: the failing one is always the same
+SELECT pkonline.add_column('users', 'nick_upper', 'text', fill => 'upper("Nick Name")', not_null => true) AS job \gset
+RESET pkonline.batch_time;
 CALL pkonline.wait(:job);
 SELECT state, last_sqlstate, last_error, last_hint FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
@@ -99,8 +109,10 @@ CALL pkonline.wait(:job);
 SELECT col('users', 'nick_upper') AS column_left, helpers_left();
 
 -- 6. unique, but the values repeat: the index build fails; cancel drops index and column
-SELECT pkonline.add_column('users', 'bucket', 'int', fill => 'id % 10', is_unique => true) AS job \gset
-CALL pkonline.wait(:job);
+SELECT pkonline.add_column('users', 'bucket', 'int', fill => 'id % 10', is_unique => true, not_null => true) AS job \gset
+\set VERBOSITY terse
+CALL pkonline.wait(:job);  -- (its DETAIL names whichever duplicate the sort met first)
+\set VERBOSITY default
 SELECT state, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job);
@@ -112,7 +124,7 @@ SELECT col('users', 'bucket') AS column_left, helpers_left(),
 CREATE SCHEMA lib;
 CREATE FUNCTION lib.score(text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT length($1) * 10 $$;
 SET search_path = lib, public;
-SELECT pkonline.add_column('users', 'score', 'bigint', fill => 'score(email)', start => false) AS job \gset
+SELECT pkonline.add_column('users', 'score', 'bigint', fill => 'score(email)', start => false, not_null => true) AS job \gset
 RESET search_path;
 SELECT options ->> 'fill' AS fill, options ->> 'fill_sql' AS stored, options ->> 'fill_row_sql' AS in_trigger
   FROM pkonline.jobs WHERE id = :job;
@@ -141,7 +153,7 @@ CREATE SCHEMA "ac;we ""s""";
 CREATE TABLE "ac;we ""s"""."Ta ble; --" ("x y" int);
 INSERT INTO "ac;we ""s"""."Ta ble; --" SELECT generate_series(1, 200);
 SELECT pkonline.add_column('"ac;we ""s"""."Ta ble; --"', 'My "Col"; --', 'bigint', fill => '"x y" * 2 + random()::int * 0',
-                           is_unique => true) AS job \gset
+                           is_unique => true, not_null => true) AS job \gset
 CALL pkonline.wait(:job);
 SELECT state FROM pkonline.status WHERE job = :job;
 SELECT count(*) FILTER (WHERE "My ""Col""; --" = "x y" * 2) FROM "ac;we ""s"""."Ta ble; --";
@@ -180,7 +192,7 @@ SELECT try($$SELECT pkonline.add_column('public.users', 'x', 'int', fill => '1')
 RESET ROLE;
 DROP ROLE pkonline_ac_other;
 -- a job already running on the table
-SELECT pkonline.add_column('users', 'y', 'int', fill => 'id', start => false) AS job \gset
+SELECT pkonline.add_column('users', 'y', 'int', fill => 'id', start => false, not_null => true) AS job \gset
 SELECT try($$SELECT pkonline.add_column('users', 'z', 'int', fill => 'id')$$);
 SELECT pkonline.cancel(:job);
 -- only the job created on purpose above was added

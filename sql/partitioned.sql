@@ -355,7 +355,7 @@ RESET pkonline.debug_wait_points;
 SELECT tableoid::regclass AS part, count(*) AS rows, count(lname) AS filled FROM pt_late GROUP BY 1 ORDER BY 1;
 -- a fill that comes out NULL for a column that is to be NOT NULL: the job stops; cancel removes
 -- the column from every partition
-SELECT pkonline.add_column('pt_ac2', 'must', 'text', 'upper(name)') AS job \gset
+SELECT pkonline.add_column('pt_ac2', 'must', 'text', 'upper(name)', not_null => true) AS job \gset
 CALL pkonline.wait(:job, '60s');
 SELECT last_sqlstate FROM pkonline.jobs WHERE id = :job;
 SELECT pkonline.cancel(:job);

@@ -7,6 +7,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/expr.hpp"
+#include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/user_code.hpp"
 #include "pkonline/text.hpp"
@@ -68,6 +69,20 @@ int64_t AddColumn(const AddColumnArgs& a) {
 
   const bool catalog_only = fill.default_ok() && !fill.is_volatile;
   const bool set_default = a.set_default && fill.default_ok();
+  const bool not_null = a.not_null.value_or(true);
+  // The job's end must not break the application's INSERTs unless the DBA asked for that end.
+  if (!a.not_null && !set_default)
+    Fail(sqlstate::kInvalidParameter,
+         Fmt("add_column would make every INSERT that does not set column %1% fail once the job ends",
+             pg::Ident(a.column_name)),
+         !fill.default_ok()
+             ? Fmt("fill refers to %1%, so it cannot be the column's DEFAULT, and the column would be "
+                   "NOT NULL.",
+                   fill.has_subquery ? "a subquery" : "the row's columns")
+             : std::string("With set_default => false the column has no DEFAULT, and it would be NOT NULL."),
+         "Say which end you want: not_null => false (rows inserted later get NULL unless they set the "
+         "column), or "
+         "not_null => true (INSERTs must set it: change the application first).");
   ops::AddColumnPlan plan;
   plan.schema = t.schema;
   plan.column = a.column_name;
@@ -77,7 +92,7 @@ int64_t AddColumn(const AddColumnArgs& a) {
   plan.fill_row_sql = fill.row_sql;
   plan.fill_runs_user_code = fill.runs_user_code;
   plan.mode = catalog_only ? ops::FillMode::kCatalog : ops::FillMode::kBackfill;
-  plan.not_null = a.not_null;
+  plan.not_null = not_null;
   plan.unique = a.unique;
   plan.set_default = set_default;
   plan.partitioned = t.partitioned;
@@ -90,11 +105,11 @@ int64_t AddColumn(const AddColumnArgs& a) {
     Notice(Fmt("fill refers to %1%, so it cannot be the column's DEFAULT: rows inserted after the job must "
                "supply %2% themselves%3%",
                fill.has_subquery ? "a subquery" : "the row's columns", a.column_name,
-               a.not_null ? " (the column will be NOT NULL)" : ""),
+               not_null ? " (the column will be NOT NULL)" : ""),
            "Until the job ends, its trigger fills the column for every row written.", true);
   Announce(id,
            Fmt("add_column on %1%, column %2% %3%%4%%5%, %6%", t.qualified, a.column_name, fill.type,
-               a.not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
+               not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
                catalog_only    ? "the value is not volatile: a catalog-only change, no row is rewritten"
                : t.partitioned ? "filled in batches, partition by partition"
                                : "filled in batches"),

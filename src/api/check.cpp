@@ -114,7 +114,7 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
                       args.Text("column_name", ""),
                       args.Type("column_type", ""),
                       args.Text("fill", ""),
-                      args.Bool("not_null", true),
+                      args.Has("not_null") ? std::optional<bool>(args.Bool("not_null", true)) : std::nullopt,
                       args.Bool("is_unique", false),
                       args.Bool("set_default", true),
                       false,

@@ -5,11 +5,13 @@
 
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/create_job.hpp"
+#include "pkonline/jobs/settings.hpp"
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/jobs/window.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/job_lock.hpp"
+#include "pkonline/pg/setting.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
@@ -82,14 +84,16 @@ Job LoadManaged(int64_t job_id, Control what) {
   RegisterCallback();
   locked_a_job = true;
   Job job = store::LoadForUpdate(job_id);
-  bool ok =
-      pg::AsBool(pg::Query("SELECT pg_catalog.pg_has_role($1::oid, 'USAGE') OR ($3::boolean AND EXISTS ("
-                           "SELECT 1 FROM pg_catalog.pg_class WHERE oid = $2::oid "
-                           "AND pg_catalog.pg_has_role(relowner, 'USAGE')))",
-                           {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid)),
-                            pg::V(std::string(what == Control::kStop ? "true" : "false"))},
-                           true)
-                     .scalar());
+  auto r = pg::Query(
+      "SELECT pg_catalog.pg_has_role($1::oid, 'USAGE'), EXISTS (SELECT 1 FROM pg_catalog.pg_class "
+      "WHERE oid = $2::oid AND pg_catalog.pg_has_role(relowner, 'USAGE'))",
+      {pg::V(static_cast<int64_t>(job.owner)), pg::V(static_cast<int64_t>(job.relid))}, true);
+  const bool creator = pg::AsBool(r.rows[0][0]), table_owner = pg::AsBool(r.rows[0][1]);
+  // A role with no part in the job gets the answer status, report() and wait() give it (they
+  // show it no such row): the job does not exist, for it.
+  if (!creator && !table_owner)
+    Fail(sqlstate::kUndefinedObject, "pkonline job " + std::to_string(job_id) + " does not exist");
+  const bool ok = creator || what == Control::kStop;
   if (!ok)
     Fail(sqlstate::kInsufficientPrivilege, "permission denied for pkonline job " + std::to_string(job_id),
          what == Control::kRun
@@ -216,6 +220,37 @@ std::string SetRunWindow(int64_t job_id, const std::string& window) {
                  window.empty() ? std::string("run window removed: the job may work at any time")
                                 : "run window set to " + window);
     return window.empty() ? std::string("always") : window;
+  });
+}
+
+std::string SetOption(int64_t job_id, const std::string& name, const std::string& value) {
+  const std::string bare = name.rfind("pkonline.", 0) == 0 ? name.substr(9) : name;
+  if (bare == "run_window") return SetRunWindow(job_id, value);
+  const jobs::Tunable* t = jobs::FindTunable(bare);
+  if (t == nullptr)
+    Fail(sqlstate::kInvalidParameter, Fmt("\"%1%\" is not a setting that can be changed on a job", name),
+         "batch_size, vacuum_every, wal_compression, backfill_fires_triggers and debug_wait_points stay as "
+         "the job was created with them.",
+         "One of: " + jobs::TunableNames() + ".");
+  const int parsed = pg::ParseSetting(value,
+                                      t->unit == jobs::Tunable::Unit::kMs   ? "ms"
+                                      : t->unit == jobs::Tunable::Unit::kKb ? "kB"
+                                                                            : "",
+                                      Fmt("pkonline.%1%", t->name), t->min, t->max);
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id, Control::kRun);
+    if (Finished(job))
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + ToText(job.state),
+           "Its work is over: its settings no longer matter.");
+    const int was = job.settings.*(t->field);
+    const std::string unit = t->unit == jobs::Tunable::Unit::kMs   ? "ms"
+                             : t->unit == jobs::Tunable::Unit::kKb ? "kB"
+                                                                   : "";
+    store::SetOption(job_id, t->key, Json::Number(parsed));
+    store::Event(job_id, "option", "",
+                 Fmt("%1% set to %2%%3% (was %4%%3%): the job takes it at its next batch or retry", t->name,
+                     parsed, unit, was));
+    return std::to_string(parsed) + unit;
   });
 }
 

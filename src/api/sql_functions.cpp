@@ -11,6 +11,8 @@ extern "C" {
 #include "utils/array.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
+#include "nodes/parsenodes.h"
+#include "utils/timestamp.h"
 }
 
 namespace {
@@ -77,6 +79,8 @@ PKONLINE_FUNCTION(pkonline_pause);
 PKONLINE_FUNCTION(pkonline_resume);
 PKONLINE_FUNCTION(pkonline_cancel);
 PKONLINE_FUNCTION(pkonline_forget);
+PKONLINE_FUNCTION(pkonline_wait);
+PKONLINE_FUNCTION(pkonline_set_option);
 PKONLINE_FUNCTION(pkonline_forget_older);
 PKONLINE_FUNCTION(pkonline_set_run_window);
 PKONLINE_FUNCTION(pkonline_run_pending);
@@ -116,7 +120,7 @@ Datum pkonline_add_column(PG_FUNCTION_ARGS) {
         fcinfo, 1, "column_name", [](FunctionCallInfo f, int i) { return DatumGetName(f->args[i].value); }));
     a.column_type = Required<Oid>(fcinfo, 2, "column_type", oid);
     a.fill = TextArg(Required<Datum>(fcinfo, 3, "fill", text));
-    a.not_null = Required<bool>(fcinfo, 4, "not_null", boolean);
+    if (!PG_ARGISNULL(4)) a.not_null = boolean(fcinfo, 4);
     a.unique = Required<bool>(fcinfo, 5, "is_unique", boolean);
     a.set_default = Required<bool>(fcinfo, 6, "set_default", boolean);
     a.start = Required<bool>(fcinfo, 7, "start", boolean);
@@ -199,6 +203,32 @@ Datum pkonline_cancel(PG_FUNCTION_ARGS) {
 Datum pkonline_forget(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return TextResult(pkonline::api::Forget(JobArg(fcinfo))); });
 }
+// A procedure (CALL): its one INOUT argument comes back as a record of one column.
+Datum pkonline_wait(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() {
+    const int64_t job = JobArg(fcinfo);
+    std::optional<std::string> timeout;
+    if (!PG_ARGISNULL(1))
+      timeout = pkonline::Call(
+          [&]() { return DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(1))); });
+    const bool atomic = fcinfo->context == nullptr || !IsA(fcinfo->context, CallContext) ||
+                        castNode(CallContext, fcinfo->context)->atomic || IsTransactionBlock();
+    MemoryContext caller = CurrentMemoryContext;  // the CALL's portal: it outlives the commits
+    const std::string state = pkonline::api::Wait(job, timeout, atomic);
+    const char* s = state.c_str();
+    return pkonline::Call([&]() {
+      MemoryContext old = MemoryContextSwitchTo(caller);
+      TupleDesc desc = CreateTemplateTupleDesc(1);
+      TupleDescInitEntry(desc, 1, "state", TEXTOID, -1, 0);
+      desc = BlessTupleDesc(desc);
+      Datum value = CStringGetTextDatum(s);
+      bool isnull = false;
+      Datum out = HeapTupleGetDatum(heap_form_tuple(desc, &value, &isnull));
+      MemoryContextSwitchTo(old);
+      return out;
+    });
+  });
+}
 Datum pkonline_forget_older(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() {
     const Datum age =
@@ -213,6 +243,16 @@ Datum pkonline_set_run_window(PG_FUNCTION_ARGS) {
     const std::string window = TextArg(
         Required<Datum>(fcinfo, 1, "run_window", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
     return TextResult(pkonline::api::SetRunWindow(JobArg(fcinfo), window));
+  });
+}
+Datum pkonline_set_option(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() {
+    auto text_arg = [&](int n, const char* what) {
+      return TextArg(
+          Required<Datum>(fcinfo, n, what, [](FunctionCallInfo f, int i) { return f->args[i].value; }));
+    };
+    const std::string name = text_arg(1, "name"), value = text_arg(2, "value");
+    return TextResult(pkonline::api::SetOption(JobArg(fcinfo), name, value));
   });
 }
 Datum pkonline_run_pending(PG_FUNCTION_ARGS) {

@@ -102,11 +102,12 @@ class RunContext final : public Context {
   }
 
   void Ddl(const std::string& activity, const std::function<void()>& fn) override {
-    const int timeout = job_.settings.lock_timeout_ms;
-    const int max_retries = job_.settings.lock_retries;
     // Not started so near the end of the run window that its retries could run past it.
     AwaitWindowForDdl(activity);
     for (int attempt = 1;; attempt++) {
+      // (read again each attempt: pkonline.set_option may change them while the step retries)
+      const int timeout = job_.settings.lock_timeout_ms;
+      const int max_retries = job_.settings.lock_retries;
       const auto attempt_start = std::chrono::steady_clock::now();
       try {
         // The job's brief DDL is the one to give way: should its lock requests close a cycle
@@ -134,9 +135,11 @@ class RunContext final : public Context {
                         Fmt("could not get the lock for \"%1%\" after %2% attempts of %3% ms", activity,
                             attempt, timeout),
                         Fmt("Other sessions held locks on %1% every time.", job_.table_name),
-                        Fmt("Find the blockers in pkonline.events, then pkonline.resume(%1%); or raise "
-                            "pkonline.lock_retries / pkonline.lock_timeout.",
-                            job_.id));
+                        Fmt("Find the blockers in pkonline.events (kind 'lock_retry'); then "
+                            "pkonline.resume(%1%), after SELECT pkonline.set_option(%1%, 'lock_retries', "
+                            "'%2%') or pkonline.set_option(%1%, 'lock_timeout', '%3%ms') if they are only "
+                            "busy.",
+                            job_.id, std::max(2 * max_retries, 10), std::min(60000, 2 * timeout)));
         }
         const long wait = backoff_.After(attempt);
         RecordLockRetry(activity, attempt, wait);
@@ -222,6 +225,8 @@ class RunContext final : public Context {
         second = static_cast<int>(pg::AsInt(r.rows[0][0]));
         clock = r.rows[0][1].value_or("?");
       });
+      // What pkonline.set_option changed takes effect from here: the next batch, retry or step.
+      job_.settings.TakeTunables(now.settings);
       if (now.cancel_requested && !cancelling_) throw StopRequested{true};
       if (now.pause_requested && !cancelling_) throw StopRequested{false};
       RunWindow window;

@@ -35,7 +35,36 @@ void Read(const Json& value, int& v) { v = static_cast<int>(value.AsInt()); }
 void Read(const Json& value, bool& v) { v = value.AsBool(); }
 void Read(const Json& value, std::string& v) { v = value.AsString(); }
 
+constexpr int kIntMax = 2147483647;
+const Tunable kTunables[] = {
+    {"lock_timeout", "lock_timeout_ms", &JobSettings::lock_timeout_ms, Tunable::Unit::kMs, 1, 60000},
+    {"lock_retries", "lock_retries", &JobSettings::lock_retries, Tunable::Unit::kNone, 0, 10000},
+    {"batch_time", "batch_time_ms", &JobSettings::batch_time_ms, Tunable::Unit::kMs, 0, 60000},
+    {"batch_sleep", "batch_sleep_ms", &JobSettings::batch_sleep_ms, Tunable::Unit::kMs, 0, 600000},
+    {"max_wal_rate", "max_wal_rate_kb", &JobSettings::max_wal_rate_kb, Tunable::Unit::kKb, 0, kIntMax},
+    {"max_replica_lag", "max_replica_lag_ms", &JobSettings::max_replica_lag_ms, Tunable::Unit::kMs, 0,
+     kIntMax},
+};
+
 }  // namespace
+
+const Tunable* FindTunable(const std::string& name) {
+  const std::string bare = name.rfind("pkonline.", 0) == 0 ? name.substr(9) : name;
+  for (const auto& t : kTunables)
+    if (bare == t.name) return &t;
+  return nullptr;
+}
+
+std::string TunableNames() {
+  std::string out;
+  for (const auto& t : kTunables) out += std::string(t.name) + ", ";
+  return out + "run_window";
+}
+
+void JobSettings::TakeTunables(const JobSettings& now) {
+  for (const auto& t : kTunables) this->*t.field = now.*t.field;
+  run_window = now.run_window;
+}
 
 void JobSettings::SaveTo(Json& options) const {
   JobSettings copy = *this;

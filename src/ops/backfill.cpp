@@ -119,8 +119,7 @@ namespace {
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
-  const auto& settings = job.settings;
-  const long sleep_ms = settings.batch_sleep_ms;
+  const auto& settings = job.settings;  // pkonline.set_option changes them between batches
   // A leaf after the first starts at a quarter of the size the previous one ended with: the rows at
   // the start of a partition were measured to take up to five times longer each than those at the
   // end of the one before (first batches of 250-320 ms where 50 were meant, writers waiting
@@ -128,12 +127,10 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   const int64_t carried =
       spec.batch_blocks && *spec.batch_blocks > 0 ? std::max<int64_t>(1, *spec.batch_blocks / 4) : 0;
   jobs::BatchSizer sizer(carried > 0 ? carried : settings.batch_size, settings.batch_time_ms);
-  const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
   jobs::VacuumCadence vacuum(spec.vacuum_every >= 0 ? spec.vacuum_every : settings.vacuum_every, to - from,
                              spec.vacuum);
   jobs::Backoff backoff;
   int64_t total = 0;
-  const int max_failures = std::max(1, settings.lock_retries);
   int failures = 0;
   int64_t cursor = from;
   Throttle throttle(ctx);
@@ -177,7 +174,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
         replanned = true;
         continue;
       }
-      if (++failures > max_failures)
+      if (++failures > std::max(1, settings.lock_retries))
         throw PgError(e.sqlstate(),
                       Fmt("backfill batch at block %1% failed %2% times in a row: %3%", cursor, failures - 1,
                           e.message()),
@@ -195,6 +192,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    sizer.set_target_ms(settings.batch_time_ms);
     sizer.Took(ms);
     if (spec.batch_blocks) *spec.batch_blocks = sizer.blocks();
     if (cursor < to && vacuum.After(done_blocks, rows)) {
@@ -205,7 +203,8 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       // reclaim (the backfill's new row versions share the old ones' TOAST values).
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
-    if (cursor < to) ctx.Sleep(pacer.PauseMs(sleep_ms, pg::WalBytes() - wal0, ms));
+    const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
+    if (cursor < to) ctx.Sleep(pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms));
   }
   return total;
 }

@@ -17,7 +17,6 @@ std::string Now() {
 }  // namespace
 
 Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::steady_clock::now()) {
-  max_lag_ms_ = ctx.job().settings.max_replica_lag_ms;
   ctx.Txn("pkonline: clock", [&]() {
     since_ = Now();
     // What pg_stat_activity and pg_stat_replication show the job's creator (who reads its events):
@@ -29,7 +28,7 @@ Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::stead
 }
 
 void Throttle::WaitForStandbys() {
-  if (max_lag_ms_ <= 0 || std::chrono::steady_clock::now() < next_lag_check_) return;
+  if (MaxLagMs() <= 0 || std::chrono::steady_clock::now() < next_lag_check_) return;
   bool waiting = false;
   for (;;) {
     int64_t lag = 0;
@@ -48,7 +47,7 @@ void Throttle::WaitForStandbys() {
         }
       });
     });
-    if (lag <= max_lag_ms_) {
+    if (lag <= MaxLagMs()) {
       if (waiting)
         ctx_.Event("throttle",
                    all_stats_ ? Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag)
@@ -59,7 +58,7 @@ void Throttle::WaitForStandbys() {
     if (!waiting) {
       const std::string full =
           Fmt("standby %1% replays %2% ms behind (pkonline.max_replica_lag is %3% ms): the backfill waits",
-              standby, lag, max_lag_ms_);
+              standby, lag, MaxLagMs());
       if (all_stats_) {
         ctx_.Event("throttle", full,
                    Fmt("{\"standby\": %1%, \"replay_lag_ms\": %2%}", JsonString(standby), lag));
@@ -68,7 +67,7 @@ void Throttle::WaitForStandbys() {
         ctx_.Event("throttle",
                    Fmt("a standby replays more than pkonline.max_replica_lag (%1% ms) behind: the "
                        "backfill waits (which standby, and how far behind, is in the server log)",
-                       max_lag_ms_));
+                       MaxLagMs()));
       }
       waiting = true;
     }

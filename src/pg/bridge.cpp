@@ -85,11 +85,14 @@ void RaiseFromEntry(int code, char* message, char* detail, char* hint, char* con
 }  // namespace pkonline
 
 namespace pkonline {
-void Notice(const std::string& message, const std::string& hint, bool warning) {
+void Notice(const std::string& message, const std::string& hint, bool warning, const std::string& detail) {
   const char* m = message.c_str();
   const char* h = hint.empty() ? nullptr : hint.c_str();
+  const char* d = detail.empty() ? nullptr : detail.c_str();
   const int level = warning ? WARNING : NOTICE;
-  Call([&]() { ereport(level, (errmsg_internal("%s", m), h ? errhint("%s", h) : 0)); });
+  Call([&]() {
+    ereport(level, (errmsg_internal("%s", m), d ? errdetail_internal("%s", d) : 0, h ? errhint("%s", h) : 0));
+  });
 }
 void ServerLog(const std::string& message) {
   const char* m = message.c_str();

@@ -122,6 +122,10 @@ void Statement::Reset() {
 
 Statement::~Statement() { Reset(); }
 
+void CommitHere() {
+  Call([]() { SPI_commit(); });
+}
+
 uint64_t Exec(const std::string& sql, const Params& params) { return Query(sql, params).processed; }
 
 Value V(int64_t n) { return std::to_string(n); }
@@ -130,9 +134,10 @@ int64_t AsInt(const Value& v, int64_t if_null) { return v ? std::stoll(*v) : if_
 
 bool AsBool(const Value& v) { return v && (*v == "t" || *v == "true"); }
 
-SpiScope::SpiScope() {
-  Call([]() {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+SpiScope::SpiScope(bool nonatomic) {
+  Call([&]() {
+    if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+      elog(ERROR, "SPI_connect failed");
   });
   open_ = true;
 }

@@ -142,7 +142,7 @@ my $snapshot_sql = "SELECT state, pause_requested, cancel_requested, worker_pid,
   . "FROM pkonline.jobs WHERE id = $j1";
 my $before = su($snapshot_sql);
 for my $fn (qw(pause resume cancel start)) {
-	refused('bob', "SELECT pkonline.$fn($j1)", '42501', "bob calls pkonline.$fn() on alice's running job");
+	refused('bob', "SELECT pkonline.$fn($j1)", '42704', "bob calls pkonline.$fn() on alice's running job");
 }
 refused('bob', "INSERT INTO pkonline.jobs (relid, table_name, operation, owner, run_as) "
 	  . "VALUES ('b1'::regclass, 'public.b1', 'add_int_pk', 'bob', 'bob')", '42501', 'bob inserts into pkonline.jobs');

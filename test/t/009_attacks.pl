@@ -314,7 +314,7 @@ as('alice', q{
 	CREATE TABLE alice.t2 (a int); INSERT INTO alice.t2 SELECT -g FROM generate_series(1, 5) g;
 	ALTER TABLE alice.t2 ADD CONSTRAINT sneaky CHECK (alice.sneak(a) IS NOT NULL) NOT VALID;
 });
-my $jf = as('alice', "SELECT pkonline.add_column('alice.t', 'x', 'int', 'alice.sneak(a)')");
+my $jf = as('alice', "SELECT pkonline.add_column('alice.t', 'x', 'int', 'alice.sneak(a)', not_null => true)");
 is(wait_job($jf), 'failed', 'a fill that writes orphans into bob\'s table fails the job');
 like(su("SELECT last_sqlstate FROM pkonline.jobs WHERE id = $jf"), qr/^(23503|P0001)$/,
 	'failed on bob\'s trigger (P0001) or foreign key (23503)');
@@ -365,7 +365,7 @@ as('alice', q{
 	CREATE TRIGGER trap BEFORE UPDATE ON alice.orders FOR EACH ROW EXECUTE FUNCTION alice.trap();
 	ALTER TABLE alice.orders ENABLE ALWAYS TRIGGER trap;
 });
-my $js = su("SELECT pkonline.add_column('alice.orders', 'a2', 'int', 'a * 2')");
+my $js = su("SELECT pkonline.add_column('alice.orders', 'a2', 'int', 'a * 2', not_null => true)");
 is(wait_job($js), 'done', 'the superuser\'s add_column on alice\'s trapped table: done');
 is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'alice did not become superuser');
 is(su('SELECT string_agg(DISTINCT who, \',\') FROM alice.trap_log'), 'alice/alice',
@@ -421,7 +421,7 @@ section("R8: the add_column fill function's search_path is pinned", sub {
 as('alice', 'CREATE TABLE alice.f1 AS SELECT generate_series(1, 500) a');
 su("ALTER ROLE alice SET pkonline.debug_wait_points = on");
 hold('backfill_batch');
-my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1')");
+my $jr8 = as('alice', "SELECT pkonline.add_column('alice.f1', 'b', 'int', 'a + 1', not_null => true)");
 su("ALTER ROLE alice RESET pkonline.debug_wait_points");
 ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jr8"), 'R8: the job waits in its backfill');
 is(su("SELECT array_to_string(proconfig, ';') FROM pg_proc WHERE proname LIKE 'pkonline\\_${jr8}\\_fill%'"),
@@ -562,7 +562,7 @@ section("Second review: holes in the first fix", sub {
 		  $$SELECT pg_catalog.set_config('search_path', 'alice, pg_catalog', false); SELECT a$$;
 		CREATE TABLE alice.sp AS SELECT generate_series(1, 2000) a;
 	});
-	my $ja2 = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.sp', 'x', 'int', 'alice.f(a)')");
+	my $ja2 = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.sp', 'x', 'int', 'alice.f(a)', not_null => true)");
 	is(wait_job($ja2), 'done', 'a: the job whose fill changes search_path is done');
 	is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"), 'f', 'a: alice did not become superuser');
 	is(su("SELECT count(*) FROM alice.calls c JOIN pg_roles r ON r.rolname = c.who WHERE r.rolsuper"), '0',
@@ -582,7 +582,7 @@ section("Second review: holes in the first fix", sub {
 	as('alice', q{CREATE DOMAIN alice.d AS int CHECK (alice.sneak(VALUE) IS NOT NULL);
 		CREATE TYPE alice.c AS (v alice.d);
 		CREATE TABLE alice.t3 (a int); INSERT INTO alice.t3 SELECT generate_series(1, 20)});
-	my $jc2 = as('alice', q{SELECT pkonline.add_column('alice.t3', 'x', 'int', $f$((('(' || a || ')')::alice.c).v)$f$)});
+	my $jc2 = as('alice', q{SELECT pkonline.add_column('alice.t3', 'x', 'int', $f$((('(' || a || ')')::alice.c).v)$f$, not_null => true)});
 	is(wait_job($jc2), 'failed', 'c: the domain\'s orphans are refused by bob\'s checks: the job fails');
 	is(su('SELECT count(*) FROM bob.child'), '1', 'c: bob.child holds only its legitimate row');
 	su("SELECT pkonline.cancel($jc2)");
@@ -619,7 +619,7 @@ section("Second review: holes in the first fix", sub {
 	as('alice', q{CREATE FUNCTION alice.unlock(a int) RETURNS int LANGUAGE plpgsql AS
 		$$BEGIN PERFORM pg_catalog.pg_advisory_unlock_all(); RETURN a; END$$;
 		CREATE TABLE alice.ul AS SELECT generate_series(1, 3000) a});
-	my $ju = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.ul', 'x', 'int', 'alice.unlock(a)')");
+	my $ju = as('alice', "SET pkonline.batch_size = 2; SELECT pkonline.add_column('alice.ul', 'x', 'int', 'alice.unlock(a)', not_null => true)");
 	for (1 .. 10) { su('SELECT pkonline.run_pending()'); usleep(100_000); }
 	is(wait_job($ju), 'done', 'f: the job whose fill releases every session lock is done');
 	is(su('SELECT count(*) FROM alice.ul WHERE x IS DISTINCT FROM a'), '0', 'f: every row filled');

@@ -237,7 +237,7 @@ as('mallory', q{
 my $jobs = su('SELECT count(*) FROM pkonline.jobs');
 refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(5)')", '0A000',
 	'a polymorphic function in a schema mallory may create in');
-refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)')", '0A000',
+refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)', not_null => true)", '0A000',
 	'the same over a column');
 refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'mallory.status', $$'new'$$)}, '0A000',
 	'a column of a type mallory owns (she may add casts to it)');
@@ -246,19 +246,19 @@ refused('alice', q{SELECT pkonline.add_column('alice.f', 'st', 'text', $$('new':
 # (the second helper's review: a view of mallory's, which she may replace, read by the fill; SQL
 # as text, looked up anew each time)
 as('mallory', 'CREATE VIEW mallory.v AS SELECT 1 AS x; GRANT SELECT ON mallory.v TO PUBLIC');
-refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', '(SELECT x FROM mallory.v) + a')", '0A000',
+refused('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', '(SELECT x FROM mallory.v) + a', not_null => true)", '0A000',
 	'a fill that reads a view mallory owns');
 refused('alice', q{SELECT pkonline.add_column('alice.f', 'tag', 'text', $$query_to_xml('SELECT 1', false, false, '')::text$$)},
 	'0A000', 'a fill that runs SQL given as text');
 is(su('SELECT count(*) FROM pkonline.jobs'), $jobs, 'no job was made');
-my ($ret, $out, $err) = $node->psql('postgres', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)')",
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'shared.ptag(a)', not_null => true)",
 	extra_params => [ '-U', 'alice' ]);
 like($err, qr/function shared\.ptag\(anyelement\) is in schema shared/, 'the refusal names the function and its schema');
 # (the overload mallory would add once the job had started)
 as('mallory', q{CREATE FUNCTION shared.ptag(integer) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
 	BEGIN PERFORM mallory.evil_v('ptag'); RETURN 2; END $$});
 as('alice', q{CREATE FUNCTION alice.ptag(anyelement) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'});
-my $j = as('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'alice.ptag(a)')");
+my $j = as('alice', "SELECT pkonline.add_column('alice.f', 'tag', 'int', 'alice.ptag(a)', not_null => true)");
 is(wait_job($j), 'done', 'the same function in alice\'s own schema is used');
 is(su('SELECT count(*) FROM alice.f WHERE tag = 1'), '300', 'every row has its value');
 is(loot(), '0', 'nothing of mallory\'s ran');
@@ -330,8 +330,8 @@ as('bob', 'CREATE TABLE bob.h2 (a int); INSERT INTO bob.h2 SELECT generate_serie
 my $ja = as('alice', "SELECT pkonline.add_int_pk('alice.h1')");
 is(wait_job($ja), 'done', 'alice\'s job is done');
 my $jb = as('bob', "SELECT pkonline.add_int_pk('bob.h2', start => false)");
-refused('bob', "SELECT pkonline.forget($ja)", '42501', 'bob may not forget alice\'s job');
-refused('mallory', "SELECT pkonline.forget($ja)", '42501', 'nor may mallory');
+refused('bob', "SELECT pkonline.forget($ja)", '42704', 'bob may not forget alice\'s job');
+refused('mallory', "SELECT pkonline.forget($ja)", '42704', 'nor may mallory');
 refused('bob', "SELECT pkonline.forget($jb)", '55000', 'a job that is not finished is not forgotten');
 my $bobs = su("SELECT count(*) FROM pkonline.jobs WHERE owner = 'bob'::regrole AND state IN ('done', 'cancelled')");
 is(as('bob', "SELECT pkonline.forget(interval '0 s')"), $bobs, 'forget(interval) takes only what the caller may forget');
@@ -358,7 +358,7 @@ my $jr = su('SELECT max(id) FROM pkonline.jobs');
 is(as('alice', "SELECT count(*) FROM pkonline.jobs WHERE id = $jr"), '0', 'C-2: the role the OID names does not see it');
 is(su("SELECT owner::text || ' ' || run_as::text || ' ' || state FROM pkonline.jobs WHERE id = $jr"),
 	su('SELECT current_user') . ' ' . su('SELECT current_user') . ' failed', 'C-2: it is the extension owner\'s, and failed');
-refused('alice', "SELECT pkonline.cancel($jr)", '42501', 'C-2: alice cannot close it');
+refused('alice', "SELECT pkonline.cancel($jr)", '42704', 'C-2: alice cannot close it');
 is(su("SELECT pkonline.cancel($jr)"), 'cancelled', 'C-2: the superuser closes it');
 });
 

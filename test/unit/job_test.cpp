@@ -111,6 +111,31 @@ void unit::JobTests() {
             pkonline::jobs::JobSettings::Load(windowed).run_window == "01:00-05:00",
         "settings: run_window round-trips, and a 0.1 job without it runs always");
 
+  // set_option's settings: found by name (with or without "pkonline."), each a key Load reads;
+  // a running job takes them from its options as they are now, and keeps the rest.
+  using pkonline::jobs::FindTunable;
+  const auto* lt = FindTunable("pkonline.lock_timeout");
+  Check(lt != nullptr && FindTunable("lock_timeout") == lt && std::string(lt->key) == "lock_timeout_ms" &&
+            FindTunable("batch_size") == nullptr && FindTunable("run_window") == nullptr &&
+            FindTunable("wal_compression") == nullptr,
+        "settings: set_option finds lock_timeout, but not batch_size or wal_compression");
+  bool keys_known = true;
+  for (const char* name :
+       {"lock_timeout", "lock_retries", "batch_time", "batch_sleep", "max_wal_rate", "max_replica_lag"})
+    keys_known =
+        keys_known && FindTunable(name) != nullptr && options.Find(FindTunable(name)->key) != nullptr;
+  Check(keys_known, "settings: every tunable is a key of the job's options");
+  pkonline::jobs::JobSettings running = s, changed = s;
+  changed.batch_sleep_ms = 0;
+  changed.lock_retries = 99;
+  changed.batch_size = 12345;
+  changed.wal_compression = "off";
+  changed.run_window = "";
+  running.TakeTunables(changed);
+  Check(running.batch_sleep_ms == 0 && running.lock_retries == 99 && running.run_window.empty() &&
+            running.batch_size == s.batch_size && running.wal_compression == s.wal_compression,
+        "settings: a running job takes the tunables, and keeps batch_size and wal_compression");
+
   // JSON values: the text written for a ::jsonb cast.
   using pkonline::Json;
   Json o = Json::Object();

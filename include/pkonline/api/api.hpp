@@ -25,9 +25,9 @@ int64_t AddIntPk(const AddIntPkArgs& args);
 struct AddColumnArgs {
   unsigned relid;
   std::string column_name;
-  unsigned column_type;  // type OID
-  std::string fill;      // one SQL expression over the row
-  bool not_null;
+  unsigned column_type;          // type OID
+  std::string fill;              // one SQL expression over the row
+  std::optional<bool> not_null;  // unset: NOT NULL when the column gets a DEFAULT, else refused
   bool unique;
   bool set_default;
   bool start;
@@ -53,6 +53,10 @@ struct ConvertPkArgs {
 };
 int64_t ConvertPkToBigint(const ConvertPkArgs& args);
 
+// pkonline.wait(): polls until the job ends (or `timeout`, an interval's text, passes), committing
+// between polls; returns the job's state. `atomic`: called where it may not commit (refused).
+std::string Wait(int64_t job, const std::optional<std::string>& timeout, bool atomic);
+
 // pkonline.check(): one finding per row, before a job (src/api/check.cpp).
 struct Finding {
   std::string level;  // "ok", "warning" or "blocker"
@@ -72,6 +76,9 @@ std::string Resume(int64_t job_id);
 std::string Cancel(int64_t job_id);
 // A job's run window, changed while it exists ("" always); returns it ("always" for "").
 std::string SetRunWindow(int64_t job_id, const std::string& window);
+// pkonline.set_option(): one of jobs::FindTunable's settings (or run_window) of an unfinished job,
+// by its creator; the worker takes it at its next batch or retry. Returns the value set.
+std::string SetOption(int64_t job_id, const std::string& name, const std::string& value);
 int RunPending();
 // pkonline.forget(job): a done or cancelled job's records removed (its creator and members only).
 std::string Forget(int64_t job_id);

@@ -28,6 +28,7 @@ class BatchSizer {
   static constexpr int64_t kMaxBlocks = 100000;
   BatchSizer(int64_t first_blocks, int target_ms);
   int64_t blocks() const { return blocks_; }
+  void set_target_ms(int target_ms) { target_ms_ = target_ms; }
   void Took(double ms);
   void GaveWay();
 

@@ -26,6 +26,24 @@ struct JobSettings {
   // wrong kind — but for run_window, which jobs of pkonline 0.1 lack (read as "": always).
   void SaveTo(Json& options) const;
   static JobSettings Load(const Json& options);
+  // Takes the values that pkonline.set_option may change on a running job from `now` (the job's
+  // options as they are now); the rest stay as the job started with them.
+  void TakeTunables(const JobSettings& now);
 };
+
+// A setting pkonline.set_option changes on a job: its name there (the GUC's, without
+// "pkonline."), its key in the job's options, its unit and range (the GUC's).
+struct Tunable {
+  enum class Unit { kNone, kMs, kKb };
+  const char* name;
+  const char* key;
+  int JobSettings::*field;
+  Unit unit;
+  int min, max;
+};
+// nullptr for a name that is not one (run_window is set apart: it is text).
+const Tunable* FindTunable(const std::string& name);
+// "lock_timeout, lock_retries, ..., run_window": for hints.
+std::string TunableNames();
 
 }  // namespace pkonline::jobs

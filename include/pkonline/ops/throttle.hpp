@@ -24,7 +24,8 @@ class Throttle {
 
  private:
   Context& ctx_;
-  int64_t max_lag_ms_;
+  // pkonline.set_option may change it while the job waits
+  int64_t MaxLagMs() const { return ctx_.job().settings.max_replica_lag_ms; }
   std::chrono::steady_clock::time_point next_lag_check_;
   std::string since_;  // database clock when this pass began, as text
   std::set<std::string> reported_;

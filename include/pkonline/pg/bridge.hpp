@@ -140,7 +140,8 @@ auto Entry(F&& f) noexcept -> decltype(f()) {
 
 namespace pkonline {
 // Sends a NOTICE (or, with warning=true, a WARNING) to the client.
-void Notice(const std::string& message, const std::string& hint = {}, bool warning = false);
+void Notice(const std::string& message, const std::string& hint = {}, bool warning = false,
+            const std::string& detail = {});
 // A LOG line for the server log only (what a job's owner may not read in its events).
 void ServerLog(const std::string& message);
 // A WARNING for the server log (from a background worker).

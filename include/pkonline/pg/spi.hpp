@@ -51,10 +51,11 @@ Value V(int64_t n);
 int64_t AsInt(const Value& v, int64_t if_null = 0);
 bool AsBool(const Value& v);
 
-// SPI_connect now, SPI_finish on Close(); a transaction abort also releases it.
+// SPI_connect now, SPI_finish on Close(); a transaction abort also releases it. `nonatomic`: a
+// procedure called by CALL outside a transaction block, which may then CommitHere().
 class SpiScope {
  public:
-  SpiScope();
+  explicit SpiScope(bool nonatomic = false);
   ~SpiScope();  // finishes only if Close() was not reached and no error is in flight
   void Close();
   SpiScope(const SpiScope&) = delete;
@@ -63,5 +64,9 @@ class SpiScope {
  private:
   bool open_ = false;
 };
+
+// In a procedure's nonatomic SPI scope: commits and starts a new transaction that holds no
+// snapshot until its next statement (SPI_commit).
+void CommitHere();
 
 }  // namespace pkonline::pg

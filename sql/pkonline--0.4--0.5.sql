@@ -1,0 +1,166 @@
+-- pkonline 0.4 -> 0.5: a DBA can take pkonline at its word.
+\echo Use "ALTER EXTENSION pkonline UPDATE TO '0.5'" to load this file. \quit
+
+-------------------------------------------------------------------------------------------------
+-- status: a job whose worker is gone says so ('orphaned'), never an empty step, the job's own
+-- detail, in job order.
+-------------------------------------------------------------------------------------------------
+-- (replaced, not dropped: views a DBA built on it stay; new columns come last)
+CREATE OR REPLACE VIEW pkonline.status WITH (security_invoker = true) AS
+SELECT j.id AS job,
+       j.table_name,
+       j.operation,
+       CASE WHEN j.state IN ('running', 'cancelling', 'waiting') AND NOT w.alive THEN 'orphaned'
+            ELSE j.state END AS state,
+       COALESCE(s.step, CASE WHEN j.step_no > n.steps AND j.state NOT IN ('done', 'cancelled') THEN 'finishing' END) AS step,
+       pg_catalog.format('%s/%s', LEAST(j.step_no, n.steps), n.steps) AS step_of,
+       CASE WHEN j.state = 'done' THEN 100.0
+            WHEN j.end_block IS NULL THEN 0.0
+            WHEN j.end_block = 0 THEN 100.0
+            ELSE round(100.0 * LEAST(j.cursor_block, j.end_block) / j.end_block, 1) END AS backfill_pct,
+       j.rows_done,
+       GREATEST(j.rows_estimate, j.rows_done) AS rows_total,
+       CASE WHEN e.secs > 0 THEN round(j.rows_done / e.secs) END AS rows_per_sec,
+       CASE WHEN j.state IN ('running', 'queued') AND j.end_block > j.cursor_block AND j.cursor_block > 0 AND e.secs > 0
+            THEN pg_catalog.make_interval(secs => round((e.secs * (j.end_block - j.cursor_block) / j.cursor_block)::numeric, 0)::double precision) END AS backfill_eta,
+       j.lock_retries,
+       (SELECT ev.detail -> 'blocking_pids' FROM pkonline.events ev
+         WHERE ev.job_id = j.id AND ev.kind = 'lock_retry' ORDER BY ev.id DESC LIMIT 1) AS last_blockers,
+       w.alive AS worker_alive,
+       j.owner,
+       j.created_at,
+       j.started_at,
+       j.finished_at,
+       COALESCE(j.finished_at, now()) - j.started_at AS elapsed,
+       j.last_sqlstate,
+       j.last_error,
+       j.last_hint,
+       j.last_detail
+  FROM pkonline.jobs j
+  CROSS JOIN LATERAL (SELECT count(*)::int AS steps FROM pkonline.job_steps x WHERE x.job_id = j.id) n
+  CROSS JOIN LATERAL (SELECT pkonline._worker_alive(j.id) AS alive) w
+  LEFT JOIN pkonline.job_steps s ON s.job_id = j.id AND s.step_no = j.step_no
+  CROSS JOIN LATERAL (SELECT EXTRACT(epoch FROM COALESCE(j.finished_at, clock_timestamp()) - j.backfill_started_at)::float8 AS secs) e
+ ORDER BY j.id;
+COMMENT ON VIEW pkonline.status IS
+  'One row per job the caller may see: state (orphaned: its worker is gone), step, progress, last error with its detail and hint';
+
+-------------------------------------------------------------------------------------------------
+-- wait(): a C procedure that holds no snapshot between its polls (the PL/pgSQL one held one while
+-- it slept, and every concurrent index build of the job waited for it).
+-------------------------------------------------------------------------------------------------
+DROP FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer);
+CREATE FUNCTION pkonline._wait_poll(job bigint, started timestamptz, timeout interval,
+                                    last_step text, last_at timestamptz, dead_polls integer,
+                                    OUT state text, OUT finished boolean, OUT msg text, OUT warn text,
+                                    OUT detail text, OUT hint text, OUT next_step text, OUT next_at timestamptz,
+                                    OUT next_dead_polls integer, OUT report text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
+         s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error, s.last_detail, s.last_hint
+    INTO r FROM pkonline.status s WHERE s.job = _wait_poll.job;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pkonline job % does not exist', _wait_poll.job USING ERRCODE = '42704';
+  END IF;
+  state := r.state;
+  finished := false;
+  next_step := last_step;
+  next_at := last_at;
+  next_dead_polls := 0;
+  IF r.state IN ('done', 'failed', 'cancelled', 'paused', 'created') THEN
+    finished := true;
+    IF r.state = 'failed' THEN
+      warn := format('pkonline job %s failed: %s', _wait_poll.job, r.last_error);
+      detail := r.last_detail;
+      hint := COALESCE(r.last_hint,
+                       format('Fix the cause, then SELECT pkonline.resume(%s); or pkonline.cancel(%s).', _wait_poll.job, _wait_poll.job));
+    ELSIF r.state = 'created' THEN
+      msg := format('pkonline job %s has not been started: SELECT pkonline.start(%s)', _wait_poll.job, _wait_poll.job);
+    ELSE
+      msg := format('pkonline job %s: %s', _wait_poll.job, r.state);
+    END IF;
+    IF r.state = 'done' THEN
+      SELECT format('pkonline job %s report: %s in %s steps; writes blocked %s ms at most; longest lock %s; '
+                    '%s lock retries; WAL %s; table size %s', _wait_poll.job, t.wall,
+                    (SELECT count(*) FROM pkonline.job_steps s WHERE s.job_id = _wait_poll.job),
+                    COALESCE(t.writes_blocked_ms, 0),
+                    COALESCE(t.longest_lock || ' held ' || t.lock_ms || ' ms', 'none above ROW EXCLUSIVE'),
+                    COALESCE(t.lock_retries, 0), t.wal, t.table_size)
+        INTO report FROM pkonline.report(_wait_poll.job) t WHERE t.step = 'total' AND t.step_no IS NULL;
+      report := report || format(' (SELECT * FROM pkonline.report(%s): each step)', _wait_poll.job);
+    END IF;
+    RETURN;
+  END IF;
+  -- a line when the step changes, else at most every 5 seconds
+  IF r.step IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
+    msg := format('pkonline job %s: %s, step %s %s', _wait_poll.job, r.state, r.step_of, r.step);
+    IF r.step IN ('backfill', 'copy') AND r.state <> 'orphaned' THEN
+      msg := msg || format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct, r.rows_done,
+                           r.rows_total, COALESCE(r.rows_per_sec, 0), COALESCE(r.backfill_eta::text, '?'));
+    END IF;
+    IF r.lock_retries > 0 THEN
+      msg := msg || format(', %s lock retries', r.lock_retries);
+    END IF;
+    next_step := r.step;
+    next_at := clock_timestamp();
+  END IF;
+  -- A job whose worker is gone: a worker may be on its way (a restart's resume scan); after 5 s
+  -- say so and stop waiting.
+  IF r.state = 'orphaned' THEN
+    next_dead_polls := dead_polls + 1;
+    IF next_dead_polls >= 25 THEN
+      finished := true;
+      warn := format('pkonline job %s is orphaned: its worker is gone (was the server restarted?)', _wait_poll.job);
+      hint := 'SELECT pkonline.run_pending(); starts it again.';
+      RETURN;
+    END IF;
+  END IF;
+  -- A job queued with no worker for 5 s: say why it may be waiting, once, and keep waiting.
+  IF r.state = 'queued' AND NOT r.worker_alive THEN
+    next_dead_polls := dead_polls + 1;
+    IF next_dead_polls = 25 THEN
+      warn := format('pkonline job %s is queued and no worker has taken it for 5 s', _wait_poll.job);
+      hint := 'It starts when one of the pkonline.max_workers running jobs ends (SELECT * FROM pkonline.status), '
+              'or, if no worker slot was free, with SELECT pkonline.run_pending();';
+    END IF;
+  END IF;
+  IF timeout IS NOT NULL AND clock_timestamp() >= started + timeout THEN
+    finished := true;
+  END IF;
+END
+$$;
+-- (executable by every role, as before: it reads only what the caller may read)
+
+DROP PROCEDURE pkonline.wait(bigint, interval, text);
+CREATE PROCEDURE pkonline.wait(job bigint, timeout interval DEFAULT NULL, INOUT state text DEFAULT NULL)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_wait';
+COMMENT ON PROCEDURE pkonline.wait(bigint, interval, text) IS
+  'Waits for a job to end (or the timeout), printing its progress and why it waits; commits between polls and holds no snapshot while it sleeps';
+
+-------------------------------------------------------------------------------------------------
+-- Steering a job: its settings changed while it runs, is paused or has failed.
+-------------------------------------------------------------------------------------------------
+CREATE FUNCTION pkonline.set_option(job bigint, name text, value text) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_set_option';
+COMMENT ON FUNCTION pkonline.set_option(bigint, text, text) IS
+  'Changes lock_timeout, lock_retries, batch_time, batch_sleep, max_wal_rate, max_replica_lag or run_window of an '
+  'unfinished job (its creator or a superuser); the worker takes it at its next batch or retry. Returns the value set';
+
+-------------------------------------------------------------------------------------------------
+-- add_column: a fill that cannot be the column's DEFAULT (it reads the row) with the column NOT
+-- NULL would make the application's INSERTs fail when the job ends. not_null now defaults to
+-- "decide": NOT NULL when the column gets a DEFAULT; otherwise the DBA must say which end they want.
+-------------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION pkonline.add_column(tbl regclass, column_name name, column_type regtype, fill text,
+                                               not_null boolean DEFAULT NULL, is_unique boolean DEFAULT false,
+                                               set_default boolean DEFAULT true, start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql VOLATILE AS $$
+  SELECT pkonline._add_column(tbl, column_name, column_type, fill, not_null, is_unique, set_default, start,
+                              pg_catalog.current_setting('search_path'))
+$$;
+COMMENT ON FUNCTION pkonline.add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean) IS
+  'Adds a column filled per row by an SQL expression (volatile ones too), online; returns the job id. '
+  'not_null: NULL (default) makes it NOT NULL when it gets a DEFAULT, and refuses a fill that cannot be one';
