@@ -2,6 +2,62 @@
 \echo Use "ALTER EXTENSION pkonline UPDATE TO '0.5'" to load this file. \quit
 
 -------------------------------------------------------------------------------------------------
+-- Why a job is not moving, while it is not moving: status.waiting_for.
+-------------------------------------------------------------------------------------------------
+-- What the worker holds back for by itself (a throttle: standby lag, the WAL rate, a long
+-- batch_sleep); lock and snapshot waits are seen from outside (pg_locks).
+ALTER TABLE pkonline.jobs ADD COLUMN waiting_for text;
+
+-- Read as the caller: pg_locks and pg_blocking_pids show every session, pg_stat_activity a
+-- session's state and transaction age only to those who may see them (the rest get its pid and
+-- role, which every role may see).
+CREATE FUNCTION pkonline._waiting_for(job bigint) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  WITH j AS (
+    SELECT j.id, j.state, j.worker_pid, j.waiting_for, pkonline._worker_alive(j.id) AS alive,
+           COALESCE(j.options ->> 'run_window', '') AS run_window
+      FROM pkonline.jobs j WHERE j.id = _waiting_for.job),
+  lockwait AS (
+    SELECT l.locktype, l.mode, l.relation
+      FROM j JOIN pg_catalog.pg_locks l ON l.pid = j.worker_pid AND NOT l.granted
+     WHERE j.alive LIMIT 1),
+  blockers AS (
+    SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (role %s%s)', a.pid, COALESCE(a.usename::text, '?'),
+             CASE WHEN a.state IS NULL THEN ''
+                  ELSE pg_catalog.format(', %s, transaction open %s', a.state,
+                         COALESCE(pg_catalog.date_trunc('second', pg_catalog.clock_timestamp() - a.xact_start)::text, '?')) END),
+             ', ' ORDER BY a.pid) AS who
+      FROM j CROSS JOIN LATERAL pg_catalog.unnest(pg_catalog.pg_blocking_pids(j.worker_pid)) AS b(pid)
+      JOIN pg_catalog.pg_stat_activity a ON a.pid = b.pid
+     WHERE j.alive),
+  win AS (
+    SELECT ev.at + pg_catalog.make_interval(secs => (ev.detail ->> 'opens_in_s')::float8) AS opens
+      FROM j JOIN pkonline.events ev ON ev.job_id = j.id AND ev.kind = 'window' AND ev.detail ? 'opens_in_s'
+     ORDER BY ev.id DESC LIMIT 1)
+  SELECT CASE
+    WHEN j.state = 'queued' AND NOT j.alive THEN
+      pg_catalog.format('a worker: pkonline.max_workers (%s) jobs already run in this database, or none was free to start',
+                        pg_catalog.current_setting('pkonline.max_workers'))
+    WHEN j.state = 'waiting' THEN
+      pg_catalog.format('the run window %s%s', j.run_window,
+                        COALESCE(pg_catalog.format(', which opens in %s',
+                                   pg_catalog.date_trunc('second', GREATEST(w.opens - pg_catalog.clock_timestamp(), interval '0')))::text, ''))
+    WHEN NOT j.alive OR j.state NOT IN ('running', 'cancelling') THEN NULL
+    WHEN l.locktype = 'virtualxid' THEN
+      'old snapshots: its concurrent index build (or validation) waits for the transactions older than itself to end: '
+      || COALESCE(b.who, 'a session you may not see')
+    WHEN l.locktype = 'transactionid' THEN
+      'a row lock: ' || COALESCE(b.who, 'a session you may not see')
+    WHEN l.locktype IS NOT NULL THEN
+      pg_catalog.format('a %s on %s, held or queued for by: %s', l.mode,
+                        COALESCE(l.relation::pg_catalog.regclass::text, l.locktype), COALESCE(b.who, 'a session you may not see'))
+    ELSE j.waiting_for
+  END
+  FROM j LEFT JOIN lockwait l ON true LEFT JOIN blockers b ON true LEFT JOIN win w ON true
+$$;
+-- (executable by every role: it reads, as the caller, only what the caller may read)
+
+-------------------------------------------------------------------------------------------------
 -- status: a job whose worker is gone says so ('orphaned'), never an empty step, the job's own
 -- detail, in job order.
 -------------------------------------------------------------------------------------------------
@@ -35,7 +91,8 @@ SELECT j.id AS job,
        j.last_sqlstate,
        j.last_error,
        j.last_hint,
-       j.last_detail
+       j.last_detail,
+       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling') THEN pkonline._waiting_for(j.id) END AS waiting_for
   FROM pkonline.jobs j
   CROSS JOIN LATERAL (SELECT count(*)::int AS steps FROM pkonline.job_steps x WHERE x.job_id = j.id) n
   CROSS JOIN LATERAL (SELECT pkonline._worker_alive(j.id) AS alive) w
@@ -60,7 +117,8 @@ DECLARE
   r record;
 BEGIN
   SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
-         s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error, s.last_detail, s.last_hint
+         s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error, s.last_detail, s.last_hint,
+         s.waiting_for, s.step || '|' || COALESCE(pg_catalog.split_part(s.waiting_for, ':', 1), '') AS shown
     INTO r FROM pkonline.status s WHERE s.job = _wait_poll.job;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pkonline job % does not exist', _wait_poll.job USING ERRCODE = '42704';
@@ -94,8 +152,8 @@ BEGIN
     END IF;
     RETURN;
   END IF;
-  -- a line when the step changes, else at most every 5 seconds
-  IF r.step IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
+  -- a line when the step or what it waits for changes, else at most every 5 seconds
+  IF r.shown IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
     msg := format('pkonline job %s: %s, step %s %s', _wait_poll.job, r.state, r.step_of, r.step);
     IF r.step IN ('backfill', 'copy') AND r.state <> 'orphaned' THEN
       msg := msg || format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct, r.rows_done,
@@ -104,7 +162,10 @@ BEGIN
     IF r.lock_retries > 0 THEN
       msg := msg || format(', %s lock retries', r.lock_retries);
     END IF;
-    next_step := r.step;
+    IF r.waiting_for IS NOT NULL THEN
+      msg := msg || ', waiting for ' || r.waiting_for;
+    END IF;
+    next_step := r.shown;
     next_at := clock_timestamp();
   END IF;
   -- A job whose worker is gone: a worker may be on its way (a restart's resume scan); after 5 s
@@ -164,3 +225,58 @@ $$;
 COMMENT ON FUNCTION pkonline.add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean) IS
   'Adds a column filled per row by an SQL expression (volatile ones too), online; returns the job id. '
   'not_null: NULL (default) makes it NOT NULL when it gets a DEFAULT, and refuses a fill that cannot be one';
+
+
+-------------------------------------------------------------------------------------------------
+-- report(): per step, how long the job waited and for what (its 'wait' events: lock waits of a
+-- second or more, old snapshots an index build waited out; the run window; standbys).
+-------------------------------------------------------------------------------------------------
+DROP FUNCTION pkonline.report(bigint);
+CREATE FUNCTION pkonline.report(job bigint)
+RETURNS TABLE (step_no integer, step text, state text, wall interval, longest_lock text, lock_ms numeric,
+               writes_blocked_ms numeric, lock_retries bigint, blocked_by text, batches bigint, rows bigint, rows_per_sec bigint,
+               wal text, table_size text, waited interval, waited_for text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF report.job IS NULL THEN
+    RAISE EXCEPTION 'job must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pkonline.jobs j WHERE j.id = report.job) THEN
+    RAISE EXCEPTION 'pkonline job % does not exist', report.job USING ERRCODE = '42704';
+  END IF;
+  RETURN QUERY
+  WITH waits AS (
+    SELECT e.step AS wstep, sum((e.detail ->> 'waited_ms')::float8) AS ms,
+           string_agg(DISTINCT e.detail ->> 'for', ', ') AS what
+      FROM pkonline.events e
+     WHERE e.job_id = report.job AND e.detail ? 'waited_ms' AND e.kind IN ('wait', 'window', 'throttle')
+     GROUP BY e.step)
+  SELECT s.step_no, s.step, s.state,
+         date_trunc('milliseconds', COALESCE(s.finished_at, CASE WHEN s.state = 'running' THEN clock_timestamp() END)
+                                    - s.started_at),
+         s.lock_mode, round(s.lock_ms::numeric, 1), round(s.writes_blocked_ms::numeric, 1), s.lock_retries::bigint,
+         NULLIF(array_to_string(s.blocked_by, ', '), ''), s.batches, s.rows,
+         CASE WHEN s.busy_ms > 0 AND s.rows > 0 THEN (s.rows / (s.busy_ms / 1000))::bigint END,
+         pg_size_pretty(s.wal_bytes), NULL::text,
+         date_trunc('milliseconds', make_interval(secs => w.ms / 1000)), w.what
+    FROM pkonline.job_steps s LEFT JOIN waits w ON w.wstep = s.step
+   WHERE s.job_id = report.job
+  UNION ALL
+  SELECT NULL::integer, 'total', j.state,
+         date_trunc('milliseconds', COALESCE(j.finished_at, clock_timestamp()) - j.started_at),
+         (SELECT s.lock_mode FROM pkonline.job_steps s WHERE s.job_id = j.id ORDER BY s.lock_ms DESC LIMIT 1),
+         (SELECT round(max(s.lock_ms)::numeric, 1) FROM pkonline.job_steps s WHERE s.job_id = j.id),
+         (SELECT round(max(s.writes_blocked_ms)::numeric, 1) FROM pkonline.job_steps s WHERE s.job_id = j.id),
+         (SELECT sum(s.lock_retries)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id),
+         NULL, (SELECT sum(s.batches)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id),
+         (SELECT sum(s.rows)::bigint FROM pkonline.job_steps s WHERE s.job_id = j.id), NULL,
+         (SELECT pg_size_pretty(sum(s.wal_bytes)) FROM pkonline.job_steps s WHERE s.job_id = j.id),
+         COALESCE(pg_size_pretty(j.size_before), '?') || ' -> ' || COALESCE(pg_size_pretty(j.size_after), '?'),
+         (SELECT date_trunc('milliseconds', make_interval(secs => sum(w.ms) / 1000)) FROM waits w),
+         (SELECT string_agg(DISTINCT w.what, ', ') FROM waits w)
+    FROM pkonline.jobs j WHERE j.id = report.job
+  ORDER BY 1 NULLS LAST;
+END
+$$;
+COMMENT ON FUNCTION pkonline.report(bigint) IS
+  'What a job did, per step and in total: wall time, longest strong lock, lock retries and blockers, rows, WAL, table size, and how long it waited and for what';

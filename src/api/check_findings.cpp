@@ -231,11 +231,12 @@ void Transactions(std::vector<Finding>& out) {
       "AND backend_type <> 'autovacuum worker' "
       "AND ((state LIKE 'idle in transaction%' AND state_change < pg_catalog.clock_timestamp() - interval '1 "
       "second') "
-      "  OR xact_start < pg_catalog.clock_timestamp() - interval '1 minute') "
+      "  OR (xact_start < pg_catalog.clock_timestamp() - interval '5 seconds' "
+      "      AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL))) "
       "ORDER BY xact_start",
       {}, true);
   const std::string why =
-      "The job's concurrent index build waits for every transaction older than itself, and VACUUM cannot "
+      "The job's concurrent index build waits for every snapshot older than itself, and VACUUM cannot "
       "reclaim the rows the backfill leaves behind while it is open.";
   for (const auto& row : r.rows)
     out.push_back(
@@ -258,8 +259,8 @@ void Transactions(std::vector<Finding>& out) {
     out.push_back(
         {"ok", "transaction",
          std::string(
-             "no transaction open for more than a minute, none idle in transaction for a second or more, "
-             "none prepared") +
+             "no transaction holding a snapshot for more than 5 seconds, none idle in transaction for a "
+             "second or more, none prepared") +
              (all ? "" : " (of the sessions you may see: only your own roles')"),
          all ? "" : "A member of pg_read_all_stats sees every session."});
 }

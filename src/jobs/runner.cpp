@@ -15,6 +15,7 @@
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/jsonb.hpp"
 #include "pkonline/pg/lock_watch.hpp"
+#include "pkonline/pg/lock_waits.hpp"
 #include "pkonline/pg/storage.hpp"
 #include "pkonline/text.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -275,11 +276,13 @@ class RunContext final : public Context {
       Sleep(1000);
     }
     if (waiting) {
-      waited_ms_ +=
+      const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wait_start).count();
+      waited_ms_ += ms;
       pg::InTransaction("pkonline: run window open", [&]() {
         if (!schema_01_) store::SetState(job_.id, JobState::kRunning);
-        store::Event(job_.id, "window", step_, "the run window is open: going on");
+        store::Event(job_.id, "window", step_, "the run window is open: going on",
+                     Fmt("{\"waited_ms\": %.1f, \"for\": \"the run window\"}", ms));
       });
     }
     return waiting;
@@ -302,6 +305,11 @@ class RunContext final : public Context {
 
   void Sleep(long ms) override { pg::SleepMs(ms); }
 
+  void SetWaiting(const std::string& what) override {
+    if (schema_01_) return;
+    pg::InTransaction("pkonline: waiting", [&]() { store::SetWaiting(job_.id, what); });
+  }
+
   bool cancelling_ = false;
 
  private:
@@ -315,6 +323,7 @@ class RunContext final : public Context {
   // Code the job ran may have released the claim (pg_advisory_unlock_all releases every session
   // lock of its lock method): take it again at once, or, if another worker has it, leave.
   void KeepClaim() {
+    RecordLockWaits();
     if (pg::HoldsJob(job_.id)) return;
     if (!pg::ClaimJob(job_.id)) {
       claim_lost_ = true;
@@ -322,6 +331,26 @@ class RunContext final : public Context {
     }
   }
   bool claim_lost_ = false;
+
+  // Each lock wait of a second or more that the unit of work just done went through: an event
+  // (kind 'wait'), which pkonline.report() sums per step. (A concurrent index build waits for old
+  // snapshots with no lock_timeout: this is how that wait is told.)
+  void RecordLockWaits() {
+    const auto waits = pg::lock_waits::Take();
+    if (waits.empty()) return;
+    pg::InTransaction("pkonline: lock waits", [&]() {
+      for (const auto& w : waits) {
+        const std::string why = w.lock.find("virtual transaction") != std::string::npos ? "old snapshots"
+                                : w.lock.find(" on transaction ") != std::string::npos  ? "a row lock"
+                                                                                        : "a lock";
+        store::Event(job_.id, "wait", step_,
+                     Fmt("waited %.1f s for %s (%s)%s", w.ms / 1000, why, w.lock,
+                         w.holders.empty() ? std::string() : ": " + w.holders),
+                     Fmt("{\"waited_ms\": %.1f, \"for\": %s, \"lock\": %s, \"holders\": %s}", w.ms,
+                         JsonString(why), JsonString(w.lock), JsonString(w.holders)));
+      }
+    });
+  }
 
   // May this batch run with session_replication_role = replica, so that the table's own row
   // triggers do not fire for the backfill's updates? Only when no code a user wrote can run in
@@ -476,7 +505,10 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
   } save{ctx, running, job_id};
   try {
     if (!ctx.schema_01())
-      pg::InTransaction("pkonline: size", [&]() { store::RecordSizeBefore(job_id, tables); });
+      pg::InTransaction("pkonline: size", [&]() {
+        store::RecordSizeBefore(job_id, tables);
+        store::SetWaiting(job_id, "");  // (what an earlier worker, killed while it held back, left)
+      });
     for (int i = ctx.job().step_no; i <= static_cast<int>(steps.size()); i++) {
       const auto& step = steps[i - 1];
       ctx.set_step(step.name);

@@ -274,6 +274,18 @@ void CountLockRetry(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
 }
 
+void SetWaiting(int64_t job_id, const std::string& what) {
+  const bool has_column =
+      !PrivQuery(
+           "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'pkonline.jobs'::pg_catalog.regclass "
+           "AND attname = 'waiting_for' AND NOT attisdropped",
+           {})
+           .empty();
+  if (!has_column) return;
+  PrivQuery("UPDATE pkonline.jobs SET waiting_for = NULLIF($2, '') WHERE id = $1::bigint",
+            {V(job_id), V(what)});
+}
+
 void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,
            const std::string& detail_json) {
   PrivQuery(

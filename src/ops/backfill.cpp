@@ -116,6 +116,21 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 
 namespace {
 
+// The pause after a batch; one longer than a second is a wait a DBA should see (status.waiting_for).
+void Pause(Context& ctx, long ms, const jobs::JobSettings& settings) {
+  if (ms <= 1000) {
+    ctx.Sleep(ms);
+    return;
+  }
+  const bool for_wal = ms > settings.batch_sleep_ms;
+  ctx.SetWaiting(
+      for_wal ? Fmt("the WAL rate limit: pkonline.max_wal_rate is %1% kB/s; pausing %2% ms after a batch",
+                    settings.max_wal_rate_kb, ms)
+              : Fmt("pkonline.batch_sleep: pausing %1% ms after each batch", ms));
+  ctx.Sleep(ms);
+  ctx.SetWaiting("");
+}
+
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
@@ -204,7 +219,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
     const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
-    if (cursor < to) ctx.Sleep(pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms));
+    if (cursor < to) Pause(ctx, pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms), settings);
   }
   return total;
 }

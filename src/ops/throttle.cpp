@@ -30,6 +30,7 @@ Throttle::Throttle(Context& ctx) : ctx_(ctx), next_lag_check_(std::chrono::stead
 void Throttle::WaitForStandbys() {
   if (MaxLagMs() <= 0 || std::chrono::steady_clock::now() < next_lag_check_) return;
   bool waiting = false;
+  const auto since = std::chrono::steady_clock::now();
   for (;;) {
     int64_t lag = 0;
     std::string standby;
@@ -48,10 +49,15 @@ void Throttle::WaitForStandbys() {
       });
     });
     if (lag <= MaxLagMs()) {
-      if (waiting)
+      if (waiting) {
+        ctx_.SetWaiting("");
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
         ctx_.Event("throttle",
                    all_stats_ ? Fmt("standby %1% replays %2% ms behind: the backfill goes on", standby, lag)
-                              : std::string("the standbys have caught up: the backfill goes on"));
+                              : std::string("the standbys have caught up: the backfill goes on"),
+                   Fmt("{\"waited_ms\": %.1f, \"for\": \"a standby to catch up\"}", ms));
+      }
       next_lag_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       return;
     }
@@ -70,6 +76,9 @@ void Throttle::WaitForStandbys() {
                        MaxLagMs()));
       }
       waiting = true;
+      ctx_.SetWaiting(
+          Fmt("a standby to catch up: it replays more than pkonline.max_replica_lag (%1% ms) behind",
+              MaxLagMs()));
     }
     ctx_.Sleep(1000);
     ctx_.CheckControl();

@@ -5,6 +5,7 @@
 #include "pkonline/jobs/store.hpp"
 #include "pkonline/ops/operation.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/lock_waits.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
@@ -106,6 +107,7 @@ bool GiveUpAfterLostWorkers(const jobs::Job& job) {
 
 void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
   PinSessionSettings();
+  pg::lock_waits::Install();
   Call([&]() {
     // Work as the table's owner, as PostgreSQL's own maintenance commands do (VACUUM, CREATE
     // INDEX, REFRESH MATERIALIZED VIEW since CVE-2022-1552): inside a security-restricted

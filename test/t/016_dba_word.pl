@@ -117,4 +117,90 @@ refused('postgres', "SELECT pkonline.set_option($j5, 'lock_retries', NULL)", '22
 is(su("SELECT options::text FROM pkonline.jobs WHERE id = $j5"), $before, 'the job is as it was');
 is(su("SELECT pkonline.set_option($j5, 'run_window', '01:00-02:00')"), '01:00-02:00', 'run_window through set_option');
 
+# --- status.waiting_for: every cause, while it happens, and wait() says it -----------------------
+sub waiting { return su("SELECT waiting_for FROM pkonline.status WHERE job = $_[0]") // ''; }
+sub poll_waiting {
+	my ($job, $re, $what) = @_;
+	my $seen = '';
+	for (1 .. 300) {
+		$seen = waiting($job);
+		last if $seen =~ $re;
+		select(undef, undef, undef, 0.1);
+	}
+	like($seen, $re, $what);
+	return $seen;
+}
+# (a) old snapshots: a REPEATABLE READ transaction opened before the index build
+table_of('x1', 5000);
+su('CREATE TABLE other (a int)');
+my $reader = $node->background_psql('postgres', timeout => 60);
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other');
+my $reader_pid = $reader->query_safe('SELECT pg_backend_pid()');
+my $jx1 = su('SELECT pkonline.add_int_pk(\'x1\')');
+poll_waiting($jx1, qr/^old snapshots: .* pid $reader_pid \(role \w+, idle in transaction, transaction open/,
+	'(a) an index build held up by an old snapshot names the session that holds it');
+my ($wo, $we) = ('', '');
+my $w = IPC::Run::start([ $psql, '-XAtq', '-d', $node->connstr('postgres'), '-c', "CALL pkonline.wait($jx1, interval '30 s')" ],
+	'>', \$wo, '2>', \$we);
+select(undef, undef, undef, 1.0);
+$reader->query_safe('COMMIT');
+$w->finish;
+like($we, qr/step 6\/7 create_index, waiting for old snapshots: .*pid $reader_pid/, '(a) wait() prints it');
+like($we, qr/pkonline job $jx1: done/, '(a) and the job is done once the transaction ends');
+is(waiting($jx1), '', '(a) a done job waits for nothing');
+like(su("SELECT waited || ' ' || waited_for FROM pkonline.report($jx1) WHERE step = 'create_index'"),
+	qr/^00:00:0[1-9]\.\d+ old snapshots$/, "(a) report(): create_index waited a second or more for old snapshots");
+like(su("SELECT message FROM pkonline.events WHERE job_id = $jx1 AND kind = 'wait'"),
+	qr/^waited \d+\.\d s for old snapshots \(ShareLock on virtual transaction [0-9\/]+\): Process holding the lock: $reader_pid\./,
+	'(a) and an event names the session it waited for');
+
+# (b) a lock queue, seen by the job's owner: a session it may not see is named by pid and role only
+table_of('x2', 5000);
+su('ALTER TABLE x2 OWNER TO alice');
+$reader->query_safe('BEGIN; LOCK TABLE x2 IN ACCESS SHARE MODE');
+my $jx2 = as('alice', "SET pkonline.lock_timeout = '60s'; SELECT pkonline.add_int_pk('x2')");
+my $seen = '';
+for (1 .. 300) {
+	$seen = as('alice', "SELECT waiting_for FROM pkonline.status WHERE job = $jx2") // '';
+	last if $seen =~ /^a /;
+	select(undef, undef, undef, 0.1);
+}
+like($seen, qr/^a AccessExclusiveLock on public\.x2, held or queued for by: pid $reader_pid \(role postgres\)$/,
+	"(b) alice sees the lock and the superuser's session's pid and role, not its state");
+like(waiting($jx2), qr/pid $reader_pid \(role postgres, idle in transaction, transaction open/,
+	'(b) the superuser sees its state too');
+$reader->query_safe('COMMIT');
+is(su("CALL pkonline.wait($jx2, '60 s', NULL)"), 'done', '(b) the job goes on when the lock is free');
+
+# (c) a throttle: a long batch_sleep, the WAL rate
+table_of('x3', 20000);
+my $jx3 = su("SET pkonline.batch_size = 1; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '3s'; SELECT pkonline.add_int_pk('x3')");
+poll_waiting($jx3, qr/^pkonline\.batch_sleep: pausing 3000 ms after each batch$/, '(c) a batch_sleep of 3 s is a wait');
+su("SELECT pkonline.set_option($jx3, 'batch_sleep', '0')");
+su("SELECT pkonline.set_option($jx3, 'max_wal_rate', '8kB')");
+poll_waiting($jx3, qr/^the WAL rate limit: pkonline\.max_wal_rate is 8 kB\/s; pausing \d+ ms after a batch$/,
+	'(c) so is a pause for the WAL rate');
+su("SELECT pkonline.set_option($jx3, 'max_wal_rate', '0')");
+is(su("CALL pkonline.wait($jx3, '60 s', NULL)"), 'done', '(c) the job ends');
+
+# (d) the run window
+table_of('x4', 1000);
+my $jx4 = su("SET pkonline.run_window = '" . su("SELECT to_char(localtime + interval '2 hours', 'HH24:MI') || '-' || to_char(localtime + interval '3 hours', 'HH24:MI')") . "'; SELECT pkonline.add_int_pk('x4')");
+poll_waiting($jx4, qr/^the run window \d\d:\d\d-\d\d:\d\d, which opens in (01|02):\d\d:\d\d$/, '(d) the run window, and when it opens');
+su("SELECT pkonline.set_option($jx4, 'run_window', '')");
+is(su("CALL pkonline.wait($jx4, '60 s', NULL)"), 'done', '(d) the job runs once the window is lifted');
+
+# (e) the worker queue
+su('ALTER SYSTEM SET pkonline.max_workers = 1; SELECT pg_reload_conf()');
+table_of('x5', 20000);
+table_of('x6', 1000);
+my $jx5 = su("SET pkonline.batch_size = 1; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '100ms'; SELECT pkonline.add_int_pk('x5')");
+ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jx5"), '(e) one job runs');
+my $jx6 = su('SELECT pkonline.add_int_pk(\'x6\')');
+poll_waiting($jx6, qr/^a worker: pkonline\.max_workers \(1\) jobs already run in this database/, '(e) the next one waits for a worker');
+su("SELECT pkonline.set_option($jx5, 'batch_sleep', '0')");
+is(su("CALL pkonline.wait($jx6, '60 s', NULL)"), 'done', '(e) and runs when the first ends');
+su('ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
+$reader->quit;
+
 done_testing();

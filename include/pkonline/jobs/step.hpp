@@ -102,6 +102,9 @@ class Context {
   virtual void WaitPoint(const std::string& name) = 0;
   virtual void WaitPointHere(const std::string& name) = 0;
   virtual void Sleep(long ms) = 0;
+  // What the job waits for while its worker holds back by itself (a throttle), for
+  // pkonline.status.waiting_for; "" when it goes on. (Lock and snapshot waits are seen from outside.)
+  virtual void SetWaiting(const std::string& what) {}
 };
 
 // Thrown by CheckControl when the job was asked to pause or cancel.
