@@ -201,3 +201,6 @@ SELECT count(*) AS jobs_for_refused_tables FROM pkonline.jobs WHERE table_name L
 SELECT count(*) AS columns_added FROM pg_attribute
  WHERE attrelid IN ('r_plain'::regclass, 'r_parent'::regclass, 'r_rls'::regclass, 'r_excl'::regclass, 'r_inv'::regclass, 'r_small'::regclass)
    AND attname = 'id';
+-- installcheck leaves no role behind
+DROP OWNED BY copy_writer;
+DROP ROLE copy_writer;

@@ -80,25 +80,39 @@ SELECT pkonline.start(:job);
 CALL pkonline.wait(:job);
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ctl2'::regclass;
 
--- pkonline.max_workers: further jobs wait in the queue and start when a worker ends
-ALTER SYSTEM SET pkonline.max_workers = 1;
-SELECT pg_reload_conf();
-SELECT pg_sleep(0.5);
-CREATE TABLE q1 (a int);
-CREATE TABLE q2 (a int);
-INSERT INTO q1 SELECT generate_series(1, 500);
-INSERT INTO q2 SELECT generate_series(1, 500);
+-- pkonline.max_workers: further jobs wait in the queue and start when a worker ends. The server's
+-- own setting is left as it is (installcheck changes nothing of the server's): as many jobs as it
+-- allows are held in their backfill, and one more waits.
+SELECT current_setting('pkonline.max_workers')::int AS slots \gset
+DO $$
+BEGIN
+  FOR g IN 0..current_setting('pkonline.max_workers')::int LOOP
+    EXECUTE format('CREATE TABLE q%s (a int); INSERT INTO q%s SELECT generate_series(1, 500)', g, g);
+  END LOOP;
+END $$;
 SELECT pkonline.hold_wait_point('backfill_batch');
-SELECT pkonline.add_int_pk('q1') AS job1 \gset
-CALL wait_for_step(:job1, 'backfill');
-SELECT pkonline.add_int_pk('q2') AS job2 \gset
+SELECT count(pkonline.add_int_pk(format('q%s', g)::regclass)) = :slots AS held_jobs FROM generate_series(1, :slots) g;
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT count(*) FROM pkonline.status WHERE table_name ~ '^public\.q[1-9]' AND step = 'backfill' AND worker_alive)
+              = current_setting('pkonline.max_workers')::int;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT pkonline.add_int_pk('q0') AS job2 \gset
 SELECT pg_sleep(0.5);
-SELECT state, worker_alive FROM pkonline.status WHERE job = :job2;
+SELECT state, worker_alive, waiting_for ~ '^a worker: pkonline\.max_workers' AS says_why FROM pkonline.status WHERE job = :job2;
 SELECT pkonline.release_wait_point('backfill_batch');
-CALL pkonline.wait(:job1);
 CALL pkonline.wait(:job2);
-ALTER SYSTEM RESET pkonline.max_workers;
-SELECT pg_reload_conf();
+DO $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM pkonline.status WHERE table_name ~ '^public\.q[1-9]' AND state <> 'done');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT count(*) = :slots AS all_done FROM pkonline.status WHERE table_name ~ '^public\.q[1-9]' AND state = 'done';
 
 -- a job resumes by step name: a saved plan that is not the one this version runs fails the job
 -- before any step runs (never the wrong step), and cancel then has nothing to undo

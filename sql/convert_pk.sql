@@ -174,7 +174,8 @@ SELECT pkonline.hold_wait_point('create_index');
 SET pkonline.debug_wait_points = on;
 SELECT pkonline.convert_pk_to_bigint('keep') AS job \gset
 RESET pkonline.debug_wait_points;
-CALL wait_for(:job, 'SELECT step = ''create_indexes'' FROM pkonline.status WHERE job = $1');
+-- (until its worker waits at the point: released before, it would meet the point held again)
+CALL wait_for(:job, 'SELECT step = ''create_indexes'' AND waiting_for LIKE ''% on advisory,%'' FROM pkonline.status WHERE job = $1');
 -- let the first index be built; the worker stops again before the second
 SELECT pkonline.release_wait_point('create_index'), pkonline.hold_wait_point('create_index');
 CALL wait_for(:job, $$SELECT count(*) = 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid

@@ -290,7 +290,10 @@ class RunContext final : public Context {
 
   void WaitPoint(const std::string& name) override {
     if (!job_.settings.debug_wait_points) return;
-    pg::InTransaction("pkonline: wait point " + name, [&]() { WaitPointHere(name); });
+    pg::TxnOptions opts;
+    opts.lock_extension = false;  // (the session holding the point may DROP EXTENSION)
+    pg::InTransaction(
+        "pkonline: wait point " + name, [&]() { WaitPointHere(name); }, opts);
   }
 
   void WaitPointHere(const std::string& name) override {

@@ -726,7 +726,7 @@ unlike(as('alice', "SELECT string_agg(detail, ' ') FROM pkonline.check('alice.tr
 # column_type resolves through the caller's search_path, as the operation's argument does
 as('alice', 'CREATE DOMAIN alice.small AS int');
 is(as('alice', "SET search_path = alice, public; SELECT level FROM pkonline.check('alice.trap', 'add_column', "
-	  . q{'{"column_name": "c", "column_type": "small", "fill": "a"}') WHERE item = 'operation'}),
+	  . q{'{"column_name": "c", "column_type": "small", "fill": "a", "not_null": true}') WHERE item = 'operation'}),
 	'ok', 'C5: a type found through the caller\'s search_path');
 });
 

@@ -203,4 +203,28 @@ is(su("CALL pkonline.wait($jx6, '60 s', NULL)"), 'done', '(e) and runs when the 
 su('ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
 $reader->quit;
 
+# --- DROP EXTENSION while jobs work: refused for what depends on it, never a deadlock ---------------
+# (0.4: in 600 DROP EXTENSION beside four workers stepping through their jobs, 2 deadlocks, and a job
+# failed of it: DROP held one job table and wanted another that a worker's step held)
+su('CREATE VIEW keep_ext AS SELECT job FROM pkonline.status');  # plain DROP EXTENSION always refused
+su('ALTER SYSTEM SET pkonline.max_workers = 4; SELECT pg_reload_conf()');
+table_of("dd$_", 2000) for 1 .. 4;
+my ($dout, $derr) = ('', '');
+my $dropper = IPC::Run::start(
+	[ 'bash', '-c', 'for k in $(seq 1 600); do "$0" -XAtq -d "$1" -c "DROP EXTENSION pkonline"; done', $psql,
+	  $node->connstr('postgres') ], '>', \$dout, '2>', \$derr);
+for my $r (1 .. 15) {
+	su("SELECT pkonline.add_column('dd$_', 'c$r', 'int', '$r', start => true)") for 1 .. 4;
+	select(undef, undef, undef, 0.3);
+}
+$dropper->finish;
+my $refusals = () = $derr =~ /cannot drop extension pkonline because other objects depend on it/g;
+cmp_ok($refusals, '>=', 100, "DROP EXTENSION was refused $refusals times");
+unlike($derr, qr/deadlock detected/, 'and never ended in a deadlock');
+ok(poll("SELECT count(*) FILTER (WHERE state NOT IN ('done', 'failed')) = 0 FROM pkonline.jobs WHERE table_name LIKE 'public.dd%'", 60),
+	'the jobs ended');
+is(su("SELECT count(*) FILTER (WHERE state = 'failed') || ' failed of ' || count(*) FROM pkonline.jobs WHERE table_name LIKE 'public.dd%'"),
+	'0 failed of 60', 'none of them failed');
+su('DROP VIEW keep_ext; ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
+
 done_testing();

@@ -16,6 +16,11 @@ struct TxnOptions {
   int lock_timeout_ms = 0;       // SET LOCAL lock_timeout (0: leave as is)
   bool repeatable_read = false;  // one snapshot for every statement of the transaction
   int deadlock_timeout_ms = 0;   // SET LOCAL deadlock_timeout (0: leave as is)
+  // Take ACCESS SHARE on the pkonline extension first (if it exists), as DROP EXTENSION takes
+  // ACCESS EXCLUSIVE on it before it locks the job tables one by one: the two then never hold
+  // job tables the other wants (seen: "deadlock detected" between DROP EXTENSION and a worker's
+  // step start). Off for a transaction that waits on a session the DROP could come from.
+  bool lock_extension = true;
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
