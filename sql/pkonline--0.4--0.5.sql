@@ -57,6 +57,19 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 -- (executable by every role: it reads, as the caller, only what the caller may read)
 
+-- One percent for the whole job: each step weighs what it costs, in parts of a walk over the
+-- table(s) (measured on the bench table, 1M rows: backfill 9.7 s, catch_up 0.08 s, validate 0.04
+-- s, create_index 0.5 s, the brief steps milliseconds); the walk (backfill or copy, over every
+-- table of convert_pk_to_bigint and every partition under one cursor) counts by its blocks.
+CREATE FUNCTION pkonline._step_weight(step text, lock text) RETURNS float8
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN step IN ('backfill', 'copy') THEN 1.0
+              WHEN lock LIKE '%catalog only%' THEN 0.005
+              WHEN step IN ('create_index', 'create_indexes', 'build_indexes', 'partition_keys') THEN 0.06
+              WHEN step IN ('catch_up', 'validate', 'validate_fks', 'partition_checks') THEN 0.02
+              ELSE 0.01 END
+$$;
+
 -------------------------------------------------------------------------------------------------
 -- status: a job whose worker is gone says so ('orphaned'), never an empty step, the job's own
 -- detail, in job order.
@@ -92,15 +105,28 @@ SELECT j.id AS job,
        j.last_error,
        j.last_hint,
        j.last_detail,
-       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling') THEN pkonline._waiting_for(j.id) END AS waiting_for
+       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling') THEN pkonline._waiting_for(j.id) END AS waiting_for,
+       p.pct,
+       CASE WHEN j.state IN ('running', 'waiting', 'queued') AND p.pct >= 1 AND j.started_at IS NOT NULL
+            THEN pg_catalog.make_interval(secs => round(EXTRACT(epoch FROM clock_timestamp() - j.started_at)::numeric
+                                                        * (100 - p.pct) / p.pct)::float8) END AS eta
   FROM pkonline.jobs j
   CROSS JOIN LATERAL (SELECT count(*)::int AS steps FROM pkonline.job_steps x WHERE x.job_id = j.id) n
   CROSS JOIN LATERAL (SELECT pkonline._worker_alive(j.id) AS alive) w
   LEFT JOIN pkonline.job_steps s ON s.job_id = j.id AND s.step_no = j.step_no
   CROSS JOIN LATERAL (SELECT EXTRACT(epoch FROM COALESCE(j.finished_at, clock_timestamp()) - j.backfill_started_at)::float8 AS secs) e
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.state = 'done' THEN 100.0
+                WHEN sum(x.w) > 0 THEN LEAST(99.9, round((100 * (COALESCE(sum(x.w) FILTER (WHERE x.step_no < j.step_no), 0)
+                       + COALESCE(max(x.w * CASE WHEN j.end_block > 0 THEN LEAST(j.cursor_block, j.end_block)::float8 / j.end_block ELSE 0 END)
+                                  FILTER (WHERE x.step_no = j.step_no AND x.step IN ('backfill', 'copy')), 0))
+                       / sum(x.w))::numeric, 1))
+                ELSE 0.0 END AS pct
+      FROM (SELECT y.step_no, y.step, pkonline._step_weight(y.step, y.lock) AS w
+              FROM pkonline.job_steps y WHERE y.job_id = j.id) x) p
  ORDER BY j.id;
 COMMENT ON VIEW pkonline.status IS
-  'One row per job the caller may see: state (orphaned: its worker is gone), step, progress, last error with its detail and hint';
+  'One row per job the caller may see: state (orphaned: its worker is gone), step, progress (pct and eta: the whole job), why it waits (waiting_for), last error with its detail and hint';
 
 -------------------------------------------------------------------------------------------------
 -- wait(): a C procedure that holds no snapshot between its polls (the PL/pgSQL one held one while
@@ -118,7 +144,7 @@ DECLARE
 BEGIN
   SELECT s.state, s.step, s.step_of, s.backfill_pct, s.rows_done, s.rows_total, s.rows_per_sec,
          s.backfill_eta, s.lock_retries, s.worker_alive, s.last_error, s.last_detail, s.last_hint,
-         s.waiting_for, s.step || '|' || COALESCE(pg_catalog.split_part(s.waiting_for, ':', 1), '') AS shown
+         s.waiting_for, s.pct, s.eta, s.step || '|' || COALESCE(pg_catalog.split_part(s.waiting_for, ':', 1), '') AS shown
     INTO r FROM pkonline.status s WHERE s.job = _wait_poll.job;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pkonline job % does not exist', _wait_poll.job USING ERRCODE = '42704';
@@ -155,9 +181,13 @@ BEGIN
   -- a line when the step or what it waits for changes, else at most every 5 seconds
   IF r.shown IS DISTINCT FROM last_step OR last_at IS NULL OR clock_timestamp() - last_at >= interval '5 s' THEN
     msg := format('pkonline job %s: %s, step %s %s', _wait_poll.job, r.state, r.step_of, r.step);
+    IF r.state <> 'orphaned' THEN
+      -- (no ETA while it waits: nobody knows for how long)
+      msg := msg || format(', %s%% of the job (ETA %s)', r.pct,
+                           COALESCE(CASE WHEN r.waiting_for IS NULL THEN r.eta::text END, '?'));
+    END IF;
     IF r.step IN ('backfill', 'copy') AND r.state <> 'orphaned' THEN
-      msg := msg || format(', %s%% (%s of ~%s rows, %s rows/s, ETA %s)', r.backfill_pct, r.rows_done,
-                           r.rows_total, COALESCE(r.rows_per_sec, 0), COALESCE(r.backfill_eta::text, '?'));
+      msg := msg || format(', %s of ~%s rows, %s rows/s', r.rows_done, r.rows_total, COALESCE(r.rows_per_sec, 0));
     END IF;
     IF r.lock_retries > 0 THEN
       msg := msg || format(', %s lock retries', r.lock_retries);

@@ -272,27 +272,51 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
   Walk(ctx, spec, job.cursor_block, end, true);
 }
 
+namespace {
+
+// A table's heap blocks and estimated rows now.
+std::pair<int64_t, int64_t> Measure(const TableWalk& w) {
+  auto r = pg::Query(
+      "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
+      "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(w.relid))}, true);
+  if (r.empty()) w.table_sql();  // reports the drop
+  return {pg::AsInt(r.rows[0][0]), pg::AsInt(r.rows[0][1])};
+}
+
+}  // namespace
+
+// The tables are walked one after the other under one cursor: table k's block b is base_k + b,
+// and the job's end is the sum of the blocks, its rows estimate the sum of the rows, so that its
+// progress runs once from 0 to 100 % (0.4 started it again at each table: 99.8 %, then 51.2 %).
 void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
   const auto& job = ctx.job();
+  int64_t next_base = 0;
   for (size_t k = 0; k < walks.size(); k++) {
     const TableWalk& w = walks[k];
-    int64_t from = 0, end = 0;
+    int64_t from = 0, end = 0, base = next_base;
     ctx.Txn("pkonline: measure table", [&]() {
       const Json of = ctx.Recall(fact::kWalkOf);
       if (!of.is_null() && of.AsInt() == static_cast<int64_t>(k) && job.end_block >= 0) {
-        from = job.cursor_block;  // resumed: the cursor is this table's
-        end = job.end_block;
+        const Json b = ctx.Recall(fact::kTableBase), e = ctx.Recall(fact::kTableEnd);
+        base = b.is_null() ? 0 : b.AsInt();  // resumed: the cursor is base + this table's block
+        end = e.is_null() ? job.end_block : e.AsInt();
+        from = std::max<int64_t>(0, std::min(end, job.cursor_block - base));
         return;
       }
-      auto r = pg::Query(
-          "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint, "
-          "GREATEST(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
-          {V(static_cast<int64_t>(w.relid))}, true);
-      if (r.empty()) w.table_sql();  // reports the drop
-      end = pg::AsInt(r.rows[0][0]);
-      ctx.SetWalkRange(end, pg::AsInt(r.rows[0][1]));  // and the cursor back to block 0
+      int64_t rest = 0, rows = 0;
+      for (size_t j = 0; j < walks.size(); j++) {
+        const auto [blocks, tuples] = Measure(walks[j]);
+        rows += tuples;
+        if (j == k) end = blocks;
+        if (j > k) rest += blocks;
+      }
+      ctx.SetWalkRange(base + end + rest, rows, base);
       ctx.Remember(fact::kWalkOf, Json::Number(static_cast<int64_t>(k)));
+      ctx.Remember(fact::kTableBase, Json::Number(base));
+      ctx.Remember(fact::kTableEnd, Json::Number(end));
     });
+    next_base = base + end;
     if (from == 0) ctx.Event("info", Fmt("backfill of %1% (%2% heap blocks) started", w.name, end));
     WalkSpec spec;
     spec.sql = w.sql;
@@ -301,6 +325,7 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
     spec.relid = w.relid;
     spec.table_sql = w.table_sql;
     spec.guard = w.table_sql;  // in every batch: the table is there, still its owner's (a rename plans again)
+    spec.cursor_base = base;
     Walk(ctx, spec, from, end, true);
   }
 }

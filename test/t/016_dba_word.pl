@@ -145,7 +145,7 @@ my $w = IPC::Run::start([ $psql, '-XAtq', '-d', $node->connstr('postgres'), '-c'
 select(undef, undef, undef, 1.0);
 $reader->query_safe('COMMIT');
 $w->finish;
-like($we, qr/step 6\/7 create_index, waiting for old snapshots: .*pid $reader_pid/, '(a) wait() prints it');
+like($we, qr/step 6\/7 create_index, .*, waiting for old snapshots: .*pid $reader_pid/, '(a) wait() prints it');
 like($we, qr/pkonline job $jx1: done/, '(a) and the job is done once the transaction ends');
 is(waiting($jx1), '', '(a) a done job waits for nothing');
 like(su("SELECT waited || ' ' || waited_for FROM pkonline.report($jx1) WHERE step = 'create_index'"),
@@ -226,5 +226,47 @@ ok(poll("SELECT count(*) FILTER (WHERE state NOT IN ('done', 'failed')) = 0 FROM
 is(su("SELECT count(*) FILTER (WHERE state = 'failed') || ' failed of ' || count(*) FROM pkonline.jobs WHERE table_name LIKE 'public.dd%'"),
 	'0 failed of 60', 'none of them failed');
 su('DROP VIEW keep_ext; ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
+
+# --- progress: one percent for the whole job, never backwards --------------------------------------
+# (0.4: convert_pk_to_bigint's backfill went 99.8 %, then 51.2 % of "~176773 of ~176773" rows)
+sub watch_progress {
+	my ($job) = @_;
+	my (@pct, @bf, %totals);
+	for (1 .. 1200) {
+		my ($state, $step, $pct, $bf, $total) = split /\|/, su("SELECT state, step, pct, backfill_pct, rows_total FROM pkonline.status WHERE job = $job");
+		push @pct, $pct;
+		if (($step // '') eq 'backfill') { push @bf, $bf; $totals{$total}++; }
+		last if $state =~ /^(done|failed|cancelled)$/;
+		select(undef, undef, undef, 0.05);
+	}
+	my ($back_pct, $back_bf) = (0, 0);
+	for my $i (1 .. $#pct) { $back_pct++ if $pct[$i] < $pct[$i - 1]; }
+	for my $i (1 .. $#bf)  { $back_bf++  if $bf[$i] < $bf[$i - 1]; }
+	return ($back_pct, $back_bf, scalar(@bf), join(',', sort keys %totals), $pct[-1]);
+}
+su(q{CREATE TABLE acc (id serial PRIMARY KEY, owner text);
+INSERT INTO acc (owner) SELECT 'o' || g FROM generate_series(1, 30000) g;
+CREATE TABLE ent (entry_id bigserial PRIMARY KEY, acc_id int NOT NULL REFERENCES acc (id), amount numeric);
+INSERT INTO ent (acc_id, amount) SELECT 1 + g % 30000, g FROM generate_series(1, 45000) g;
+ANALYZE acc, ent});
+my $jc = su("SET pkonline.batch_size = 4; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '20ms'; "
+	  . "SELECT pkonline.convert_pk_to_bigint('acc')");
+my ($bp, $bb, $n, $totals, $last) = watch_progress($jc);
+cmp_ok($n, '>=', 20, "convert_pk_to_bigint on two tables: $n looks during its backfill");
+is($bb, 0, 'its backfill_pct never went back, from one table to the next');
+is($bp, 0, 'nor did the job\'s pct');
+is($totals, '75000', 'rows_total counts both tables, all along');
+is($last, '100.0', 'the job ends at 100 %');
+su(q{CREATE TABLE pt (k int NOT NULL, v text) PARTITION BY RANGE (k);
+CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (20000);
+CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (20000) TO (40000);
+CREATE TABLE pt3 PARTITION OF pt FOR VALUES FROM (40000) TO (60000);
+INSERT INTO pt SELECT g, md5(g::text) FROM generate_series(0, 59999) g; ANALYZE pt});
+my $jp = su("SET pkonline.batch_size = 4; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '20ms'; "
+	  . "SELECT pkonline.add_int_pk('pt', pk_columns => '{id,k}')");
+($bp, $bb, $n, $totals, $last) = watch_progress($jp);
+cmp_ok($n, '>=', 20, "a partitioned table of three partitions: $n looks during its backfill");
+is($bb . ' ' . $bp, '0 0', 'neither its backfill_pct nor its pct went back');
+is($last, '100.0', 'the job ends at 100 %');
 
 done_testing();

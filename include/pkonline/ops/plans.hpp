@@ -143,6 +143,10 @@ inline constexpr char kWalked[] = "walked";               // BackfillLeaves: the
 inline constexpr char kSwept[] = "swept";         // SweepLeaves: leaf OID -> how it was attached when swept
 inline constexpr char kLeafBase[] = "leaf_base";  // BackfillLeaves: the cursor's start in walk_of
 inline constexpr char kLeafEnd[] = "leaf_end";    // BackfillLeaves: walk_of's end block
+// BackfillTables (0.5): where table walk_of's blocks start in the one cursor over all the tables,
+// and how many it has (absent for a walk begun by 0.4, whose cursor was the table's own)
+inline constexpr char kTableBase[] = "table_base";
+inline constexpr char kTableEnd[] = "table_end";
 inline constexpr char kLeavesKeyed[] = "leaves_keyed";   // LeafKeys: the leaves given a check or key
 inline constexpr char kLeafPks[] = "leaf_pks";           // LeafKeys: the leaves given their key
 inline constexpr char kLeafNotNull[] = "leaf_not_null";  // LeafKeys: leaf OID -> columns it made NOT NULL
