@@ -102,7 +102,7 @@ BEGIN
 END $$;
 SELECT pkonline.add_int_pk('q0') AS job2 \gset
 SELECT pg_sleep(0.5);
-SELECT state, worker_alive, waiting_for ~ '^a worker: pkonline\.max_workers' AS says_why FROM pkonline.status WHERE job = :job2;
+SELECT state, worker_alive, waiting_for ~ '^a worker to take it' AS says_why FROM pkonline.status WHERE job = :job2;
 SELECT pkonline.release_wait_point('backfill_batch');
 CALL pkonline.wait(:job2);
 DO $$

@@ -36,12 +36,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY ev.id DESC LIMIT 1)
   SELECT CASE
     WHEN j.state = 'queued' AND NOT j.alive THEN
-      pg_catalog.format('a worker: pkonline.max_workers (%s) jobs already run in this database, or none was free to start',
+      pg_catalog.format('a worker to take it (at most pkonline.max_workers = %s jobs run at once in a database)',
                         pg_catalog.current_setting('pkonline.max_workers'))
     WHEN j.state = 'waiting' THEN
       pg_catalog.format('the run window %s%s', j.run_window,
                         COALESCE(pg_catalog.format(', which opens in %s',
                                    pg_catalog.date_trunc('second', GREATEST(w.opens - pg_catalog.clock_timestamp(), interval '0')))::text, ''))
+    WHEN j.state = 'paused' THEN j.waiting_for  -- (stopped before its final step: complete() runs it)
     WHEN NOT j.alive OR j.state NOT IN ('running', 'cancelling') THEN NULL
     WHEN l.locktype = 'virtualxid' THEN
       'old snapshots: its concurrent index build (or validation) waits for the transactions older than itself to end: '
@@ -105,7 +106,7 @@ SELECT j.id AS job,
        j.last_error,
        j.last_hint,
        j.last_detail,
-       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling') THEN pkonline._waiting_for(j.id) END AS waiting_for,
+       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling', 'paused') THEN pkonline._waiting_for(j.id) END AS waiting_for,
        p.pct,
        CASE WHEN j.state IN ('running', 'waiting', 'queued') AND p.pct >= 1 AND j.started_at IS NOT NULL
             THEN pg_catalog.make_interval(secs => round(EXTRACT(epoch FROM clock_timestamp() - j.started_at)::numeric
@@ -164,7 +165,8 @@ BEGIN
     ELSIF r.state = 'created' THEN
       msg := format('pkonline job %s has not been started: SELECT pkonline.start(%s)', _wait_poll.job, _wait_poll.job);
     ELSE
-      msg := format('pkonline job %s: %s', _wait_poll.job, r.state);
+      msg := format('pkonline job %s: %s', _wait_poll.job, r.state)
+             || COALESCE(', waiting for ' || r.waiting_for, '');
     END IF;
     IF r.state = 'done' THEN
       SELECT format('pkonline job %s report: %s in %s steps; writes blocked %s ms at most; longest lock %s; '
@@ -237,8 +239,17 @@ COMMENT ON PROCEDURE pkonline.wait(bigint, interval, text) IS
 CREATE FUNCTION pkonline.set_option(job bigint, name text, value text) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_set_option';
 COMMENT ON FUNCTION pkonline.set_option(bigint, text, text) IS
-  'Changes lock_timeout, lock_retries, batch_time, batch_sleep, max_wal_rate, max_replica_lag or run_window of an '
-  'unfinished job (its creator or a superuser); the worker takes it at its next batch or retry. Returns the value set';
+  'Changes lock_timeout, lock_retries, batch_time, batch_sleep, max_wal_rate, max_replica_lag, run_window or '
+  'stop_before_final of an unfinished job (its creator or a superuser); the worker takes it at its next batch or retry. '
+  'Returns the value set';
+
+-- A gate before the point of no return (pgroll's start / complete): a job created with
+-- pkonline.stop_before_final = on pauses just before its final step; complete() runs it.
+CREATE FUNCTION pkonline.complete(job bigint) RETURNS text LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_complete';
+COMMENT ON FUNCTION pkonline.complete(bigint) IS
+  'Runs the final step of a job that stopped before it (pkonline.stop_before_final), or lets a running one go through '
+  'it; for the role that created the job and its members';
 
 -------------------------------------------------------------------------------------------------
 -- add_column: a fill that cannot be the column's DEFAULT (it reads the row) with the column NOT

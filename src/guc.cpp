@@ -27,6 +27,7 @@ bool backfill_fires_triggers = false;
 int max_replica_lag_ms = 10000;
 int max_wal_rate_kb = 0;
 char* run_window = nullptr;
+bool stop_before_final = false;
 
 namespace {
 
@@ -100,6 +101,10 @@ void Define() {
       "When the job may work: spans of the day in the server's time zone, e.g. '01:00-05:00' (empty: "
       "always). Outside them the worker waits at its next safe point.",
       nullptr, &run_window, "", PGC_USERSET, 0, CheckRunWindow, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "pkonline.stop_before_final",
+      "The job pauses just before its final step (the point of no return); pkonline.complete(job) runs it.",
+      nullptr, &stop_before_final, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pkonline");
 }
 
@@ -117,6 +122,7 @@ jobs::JobSettings CurrentJobSettings() {
   s.backfill_fires_triggers = backfill_fires_triggers;
   s.wal_compression = wal_compression ? wal_compression : "off";
   s.run_window = run_window ? run_window : "";
+  s.stop_before_final = stop_before_final;
   return s;
 }
 

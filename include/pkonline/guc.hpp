@@ -21,6 +21,7 @@ extern int max_replica_lag_ms;        // pkonline.max_replica_lag (0 = do not wa
 extern bool backfill_fires_triggers;  // pkonline.backfill_fires_triggers
 extern char* wal_compression;         // pkonline.wal_compression (the worker's own wal_compression)
 extern char* run_window;              // pkonline.run_window (jobs/window.hpp; "" always)
+extern bool stop_before_final;        // pkonline.stop_before_final
 
 void Define();
 // The settings that travel with a job: this session's values.

@@ -198,6 +198,9 @@ std::string Resume(int64_t job_id) {
       store::Event(job_id, "resume", "", "job resumed at step " + std::to_string(job.step_no));
     });
     StartOrQueue(job_id);
+    if (job.settings.stop_before_final && !job.cancel_requested)
+      Notice(Fmt("pkonline job %1% stops again before its final step (pkonline.stop_before_final)", job_id),
+             Fmt("SELECT pkonline.complete(%1%) runs it.", job_id));
     return job.cancel_requested ? "cancelling" : "queued";
   });
 }
@@ -223,9 +226,38 @@ std::string SetRunWindow(int64_t job_id, const std::string& window) {
   });
 }
 
+namespace {
+
+std::string SetStopBeforeFinal(int64_t job_id, bool on) {
+  return WithSpi([&]() -> std::string {
+    Job job = LoadManaged(job_id, Control::kRun);
+    if (Finished(job))
+      Fail(sqlstate::kObjectNotInState, "pkonline job " + std::to_string(job_id) + " is " + ToText(job.state),
+           "Its work is over: its settings no longer matter.");
+    store::SetOption(job_id, "stop_before_final", Json::Bool(on));
+    store::Event(
+        job_id, "option", "",
+        on ? std::string("stop_before_final set: the job stops before its final step")
+           : std::string("stop_before_final unset: the job runs its final step when it comes to it"));
+    return std::string(on ? "on" : "off");
+  });
+}
+
+}  // namespace
+
+std::string Complete(int64_t job_id) {
+  SetStopBeforeFinal(job_id, false);
+  const std::string state = Resume(job_id);
+  Notice(Fmt("pkonline job %1%: its final step runs as soon as the job comes to it", job_id),
+         Fmt("CALL pkonline.wait(%1%) returns 'done' when it is.", job_id));
+  return state;
+}
+
 std::string SetOption(int64_t job_id, const std::string& name, const std::string& value) {
   const std::string bare = name.rfind("pkonline.", 0) == 0 ? name.substr(9) : name;
   if (bare == "run_window") return SetRunWindow(job_id, value);
+  if (bare == "stop_before_final")
+    return SetStopBeforeFinal(job_id, pg::ParseBool(value, "pkonline.stop_before_final"));
   const jobs::Tunable* t = jobs::FindTunable(bare);
   if (t == nullptr)
     Fail(sqlstate::kInvalidParameter, Fmt("\"%1%\" is not a setting that can be changed on a job", name),

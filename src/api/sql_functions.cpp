@@ -81,6 +81,7 @@ PKONLINE_FUNCTION(pkonline_cancel);
 PKONLINE_FUNCTION(pkonline_forget);
 PKONLINE_FUNCTION(pkonline_wait);
 PKONLINE_FUNCTION(pkonline_set_option);
+PKONLINE_FUNCTION(pkonline_complete);
 PKONLINE_FUNCTION(pkonline_forget_older);
 PKONLINE_FUNCTION(pkonline_set_run_window);
 PKONLINE_FUNCTION(pkonline_run_pending);
@@ -254,6 +255,9 @@ Datum pkonline_set_option(PG_FUNCTION_ARGS) {
     const std::string name = text_arg(1, "name"), value = text_arg(2, "value");
     return TextResult(pkonline::api::SetOption(JobArg(fcinfo), name, value));
   });
+}
+Datum pkonline_complete(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() { return TextResult(pkonline::api::Complete(JobArg(fcinfo))); });
 }
 Datum pkonline_run_pending(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return Int32GetDatum(pkonline::api::RunPending()); });

@@ -485,7 +485,7 @@ void RequireSamePlan(const Job& job, const std::vector<Step>& steps) {
 }
 
 // Runs the steps from the job's current one; returns the stop request that ended it, if any.
-enum class Outcome { kDone, kPause, kCancel };
+enum class Outcome { kDone, kPause, kCancel, kGate };
 
 Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vector<unsigned>& tables) {
   const int64_t job_id = ctx.job().id;
@@ -516,6 +516,8 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
       const auto& step = steps[i - 1];
       ctx.set_step(step.name);
       ctx.CheckControl();
+      // The gate before the point of no return: the DBA runs the final step with complete().
+      if (step.final && ctx.job().settings.stop_before_final) throw StopRequested{false, true};
       pg::InTransaction("pkonline: step start", [&]() { store::StepStarted(job_id, i, step.name); });
       ctx.StartReport();
       running = i;
@@ -534,7 +536,7 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
     });
     return Outcome::kDone;
   } catch (const StopRequested& stop) {
-    return stop.cancel ? Outcome::kCancel : Outcome::kPause;
+    return stop.cancel ? Outcome::kCancel : stop.gate ? Outcome::kGate : Outcome::kPause;
   } catch (const PgError& e) {
     // pause() and cancel() interrupt a worker that waits (on a lock, an old snapshot, a
     // wait point) with a query cancel: see whether that is what happened.
@@ -582,9 +584,25 @@ void RunJob(int64_t job_id, const Operation& op) {
       if (outcome == Outcome::kDone) return;
       Job now;
       pg::InTransaction("pkonline: reload", [&]() { now = store::Load(job_id); });
+      if (outcome == Outcome::kGate) {
+        const std::string& name = steps[now.step_no - 1].name;
+        pg::InTransaction("pkonline: stopped before the final step", [&]() {
+          store::SetState(job_id, JobState::kPaused);
+          const std::string why =
+              Fmt("pkonline.complete(%1%): stopped before its final step, %2%", job_id, name);
+          store::SetWaiting(job_id, why);
+          store::Event(
+              job_id, "pause", name,
+              Fmt("job stopped before its final step %1% (%2%), as pkonline.stop_before_final asked: "
+                  "SELECT pkonline.complete(%3%) runs it",
+                  now.step_no, name, job_id));
+        });
+        return;
+      }
       if (outcome == Outcome::kPause) {
         pg::InTransaction("pkonline: paused", [&]() {
           store::SetState(job_id, JobState::kPaused);
+          store::SetWaiting(job_id, "");
           store::ClearPauseRequest(job_id);
           store::Event(job_id, "pause", "", "job paused before step " + std::to_string(now.step_no));
         });

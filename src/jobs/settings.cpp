@@ -22,10 +22,13 @@ void EachSetting(JobSettings& s, Fn&& fn) {
   fn("backfill_fires_triggers", s.backfill_fires_triggers);
   fn("wal_compression", s.wal_compression);
   fn("run_window", s.run_window);
+  fn("stop_before_final", s.stop_before_final);
 }
 
 // Settings added after 0.1: a job created then has no key for them and keeps their default.
-bool AddedLater(const char* key) { return std::string(key) == "run_window"; }
+bool AddedLater(const char* key) {
+  return std::string(key) == "run_window" || std::string(key) == "stop_before_final";
+}
 
 Json Value(int v) { return Json::Number(v); }
 Json Value(bool v) { return Json::Bool(v); }
@@ -58,12 +61,13 @@ const Tunable* FindTunable(const std::string& name) {
 std::string TunableNames() {
   std::string out;
   for (const auto& t : kTunables) out += std::string(t.name) + ", ";
-  return out + "run_window";
+  return out + "run_window, stop_before_final";
 }
 
 void JobSettings::TakeTunables(const JobSettings& now) {
   for (const auto& t : kTunables) this->*t.field = now.*t.field;
   run_window = now.run_window;
+  stop_before_final = now.stop_before_final;
 }
 
 void JobSettings::SaveTo(Json& options) const {

@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 }
 
@@ -24,6 +25,14 @@ int ParseSetting(const std::string& value, const std::string& unit, const std::s
   if (result < min || result > max)
     Fail(sqlstate::kInvalidParameter,
          Fmt("%1%%2% is outside the valid range for %3% (%4% .. %5%)", result, unit, what, min, max));
+  return result;
+}
+
+bool ParseBool(const std::string& value, const std::string& what) {
+  bool result = false;
+  const char* v = value.c_str();
+  if (!Call([&]() { return parse_bool(v, &result); }))
+    Fail(sqlstate::kInvalidParameter, Fmt("invalid value for %1%: \"%2%\"", what, value), "", "on or off.");
   return result;
 }
 

@@ -197,7 +197,7 @@ table_of('x6', 1000);
 my $jx5 = su("SET pkonline.batch_size = 1; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '100ms'; SELECT pkonline.add_int_pk('x5')");
 ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jx5"), '(e) one job runs');
 my $jx6 = su('SELECT pkonline.add_int_pk(\'x6\')');
-poll_waiting($jx6, qr/^a worker: pkonline\.max_workers \(1\) jobs already run in this database/, '(e) the next one waits for a worker');
+poll_waiting($jx6, qr/^a worker to take it \(at most pkonline\.max_workers = 1 jobs run at once in a database\)$/, '(e) the next one waits for a worker');
 su("SELECT pkonline.set_option($jx5, 'batch_sleep', '0')");
 is(su("CALL pkonline.wait($jx6, '60 s', NULL)"), 'done', '(e) and runs when the first ends');
 su('ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
@@ -235,7 +235,7 @@ sub watch_progress {
 	for (1 .. 1200) {
 		my ($state, $step, $pct, $bf, $total) = split /\|/, su("SELECT state, step, pct, backfill_pct, rows_total FROM pkonline.status WHERE job = $job");
 		push @pct, $pct;
-		if (($step // '') eq 'backfill') { push @bf, $bf; $totals{$total}++; }
+		if (($step // '') eq 'backfill') { push @bf, $bf; $totals{$total}++ if $total > 0; }  # (0: not measured yet)
 		last if $state =~ /^(done|failed|cancelled)$/;
 		select(undef, undef, undef, 0.05);
 	}
@@ -268,5 +268,36 @@ my $jp = su("SET pkonline.batch_size = 4; SET pkonline.batch_time = 0; SET pkonl
 cmp_ok($n, '>=', 20, "a partitioned table of three partitions: $n looks during its backfill");
 is($bb . ' ' . $bp, '0 0', 'neither its backfill_pct nor its pct went back');
 is($last, '100.0', 'the job ends at 100 %');
+
+# --- a gate before the point of no return: stop_before_final and complete() -------------------------
+table_of('g1', 5000);
+my $jg = as('postgres', "SET pkonline.stop_before_final = on; SELECT pkonline.add_int_pk('g1')");
+is(su("CALL pkonline.wait($jg, '60 s', NULL)"), 'paused', 'stop_before_final: the job stops on its own');
+is(su("SELECT step || ' | ' || waiting_for FROM pkonline.status WHERE job = $jg"),
+	"attach | pkonline.complete($jg): stopped before its final step, attach", 'before its final step, saying what runs it');
+is(su("SELECT count(*) FROM pg_constraint WHERE conrelid = 'g1'::regclass AND contype = 'p'"), '0', 'no primary key yet');
+is(su("SELECT pkonline.cancel($jg)"), 'cancelling', 'cancel still works at the gate');
+is(su("CALL pkonline.wait($jg, '60 s', NULL)"), 'cancelled', 'and undoes the job');
+table_of('g2', 5000);
+my $jg2 = su("SET pkonline.stop_before_final = on; SELECT pkonline.add_int_pk('g2')");
+is(su("CALL pkonline.wait($jg2, '60 s', NULL)"), 'paused', 'a second job stops at its gate');
+my ($rr, $ro, $re) = $node->psql('postgres', "SELECT pkonline.resume($jg2)");
+like($re, qr/stops again before its final step/, 'resume() says it will stop there again');
+is(su("CALL pkonline.wait($jg2, '60 s', NULL)"), 'paused', 'and it does');
+refused('bob', "SELECT pkonline.complete($jg2)", '42704', 'bob cannot complete it');
+is(su("SELECT pkonline.complete($jg2)"), 'queued', 'complete() runs the final step');
+is(su("CALL pkonline.wait($jg2, '60 s', NULL)"), 'done', 'the job is done');
+is(su("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'g2'::regclass AND contype = 'p'"),
+	'PRIMARY KEY (id)', 'with its primary key');
+# set on a running job, and lifted before it gets there
+table_of('g3', 20000);
+my $jg3 = su("SET pkonline.batch_size = 1; SET pkonline.batch_time = 0; SET pkonline.batch_sleep = '50ms'; SELECT pkonline.add_int_pk('g3')");
+ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jg3"), 'a running job');
+is(su("SELECT pkonline.set_option($jg3, 'stop_before_final', 'on')"), 'on', 'set_option stop_before_final on a running job');
+su("SELECT pkonline.set_option($jg3, 'batch_sleep', '0')");
+is(su("CALL pkonline.wait($jg3, '60 s', NULL)"), 'paused', 'it stops at the gate');
+refused('postgres', "SELECT pkonline.set_option($jg3, 'stop_before_final', 'perhaps')", '22023', 'not a boolean');
+is(su("SELECT pkonline.complete($jg3)"), 'queued', 'complete()');
+is(su("CALL pkonline.wait($jg3, '60 s', NULL)"), 'done', 'done');
 
 done_testing();

@@ -80,10 +80,10 @@ void unit::JobTests() {
             back.max_replica_lag_ms == s.max_replica_lag_ms && back.batch_time_ms == s.batch_time_ms &&
             back.batch_sleep_ms == s.batch_sleep_ms,
         "settings: saved into a job's options and read back unchanged");
-  Check(options.Fields().size() == 13 && options.At("column_name").AsString() == "id" &&
+  Check(options.Fields().size() == 14 && options.At("column_name").AsString() == "id" &&
             options.At("batch_size") == pkonline::Json::Number(7) &&
             options.At("backfill_fires_triggers") == pkonline::Json::Bool(true),
-        "settings: twelve keys, beside the operation's, numbers and booleans as JSON ones");
+        "settings: thirteen keys, beside the operation's, numbers and booleans as JSON ones");
   pkonline::Json without = pkonline::Json::Object();
   for (const auto& [k, v] : options.Fields())
     if (k != "lock_retries") without.Set(k, v);

@@ -79,6 +79,8 @@ std::string SetRunWindow(int64_t job_id, const std::string& window);
 // pkonline.set_option(): one of jobs::FindTunable's settings (or run_window) of an unfinished job,
 // by its creator; the worker takes it at its next batch or retry. Returns the value set.
 std::string SetOption(int64_t job_id, const std::string& name, const std::string& value);
+// pkonline.complete(): the job no longer stops before its final step; a job stopped there goes on.
+std::string Complete(int64_t job_id);
 int RunPending();
 // pkonline.forget(job): a done or cancelled job's records removed (its creator and members only).
 std::string Forget(int64_t job_id);

@@ -21,9 +21,10 @@ struct JobSettings {
   bool backfill_fires_triggers = false;  // pkonline.backfill_fires_triggers
   std::string wal_compression = "lz4";   // pkonline.wal_compression: the worker's own
   std::string run_window;                // pkonline.run_window: "" always, else window.hpp's spans
+  bool stop_before_final = false;        // pkonline.stop_before_final: pause before the final step
 
   // Into a job's options (an object), and back; Load fails (XX000) on a key missing or of the
-  // wrong kind — but for run_window, which jobs of pkonline 0.1 lack (read as "": always).
+  // wrong kind — but for run_window and stop_before_final, which jobs of earlier versions lack.
   void SaveTo(Json& options) const;
   static JobSettings Load(const Json& options);
   // Takes the values that pkonline.set_option may change on a running job from `now` (the job's

@@ -110,6 +110,7 @@ class Context {
 // Thrown by CheckControl when the job was asked to pause or cancel.
 struct StopRequested {
   bool cancel;
+  bool gate = false;  // a pause before the final step (pkonline.stop_before_final)
 };
 
 }  // namespace pkonline::jobs

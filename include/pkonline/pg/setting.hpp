@@ -10,4 +10,7 @@ namespace pkonline::pg {
 int ParseSetting(const std::string& value, const std::string& unit, const std::string& what, int min,
                  int max);
 
+// `value` read as a boolean setting ('on', 'true', '1', ...); else 22023 naming `what`.
+bool ParseBool(const std::string& value, const std::string& what);
+
 }  // namespace pkonline::pg
