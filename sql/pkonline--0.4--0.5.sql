@@ -80,7 +80,9 @@ CREATE OR REPLACE VIEW pkonline.status WITH (security_invoker = true) AS
 SELECT j.id AS job,
        j.table_name,
        j.operation,
-       CASE WHEN j.state IN ('running', 'cancelling', 'waiting') AND NOT w.alive THEN 'orphaned'
+       -- (no worker for 3 s since the job last changed: one that is merely on its way is not missed)
+       CASE WHEN j.state IN ('running', 'cancelling') AND NOT w.alive
+                 AND j.updated_at < clock_timestamp() - interval '3 seconds' THEN 'orphaned'
             ELSE j.state END AS state,
        COALESCE(s.step, CASE WHEN j.step_no > n.steps AND j.state NOT IN ('done', 'cancelled') THEN 'finishing' END) AS step,
        pg_catalog.format('%s/%s', LEAST(j.step_no, n.steps), n.steps) AS step_of,

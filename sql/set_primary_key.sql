@@ -77,6 +77,8 @@ SELECT indexrelid::regclass, indisprimary FROM pg_index WHERE indrelid = 'lines'
 CREATE TABLE dup (k int, v text);
 INSERT INTO dup SELECT g % 1000, 'v' FROM generate_series(1, 1500) g;
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'dup'::regclass;
+-- check() finds them first, and says how to list them
+SELECT level, detail, advice FROM pkonline.check('dup', 'set_primary_key', '{"columns": ["k"]}') WHERE item = 'data';
 SELECT pkonline.set_primary_key('dup', '{k}') AS job \gset
 CALL pkonline.wait(:job);
 SELECT state, step, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;
@@ -90,6 +92,10 @@ CALL pkonline.wait(:job);
 SELECT * FROM keys('dup');
 CREATE TABLE nul (k int, v text);
 INSERT INTO nul SELECT CASE WHEN g % 100 = 0 THEN NULL ELSE g END, 'v' FROM generate_series(1, 1000) g;
+SELECT level, detail FROM pkonline.check('nul', 'set_primary_key', '{"columns": ["k"]}') WHERE item = 'data';
+-- NULLs and duplicates at once: both in one error, one round of fixes
+INSERT INTO nul VALUES (1, 'again'), (2, 'again');
+SELECT level, detail FROM pkonline.check('nul', 'set_primary_key', '{"columns": ["k"]}') WHERE item = 'data';
 SELECT pkonline.set_primary_key('nul', '{k}') AS job \gset
 CALL pkonline.wait(:job);
 SELECT state, last_sqlstate, last_error FROM pkonline.status WHERE job = :job;

@@ -183,6 +183,8 @@ std::vector<Finding> Check(const CheckArgs& c) {
     Transactions(out);
     Replication(c.relid, op, out);
     Attached(c.relid, out);
+    if (op.operation == "set_primary_key" && !op.columns.empty() && out.front().level == "ok")
+      KeyData(c.relid, op, out);
   } else if (pg::RelKind(c.relid) == 'p') {
     Partitions(c.relid, op, out);
     Transactions(out);

@@ -192,7 +192,7 @@ std::string Resume(int64_t job_id) {
     }
     Privileged([&]() {
       pg::Exec(
-          "UPDATE pkonline.jobs SET pause_requested = false, "
+          "UPDATE pkonline.jobs SET pause_requested = false, updated_at = pg_catalog.now(), "
           "state = CASE WHEN cancel_requested THEN 'cancelling' ELSE 'queued' END WHERE id = $1::bigint",
           {pg::V(job_id)});
       store::Event(job_id, "resume", "", "job resumed at step " + std::to_string(job.step_no));
@@ -344,7 +344,8 @@ std::string Cancel(int64_t job_id) {
     }
     Privileged([&]() {
       pg::Exec(
-          "UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling' "
+          "UPDATE pkonline.jobs SET cancel_requested = true, pause_requested = false, state = 'cancelling', "
+          "updated_at = pg_catalog.now() "
           "WHERE id = $1::bigint",
           {pg::V(job_id)});
       store::Event(job_id, "cancel", "", "cancel requested");

@@ -65,27 +65,24 @@ bool Swapped(const jobs::Job& job) { return PkOn(job, Plan(job).columns); }
 
 void set_pk::Preflight(Context& ctx) {
   const auto& job = ctx.job();
+  const auto columns = Plan(job).columns;
+  // Both questions answered before either is reported: one round of fixes, not two.
+  int64_t nulls = 0, groups = 0, extra = 0;
+  std::string null_rows, dup_values, table, list, any_null;
   ctx.Txn("pkonline job " + IdText(job) + ": preflight, NULLs", [&]() {
-    const auto columns = Plan(job).columns;
-    std::string any_null;
+    table = TableSql(job);
+    list = ColumnList(job, columns);
     for (const auto& c : columns)
       any_null += (any_null.empty() ? "" : " OR ") + ColumnSql(job, c) + " IS NULL";
     auto r = Query(
-        "SELECT pg_catalog.count(*), pg_catalog.string_agg(ctid::pg_catalog.text, ', ') "
-        "FILTER (WHERE n <= 3) FROM (SELECT ctid, pg_catalog.row_number() OVER () n FROM " +
-            TableSql(job) + " WHERE " + any_null + ") s",
+        "SELECT pg_catalog.count(*), pg_catalog.string_agg(k, ', ') FILTER (WHERE n <= 3) FROM (SELECT ROW(" +
+            list + ")::pg_catalog.text k, pg_catalog.row_number() OVER () n FROM " + table + " WHERE " +
+            any_null + ") s",
         {}, true);
-    const int64_t nulls = pg::AsInt(r.rows[0][0]);
-    if (nulls > 0)
-      Fail(SqlState("23502"),
-           Fmt("%1% rows of %2% have a NULL in (%3%): a primary key cannot", nulls, job.table_name,
-               ColumnList(job, columns)),
-           "For example the rows at ctid " + r.rows[0][1].value_or("?") + ". Nothing was changed.",
-           Fmt("Fill or delete those rows, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+    nulls = pg::AsInt(r.rows[0][0]);
+    null_rows = r.rows[0][1].value_or("?");
   });
   ctx.Txn("pkonline job " + IdText(job) + ": preflight, duplicates", [&]() {
-    const auto columns = Plan(job).columns;
-    const std::string list = ColumnList(job, columns);
     auto r = Query(
         "SELECT pg_catalog.count(*), pg_catalog.sum(n - 1), pg_catalog.string_agg(k || ' ' || n || ' times', "
         "', ' ORDER BY rn) FILTER (WHERE rn <= 3) FROM (SELECT ROW(" +
@@ -93,17 +90,46 @@ void set_pk::Preflight(Context& ctx) {
             ")::pg_catalog.text k, "
             "pg_catalog.count(*) n, pg_catalog.row_number() OVER (ORDER BY pg_catalog.count(*) DESC, "
             "ROW(" +
-            list + ")) rn FROM " + TableSql(job) + " GROUP BY " + list + " HAVING pg_catalog.count(*) > 1) d",
+            list + ")) rn FROM " + table + " WHERE NOT (" + any_null + ") GROUP BY " + list +
+            " HAVING pg_catalog.count(*) > 1) d",
         {}, true);
-    const int64_t groups = pg::AsInt(r.rows[0][0]);
-    if (groups > 0)
-      Fail(SqlState("23505"),
-           Fmt("(%1%) is not unique in %2%: %3% values appear more than once (%4% extra rows)", list,
-               job.table_name, groups, pg::AsInt(r.rows[0][1])),
-           "For example: " + r.rows[0][2].value_or("?") + ". Nothing was changed.",
-           Fmt("Remove the duplicates, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+    groups = pg::AsInt(r.rows[0][0]);
+    extra = pg::AsInt(r.rows[0][1]);
+    dup_values = r.rows[0][2].value_or("?");
   });
-  ctx.Event("info", "preflight: no NULL and no duplicate in the new key");
+  if (nulls == 0 && groups == 0) {
+    ctx.Event("info", "preflight: no NULL and no duplicate in the new key");
+    return;
+  }
+  const std::string null_query = "SELECT * FROM " + table + " WHERE " + any_null;
+  const std::string dup_query = "SELECT " + list + ", count(*) FROM " + table + " GROUP BY " + list +
+                                " HAVING count(*) > 1 ORDER BY count(*) DESC";
+  std::string message, detail, hint;
+  if (nulls > 0 && groups > 0) {
+    message =
+        Fmt("(%1%) cannot be the primary key of %2%: %3% rows have a NULL in it, and %4% values appear more "
+            "than once (%5% extra rows)",
+            list, job.table_name, nulls, groups, extra);
+    detail = (columns.size() > 1 ? Fmt("NULL in the keys %1%; repeated: %2%.", null_rows, dup_values)
+                                 : Fmt("Repeated: %1%.", dup_values)) +
+             " Nothing was changed.";
+    hint = Fmt("List them: %1%; and: %2%. Fix them, then pkonline.resume(%3%); or pkonline.cancel(%3%).",
+               null_query, dup_query, job.id);
+  } else if (nulls > 0) {
+    message = Fmt("%1% rows of %2% have a NULL in (%3%): a primary key cannot", nulls, job.table_name, list);
+    detail = columns.size() > 1
+                 ? Fmt("For example the rows with the key %1%. Nothing was changed.", null_rows)
+                 : std::string("Nothing was changed.");
+    hint = Fmt("List them: %1%. Fill or delete them, then pkonline.resume(%2%); or pkonline.cancel(%2%).",
+               null_query, job.id);
+  } else {
+    message = Fmt("(%1%) is not unique in %2%: %3% values appear more than once (%4% extra rows)", list,
+                  job.table_name, groups, extra);
+    detail = "For example: " + dup_values + ". Nothing was changed.";
+    hint = Fmt("List them: %1%. Remove the duplicates, then pkonline.resume(%2%); or pkonline.cancel(%2%).",
+               dup_query, job.id);
+  }
+  Fail(SqlState(nulls > 0 ? "23502" : "23505"), message, detail, hint);
 }
 
 namespace {

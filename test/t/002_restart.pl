@@ -102,8 +102,8 @@ $job = start_slow_job($plain);
 wait_until($plain, "SELECT backfill_pct > 5 FROM pkonline.status WHERE job = $job", 'not preloaded: backfill under way');
 $plain->stop('immediate');
 $plain->start;
-is($plain->safe_psql('postgres', "SELECT state || ' ' || worker_alive FROM pkonline.status WHERE job = $job"),
-	'orphaned false', 'not preloaded: the job is visibly orphaned after the crash');
+ok($plain->poll_query_until('postgres', "SELECT state || ' ' || worker_alive = 'orphaned false' FROM pkonline.status WHERE job = $job"),
+	'not preloaded: the job is visibly orphaned after the crash');
 is($plain->safe_psql('postgres', 'SELECT pkonline.run_pending()'), '1', 'not preloaded: run_pending() starts it');
 wait_until($plain, "SELECT state IN ('done', 'failed') FROM pkonline.status WHERE job = $job",
 	'not preloaded: the job ended');

@@ -27,6 +27,8 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
 void Transactions(std::vector<Finding>& out);
 void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Attached(unsigned relid, std::vector<Finding>& out);
+// set_primary_key: NULLs and duplicates in the new key, and a UNIQUE constraint it makes redundant.
+void KeyData(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 // A partitioned table: its partitions (how many, the largest) and, for add_int_pk, the key.
 void Partitions(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 
