@@ -128,3 +128,16 @@ SELECT state, last_sqlstate, regexp_replace(last_error, 'job \d+', 'job N') AS l
   FROM pkonline.jobs WHERE id = :job;
 SELECT string_agg(attname, ',' ORDER BY attnum) AS columns FROM pg_attribute WHERE attrelid = 'ctl3'::regclass AND attnum > 0;
 SELECT pkonline.cancel(:job);
+
+-- what a DBA finds with \df+ and \d+: every function, view and table of pkonline says what it is
+SELECT count(*) AS functions_without_comment FROM pg_proc p
+ WHERE p.pronamespace = 'pkonline'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT count(*) AS relations_without_comment FROM pg_class c
+ WHERE c.relnamespace = 'pkonline'::regnamespace AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL;
+-- status in job order; active: the unfinished ones; metrics: per state, for an exporter
+SELECT array_agg(job) = array_agg(job ORDER BY job) AS status_in_job_order FROM pkonline.status;
+SELECT count(*) = (SELECT count(*) FROM pkonline.status WHERE state NOT IN ('done', 'cancelled')) AS active_is_unfinished
+  FROM pkonline.active;
+SELECT state, jobs = (SELECT count(*) FROM pkonline.status s WHERE s.state = m.state) AS counted,
+       rows_done >= 0 AND wal_bytes > 0 AS measured
+  FROM pkonline.metrics m ORDER BY state;

@@ -323,3 +323,61 @@ END
 $$;
 COMMENT ON FUNCTION pkonline.report(bigint) IS
   'What a job did, per step and in total: wall time, longest strong lock, lock retries and blockers, rows, WAL, table size, and how long it waited and for what';
+
+-------------------------------------------------------------------------------------------------
+-- What a DBA finds with \df+ and \d+: every function, view and table says what it is; the
+-- internal ones (named _*) say they are internal.
+-------------------------------------------------------------------------------------------------
+CREATE VIEW pkonline.active WITH (security_invoker = true) AS
+SELECT * FROM pkonline.status WHERE state NOT IN ('done', 'cancelled');
+GRANT SELECT ON pkonline.active TO PUBLIC;
+COMMENT ON VIEW pkonline.active IS 'The jobs of pkonline.status that are not finished (done or cancelled)';
+
+-- For postgres_exporter and friends: one row per job state, of the jobs the caller may see.
+CREATE VIEW pkonline.metrics WITH (security_invoker = true) AS
+SELECT s.state,
+       count(*) AS jobs,
+       COALESCE(sum(s.rows_done), 0)::bigint AS rows_done,
+       COALESCE(sum(s.rows_per_sec) FILTER (WHERE s.state = 'running'), 0)::bigint AS rows_per_sec,
+       COALESCE(sum((SELECT sum((e.detail ->> 'waited_ms')::float8) FROM pkonline.events e
+                      WHERE e.job_id = s.job AND e.detail ? 'waited_ms')), 0)::bigint AS waited_ms,
+       COALESCE(sum(s.lock_retries), 0)::bigint AS lock_retries,
+       COALESCE(sum((SELECT sum(x.wal_bytes) FROM pkonline.job_steps x WHERE x.job_id = s.job)), 0)::bigint AS wal_bytes
+  FROM pkonline.status s
+ GROUP BY s.state;
+GRANT SELECT ON pkonline.metrics TO PUBLIC;
+COMMENT ON VIEW pkonline.metrics IS
+  'Per job state: jobs, rows written, rows per second (running jobs), time waited (locks, snapshots, windows, standbys), '
+  'lock retries, WAL bytes written; of the jobs the caller may see';
+
+-- History: purge() is forget(older_than) under the name DBAs look for.
+CREATE FUNCTION pkonline.purge(older_than interval) RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT pkonline.forget(older_than) $$;
+COMMENT ON FUNCTION pkonline.purge(interval) IS
+  'Removes the done and cancelled jobs that finished more than older_than ago (as forget(older_than)); returns how many';
+
+COMMENT ON TABLE pkonline.jobs IS 'One row per job (row security: the roles that created them see them); written by pkonline only';
+COMMENT ON TABLE pkonline.job_steps IS 'Each job''s plan: its steps, their state and what each measured (report())';
+COMMENT ON TABLE pkonline.events IS 'Each job''s audit log: steps, lock retries, waits, throttles, pauses, errors';
+COMMENT ON FUNCTION pkonline.start(bigint) IS 'Starts a job created with start => false; returns its state';
+COMMENT ON FUNCTION pkonline.pause(bigint) IS 'Asks a job to stop at its next safe point (resume() goes on from there); returns its state';
+COMMENT ON FUNCTION pkonline.resume(bigint) IS 'Continues a paused or failed job where it stopped; returns its state';
+COMMENT ON FUNCTION pkonline.cancel(bigint) IS 'Undoes what a job did, up to its point of no return; returns its state';
+COMMENT ON FUNCTION pkonline.run_pending() IS 'Starts workers for queued jobs and for jobs whose worker died; returns how many (pg_cron calls it)';
+COMMENT ON FUNCTION pkonline.steps(bigint) IS 'A job''s plan: each step, what it runs, the lock it takes, its state';
+COMMENT ON FUNCTION pkonline.hold_wait_point(text) IS 'Testing only (superuser): makes jobs created with pkonline.debug_wait_points stop at the named point';
+COMMENT ON FUNCTION pkonline.release_wait_point(text) IS 'Testing only (superuser): lets jobs go on past the named point';
+COMMENT ON FUNCTION pkonline._worker_alive(bigint) IS 'Internal: does a live worker hold the job''s claim';
+COMMENT ON FUNCTION pkonline._tid_key(tid) IS 'Internal (copy method): a row''s id from its position';
+COMMENT ON FUNCTION pkonline._copy_fill() IS 'Internal (copy method): the trigger that fills new rows'' ids';
+COMMENT ON FUNCTION pkonline._copy_log() IS 'Internal (copy method): the trigger that logs changes for the twin';
+COMMENT ON FUNCTION pkonline._fill_nextval() IS 'Internal (add_int_pk): the trigger that fills the new column from its sequence';
+COMMENT ON FUNCTION pkonline._sync_bigint() IS 'Internal (convert_pk_to_bigint): the trigger that copies the key into its bigint column';
+COMMENT ON FUNCTION pkonline._add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean, text) IS 'Internal: add_column with the caller''s search_path';
+COMMENT ON FUNCTION pkonline._in_transaction_block() IS 'Internal: is the caller inside BEGIN ... COMMIT';
+COMMENT ON FUNCTION pkonline._origin() IS 'Internal: this cluster''s and database''s identity, stamped on jobs';
+COMMENT ON FUNCTION pkonline._restored_job() IS 'Internal: marks job rows restored from another cluster''s dump';
+COMMENT ON FUNCTION pkonline._check(regclass, text, text, text) IS 'Internal: check() with the caller''s search_path';
+COMMENT ON FUNCTION pkonline._waiting_for(bigint) IS 'Internal: why a job is not moving (status.waiting_for)';
+COMMENT ON FUNCTION pkonline._step_weight(text, text) IS 'Internal: what a step weighs in a job''s percent';
+COMMENT ON FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) IS 'Internal: one poll of wait()';
