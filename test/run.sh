@@ -44,6 +44,7 @@ rule "src/ops and src/jobs include no PostgreSQL header; ops/ reaches the job on
   grep -lE '#include "(postgres\.h|pkonline/jobs/store\.hpp|pkonline/pg/txn\.hpp)"' src/ops/*.cpp include/pkonline/ops/*.hpp
 rule "src/jobs includes no PostgreSQL header and nothing of ops/" \
   grep -lE '#include "(postgres\.h|pkonline/ops/)' src/jobs/*.cpp include/pkonline/jobs/*.hpp
+rule "every link of README.md and docs/ leads to a file and heading that exist" perl test/doc_links.pl
 rule "every C++ file is formatted (clang-format --dry-run -Werror; make format fixes it)" \
   clang-format --dry-run -Werror src/*.cpp src/*/*.cpp include/pkonline/*.hpp include/pkonline/*/*.hpp test/unit/*.cpp
 
