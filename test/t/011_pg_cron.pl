@@ -51,7 +51,11 @@ as($node, 'alice', q{
 });
 my $job = as($node, 'alice', q{SELECT pkonline.add_int_pk('public.nightly', start => false)});
 is($node->safe_psql('postgres', "SELECT state FROM pkonline.jobs WHERE id = $job"), 'created', '(a) the job waits, created');
-as($node, 'alice', qq{SELECT cron.schedule('pk-nightly', '* * * * *', 'SELECT pkonline.start($job)')});
+# (docs/scheduling.md's recipe: it starts the job, and unschedules itself once the job is over)
+as($node, 'alice', qq{SELECT cron.schedule('pk-nightly', '* * * * *', \$\$
+  SELECT CASE WHEN s.state = 'created' THEN pkonline.start($job)
+              WHEN s.state IN ('done', 'cancelled') THEN cron.unschedule('pk-nightly')::text END
+    FROM pkonline.status s WHERE s.job = $job \$\$)});
 ok($node->poll_query_until('postgres', "SELECT state = 'done' FROM pkonline.jobs WHERE id = $job", 't', $cron_wait),
 	'(a) the cron job alice scheduled started it, and it is done')
   or diag($node->safe_psql('postgres', 'SELECT status, return_message FROM cron.job_run_details'));
@@ -63,7 +67,8 @@ is($node->safe_psql('postgres', q{
 	'20000 20000 0', '(a) every row has its own id');
 is($node->safe_psql('postgres', "SELECT owner::text FROM pkonline.jobs WHERE id = $job"), 'alice',
 	'(a) the job is alice\'s');
-as($node, 'alice', q{SELECT cron.unschedule('pk-nightly')});
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM cron.job WHERE jobname = 'pk-nightly'}, 't', $cron_wait),
+	'(a) and the cron job unscheduled itself once the job was done');
 
 # (b) a table that is not alice's: the operation refuses it, the cron run fails and says why
 as($node, 'bob', q{CREATE TABLE public.bobs (a int); INSERT INTO public.bobs SELECT generate_series(1, 100)});
