@@ -381,3 +381,19 @@ COMMENT ON FUNCTION pkonline._check(regclass, text, text, text) IS 'Internal: ch
 COMMENT ON FUNCTION pkonline._waiting_for(bigint) IS 'Internal: why a job is not moving (status.waiting_for)';
 COMMENT ON FUNCTION pkonline._step_weight(text, text) IS 'Internal: what a step weighs in a job''s percent';
 COMMENT ON FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) IS 'Internal: one poll of wait()';
+
+-- steps() of a job the caller may not see says what report(), wait() and the control functions
+-- say (it returned no row).
+CREATE OR REPLACE FUNCTION pkonline.steps(job bigint)
+RETURNS TABLE (step_no integer, step text, action text, lock text, state text,
+               started_at timestamptz, finished_at timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pkonline.jobs j WHERE j.id = steps.job) THEN
+    RAISE EXCEPTION 'pkonline job % does not exist', steps.job USING ERRCODE = '42704';
+  END IF;
+  RETURN QUERY
+  SELECT s.step_no, s.step, s.action, s.lock, s.state, s.started_at, s.finished_at
+    FROM pkonline.job_steps s WHERE s.job_id = steps.job ORDER BY s.step_no;
+END
+$$;

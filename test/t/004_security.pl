@@ -131,8 +131,10 @@ refused('alice', "UPDATE pkonline.jobs SET state = 'done' WHERE id = $j1", '4250
 # bob sees nothing of it
 is(as('bob', "SELECT (SELECT count(*) FROM pkonline.status) || ' ' || (SELECT count(*) FROM pkonline.jobs) || ' ' "
 	  . "|| (SELECT count(*) FROM pkonline.job_steps) || ' ' || (SELECT count(*) FROM pkonline.events) || ' ' "
-	  . "|| (SELECT count(*) FROM pkonline.steps($j1))"),
-	'0 0 0 0 0', 'bob sees no row of alice\'s job in status, jobs, job_steps, events, steps()');
+	  . "|| (SELECT count(*) FROM pkonline.metrics) || ' ' || (SELECT count(*) FROM pkonline.active)"),
+	'0 0 0 0 0 0', 'bob sees no row of alice\'s job in status, jobs, job_steps, events, metrics, active');
+refused('bob', "SELECT * FROM pkonline.steps($j1)", '42704', 'steps() of alice\'s job: it does not exist for bob');
+refused('bob', "SELECT * FROM pkonline.report($j1)", '42704', 'report() of alice\'s job: it does not exist for bob');
 refused('bob', "CALL pkonline.wait($j1, '5s', NULL)", '42704', 'bob waits for alice\'s job (it does not exist for him)');
 
 # bob cannot control it nor write the job tables; nothing changes
