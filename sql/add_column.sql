@@ -99,11 +99,15 @@ SELECT level, detail FROM pkonline.check('users', 'add_column',
 SELECT count(*) AS jobs_made FROM pkonline.jobs WHERE options->>'column_name' = 'nick_upper';
 -- NOT NULL, asked for, but the fill is NULL for some rows: the job fails clearly, its detail and
 -- hint in wait(); cancel removes it all
-SET pkonline.batch_time = 0;  -- fixed batches: the failing one is always the same
+-- (where the rows lie depends on what else holds back VACUUM on the server: the batch's figures
+-- are masked)
 SELECT pkonline.add_column('users', 'nick_upper', 'text', fill => 'upper("Nick Name")', not_null => true) AS job \gset
-RESET pkonline.batch_time;
+SET client_min_messages = error;
 CALL pkonline.wait(:job);
-SELECT state, last_sqlstate, last_error, last_hint FROM pkonline.status WHERE job = :job;
+SET client_min_messages = warning;
+SELECT state, last_sqlstate,
+       regexp_replace(last_error, '\(\d+ in the batch at ctid \(\d+,\d+\)\)', '(N in the batch at ctid (B,O))') AS last_error,
+       last_detail, last_hint FROM pkonline.status WHERE job = :job;
 SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job);
 SELECT col('users', 'nick_upper') AS column_left, helpers_left();
