@@ -397,3 +397,142 @@ BEGIN
     FROM pkonline.job_steps s WHERE s.job_id = steps.job ORDER BY s.step_no;
 END
 $$;
+
+-------------------------------------------------------------------------------------------------
+-- estimate(): the numbers a change is approved by — disk at its peak and after, WAL, duration —
+-- from the table's own sizes and a model measured per operation and method (bench/estimate.sh
+-- prints the model against what jobs did: docs/benchmarks.md). Read as the caller.
+-------------------------------------------------------------------------------------------------
+CREATE FUNCTION pkonline.estimate(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}',
+                                  OUT disk_peak_bytes bigint, OUT disk_after_bytes bigint, OUT wal_bytes bigint,
+                                  OUT seconds_low numeric, OUT seconds_high numeric, OUT basis text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  method text := COALESCE(args ->> 'method', 'in_place');
+  col_bytes float8;                 -- the new column's bytes per row
+  key_bytes float8;                 -- one entry of the new key's btree index
+  vac bigint := (SELECT setting FROM pg_settings WHERE name = 'pkonline.vacuum_every')::bigint;
+  sleep_ms float8 := (SELECT setting FROM pg_settings WHERE name = 'pkonline.batch_sleep')::float8;    -- in ms (the GUC's unit)
+  batch_ms float8 := GREATEST((SELECT setting FROM pg_settings WHERE name = 'pkonline.batch_time')::float8, 1);
+  wal_rate_kb float8 := (SELECT setting FROM pg_settings WHERE name = 'pkonline.max_wal_rate')::float8;
+  rate float8;                      -- WAL bytes per second jobs write here
+  rate_from text;
+  t record;
+  peak float8 := 0; after float8 := 0; wal float8 := 0; mid float8;
+  catalog_only boolean := false;
+  n_tables int := 0;
+  n_jobs bigint;
+BEGIN
+  IF operation NOT IN ('add_int_pk', 'add_column', 'set_primary_key', 'convert_pk_to_bigint') THEN
+    RAISE EXCEPTION 'pkonline has no operation "%"', operation USING ERRCODE = '22023',
+      HINT = 'estimate() knows add_int_pk, add_column, set_primary_key, convert_pk_to_bigint.';
+  END IF;
+  IF method NOT IN ('in_place', 'copy') THEN
+    RAISE EXCEPTION 'method must be ''in_place'' or ''copy''' USING ERRCODE = '22023';
+  END IF;
+  col_bytes := CASE operation
+    WHEN 'add_int_pk' THEN 8
+    WHEN 'add_column' THEN COALESCE((SELECT NULLIF(typlen, -1) FROM pg_type
+                                      WHERE oid = (COALESCE(args ->> 'column_type', 'text'))::regtype), 16)
+    ELSE 0 END;
+  IF operation = 'add_column' AND args ? 'fill' THEN
+    -- a fill that calls nothing volatile and reads no column is a catalog-only change (the
+    -- fast default); check() and the operation decide it exactly, this looks at the words
+    catalog_only := NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.provolatile = 'v'
+                                  AND (args ->> 'fill') ~* ('\m' || p.proname || '\s*\('))
+                    AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
+                                      AND NOT a.attisdropped AND (args ->> 'fill') ~* ('\m' || a.attname || '\M'));
+  END IF;
+  key_bytes := CASE operation
+    WHEN 'add_int_pk' THEN 22.5
+    WHEN 'set_primary_key' THEN 12 + COALESCE((SELECT sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 16 END)
+                                                 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
+                                                  AND a.attname IN (SELECT jsonb_array_elements_text(args -> 'columns'))), 8) * 1.25
+    WHEN 'add_column' THEN CASE WHEN COALESCE((args ->> 'is_unique')::boolean, false) THEN (12 + col_bytes) * 1.25 ELSE 0 END
+    ELSE 0 END;
+  -- the tables: the table's leaves (itself unless partitioned); convert_pk_to_bigint: and the
+  -- tables whose foreign keys reference it
+  FOR t IN
+    WITH tabs AS (
+      SELECT tbl::oid AS relid WHERE (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'r'
+      UNION
+      SELECT l.relid FROM pg_partition_tree(tbl) l WHERE l.isleaf
+      UNION
+      SELECT c.conrelid FROM pg_constraint c WHERE operation = 'convert_pk_to_bigint' AND c.contype = 'f'
+         AND c.confrelid = tbl AND COALESCE((args ->> 'referencing')::boolean, true))
+    SELECT pg_relation_size(x.relid)::float8 AS heap,
+           COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0)::float8 AS toast,
+           pg_indexes_size(x.relid)::float8 AS idx,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = x.relid) AS n_idx,
+           GREATEST(CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(x.relid) / 8192 * 100 END, 0)::float8 AS n,
+           pg_relation_size(x.relid)::float8 / 8192 AS blocks,
+           (SELECT COALESCE(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index i
+             WHERE i.indrelid = x.relid AND i.indisprimary)::float8 AS pk_idx
+      FROM tabs x JOIN pg_class c ON c.oid = x.relid
+  LOOP
+    n_tables := n_tables + 1;
+    IF catalog_only THEN
+      CONTINUE;
+    ELSIF operation = 'set_primary_key' THEN
+      after := after + t.n * key_bytes;
+      peak := peak + t.n * key_bytes;
+      wal := wal + 0.5 * t.n * key_bytes;
+    ELSIF method = 'copy' THEN
+      -- a twin written once with its indexes, storages swapped: the old one is freed at the end
+      after := after + t.n * (col_bytes + key_bytes);
+      peak := peak + t.heap + t.toast + t.n * col_bytes + t.idx + 0.5 * t.n * key_bytes;
+      wal := wal + 1.2 * (t.heap + t.toast + t.n * col_bytes) + t.idx + 0.5 * t.n * key_bytes;
+    ELSIF operation = 'convert_pk_to_bigint' THEN
+      -- every row written again in place, the key's indexes built again
+      after := after + t.idx + 0.04 * t.heap;
+      peak := peak + 0.9 * (t.heap + t.idx);
+      wal := wal + 4.5 * t.heap + 80 * t.n * t.n_idx + 0.5 * t.pk_idx;
+    ELSE
+      -- add_int_pk, add_column in place: every row gets a new version; VACUUM, every
+      -- vacuum_every blocks (a tenth of the table at least), lets them reuse the space of the old
+      -- ones, so the heap grows by one such stretch and the new column; every index takes each
+      -- row's new entry
+      after := after + 8192 * CASE WHEN vac = 0 THEN t.blocks ELSE LEAST(t.blocks, GREATEST(vac, t.blocks / 10)) END
+               + t.n * col_bytes + t.idx + t.n * key_bytes;
+      peak := after;
+      wal := wal + 3.3 * t.heap + 80 * t.n * t.n_idx + 0.5 * t.n * key_bytes;
+    END IF;
+  END LOOP;
+  IF n_tables = 0 THEN
+    RAISE EXCEPTION '% has no partition to estimate', tbl USING ERRCODE = '22023';
+  END IF;
+  -- duration: the WAL at the rate jobs wrote it on this server (done jobs the caller may see),
+  -- else 50 MB/s (measured on the bench machine: 45-80 MB/s), stretched by batch_sleep and capped
+  -- by max_wal_rate
+  SELECT sum(s.wal_bytes)::float8 / NULLIF(sum(s.busy_ms) / 1000, 0), count(DISTINCT s.job_id)
+    INTO rate, n_jobs
+    FROM pkonline.job_steps s JOIN pkonline.jobs j ON j.id = s.job_id
+   WHERE j.state = 'done' AND s.wal_bytes > 0 AND j.finished_at > now() - interval '90 days';
+  IF rate IS NULL OR rate <= 0 OR COALESCE(n_jobs, 0) < 3 THEN
+    rate := 50 * 1048576;
+    rate_from := 'an assumed 50 MB/s of WAL (fewer than 3 finished jobs here to measure from)';
+  ELSE
+    rate_from := format('%s MB/s of WAL, as %s finished jobs here wrote it', round((rate / 1048576)::numeric, 1), n_jobs);
+  END IF;
+  mid := 0.3 + wal / rate * (batch_ms + sleep_ms) / batch_ms;
+  IF wal_rate_kb > 0 THEN
+    mid := GREATEST(mid, wal / (wal_rate_kb * 1024));
+  END IF;
+  IF catalog_only THEN mid := 0.05; END IF;
+  disk_after_bytes := round(after);
+  -- WAL kept until a checkpoint recycles it (more with archiving, replication slots, wal_keep_size)
+  wal_bytes := round(wal);
+  disk_peak_bytes := round(peak + LEAST(wal, (SELECT setting::float8 * 1048576 FROM pg_settings WHERE name = 'max_wal_size')));
+  seconds_low := round((mid * 0.6)::numeric, 1);
+  seconds_high := round((mid * 1.6)::numeric, 1);
+  basis := CASE WHEN catalog_only THEN 'a catalog-only change: no row is written'
+           ELSE format('%s, %s: %s tables and their indexes as they are now; %s; duration at %s%s',
+                 operation, CASE WHEN operation IN ('add_int_pk') THEN method ELSE 'in place' END, n_tables,
+                 CASE WHEN method = 'copy' THEN 'a twin of each table, its indexes, then the old storage freed'
+                      ELSE 'a new version of every row, space reused after each VACUUM, each index growing by a row''s entry' END,
+                 rate_from,
+                 CASE WHEN wal_rate_kb > 0 THEN format(', at most pkonline.max_wal_rate (%s kB/s)', wal_rate_kb) ELSE '' END) END;
+END
+$$;
+COMMENT ON FUNCTION pkonline.estimate(regclass, text, jsonb) IS
+  'What a job would take: disk at its peak (with the WAL kept) and after, WAL written, a duration range, and what the numbers rest on';

@@ -7,6 +7,7 @@
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
+#include "pkonline/text.hpp"
 
 namespace pkonline::api {
 
@@ -61,7 +62,11 @@ std::string Wait(int64_t job, const std::optional<std::string>& timeout, bool at
   for (;;) {
     const Poll p = PollOnce(job, started, timeout, last_step, last_at, dead_polls);
     if (p.msg) Notice(*p.msg);
-    if (p.warn) Notice(*p.warn, p.hint.value_or(""), true, p.detail.value_or(""));
+    if (p.warn) Notice(*p.warn, p.hint.value_or(""), true);
+    // The job's detail may quote the table's values (a duplicated key): to this session only, as
+    // a NOTICE, which the server log does not keep at its default log_min_messages (a WARNING's
+    // DETAIL it would).
+    if (p.detail) Notice(Fmt("pkonline job %1%, detail: %2%", job, *p.detail));
     if (p.report) Notice(*p.report);
     if (p.finished) {
       spi.Close();

@@ -290,10 +290,7 @@ class RunContext final : public Context {
 
   void WaitPoint(const std::string& name) override {
     if (!job_.settings.debug_wait_points) return;
-    pg::TxnOptions opts;
-    opts.lock_extension = false;  // (the session holding the point may DROP EXTENSION)
-    pg::InTransaction(
-        "pkonline: wait point " + name, [&]() { WaitPointHere(name); }, opts);
+    pg::InTransaction("pkonline: wait point " + name, [&]() { WaitPointHere(name); });
   }
 
   void WaitPointHere(const std::string& name) override {
@@ -485,7 +482,7 @@ void RequireSamePlan(const Job& job, const std::vector<Step>& steps) {
 }
 
 // Runs the steps from the job's current one; returns the stop request that ended it, if any.
-enum class Outcome { kDone, kPause, kCancel, kGate };
+enum class Outcome { kDone, kPause, kCancel, kGate, kAgain };
 
 Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vector<unsigned>& tables) {
   const int64_t job_id = ctx.job().id;
@@ -538,6 +535,10 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
   } catch (const StopRequested& stop) {
     return stop.cancel ? Outcome::kCancel : stop.gate ? Outcome::kGate : Outcome::kPause;
   } catch (const PgError& e) {
+    // A deadlock with another session (DROP EXTENSION taking the job tables one by one, say): the
+    // worker looks for deadlocks first and gives way; the job goes on from its saved step (every
+    // step may run again).
+    if (e.sqlstate() == sqlstate::kDeadlock) return Outcome::kAgain;
     // pause() and cancel() interrupt a worker that waits (on a lock, an old snapshot, a
     // wait point) with a query cancel: see whether that is what happened.
     if (e.sqlstate() != sqlstate::kQueryCanceled) throw;
@@ -553,6 +554,8 @@ Outcome RunSteps(RunContext& ctx, const std::vector<Step>& steps, const std::vec
 
 void RunJob(int64_t job_id, const Operation& op) {
   std::string table_name;
+  constexpr int kMaxDeadlocks = 20;
+  int deadlocks = 0;
   try {
     for (;;) {
       Job job;
@@ -582,6 +585,17 @@ void RunJob(int64_t job_id, const Operation& op) {
       pg::lock_watch::Watch(tables);
       Outcome outcome = job.cancel_requested ? Outcome::kCancel : RunSteps(ctx, steps, tables);
       if (outcome == Outcome::kDone) return;
+      if (outcome == Outcome::kAgain) {
+        if (++deadlocks > kMaxDeadlocks)
+          throw PgError(sqlstate::kDeadlock, "deadlock detected, again and again");
+        pg::InTransaction("pkonline: deadlock", [&]() {
+          store::Event(job_id, "info", "",
+                       "gave way in a deadlock with another session; going on from step " +
+                           std::to_string(store::Load(job_id).step_no));
+        });
+        pg::SleepMs(100 * deadlocks);
+        continue;
+      }
       Job now;
       pg::InTransaction("pkonline: reload", [&]() { now = store::Load(job_id); });
       if (outcome == Outcome::kGate) {

@@ -21,10 +21,7 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
 #include "commands/tablecmds.h"
-#include "storage/lmgr.h"
 #include "commands/tablespace.h"
 #include "parser/analyze.h"
 #include "parser/parse_utilcmd.h"
@@ -63,7 +60,6 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
   const int lock_ms = opts.lock_timeout_ms;
   const bool repeatable = opts.repeatable_read;
   const int deadlock_ms = opts.deadlock_timeout_ms;
-  const bool lock_extension = opts.lock_extension;
   int nest = 0;
   Call([&]() {
     SetCurrentStatementStartTimestamp();
@@ -80,15 +76,11 @@ void InTransaction(const std::string& activity, const std::function<void()>& fn,
       snprintf(buf, sizeof buf, "%d", lock_ms);
       set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
     }
-    if (deadlock_ms > 0) {
+    {
       char buf[32];
-      snprintf(buf, sizeof buf, "%d", deadlock_ms);
+      snprintf(buf, sizeof buf, "%d", deadlock_ms > 0 ? deadlock_ms : TxnOptions::kDeadlockMs);
       (void)set_config_option("deadlock_timeout", buf, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
                               false);
-    }
-    if (lock_extension) {
-      const Oid ext = get_extension_oid("pkonline", true);
-      if (OidIsValid(ext)) LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
     }
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     PushActiveSnapshot(GetTransactionSnapshot());

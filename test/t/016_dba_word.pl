@@ -225,6 +225,8 @@ ok(poll("SELECT count(*) FILTER (WHERE state NOT IN ('done', 'failed')) = 0 FROM
 	'the jobs ended');
 is(su("SELECT count(*) FILTER (WHERE state = 'failed') || ' failed of ' || count(*) FROM pkonline.jobs WHERE table_name LIKE 'public.dd%'"),
 	'0 failed of 60', 'none of them failed');
+note('deadlocks the workers gave way in: '
+	  . su("SELECT count(*) FROM pkonline.events WHERE message LIKE 'gave way in a deadlock%'"));
 su('DROP VIEW keep_ext; ALTER SYSTEM RESET pkonline.max_workers; SELECT pg_reload_conf()');
 
 # --- progress: one percent for the whole job, never backwards --------------------------------------
@@ -299,5 +301,49 @@ is(su("CALL pkonline.wait($jg3, '60 s', NULL)"), 'paused', 'it stops at the gate
 refused('postgres', "SELECT pkonline.set_option($jg3, 'stop_before_final', 'perhaps')", '22023', 'not a boolean');
 is(su("SELECT pkonline.complete($jg3)"), 'queued', 'complete()');
 is(su("CALL pkonline.wait($jg3, '60 s', NULL)"), 'done', 'done');
+
+# --- the review of 0.5: holes found in these changes, each seen open before its fix -----------------
+# F1: any role may hold ACCESS EXCLUSIVE on the extension (ALTER INDEX … DEPENDS ON EXTENSION on a
+# temp index of its own); workers that locked the extension in each transaction stalled behind it,
+# and one whose lock timed out died ("unexpected state STARTED"). Workers take no such lock now.
+su('CREATE ROLE mal LOGIN');
+my $mal = $node->background_psql('postgres', extra_params => [ '-U', 'mal' ], timeout => 120);
+$mal->query_safe('CREATE TEMP TABLE x (a int); CREATE INDEX xi ON x (a)');
+$mal->query_safe('BEGIN; ALTER INDEX xi DEPENDS ON EXTENSION pkonline');
+is(su("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'mal' "
+	  . "AND l.locktype = 'object' AND l.classid = 'pg_extension'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted"),
+	'1', 'F1: mal holds ACCESS EXCLUSIVE on the extension');
+table_of('f1', 20000);
+my $jf1 = su("SET pkonline.batch_size = 4; SELECT pkonline.add_int_pk('f1')");
+is(su("CALL pkonline.wait($jf1, '60 s', NULL)"), 'done', 'F1: a job runs to its end all the same');
+$mal->query_safe('ROLLBACK');
+$mal->quit;
+
+# F2: check() read the table as the caller, a member of its owner: the owner's row-security policy
+# ran with the caller's rights (and read the caller's own table).
+su(q{CREATE ROLE owner1 LOGIN; CREATE ROLE dba1 LOGIN; GRANT owner1 TO dba1;
+CREATE SCHEMA o1 AUTHORIZATION owner1; CREATE TABLE dba_secret (s text); INSERT INTO dba_secret VALUES ('dba-only');
+ALTER TABLE dba_secret OWNER TO dba1; REVOKE ALL ON dba_secret FROM PUBLIC});
+as('owner1', q{CREATE TABLE o1.loot (who text, got text); GRANT INSERT ON o1.loot TO PUBLIC;
+CREATE FUNCTION o1.spy() RETURNS boolean LANGUAGE plpgsql AS $$BEGIN
+  INSERT INTO o1.loot SELECT current_user, (SELECT string_agg(s, ',') FROM public.dba_secret); RETURN true;
+EXCEPTION WHEN OTHERS THEN RETURN true; END$$;
+CREATE TABLE o1.r (id int, v text); INSERT INTO o1.r SELECT g, 'x' FROM generate_series(1, 100) g;
+ALTER TABLE o1.r ENABLE ROW LEVEL SECURITY; ALTER TABLE o1.r FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON o1.r USING (o1.spy())});
+my $f2 = as('dba1', q{SELECT level || ': ' || detail FROM pkonline.check('o1.r', 'set_primary_key', '{"columns": ["id"]}') WHERE item = 'data'});
+like($f2, qr/^warning: not read: its row security or a key column's type would run code its owner wrote with your rights/,
+	"F2: check() does not read a table whose row security would run its owner's code as the caller");
+is(su('SELECT count(*) FROM o1.loot'), '0', 'F2: the policy never ran as the DBA');
+
+# F3: the job's detail (sample key values) is not written to the server log by wait()
+su(q{CREATE TABLE f3 (email text, v int); INSERT INTO f3 SELECT 'someone' || (g % 50) || '@example.org', g FROM generate_series(1, 100) g});
+my $jf3 = su("SELECT pkonline.set_primary_key('f3', '{email}')");
+my $log_at = -s $node->logfile;
+my ($r3, $o3, $e3) = $node->psql('postgres', "CALL pkonline.wait($jf3, '60 s')");
+like($e3, qr/NOTICE:  pkonline job $jf3, detail: For example: \(someone\d+\@example\.org\) 2 times/, 'F3: wait() shows the session the sample values');
+my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $log_at);
+unlike($log, qr/someone\d+\@example\.org/, 'F3: the server log has none of them');
+su("SELECT pkonline.cancel($jf3)");
 
 done_testing();

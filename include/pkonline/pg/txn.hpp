@@ -15,12 +15,12 @@ namespace pkonline::pg {
 struct TxnOptions {
   int lock_timeout_ms = 0;       // SET LOCAL lock_timeout (0: leave as is)
   bool repeatable_read = false;  // one snapshot for every statement of the transaction
-  int deadlock_timeout_ms = 0;   // SET LOCAL deadlock_timeout (0: leave as is)
-  // Take ACCESS SHARE on the pkonline extension first (if it exists), as DROP EXTENSION takes
-  // ACCESS EXCLUSIVE on it before it locks the job tables one by one: the two then never hold
-  // job tables the other wants (seen: "deadlock detected" between DROP EXTENSION and a worker's
-  // step start). Off for a transaction that waits on a session the DROP could come from.
-  bool lock_extension = true;
+  // SET LOCAL deadlock_timeout; 0: kDeadlockMs. A worker's transaction looks for a deadlock long
+  // before any client does (1 s by default), so that it is the one aborted: seen, DROP EXTENSION
+  // taking the job tables one by one while a worker's step start held one of them. The runner
+  // takes a deadlock outside a step's own retries as a reason to resume the job where it is.
+  int deadlock_timeout_ms = 0;
+  static constexpr int kDeadlockMs = 50;
 };
 
 // Start a transaction, connect SPI, push a snapshot, report `activity`, run fn, commit.
