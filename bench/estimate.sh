@@ -71,7 +71,7 @@ SQL
       mb = 1048576
       rg = eg > 0 ? g / eg : 0; rw = ew > 0 ? w / ew : 0; rp = ep > 0 ? p / ep : 0
       inside = (s >= lo && s <= hi) ? "yes" : "no"
-      printf "%-15s %8d %3d | %8.1f %8.1f %5.2f | %8.1f %8.1f %5.2f | %8.1f %8.1f %5.2f | %6.1f %6.1f %6.1f %s\n",
+      printf "%-15s %8d %3d | %8.1f %8.1f %5.2f | %8.1f %8.1f %5.2f | %8.1f %8.1f %5.2f | %6.2f %6.2f %6.2f %s\n",
         op, rows, idx, g / mb, eg / mb, rg, w / mb, ew / mb, rw, p / mb, ep / mb, rp, s, lo, hi, inside
     }' | tee -a "$WORK/results"
   done; done; done

@@ -483,8 +483,11 @@ BEGIN
       peak := peak + t.heap + t.toast + t.n * col_bytes + t.idx + 0.5 * t.n * key_bytes;
       wal := wal + 1.2 * (t.heap + t.toast + t.n * col_bytes) + t.idx + 0.5 * t.n * key_bytes;
     ELSIF operation = 'convert_pk_to_bigint' THEN
-      -- every row written again in place, the key's indexes built again
-      after := after + t.idx + 0.04 * t.heap;
+      -- every row written again in place (the heap grows as add_int_pk's does, by a bigint per
+      -- row), each other index growing by a row's entry; the key's indexes are built again, new
+      -- for old, about their size
+      after := after + 8192 * CASE WHEN vac = 0 THEN t.blocks ELSE LEAST(t.blocks, GREATEST(vac, t.blocks / 10)) END
+               + t.n * 8 + (t.idx - t.pk_idx);
       peak := peak + 0.9 * (t.heap + t.idx);
       wal := wal + 4.5 * t.heap + 80 * t.n * t.n_idx + 0.5 * t.pk_idx;
     ELSE
@@ -501,20 +504,26 @@ BEGIN
   IF n_tables = 0 THEN
     RAISE EXCEPTION '% has no partition to estimate', tbl USING ERRCODE = '22023';
   END IF;
-  -- duration: the WAL at the rate jobs wrote it on this server (done jobs the caller may see),
-  -- else 50 MB/s (measured on the bench machine: 45-80 MB/s), stretched by batch_sleep and capped
-  -- by max_wal_rate
+  -- duration: the WAL at the rate jobs wrote it on this server (done jobs of 10 MB of WAL or
+  -- more that the caller may see), else 55 MB/s (the bench machine: 45-75 MB/s by operation),
+  -- stretched by batch_sleep and capped by max_wal_rate
   SELECT sum(s.wal_bytes)::float8 / NULLIF(sum(s.busy_ms) / 1000, 0), count(DISTINCT s.job_id)
     INTO rate, n_jobs
     FROM pkonline.job_steps s JOIN pkonline.jobs j ON j.id = s.job_id
-   WHERE j.state = 'done' AND s.wal_bytes > 0 AND j.finished_at > now() - interval '90 days';
+   WHERE j.state = 'done' AND j.finished_at > now() - interval '90 days'
+     AND (SELECT sum(x.wal_bytes) FROM pkonline.job_steps x WHERE x.job_id = j.id) >= 10 * 1048576;
   IF rate IS NULL OR rate <= 0 OR COALESCE(n_jobs, 0) < 3 THEN
-    rate := 50 * 1048576;
-    rate_from := 'an assumed 50 MB/s of WAL (fewer than 3 finished jobs here to measure from)';
+    rate := 55 * 1048576;
+    rate_from := 'an assumed 55 MB/s of WAL (fewer than 3 finished jobs here to measure from)';
   ELSE
     rate_from := format('%s MB/s of WAL, as %s finished jobs here wrote it', round((rate / 1048576)::numeric, 1), n_jobs);
   END IF;
-  mid := 0.3 + wal / rate * (batch_ms + sleep_ms) / batch_ms;
+  mid := 0.05 + wal / rate * (batch_ms + sleep_ms) / batch_ms;
+  IF operation = 'add_column' THEN
+    mid := mid * 1.25;  -- the fill is computed per row (gen_random_uuid(): 45 MB/s where others write 55)
+  ELSIF operation = 'set_primary_key' THEN
+    mid := 0.05 + after / (20 * 1048576);  -- an index build: it writes little WAL (compressed pages)
+  END IF;
   IF wal_rate_kb > 0 THEN
     mid := GREATEST(mid, wal / (wal_rate_kb * 1024));
   END IF;
@@ -523,8 +532,8 @@ BEGIN
   -- WAL kept until a checkpoint recycles it (more with archiving, replication slots, wal_keep_size)
   wal_bytes := round(wal);
   disk_peak_bytes := round(peak + LEAST(wal, (SELECT setting::float8 * 1048576 FROM pg_settings WHERE name = 'max_wal_size')));
-  seconds_low := round((mid * 0.6)::numeric, 1);
-  seconds_high := round((mid * 1.6)::numeric, 1);
+  seconds_low := round((mid * 0.6)::numeric, 2);
+  seconds_high := round((mid * 1.6)::numeric, 2);
   basis := CASE WHEN catalog_only THEN 'a catalog-only change: no row is written'
            ELSE format('%s, %s: %s tables and their indexes as they are now; %s; duration at %s%s',
                  operation, CASE WHEN operation IN ('add_int_pk') THEN method ELSE 'in place' END, n_tables,

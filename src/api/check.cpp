@@ -172,6 +172,7 @@ std::vector<Finding> Check(const CheckArgs& c) {
   const Args args(c.operation, c.args, c.search_path);
   CheckedOperation op;
   op.operation = c.operation;
+  op.args_json = c.args;
   std::vector<Finding> out{DryRun(c, args, op)};
   // The rest reads the table, locked ACCESS SHARE to the end of the transaction so that it
   // stays while it is read: an ordinary table, or a partitioned one's tree (what else it is, the
@@ -180,6 +181,7 @@ std::vector<Finding> Check(const CheckArgs& c) {
   if (pg::RelKind(c.relid) == 'r') {
     SizeAndDisk(c.relid, op, out);
     Duration(c.relid, op, out);
+    Wal(c.relid, op, out);
     Transactions(out);
     Replication(c.relid, op, out);
     Attached(c.relid, out);
@@ -187,6 +189,7 @@ std::vector<Finding> Check(const CheckArgs& c) {
       KeyData(c.relid, op, out);
   } else if (pg::RelKind(c.relid) == 'p') {
     Partitions(c.relid, op, out);
+    Wal(c.relid, op, out);
     Transactions(out);
   }
   spi.Close();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "pkonline/guc.hpp"
 #include "pkonline/ops/partitions.hpp"
@@ -14,6 +15,7 @@
 #include "pkonline/pg/disk.hpp"
 #include "pkonline/pg/sample.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::api {
@@ -48,15 +50,39 @@ std::string Interval(double seconds, int64_t floor = 1) {
 // Bytes per entry of a new btree index on one 8-byte key (tuple header, key, line pointer, at
 // the default fillfactor 90).
 constexpr double kIndexEntryBytes = 22;
-// An in-place backfill rewrites every row once; VACUUM every pkonline.vacuum_every blocks lets
-// the next batches reuse the space, and the table grows by about this much.
-constexpr double kInPlaceGrowth = 0.15;
-// A job's time per heap block against the time a read of that block takes (pg/sample.hpp),
-// measured with bench/check_estimate.sh (1M rows of the bench table, cached, 2 cores, the
-// defaults): rewriting rows in place ~880 reads, filling a volatile column ~870, converting a key
-// ~900, the copy ~125, a unique index alone ~120.
-constexpr double kInPlaceFactor = 880, kFillFactor = 870, kCopyFactor = 125, kIndexOnlyFactor = 120,
-                 kConvertFactor = 900;
+
+// pkonline.estimate()'s numbers for the operation check() looks at (the SQL function holds the
+// model: sql/pkonline--0.4--0.5.sql).
+struct Estimate {
+  double data_peak = 0, after = 0, wal = 0, wal_kept = 0, seconds_low = 0, seconds_high = 0;
+  std::string basis;
+};
+
+Estimate EstimateNow(unsigned relid, const CheckedOperation& op) {
+  auto r = pg::Query(
+      "SELECT e.disk_peak_bytes, e.disk_after_bytes, e.wal_bytes, e.seconds_low, e.seconds_high, e.basis, "
+      "LEAST(e.wal_bytes, (SELECT setting::float8 * 1048576 FROM pg_catalog.pg_settings WHERE name = "
+      "'max_wal_size')) "
+      "FROM pkonline.estimate($1::oid::pg_catalog.regclass, $2, COALESCE($3, '{}')::pg_catalog.jsonb) e",
+      {Rel(relid), V(op.operation), op.args_json.empty() ? pg::Value{} : pg::Value(op.args_json)}, true);
+  const auto& row = r.rows.at(0);
+  Estimate e;
+  e.wal_kept = Num(row[6]);
+  e.data_peak = Num(row[0]) - e.wal_kept;
+  e.after = Num(row[1]);
+  e.wal = Num(row[2]);
+  e.seconds_low = Num(row[3]);
+  e.seconds_high = Num(row[4]);
+  e.basis = row[5].value_or("");
+  return e;
+}
+
+// The estimate, or (arguments the operation refuses: its finding says why) none.
+std::optional<Estimate> EstimateOf(unsigned relid, const CheckedOperation& op) {
+  Estimate e;
+  if (pg::InRolledBackSubtransaction([&]() { e = EstimateNow(relid, op); })) return std::nullopt;
+  return e;
+}
 
 struct Sizes {
   double table = 0, indexes = 0, rows = 0;
@@ -73,42 +99,6 @@ Sizes SizesOf(unsigned relid) {
   return {Num(r.rows[0][0]), Num(r.rows[0][1]), Num(r.rows[0][2]), AsInt(r.rows[0][3])};
 }
 
-// What the operation writes besides the rows it changes in place, and how it is made up.
-std::pair<double, std::string> Needed(unsigned relid, const CheckedOperation& op, const Sizes& s) {
-  const double growth = kInPlaceGrowth * s.table, key = s.rows * kIndexEntryBytes;
-  if (op.operation == "add_int_pk" && op.copy)
-    return {CopyMethodBytes(relid), "a second copy of the table and its indexes, and the key's index"};
-  if (op.operation == "add_int_pk")
-    return {growth + s.rows * 8 + key,
-            "the rows rewritten in place (~15 % growth, and 8 bytes more each) and the key's index"};
-  if (op.operation == "add_column" && op.catalog_only)
-    return {0, "the value is not volatile: a catalog-only change, no row is rewritten"};
-  if (op.operation == "add_column")
-    return {growth + (op.unique ? key : 0),
-            op.unique ? "the rows rewritten in place (~15 % growth, plus the new values) and the unique index"
-                      : "the rows rewritten in place (~15 % growth, plus the new values)"};
-  if (op.operation == "set_primary_key")
-    return {key * static_cast<double>(std::max<size_t>(1, op.columns.size())),
-            "the new unique index (none if an existing one is reused)"};
-  // convert_pk_to_bigint: the shadow columns' backfill and every index on a converted column,
-  // built again (wider), in each table it touches.
-  auto r = pg::Query(
-      "WITH cols AS (SELECT conrelid AS rel, conkey[1] AS att FROM pg_catalog.pg_constraint "
-      "  WHERE conrelid = $1::oid AND contype = 'p' "
-      "  UNION SELECT conrelid, conkey[1] FROM pg_catalog.pg_constraint "
-      "  WHERE confrelid = $1::oid AND contype = 'f' AND $2::boolean) "
-      "SELECT COALESCE((SELECT sum(pg_catalog.pg_table_size(rel)) FROM (SELECT DISTINCT rel FROM cols) t), "
-      "0), "
-      "COALESCE((SELECT sum(GREATEST(c.reltuples, 0)) FROM pg_catalog.pg_class c "
-      "  WHERE c.oid IN (SELECT rel FROM cols)), 0), "
-      "COALESCE((SELECT sum(pg_catalog.pg_relation_size(i.indexrelid)) FROM pg_catalog.pg_index i "
-      "  WHERE EXISTS (SELECT 1 FROM cols WHERE cols.rel = i.indrelid AND cols.att = ANY (i.indkey))), 0)",
-      {Rel(relid), V(std::string(op.referencing ? "true" : "false"))}, true);
-  return {kInPlaceGrowth * Num(r.rows[0][0]) + 8 * Num(r.rows[0][1]) + 1.2 * Num(r.rows[0][2]),
-          "the new bigint columns filled in place (~15 % growth, and 8 bytes more a row) and each index on a "
-          "converted column built again"};
-}
-
 }  // namespace
 
 double CopyMethodBytes(unsigned relid) {
@@ -122,19 +112,22 @@ void SizeAndDisk(unsigned relid, const CheckedOperation& op, std::vector<Finding
                  Fmt("table %1%, indexes %2%, about %3% rows in %4% blocks", Bytes(s.table), Bytes(s.indexes),
                      static_cast<int64_t>(s.rows), s.blocks),
                  ""});
-  const auto [need, what] = Needed(relid, op, s);
+  const std::optional<Estimate> est = EstimateOf(relid, op);
+  if (!est) return;  // (the operation's finding says what is wrong with its arguments)
+  const Estimate& e = *est;
+  const double need = e.data_peak;
   if (need <= 0) {
-    out.push_back({"ok", "disk", Fmt("%1% needs no room: %2%", op.operation, what), ""});
+    out.push_back({"ok", "disk", Fmt("%1% needs no room: %2%", op.operation, e.basis), ""});
     return;
   }
+  const std::string what = Fmt("%1% after the job; pkonline.estimate() for what it rests on", Bytes(e.after));
   pg::FreeSpace free = pg::FreeSpaceFor(relid);
   if (!AsBool(pg::Query("SELECT pg_catalog.pg_has_role('pg_monitor', 'USAGE')", {}, true).scalar())) {
     free.bytes.reset();  // the server's file systems are for its monitors to see
     free.unknown_why = "shown to members of pg_monitor only";
   }
-  const std::string needs = Fmt("%1% needs about %2% more: %3%", op.operation, Bytes(need), what);
-  const std::string wal =
-      "WAL is not counted: it goes to pg_wal, within max_wal_size and the archive's pace.";
+  const std::string needs = Fmt("%1% needs about %2% more at its peak, %3%", op.operation, Bytes(need), what);
+  const std::string wal = "The WAL it writes goes to pg_wal: see the finding wal.";
   if (!free.bytes) {
     out.push_back({"warning", "disk",
                    Fmt("%1%; the free space of tablespace %2% is unknown (%3%)", needs, free.tablespace,
@@ -170,9 +163,7 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
       true);
   if (r.empty()) return;
   const auto& row = r.rows[0];
-  const int64_t table_blocks = AsInt(row[1]);
-  const int64_t blocks = table_blocks + AsInt(row[2]);
-  const jobs::JobSettings settings = guc::CurrentJobSettings();
+  const int64_t blocks = AsInt(row[1]) + AsInt(row[2]);
   if (!AsBool(row[0])) {
     out.push_back({"warning", "duration", "unknown: you may not read the table, so no sample was timed",
                    "Run check() as the table's owner."});
@@ -185,39 +176,60 @@ void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& 
                    ""});
     return;
   }
-  // Three batch-sized samples (start, middle, end of the heap), or the whole of a small table,
-  // read page by page (pg/sample.hpp: no SQL, so none of the table's code runs) and timed here.
-  const int64_t sample = std::max(1, settings.batch_size);
-  std::vector<int64_t> starts{0};
-  if (table_blocks > 3 * sample) starts = {0, (table_blocks - sample) / 2, table_blocks - sample};
-  const int64_t length = starts.size() == 1 ? table_blocks : sample;
-  double seconds = 0;
-  int64_t read = 0, rows = 0;
-  for (int64_t start : starts) {
-    const auto t0 = std::chrono::steady_clock::now();
-    rows += pg::ReadHeapBlocks(relid, start, length);
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    read += std::min(length, table_blocks - start);
+  const std::optional<Estimate> est = EstimateOf(relid, op);
+  if (!est) return;
+  const Estimate& e = *est;
+  out.push_back(
+      {"ok", "duration",
+       Fmt("between %1% and %2% (%3%)", Interval(e.seconds_low, 0), Interval(e.seconds_high, 0), e.basis),
+       "Throttles (pkonline.max_replica_lag, max_wal_rate), lock waits, old snapshots and the application's "
+       "load make it longer (bench/estimate.sh: 30 of 30 jobs inside the range on the bench machine)."});
+}
+
+// The WAL the job writes, against what keeps it: max_wal_size (more frequent checkpoints beyond
+// it), replication slots (kept until their consumers have it), archiving (the archive must take
+// it), physical standbys (they replay it).
+void Wal(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out) {
+  const std::optional<Estimate> est = EstimateOf(relid, op);
+  if (!est) return;
+  const Estimate& e = *est;
+  if (e.wal <= 0) {
+    out.push_back({"ok", "wal", "no WAL to speak of: " + e.basis, ""});
+    return;
   }
-  const double per_block = seconds / static_cast<double>(std::max<int64_t>(read, 1));
-  // The job's time per block read, measured on the bench (bench/check_estimate.sh): writing rows
-  // and WAL, the index builds, VACUUM and the pauses between batches.
-  const double factor = op.operation == "add_int_pk"        ? (op.copy ? kCopyFactor : kInPlaceFactor)
-                        : op.operation == "add_column"      ? kFillFactor
-                        : op.operation == "set_primary_key" ? kIndexOnlyFactor
-                                                            : kConvertFactor;
-  const double pacing = settings.batch_time_ms > 0
-                            ? static_cast<double>(settings.batch_time_ms + settings.batch_sleep_ms) /
-                                  static_cast<double>(settings.batch_time_ms)
-                            : 1.0;
-  const double estimate = per_block * static_cast<double>(blocks) * factor * pacing;
-  out.push_back({"ok", "duration",
-                 Fmt("about %1% (between %2% and %3%), from %4% row versions in %5% blocks read in %6% ms of "
-                     "%7% blocks",
-                     Interval(estimate), Interval(estimate / 2), Interval(estimate * 2), rows, read,
-                     Fmt("%.1f", seconds * 1000), blocks),
-                 "Throttles (pkonline.max_replica_lag, max_wal_rate), lock waits and the application's load "
-                 "make it longer; a table read from cache makes the estimate short."});
+  auto r = pg::Query(
+      "SELECT (SELECT setting::float8 * 1048576 FROM pg_catalog.pg_settings WHERE name = 'max_wal_size'), "
+      "(SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = 'max_slot_wal_keep_size'), "
+      "(SELECT count(*) FROM pg_catalog.pg_replication_slots), "
+      "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'archive_mode'), "
+      "(SELECT count(*) FROM pg_catalog.pg_stat_replication)",
+      {}, true);
+  const auto& row = r.rows.at(0);
+  const double max_wal = Num(row[0]), slot_keep_mb = Num(row[1]);
+  const int64_t slots = AsInt(row[2]), standbys = AsInt(row[4]);
+  const bool archiving = row[3].value_or("off") != "off";
+  std::string detail = Fmt("about %1% of WAL (%2% max_wal_size)", Bytes(e.wal), Bytes(max_wal));
+  std::vector<std::string> notes;
+  bool warn = false;
+  if (e.wal > max_wal) notes.push_back("more than max_wal_size: checkpoints come sooner while it runs");
+  if (slots > 0) {
+    notes.push_back(
+        slot_keep_mb < 0
+            ? Fmt("%1% replication slot(s) keep it until their consumers have it, without a limit "
+                  "(max_slot_wal_keep_size = -1)",
+                  slots)
+            : Fmt("%1% replication slot(s) keep up to max_slot_wal_keep_size (%2%) of it", slots,
+                  Bytes(slot_keep_mb * 1048576)));
+    warn = warn || slot_keep_mb < 0;
+  }
+  if (archiving) notes.push_back("archive_mode is on: the archive must take all of it");
+  if (standbys > 0) notes.push_back(Fmt("%1% standby(s) replay it", standbys));
+  for (const auto& n : notes) detail += "; " + n;
+  out.push_back(
+      {warn ? "warning" : "ok", "wal", detail,
+       warn ? "Make sure pg_wal's file system has room for it until every slot's consumer has it, or "
+              "set pkonline.max_wal_rate to spread it out."
+            : "pkonline.max_wal_rate spreads it out if the archive or the standbys cannot keep up."});
 }
 
 void Transactions(std::vector<Finding>& out) {

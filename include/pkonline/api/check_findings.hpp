@@ -20,11 +20,14 @@ struct CheckedOperation {
   bool catalog_only = false;         // add_column with a fill that is not volatile: no row rewritten
   bool referencing = true;           // convert_pk_to_bigint
   std::vector<std::string> columns;  // set_primary_key; add_int_pk's pk_columns
+  std::string args_json;             // check()'s args, as given (for pkonline.estimate())
 };
 
 void SizeAndDisk(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Duration(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Transactions(std::vector<Finding>& out);
+// The WAL the operation writes (pkonline.estimate()) against max_wal_size, slots, archiving, standbys.
+void Wal(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Replication(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out);
 void Attached(unsigned relid, std::vector<Finding>& out);
 // set_primary_key: NULLs and duplicates in the new key, and a UNIQUE constraint it makes redundant.
