@@ -114,6 +114,22 @@ SELECT level, detail, advice FROM pkonline.check('ready') WHERE item = 'publicat
 SELECT level, detail FROM pkonline.check('ready', 'add_int_pk', '{"method": "copy"}') WHERE item = 'operation';
 DROP PUBLICATION ready_pub;
 
+-- estimate(): the numbers to plan by, for each operation and method; bad input is refused
+SELECT disk_after_bytes > 0 AND wal_bytes > 0 AND disk_peak_bytes >= disk_after_bytes
+       AND seconds_low > 0 AND seconds_high > seconds_low AND seconds_high / seconds_low <= 3 AS sane,
+       basis ~ '^add_int_pk, in_place: 1 tables' AS basis_says
+  FROM pkonline.estimate('ready');
+SELECT e.op, e.disk_after_bytes > 0 AS grows, e.wal_bytes > 0 AS writes_wal
+  FROM (SELECT 'copy' AS op, * FROM pkonline.estimate('ready', 'add_int_pk', '{"method": "copy"}')
+        UNION ALL SELECT 'uuid', * FROM pkonline.estimate('ready', 'add_column', '{"column_type": "uuid", "fill": "gen_random_uuid()"}')
+        UNION ALL SELECT 'row', * FROM pkonline.estimate('ready', 'add_column', '{"column_type": "int", "fill": "a + 1"}')
+        UNION ALL SELECT 'constant', * FROM pkonline.estimate('ready', 'add_column', '{"column_type": "int", "fill": "42"}')
+        UNION ALL SELECT 'set_pk', * FROM pkonline.estimate('ready', 'set_primary_key', '{"columns": ["a"]}')) e;
+SELECT try($$SELECT * FROM pkonline.estimate('ready', 'drop_everything')$$);
+SELECT try($$SELECT * FROM pkonline.estimate('ready', 'add_int_pk', '{"method": "sideways"}')$$);
+SELECT try($$SELECT * FROM pkonline.estimate(NULL)$$);
+SELECT try($$SELECT * FROM pkonline.estimate('pg_class_oid_index')$$);
+
 -- A role that does not own the table: refused as the operation refuses it, and nothing read.
 CREATE ROLE check_stranger;
 GRANT USAGE ON SCHEMA chk TO check_stranger;

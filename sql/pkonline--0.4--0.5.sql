@@ -423,6 +423,12 @@ DECLARE
   n_tables int := 0;
   n_jobs bigint;
 BEGIN
+  IF tbl IS NULL OR operation IS NULL OR args IS NULL THEN
+    RAISE EXCEPTION 'tbl, operation and args must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
+  END IF;
   IF operation NOT IN ('add_int_pk', 'add_column', 'set_primary_key', 'convert_pk_to_bigint') THEN
     RAISE EXCEPTION 'pkonline has no operation "%"', operation USING ERRCODE = '22023',
       HINT = 'estimate() knows add_int_pk, add_column, set_primary_key, convert_pk_to_bigint.';
@@ -435,13 +441,17 @@ BEGIN
     WHEN 'add_column' THEN COALESCE((SELECT NULLIF(typlen, -1) FROM pg_type
                                       WHERE oid = (COALESCE(args ->> 'column_type', 'text'))::regtype), 16)
     ELSE 0 END;
-  IF operation = 'add_column' AND args ? 'fill' THEN
-    -- a fill that calls nothing volatile and reads no column is a catalog-only change (the
-    -- fast default); check() and the operation decide it exactly, this looks at the words
-    catalog_only := NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.provolatile = 'v'
-                                  AND (args ->> 'fill') ~* ('\m' || p.proname || '\s*\('))
-                    AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
-                                      AND NOT a.attisdropped AND (args ->> 'fill') ~* ('\m' || a.attname || '\M'));
+  IF operation = 'add_column' AND args ? 'catalog_only' THEN
+    catalog_only := (args ->> 'catalog_only')::boolean;  -- check() knows it exactly
+  ELSIF operation = 'add_column' AND args ? 'fill' THEN
+    -- a fill whose words name no volatile function and no column of the table: a catalog-only
+    -- change (the fast default); check() and the operation decide it exactly
+    catalog_only := NOT EXISTS (
+      SELECT 1 FROM regexp_split_to_table(lower(args ->> 'fill'), '[^[:alnum:]_$]+') w(tok)
+       WHERE tok <> ''
+         AND (EXISTS (SELECT 1 FROM pg_proc p WHERE p.provolatile = 'v' AND lower(p.proname) = w.tok)
+              OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
+                            AND NOT a.attisdropped AND lower(a.attname) = w.tok)));
   END IF;
   key_bytes := CASE operation
     WHEN 'add_int_pk' THEN 22.5

@@ -63,8 +63,11 @@ Estimate EstimateNow(unsigned relid, const CheckedOperation& op) {
       "SELECT e.disk_peak_bytes, e.disk_after_bytes, e.wal_bytes, e.seconds_low, e.seconds_high, e.basis, "
       "LEAST(e.wal_bytes, (SELECT setting::float8 * 1048576 FROM pg_catalog.pg_settings WHERE name = "
       "'max_wal_size')) "
-      "FROM pkonline.estimate($1::oid::pg_catalog.regclass, $2, COALESCE($3, '{}')::pg_catalog.jsonb) e",
-      {Rel(relid), V(op.operation), op.args_json.empty() ? pg::Value{} : pg::Value(op.args_json)}, true);
+      "FROM pkonline.estimate($1::oid::pg_catalog.regclass, $2, $3::pg_catalog.jsonb "
+      "  || pg_catalog.jsonb_build_object('catalog_only', $4::boolean)) e",
+      {Rel(relid), V(op.operation), V(op.args_json.empty() ? std::string("{}") : op.args_json),
+       V(std::string(op.catalog_only ? "true" : "false"))},
+      true);
   const auto& row = r.rows.at(0);
   Estimate e;
   e.wal_kept = Num(row[6]);
