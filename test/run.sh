@@ -49,10 +49,14 @@ rule "every C++ file is formatted (clang-format --dry-run -Werror; make format f
   clang-format --dry-run -Werror src/*.cpp src/*/*.cpp include/pkonline/*.hpp include/pkonline/*/*.hpp test/unit/*.cpp
 
 echo "== pg_regress and isolation tests (throwaway cluster, shared_preload_libraries=pkonline)"
+# pg_regress twice in a row against the same server: installcheck leaves it as it found it.
 as_pg pg_virtualenv -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
-  bash -c "make -C '$WORK' installcheck ISOLATION= TAP_TESTS=; make -C '$WORK' installcheck REGRESS= TAP_TESTS=" \
+  bash -c "make -C '$WORK' installcheck ISOLATION= TAP_TESTS=; \
+           [ -f '$WORK/regression.diffs' ] && mv '$WORK/regression.diffs' '$WORK/regression.diffs.first'; \
+           echo '== pg_regress again, on the same server'; make -C '$WORK' installcheck ISOLATION= TAP_TESTS=; \
+           make -C '$WORK' installcheck REGRESS= TAP_TESTS=" \
   2>&1 | tee "$WORK/regress.log"
-for f in "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do
+for f in "$WORK/regression.diffs.first" "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do
   [ -s "$f" ] && { echo "---- $f"; cat "$f"; }
 done
 

@@ -4,10 +4,12 @@
 // read, up to kReadLimit bytes; past that, pg_stats' estimates. Read as the caller (the table's
 // owner: the operation's own checks passed).
 #include <chrono>
+#include <optional>
 
 #include "pkonline/api/check_findings.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"
 
 namespace pkonline::api {
@@ -21,7 +23,8 @@ struct Key {
   bool not_null = false;
   std::string unique_index, unique_constraint;
   double bytes = 0;
-  bool readable = true;  // no row security, no key type, that would run the owner's code as the caller
+  bool has_pk = false;
+  unsigned owner = 0;  // the table's: its code (policies, index expressions, types) runs as it
 };
 
 // A text[] literal: {"a","b"}, each element quoted, its quotes and backslashes escaped.
@@ -60,13 +63,8 @@ Key Describe(unsigned relid, const std::vector<std::string>& columns) {
       "        = (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest($2::text[]) c) "
       "  ORDER BY 1 LIMIT 1), "
       "pg_catalog.pg_relation_size($1::oid), "
-      "(NOT c.relrowsecurity OR c.relowner = CURRENT_USER::pg_catalog.regrole "
-      " OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER)) "
-      // (and no key column of a type another role made: its operators would run as the caller)
-      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = "
-      "a.atttypid "
-      "  WHERE a.attrelid = $1::oid AND a.attname = ANY ($2::name[]) AND t.oid >= 16384 "
-      "    AND t.typowner <> CURRENT_USER::pg_catalog.regrole) "
+      "c.relowner, "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint p WHERE p.conrelid = $1::oid AND p.contype = 'p') "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
       {pg::V(static_cast<int64_t>(relid)), pg::V(ArrayLiteral(columns))}, true);
   const auto& row = r.rows.at(0);
@@ -80,7 +78,8 @@ Key Describe(unsigned relid, const std::vector<std::string>& columns) {
   k.unique_index = unique.substr(0, space);
   if (space != std::string::npos) k.unique_constraint = unique.substr(space + 1);
   k.bytes = std::stod(row[5].value_or("0"));
-  k.readable = pg::AsBool(row[6]);
+  k.owner = static_cast<unsigned>(pg::AsInt(row[6]));
+  k.has_pk = pg::AsBool(row[7]);
   return k;
 }
 
@@ -95,8 +94,18 @@ void KeyData(unsigned relid, const CheckedOperation& op, std::vector<Finding>& o
              k.unique_constraint.empty() ? "unique index " + k.unique_index
                                          : "UNIQUE constraint " + k.unique_constraint,
              k.list),
-         "With old_pk the job keeps or drops only the old key; drop this one after the job if nothing "
-         "refers to it (foreign keys may use it)."});
+         k.unique_constraint.empty() && k.not_null
+             // a bare unique index over NOT NULL columns can become the key as it is
+             ? Fmt("It can be the key itself, with no index built: ALTER TABLE %1% ADD PRIMARY KEY USING "
+                   "INDEX "
+                   "%2% (a brief ACCESS EXCLUSIVE%3%); or, after the job, drop it if nothing refers to it.",
+                   k.table, k.unique_index,
+                   k.has_pk
+                       ? "; the table's current primary key must be dropped first, which set_primary_key "
+                         "does for you"
+                       : "")
+             : std::string("With old_pk the job keeps or drops only the old key; drop this one after the job "
+                           "if nothing refers to it (foreign keys may use it).")});
   const std::string null_query = "SELECT * FROM " + k.table + " WHERE " + k.any_null;
   const std::string dup_query = "SELECT " + k.list + ", count(*) FROM " + k.table + " GROUP BY " + k.list +
                                 " HAVING count(*) > 1 ORDER BY count(*) DESC";
@@ -108,9 +117,7 @@ void KeyData(unsigned relid, const CheckedOperation& op, std::vector<Finding>& o
          ""});
     return;
   }
-  // Row security on the table would run its owner's policies as the caller, who is only a member
-  // of that owner (found by the review of 0.5: a policy function read the DBA's own table): not read.
-  if (k.bytes > kReadLimit || !k.readable) {
+  if (k.bytes > kReadLimit) {
     auto s = pg::Query(
         "SELECT pg_catalog.max(s.null_frac), pg_catalog.bool_or(s.n_distinct = -1) FROM pg_catalog.pg_stats "
         "s "
@@ -120,29 +127,40 @@ void KeyData(unsigned relid, const CheckedOperation& op, std::vector<Finding>& o
     out.push_back(
         {"warning", "data",
          Fmt("not read: %1%; pg_stats: up to %2% of a column NULL%3%",
-             k.readable ? Fmt("the table has %1% MB, more than check() reads",
-                              static_cast<int64_t>(k.bytes / 1048576))
-                        : std::string("its row security or a key column's type would run code its owner "
-                                      "wrote with your rights"),
+             Fmt("the table has %1% MB, more than check() reads", static_cast<int64_t>(k.bytes / 1048576)),
              s.rows[0][0].value_or("?"), pg::AsBool(s.rows[0][1]) ? ", one column estimated unique" : ""),
          "The job's preflight reads it (ACCESS SHARE only) and stops before any change if there are "
          "NULLs or duplicates. To know now: " +
              null_query + "; " + dup_query});
     return;
   }
+  // Planned and read as the table's owner in a security-restricted operation, as ANALYZE reads
+  // it, and rolled back: planning a query runs the table's code (a partial index's predicate,
+  // expression statistics, policies, its types' operators), which is its owner's, never to run
+  // with the caller's rights (found by the second review of 0.5: a superuser's check() made the
+  // owner superuser).
   const auto t0 = std::chrono::steady_clock::now();
-  const int64_t nulls =
-      k.not_null
-          ? 0
-          : pg::AsInt(
-                pg::Query("SELECT count(*) FROM " + k.table + " WHERE " + k.any_null, {}, true).scalar());
-  int64_t groups = 0, extra = 0;
-  if (k.unique_index.empty()) {
-    auto r = pg::Query("SELECT count(*), COALESCE(sum(n - 1), 0) FROM (SELECT count(*) n FROM " + k.table +
-                           " WHERE NOT (" + k.any_null + ") GROUP BY " + k.list + " HAVING count(*) > 1) d",
-                       {}, true);
-    groups = pg::AsInt(r.rows[0][0]);
-    extra = pg::AsInt(r.rows[0][1]);
+  int64_t nulls = 0, groups = 0, extra = 0;
+  const std::optional<PgError> failed = pg::InRolledBackSubtransaction([&]() {
+    pg::AsOwnerRestricted(k.owner, [&]() {
+      if (!k.not_null)
+        nulls = pg::AsInt(
+            pg::Query("SELECT count(*) FROM ONLY " + k.table + " WHERE " + k.any_null, {}, true).scalar());
+      if (k.unique_index.empty()) {
+        auto r = pg::Query("SELECT count(*), COALESCE(sum(n - 1), 0) FROM (SELECT count(*) n FROM ONLY " +
+                               k.table + " WHERE NOT (" + k.any_null + ") GROUP BY " + k.list +
+                               " HAVING count(*) > 1) d",
+                           {}, true);
+        groups = pg::AsInt(r.rows[0][0]);
+        extra = pg::AsInt(r.rows[0][1]);
+      }
+    });
+  });
+  if (failed) {
+    out.push_back(
+        {"warning", "data", "not read: " + failed->message(),
+         "The job's preflight reads it and stops before any change if there are NULLs or duplicates."});
+    return;
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (nulls == 0 && groups == 0) {

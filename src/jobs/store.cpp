@@ -274,6 +274,18 @@ void CountLockRetry(int64_t job_id) {
   PrivQuery("UPDATE pkonline.jobs SET lock_retries = lock_retries + 1 WHERE id = $1::bigint", {V(job_id)});
 }
 
+void NoteQueueWait(int64_t job_id) {
+  PrivQuery(
+      "INSERT INTO pkonline.events (job_id, kind, message, detail) "
+      "SELECT q.id, 'wait', pg_catalog.format('waited %s s in the queue for a worker', pg_catalog.round(q.ms "
+      "/ 1000, 1)), "
+      "pg_catalog.jsonb_build_object('waited_ms', q.ms, 'for', 'a worker') "
+      "FROM (SELECT j.id, (EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at) * 1000)::numeric "
+      "AS ms "
+      "      FROM pkonline.jobs j WHERE j.id = $1::bigint AND j.state = 'queued') q WHERE q.ms > 1000",
+      {V(job_id)});
+}
+
 void SetWaiting(int64_t job_id, const std::string& what) {
   const bool has_column =
       !PrivQuery(

@@ -116,12 +116,14 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 
 namespace {
 
-// The pause after a batch; one longer than a second is a wait a DBA should see (status.waiting_for).
-void Pause(Context& ctx, long ms, const jobs::JobSettings& settings) {
+// The pause after a batch; one longer than a second is a wait a DBA should see (status.waiting_for,
+// and `paced_ms`, which the walk reports when it ends).
+void Pause(Context& ctx, long ms, const jobs::JobSettings& settings, double* paced_ms) {
   if (ms <= 1000) {
     ctx.Sleep(ms);
     return;
   }
+  *paced_ms += static_cast<double>(ms);
   const bool for_wal = ms > settings.batch_sleep_ms;
   ctx.SetWaiting(
       for_wal ? Fmt("the WAL rate limit: pkonline.max_wal_rate is %1% kB/s; pausing %2% ms after a batch",
@@ -152,6 +154,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   pg::Statement batch;  // planned once, kept across the batches' transactions
   bool replanned = false;
   std::string guarded;
+  double paced_ms = 0;  // pauses of more than a second between batches (max_wal_rate, batch_sleep)
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
@@ -219,8 +222,16 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
     const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
-    if (cursor < to) Pause(ctx, pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms), settings);
+    if (cursor < to)
+      Pause(ctx, pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms), settings, &paced_ms);
   }
+  if (paced_ms > 0)
+    ctx.Event("throttle",
+              Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "
+                  "(pkonline.max_wal_rate, "
+                  "batch_sleep)",
+                  paced_ms / 1000),
+              Fmt("{\"waited_ms\": %.1f, \"for\": \"the WAL rate limit or batch_sleep\"}", paced_ms));
   return total;
 }
 

@@ -308,14 +308,16 @@ void CheckInterrupts() {
   Call([]() { CHECK_FOR_INTERRUPTS(); });
 }
 
-void AsRole(unsigned role, const std::function<void()>& fn) {
+namespace {
+
+void AsRoleWith(unsigned role, int flags, const std::function<void()>& fn) {
   Oid saved_user;
   int saved_ctx;
   GetUserIdAndSecContext(&saved_user, &saved_ctx);
   // search_path pinned again: code that ran earlier in the transaction (the table owner's) may
   // have changed it, and fn runs with another role's rights.
   const int nest = Call([]() { return NewGUCNestLevel(); });
-  SetUserIdAndSecContext(role, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+  SetUserIdAndSecContext(role, saved_ctx | SECURITY_LOCAL_USERID_CHANGE | flags);
   try {
     Call([]() {
       (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -328,6 +330,14 @@ void AsRole(unsigned role, const std::function<void()>& fn) {
   }
   SetUserIdAndSecContext(saved_user, saved_ctx);
   Call([&]() { AtEOXact_GUC(true, nest); });
+}
+
+}  // namespace
+
+void AsRole(unsigned role, const std::function<void()>& fn) { AsRoleWith(role, 0, fn); }
+
+void AsOwnerRestricted(unsigned owner, const std::function<void()>& fn) {
+  AsRoleWith(owner, SECURITY_RESTRICTED_OPERATION, fn);
 }
 
 }  // namespace pkonline::pg

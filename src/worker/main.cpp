@@ -148,6 +148,7 @@ void RunClaimedJob(int64_t job_id, const WorkerExtra& extra) {
       if (runnable) jobs::RequireStillAllowed(job, job.state != JobState::kCancelling);
       // (a job lost while it waited for its run window made no progress to lose: not counted)
       if (runnable && job.state == JobState::kRunning) runnable = !GiveUpAfterLostWorkers(job);
+      if (runnable && job.state == JobState::kQueued) jobs::store::NoteQueueWait(job_id);
       if (runnable) jobs::store::MarkRunning(job_id, MyProcPid);
     });
   } catch (const PgError& e) {

@@ -79,6 +79,8 @@ void SetOption(int64_t job_id, const std::string& key, const Json& value);
 Json OptionNow(int64_t job_id, const std::string& key);
 
 // An audit row; detail is a JSON object text (or empty).
+// A 'wait' event when a queued job waited more than a second for its worker (before MarkRunning).
+void NoteQueueWait(int64_t job_id);
 // jobs.waiting_for (0.5): what the worker holds back for, or "" (NULL). Nothing on an older schema.
 void SetWaiting(int64_t job_id, const std::string& what);
 void Event(int64_t job_id, const std::string& kind, const std::string& step, const std::string& message,

@@ -62,5 +62,9 @@ void CheckInterrupts();
 // Run fn with the current user switched to `role` (SECURITY_LOCAL_USERID_CHANGE), restoring
 // the previous user afterwards — also when fn throws.
 void AsRole(unsigned role, const std::function<void()>& fn);
+// fn as `owner` inside a security-restricted operation (as VACUUM and ANALYZE run a table's code):
+// for a query that plans or reads a table, whose index expressions, predicates, statistics
+// expressions, policies and column types' operators are its owner's code.
+void AsOwnerRestricted(unsigned owner, const std::function<void()>& fn);
 
 }  // namespace pkonline::pg
