@@ -8,15 +8,16 @@
 -- batch_sleep); lock and snapshot waits are seen from outside (pg_locks).
 ALTER TABLE pkonline.jobs ADD COLUMN waiting_for text;
 
--- Read as the caller: pg_locks and pg_blocking_pids show every session, pg_stat_activity a
+-- pkonline.waiting_for(job), also status.waiting_for. Read as the caller: pg_locks and
+-- pg_blocking_pids show every session, pg_stat_activity a
 -- session's state and transaction age only to those who may see them (the rest get its pid and
 -- role, which every role may see).
-CREATE FUNCTION pkonline._waiting_for(job bigint) RETURNS text
+CREATE FUNCTION pkonline.waiting_for(job bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   WITH j AS (
     SELECT j.id, j.state, j.worker_pid, j.waiting_for, pkonline._worker_alive(j.id) AS alive,
            COALESCE(j.options ->> 'run_window', '') AS run_window
-      FROM pkonline.jobs j WHERE j.id = _waiting_for.job),
+      FROM pkonline.jobs j WHERE j.id = waiting_for.job),
   lockwait AS (
     SELECT l.locktype, l.mode, l.relation
       FROM j JOIN pg_catalog.pg_locks l ON l.pid = j.worker_pid AND NOT l.granted
@@ -58,18 +59,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 -- (executable by every role: it reads, as the caller, only what the caller may read)
 
--- One percent for the whole job: each step weighs what it costs, in parts of a walk over the
--- table(s) (measured on the bench table, 1M rows: backfill 9.7 s, catch_up 0.08 s, validate 0.04
--- s, create_index 0.5 s, the brief steps milliseconds); the walk (backfill or copy, over every
--- table of convert_pk_to_bigint and every partition under one cursor) counts by its blocks.
-CREATE FUNCTION pkonline._step_weight(step text, lock text) RETURNS float8
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN step IN ('backfill', 'copy') THEN 1.0
-              WHEN lock LIKE '%catalog only%' THEN 0.005
-              WHEN step IN ('create_index', 'create_indexes', 'build_indexes', 'partition_keys') THEN 0.06
-              WHEN step IN ('catch_up', 'validate', 'validate_fks', 'partition_checks') THEN 0.02
-              ELSE 0.01 END
-$$;
 
 -------------------------------------------------------------------------------------------------
 -- status: a job whose worker is gone says so ('orphaned'), never an empty step, the job's own
@@ -108,7 +97,7 @@ SELECT j.id AS job,
        j.last_error,
        j.last_hint,
        j.last_detail,
-       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling', 'paused') THEN pkonline._waiting_for(j.id) END AS waiting_for,
+       CASE WHEN j.state IN ('queued', 'waiting', 'running', 'cancelling', 'paused') THEN pkonline.waiting_for(j.id) END AS waiting_for,
        p.pct,
        CASE WHEN j.state IN ('running', 'waiting', 'queued') AND p.pct >= 1 AND j.started_at IS NOT NULL
             THEN pg_catalog.make_interval(secs => round(EXTRACT(epoch FROM clock_timestamp() - j.started_at)::numeric
@@ -125,7 +114,16 @@ SELECT j.id AS job,
                                   FILTER (WHERE x.step_no = j.step_no AND x.step IN ('backfill', 'copy')), 0))
                        / sum(x.w))::numeric, 1))
                 ELSE 0.0 END AS pct
-      FROM (SELECT y.step_no, y.step, pkonline._step_weight(y.step, y.lock) AS w
+      -- (each step weighs what it costs, in parts of a walk over the table(s), measured on the bench
+      -- table, 1M rows: backfill 9.7 s, catch_up 0.08 s, validate 0.04 s, create_index 0.5 s, the
+      -- brief steps milliseconds; the walk — backfill or copy, over every table of
+      -- convert_pk_to_bigint and every partition under one cursor — counts by its blocks)
+      FROM (SELECT y.step_no, y.step,
+                   CASE WHEN y.step IN ('backfill', 'copy') THEN 1.0
+                        WHEN y.lock LIKE '%catalog only%' THEN 0.005
+                        WHEN y.step IN ('create_index', 'create_indexes', 'build_indexes', 'partition_keys') THEN 0.06
+                        WHEN y.step IN ('catch_up', 'validate', 'validate_fks', 'partition_checks') THEN 0.02
+                        ELSE 0.01 END AS w
               FROM pkonline.job_steps y WHERE y.job_id = j.id) x) p
  ORDER BY j.id;
 COMMENT ON VIEW pkonline.status IS
@@ -378,8 +376,8 @@ COMMENT ON FUNCTION pkonline._in_transaction_block() IS 'Internal: is the caller
 COMMENT ON FUNCTION pkonline._origin() IS 'Internal: this cluster''s and database''s identity, stamped on jobs';
 COMMENT ON FUNCTION pkonline._restored_job() IS 'Internal: marks job rows restored from another cluster''s dump';
 COMMENT ON FUNCTION pkonline._check(regclass, text, text, text) IS 'Internal: check() with the caller''s search_path';
-COMMENT ON FUNCTION pkonline._waiting_for(bigint) IS 'Internal: why a job is not moving (status.waiting_for)';
-COMMENT ON FUNCTION pkonline._step_weight(text, text) IS 'Internal: what a step weighs in a job''s percent';
+COMMENT ON FUNCTION pkonline.waiting_for(bigint) IS
+  'Why a job is not moving, while it is not moving (status.waiting_for); NULL when it moves. Read with the caller''s rights';
 COMMENT ON FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) IS 'Internal: one poll of wait()';
 
 -- steps() of a job the caller may not see says what report(), wait() and the control functions
