@@ -13,7 +13,6 @@
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/disk.hpp"
-#include "pkonline/pg/sample.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
 #include "pkonline/text.hpp"

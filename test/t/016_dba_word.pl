@@ -202,6 +202,7 @@ my $jx5 = su("SET pkonline.batch_size = 1; SET pkonline.batch_time = 0; SET pkon
 ok(poll("SELECT step = 'backfill' FROM pkonline.status WHERE job = $jx5"), '(e) one job runs');
 my $jx6 = su('SELECT pkonline.add_int_pk(\'x6\')');
 poll_waiting($jx6, qr/^a worker to take it \(at most pkonline\.max_workers = 1 jobs run at once in a database\)$/, '(e) the next one waits for a worker');
+select(undef, undef, undef, 1.5);  # (queued for more than a second: a wait worth an event)
 su("SELECT pkonline.set_option($jx5, 'batch_sleep', '0')");
 is(su("CALL pkonline.wait($jx6, '60 s', NULL)"), 'done', '(e) and runs when the first ends');
 like(su("SELECT message FROM pkonline.events WHERE job_id = $jx6 AND kind = 'wait'"), qr/^waited \d+\.\d s in the queue for a worker$/,
