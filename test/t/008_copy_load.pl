@@ -58,8 +58,11 @@ COMMIT;
 
 $load->start_round;
 sleep 1;
-# (Batches of a fixed 50 blocks, and the debug wait point before each: the crash below comes in
-# the middle of the copy however fast this machine copies.)
+# (Batches of a fixed 50 blocks, and the debug wait point before each, held from the start and let
+# go one batch at a time: the crash below comes in the middle of the copy however fast this
+# machine copies. Held only once the copy was a third done, a quiet machine finished it first.)
+my $hold = $node->background_psql('postgres');
+$hold->query_safe(q{SELECT pkonline.hold_wait_point('backfill_batch')});
 my $job = $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
 	SET pkonline.debug_wait_points = on;
@@ -70,11 +73,17 @@ my $job = $node->safe_psql('postgres', q{
 like($job, qr/^\d+$/, "add_int_pk returned job id $job");
 
 # --- the crash, half-way through the copy ----------------------------------------------------------
-ok($node->poll_query_until('postgres',
-		"SELECT step_no = 2 AND end_block > 0 AND cursor_block > end_block / 3 FROM pkonline.jobs WHERE id = $job"),
-	'the copy is under way');
-my $hold = $node->background_psql('postgres');
-$hold->query_safe(q{SELECT pkonline.hold_wait_point('backfill_batch')});
+my $at_point = "SELECT j.step_no = 2 AND j.cursor_block < j.end_block FROM pkonline.jobs j WHERE j.id = $job AND EXISTS "
+  . "(SELECT 1 FROM pg_stat_activity WHERE application_name = 'pkonline job $job' AND wait_event = 'advisory')";
+my $third = 0;
+for (1 .. 100) {
+	last unless $node->poll_query_until('postgres', $at_point);
+	$third = $node->safe_psql('postgres', "SELECT cursor_block > end_block / 3 FROM pkonline.jobs WHERE id = $job") eq 't';
+	last if $third;
+	# one more batch: the worker takes the point as it is let go, the point is held again behind it
+	$hold->query_safe(q{SELECT pkonline.release_wait_point('backfill_batch'), pkonline.hold_wait_point('backfill_batch')});
+}
+ok($third, 'the copy is under way, a third done');
 ok($node->poll_query_until('postgres',
 		"SELECT j.step_no = 2 AND j.cursor_block < j.end_block FROM pkonline.jobs j WHERE j.id = $job AND EXISTS "
 		  . "(SELECT 1 FROM pg_stat_activity WHERE application_name = 'pkonline job $job' AND wait_event = 'advisory')"),
