@@ -166,11 +166,11 @@ trigger_cost() {
       psql_ -c "DROP TRIGGER IF EXISTS orders_fill_id ON orders" -c "DROP TRIGGER IF EXISTS orders_log ON orders" \
             -c "TRUNCATE orders_log"
       [ $mode = with ] && psql_ -c "CREATE TRIGGER orders_fill_id BEFORE INSERT OR UPDATE ON orders FOR EACH ROW
-                                     WHEN (NEW.id IS NULL) EXECUTE FUNCTION pkonline._fill_nextval('$attnum', '$seq')"
+                                     WHEN (NEW.id IS NULL) EXECUTE FUNCTION pkonline_internal._fill_nextval('$attnum', '$seq')"
       [ $mode = copy ] && psql_ -c "CREATE TRIGGER orders_fill_id BEFORE INSERT OR UPDATE ON orders FOR EACH ROW
-                                     EXECUTE FUNCTION pkonline._copy_fill('$attnum', '$seq')" \
+                                     EXECUTE FUNCTION pkonline_internal._copy_fill('$attnum', '$seq')" \
                                 -c "CREATE TRIGGER orders_log AFTER INSERT OR UPDATE OR DELETE ON orders FOR EACH ROW
-                                     EXECUTE FUNCTION pkonline._copy_log('$attnum', '$log')"
+                                     EXECUTE FUNCTION pkonline_internal._copy_log('$attnum', '$log')"
       tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$TRIGGER_SECS" -D rows="$ROWS" -f "$WORK/load.sql" 2>/dev/null |
             awk '/^tps/ {print $3}')
       echo "$mode $tps" >>"$WORK/trigger.tps"

@@ -131,7 +131,12 @@ SELECT pkonline.cancel(:job);
 
 -- what a DBA finds with \df+ and \d+: every function, view and table of pkonline says what it is
 SELECT count(*) AS functions_without_comment FROM pg_proc p
- WHERE p.pronamespace = 'pkonline'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
+ WHERE p.pronamespace IN ('pkonline'::regnamespace, 'pkonline_internal'::regnamespace)
+   AND obj_description(p.oid, 'pg_proc') IS NULL;
+-- \df pkonline.* lists what a DBA calls: the internals are in a schema of their own
+SELECT string_agg(proname, ', ') AS internals_in_pkonline FROM pg_proc
+ WHERE pronamespace = 'pkonline'::regnamespace AND proname LIKE '\_%';
+SELECT count(*) > 5 AS internals_elsewhere FROM pg_proc WHERE pronamespace = 'pkonline_internal'::regnamespace;
 SELECT count(*) AS relations_without_comment FROM pg_class c
  WHERE c.relnamespace = 'pkonline'::regnamespace AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL;
 -- status in job order; active: the unfinished ones; metrics: per state, for an exporter

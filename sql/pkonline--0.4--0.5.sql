@@ -2,6 +2,69 @@
 \echo Use "ALTER EXTENSION pkonline UPDATE TO '0.5'" to load this file. \quit
 
 -------------------------------------------------------------------------------------------------
+-- The internals move out of the DBA's way: `\df pkonline.*` lists what a DBA calls. The schema is
+-- made here (CREATE fails if one of that name exists: nothing is adopted) and belongs to the
+-- extension. SET SCHEMA keeps each function's OID and privileges, so the triggers of a job that is
+-- running right now, which call their function by OID, go on as they were. PUBLIC needs USAGE:
+-- wait(), check() and add_column() call into it with the caller's rights, the copy method's row
+-- key is evaluated as the table's owner; each function's own EXECUTE privilege still decides.
+-------------------------------------------------------------------------------------------------
+CREATE SCHEMA pkonline_internal;
+COMMENT ON SCHEMA pkonline_internal IS 'pkonline''s internal functions (not called by DBAs; most not executable by PUBLIC)';
+GRANT USAGE ON SCHEMA pkonline_internal TO PUBLIC;
+ALTER FUNCTION pkonline._worker_alive(bigint) SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._tid_key(tid) SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._copy_fill() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._copy_log() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._fill_nextval() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._sync_bigint() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean, text) SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._origin() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._restored_job() SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._check(regclass, text, text, text) SET SCHEMA pkonline_internal;
+ALTER FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) SET SCHEMA pkonline_internal;
+-- The PL/pgSQL wait() of 0.4 was its only caller (wait() is a C procedure now).
+DROP FUNCTION pkonline._in_transaction_block();
+
+-- Bodies written as text find their callees by name: those not written again below say the new one.
+CREATE OR REPLACE FUNCTION pkonline_internal._restored_job() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.origin IS DISTINCT FROM pkonline_internal._origin() THEN
+    NEW.owner := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pkonline')::pg_catalog.regrole;
+    NEW.run_as := NEW.owner;
+  END IF;
+  IF NEW.origin IS DISTINCT FROM pkonline_internal._origin() AND NEW.state NOT IN ('done', 'cancelled', 'failed') THEN
+    NEW.state := 'failed';
+    NEW.worker_pid := NULL;
+    NEW.pause_requested := false;
+    NEW.last_sqlstate := '55000';
+    NEW.last_error := format('pkonline job %s was restored from a dump: it is not resumed on a table that may differ', NEW.id);
+    NEW.last_detail := 'The job''s records name objects by the OIDs they had where it ran.';
+    NEW.last_hint := format('pkonline.cancel(%s) closes it; drop the helpers it had made on %s (named ~pkonline_%s_* or pkonline_%s_*) by hand, or run the operation again after DROP of the half-made column.',
+                            NEW.id, NEW.table_name, NEW.id, NEW.id);
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION pkonline.add_uuid_column(tbl regclass, column_name name DEFAULT 'uuid',
+                                                    is_unique boolean DEFAULT true, start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql AS $$
+  SELECT pkonline_internal._add_column(tbl, column_name, 'pg_catalog.uuid'::pg_catalog.regtype,
+                                       'pg_catalog.gen_random_uuid()', true, is_unique, true, start, 'pg_catalog')
+$$;
+CREATE OR REPLACE FUNCTION pkonline.add_created_at(tbl regclass, column_name name DEFAULT 'created_at',
+                                                   start boolean DEFAULT true)
+RETURNS bigint LANGUAGE sql AS $$
+  SELECT pkonline_internal._add_column(tbl, column_name, 'pg_catalog.timestamptz'::pg_catalog.regtype,
+                                       'pg_catalog.now()', true, false, true, start, 'pg_catalog')
+$$;
+CREATE OR REPLACE FUNCTION pkonline."check"(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}')
+RETURNS TABLE(level text, item text, detail text, advice text) LANGUAGE sql AS $$
+  SELECT * FROM pkonline_internal._check(tbl, operation, args::pg_catalog.text, pg_catalog.current_setting('search_path'))
+$$;
+
+-------------------------------------------------------------------------------------------------
 -- Why a job is not moving, while it is not moving: status.waiting_for.
 -------------------------------------------------------------------------------------------------
 -- What the worker holds back for by itself (a throttle: standby lag, the WAL rate, a long
@@ -15,7 +78,7 @@ ALTER TABLE pkonline.jobs ADD COLUMN waiting_for text;
 CREATE FUNCTION pkonline.waiting_for(job bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   WITH j AS (
-    SELECT j.id, j.state, j.worker_pid, j.waiting_for, pkonline._worker_alive(j.id) AS alive,
+    SELECT j.id, j.state, j.worker_pid, j.waiting_for, pkonline_internal._worker_alive(j.id) AS alive,
            COALESCE(j.options ->> 'run_window', '') AS run_window
       FROM pkonline.jobs j WHERE j.id = waiting_for.job),
   lockwait AS (
@@ -104,7 +167,7 @@ SELECT j.id AS job,
                                                         * (100 - p.pct) / p.pct)::float8) END AS eta
   FROM pkonline.jobs j
   CROSS JOIN LATERAL (SELECT count(*)::int AS steps FROM pkonline.job_steps x WHERE x.job_id = j.id) n
-  CROSS JOIN LATERAL (SELECT pkonline._worker_alive(j.id) AS alive) w
+  CROSS JOIN LATERAL (SELECT pkonline_internal._worker_alive(j.id) AS alive) w
   LEFT JOIN pkonline.job_steps s ON s.job_id = j.id AND s.step_no = j.step_no
   CROSS JOIN LATERAL (SELECT EXTRACT(epoch FROM COALESCE(j.finished_at, clock_timestamp()) - j.backfill_started_at)::float8 AS secs) e
   CROSS JOIN LATERAL (
@@ -133,8 +196,8 @@ COMMENT ON VIEW pkonline.status IS
 -- wait(): a C procedure that holds no snapshot between its polls (the PL/pgSQL one held one while
 -- it slept, and every concurrent index build of the job waited for it).
 -------------------------------------------------------------------------------------------------
-DROP FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer);
-CREATE FUNCTION pkonline._wait_poll(job bigint, started timestamptz, timeout interval,
+DROP FUNCTION pkonline_internal._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer);
+CREATE FUNCTION pkonline_internal._wait_poll(job bigint, started timestamptz, timeout interval,
                                     last_step text, last_at timestamptz, dead_polls integer,
                                     OUT state text, OUT finished boolean, OUT msg text, OUT warn text,
                                     OUT detail text, OUT hint text, OUT next_step text, OUT next_at timestamptz,
@@ -260,7 +323,7 @@ CREATE OR REPLACE FUNCTION pkonline.add_column(tbl regclass, column_name name, c
                                                not_null boolean DEFAULT NULL, is_unique boolean DEFAULT false,
                                                set_default boolean DEFAULT true, start boolean DEFAULT true)
 RETURNS bigint LANGUAGE sql VOLATILE AS $$
-  SELECT pkonline._add_column(tbl, column_name, column_type, fill, not_null, is_unique, set_default, start,
+  SELECT pkonline_internal._add_column(tbl, column_name, column_type, fill, not_null, is_unique, set_default, start,
                               pg_catalog.current_setting('search_path'))
 $$;
 COMMENT ON FUNCTION pkonline.add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean) IS
@@ -365,20 +428,19 @@ COMMENT ON FUNCTION pkonline.run_pending() IS 'Starts workers for queued jobs an
 COMMENT ON FUNCTION pkonline.steps(bigint) IS 'A job''s plan: each step, what it runs, the lock it takes, its state';
 COMMENT ON FUNCTION pkonline.hold_wait_point(text) IS 'Testing only (superuser): makes jobs created with pkonline.debug_wait_points stop at the named point';
 COMMENT ON FUNCTION pkonline.release_wait_point(text) IS 'Testing only (superuser): lets jobs go on past the named point';
-COMMENT ON FUNCTION pkonline._worker_alive(bigint) IS 'Internal: does a live worker hold the job''s claim';
-COMMENT ON FUNCTION pkonline._tid_key(tid) IS 'Internal (copy method): a row''s id from its position';
-COMMENT ON FUNCTION pkonline._copy_fill() IS 'Internal (copy method): the trigger that fills new rows'' ids';
-COMMENT ON FUNCTION pkonline._copy_log() IS 'Internal (copy method): the trigger that logs changes for the twin';
-COMMENT ON FUNCTION pkonline._fill_nextval() IS 'Internal (add_int_pk): the trigger that fills the new column from its sequence';
-COMMENT ON FUNCTION pkonline._sync_bigint() IS 'Internal (convert_pk_to_bigint): the trigger that copies the key into its bigint column';
-COMMENT ON FUNCTION pkonline._add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean, text) IS 'Internal: add_column with the caller''s search_path';
-COMMENT ON FUNCTION pkonline._in_transaction_block() IS 'Internal: is the caller inside BEGIN ... COMMIT';
-COMMENT ON FUNCTION pkonline._origin() IS 'Internal: this cluster''s and database''s identity, stamped on jobs';
-COMMENT ON FUNCTION pkonline._restored_job() IS 'Internal: marks job rows restored from another cluster''s dump';
-COMMENT ON FUNCTION pkonline._check(regclass, text, text, text) IS 'Internal: check() with the caller''s search_path';
+COMMENT ON FUNCTION pkonline_internal._worker_alive(bigint) IS 'Internal: does a live worker hold the job''s claim';
+COMMENT ON FUNCTION pkonline_internal._tid_key(tid) IS 'Internal (copy method): a row''s id from its position';
+COMMENT ON FUNCTION pkonline_internal._copy_fill() IS 'Internal (copy method): the trigger that fills new rows'' ids';
+COMMENT ON FUNCTION pkonline_internal._copy_log() IS 'Internal (copy method): the trigger that logs changes for the twin';
+COMMENT ON FUNCTION pkonline_internal._fill_nextval() IS 'Internal (add_int_pk): the trigger that fills the new column from its sequence';
+COMMENT ON FUNCTION pkonline_internal._sync_bigint() IS 'Internal (convert_pk_to_bigint): the trigger that copies the key into its bigint column';
+COMMENT ON FUNCTION pkonline_internal._add_column(regclass, name, regtype, text, boolean, boolean, boolean, boolean, text) IS 'Internal: add_column with the caller''s search_path';
+COMMENT ON FUNCTION pkonline_internal._origin() IS 'Internal: this cluster''s and database''s identity, stamped on jobs';
+COMMENT ON FUNCTION pkonline_internal._restored_job() IS 'Internal: marks job rows restored from another cluster''s dump';
+COMMENT ON FUNCTION pkonline_internal._check(regclass, text, text, text) IS 'Internal: check() with the caller''s search_path';
 COMMENT ON FUNCTION pkonline.waiting_for(bigint) IS
   'Why a job is not moving, while it is not moving (status.waiting_for); NULL when it moves. Read with the caller''s rights';
-COMMENT ON FUNCTION pkonline._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) IS 'Internal: one poll of wait()';
+COMMENT ON FUNCTION pkonline_internal._wait_poll(bigint, timestamptz, interval, text, timestamptz, integer) IS 'Internal: one poll of wait()';
 
 -- steps() of a job the caller may not see says what report(), wait() and the control functions
 -- say (it returned no row).

@@ -15,7 +15,7 @@ namespace {
 
 constexpr long kPollMs = 200;
 
-// One poll: pkonline._wait_poll composes what to say (all comparisons live there, in SQL with a
+// One poll: pkonline_internal._wait_poll composes what to say (all comparisons live there, in SQL with a
 // pinned search_path); every name here is schema-qualified, so the caller's search_path cannot
 // redirect it.
 struct Poll {
@@ -30,7 +30,8 @@ Poll PollOnce(int64_t job, const std::string& started, const pg::Value& timeout,
   auto r = pg::Query(
       "SELECT p.state, p.finished, p.msg, p.warn, p.detail, p.hint, p.next_step, "
       "p.next_at::pg_catalog.text, p.next_dead_polls, p.report "
-      "FROM pkonline._wait_poll($1::pg_catalog.int8, $2::pg_catalog.timestamptz, $3::pg_catalog.interval, "
+      "FROM pkonline_internal._wait_poll($1::pg_catalog.int8, $2::pg_catalog.timestamptz, "
+      "$3::pg_catalog.interval, "
       "$4::pg_catalog.text, $5::pg_catalog.timestamptz, $6::pg_catalog.int4) p",
       {pg::V(job), pg::V(started), timeout, last_step, last_at, pg::V(dead_polls)});
   const auto& row = r.rows.at(0);

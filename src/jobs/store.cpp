@@ -2,6 +2,7 @@
 #include "pkonline/jobs/store.hpp"
 
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/job_lock.hpp"
 #include "pkonline/pg/jsonb.hpp"
 #include "pkonline/pg/spi.hpp"
@@ -258,10 +259,10 @@ void RecordSizeAfter(int64_t job_id, const std::vector<unsigned>& tables) {
 
 bool Foreign(int64_t job_id) {
   if (SchemaIs01()) return false;
-  return AsBool(
-      PrivQuery("SELECT origin IS DISTINCT FROM pkonline._origin() FROM pkonline.jobs WHERE id = $1::bigint",
-                {V(job_id)})
-          .scalar());
+  return AsBool(PrivQuery("SELECT origin IS DISTINCT FROM " + pg::Internal("_origin") +
+                              "() FROM pkonline.jobs WHERE id = $1::bigint",
+                          {V(job_id)})
+                    .scalar());
 }
 
 bool OthersQueued(int64_t job_id) {
@@ -307,7 +308,8 @@ void Event(int64_t job_id, const std::string& kind, const std::string& step, con
 }
 
 bool WorkerAlive(int64_t job_id) {
-  return AsBool(Query("SELECT pkonline._worker_alive($1::bigint)", {V(job_id)}, true).scalar());
+  return AsBool(
+      Query("SELECT " + pg::Internal("_worker_alive") + "($1::bigint)", {V(job_id)}, true).scalar());
 }
 
 void Forget(int64_t job_id) {

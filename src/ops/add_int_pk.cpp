@@ -104,13 +104,13 @@ void AddColumnWithSequence(Context& ctx) {
        pg::Literal(SeqSql(job)) + "::pg_catalog.regclass)");
 }
 
-// The fill trigger's function: pkonline._fill_nextval (C, src/pg/capture.cpp) with the column's
+// The fill trigger's function: pkonline_internal._fill_nextval (C, src/pg/capture.cpp) with the column's
 // attnum and the sequence's OID.
 std::string FillCall(const jobs::Job& job) {
   const std::string col = Plan(job).column;
   const int attnum = ColumnAttnum(job, col);
   if (attnum <= 0) Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of job %2% not found", col, job.id));
-  return "pkonline._fill_nextval(" + pg::Literal(std::to_string(attnum)) + ", " +
+  return pg::Internal("_fill_nextval") + "(" + pg::Literal(std::to_string(attnum)) + ", " +
          pg::Literal(std::to_string(SequenceOid(job))) + ")";
 }
 

@@ -69,12 +69,13 @@ void AddColumnStep(Context& ctx) {
     const std::string attnum = std::to_string(attnum_value);
     const std::string log_oid = std::to_string(RecordedOid(ctx, fact::kLogOid));
     CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(FillName(job)) + " BEFORE INSERT OR UPDATE ON " + t +
-                              " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill(" + pg::Literal(attnum) +
-                              ", " + pg::Literal(std::to_string(SequenceOid(job))) + ")");
+                              " FOR EACH ROW EXECUTE FUNCTION " + pg::Internal("_copy_fill") + "(" +
+                              pg::Literal(attnum) + ", " + pg::Literal(std::to_string(SequenceOid(job))) +
+                              ")");
     CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) +
                               " AFTER INSERT OR UPDATE OR DELETE ON " + t +
-                              " FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log(" + pg::Literal(attnum) +
-                              ", " + pg::Literal(log_oid) + ")");
+                              " FOR EACH ROW EXECUTE FUNCTION " + pg::Internal("_copy_log") + "(" +
+                              pg::Literal(attnum) + ", " + pg::Literal(log_oid) + ")");
     // Also for writes made with session_replication_role = replica (logical replication, restores).
     Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(FillName(job)) + ", ENABLE ALWAYS TRIGGER " +
          Ident(LogTrigger(job)));

@@ -186,11 +186,11 @@ void AddColumns(Context& ctx) {
       Exec("ALTER TABLE " + table + " ADD COLUMN " + shadow + " bigint");
       ctx.Remember(fact::kShadowAttnumPrefix + N(i), Json::Number(Attnum(t.relid, Shadow(job, i))));
       // Every row version written from now on carries its value in the shadow too (also writes
-      // made with session_replication_role = replica: ENABLE ALWAYS). pkonline._sync_bigint (C,
+      // made with session_replication_role = replica: ENABLE ALWAYS). pkonline_internal._sync_bigint (C,
       // src/pg/capture.cpp) finds the two columns from the job's records.
       CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(SyncName(job, i)) + " BEFORE INSERT OR UPDATE ON " +
-                                table + " FOR EACH ROW EXECUTE FUNCTION pkonline._sync_bigint(" +
-                                pg::Literal(IdText(job)) + ", " + pg::Literal(N(i)) + ")");
+                                table + " FOR EACH ROW EXECUTE FUNCTION " + pg::Internal("_sync_bigint") +
+                                "(" + pg::Literal(IdText(job)) + ", " + pg::Literal(N(i)) + ")");
       Exec("ALTER TABLE " + table + " ENABLE ALWAYS TRIGGER " + Ident(SyncName(job, i)));
     }
   });

@@ -119,11 +119,13 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
       "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
       "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
       "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
-      "'COALESCE(%1$I, pkonline._tid_key(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
-      "t.atttypmod)) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
+      "'COALESCE(%1$I, %3$s(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
+      "t.atttypmod), $4) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
       "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
       "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
-      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(AddIntPkPlan::Load(job).column)}, true);
+      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(AddIntPkPlan::Load(job).column),
+       V(pg::Internal("_tid_key"))},
+      true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 

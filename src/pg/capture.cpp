@@ -210,7 +210,7 @@ TriggerData* RowTrigger(FunctionCallInfo fcinfo, const char* fn) {
 // integer one. Arguments: the job and the target's number; the two columns are those the job
 // recorded for this table (its plan's column, the shadow's attnum), looked up once per trigger.
 Datum Sync(FunctionCallInfo fcinfo) {
-  const char* fn = "pkonline._sync_bigint";
+  const char* fn = "pkonline_internal._sync_bigint";
   TriggerData* td = RowTrigger(fcinfo, fn);
   if (!TRIGGER_FIRED_BEFORE(td->tg_event)) elog(ERROR, "%s: must fire BEFORE", fn);
   Trigger* tg = td->tg_trigger;
@@ -305,11 +305,11 @@ int64 OldId(TriggerData* td, AttrNumber attnum, Oid type) {
 // AFTER INSERT OR UPDATE OR DELETE: one row in the job's log (old_id, new_id, tid of the new
 // version), written straight into the heap (the log has no index; writers need no grant on it).
 Datum Log(FunctionCallInfo fcinfo) {
-  TriggerData* td = RowTrigger(fcinfo, "pkonline._copy_log");
-  if (!TRIGGER_FIRED_AFTER(td->tg_event)) elog(ERROR, "pkonline._copy_log: must fire AFTER");
+  TriggerData* td = RowTrigger(fcinfo, "pkonline_internal._copy_log");
+  if (!TRIGGER_FIRED_AFTER(td->tg_event)) elog(ERROR, "pkonline_internal._copy_log: must fire AFTER");
   AttrNumber attnum;
   Oid log_oid, type;
-  Args(td, "pkonline._copy_log", "log_oid", &attnum, &log_oid, &type);
+  Args(td, "pkonline_internal._copy_log", "log_oid", &attnum, &log_oid, &type);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   Datum values[3] = {0, 0, 0};
   bool nulls[3] = {true, true, true};
@@ -325,7 +325,7 @@ Datum Log(FunctionCallInfo fcinfo) {
     bool isnull;
     Datum d = heap_getattr(fresh, attnum, desc, &isnull);
     if (isnull)
-      elog(ERROR, "pkonline._copy_log: a new row version has no id (is the fill trigger disabled?)");
+      elog(ERROR, "pkonline_internal._copy_log: a new row version has no id (is the fill trigger disabled?)");
     values[1] = Int64GetDatum(IdValue(d, type));
     nulls[1] = false;
     ItemPointer tid = static_cast<ItemPointer>(palloc(sizeof(ItemPointerData)));
@@ -340,9 +340,9 @@ Datum Log(FunctionCallInfo fcinfo) {
       TupleDescAttr(ld, 2)->atttypid != TIDOID || TupleDescAttr(ld, 0)->attisdropped ||
       TupleDescAttr(ld, 1)->attisdropped || TupleDescAttr(ld, 2)->attisdropped || ld->constr != nullptr ||
       log->rd_rel->relhasindex || log->rd_rel->relowner != td->tg_relation->rd_rel->relowner)
-    ereport(ERROR,
-            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-             errmsg("pkonline._copy_log: \"%s\" is not the job's change log", RelationGetRelationName(log))));
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("pkonline_internal._copy_log: \"%s\" is not the job's change log",
+                           RelationGetRelationName(log))));
   HeapTuple row = heap_form_tuple(RelationGetDescr(log), values, nulls);
   simple_heap_insert(log, row);
   heap_freetuple(row);
@@ -362,12 +362,13 @@ Datum pkonline_tid_key(PG_FUNCTION_ARGS) {
 // Entry raises it again, with its SQLSTATE, once the C++ frames are gone.
 Datum pkonline_copy_fill(PG_FUNCTION_ARGS) {
   return pkonline::Entry(
-      [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._copy_fill", true); }); });
+      [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline_internal._copy_fill", true); }); });
 }
 
 Datum pkonline_fill_nextval(PG_FUNCTION_ARGS) {
-  return pkonline::Entry(
-      [&]() { return pkonline::Call([&]() { return Fill(fcinfo, "pkonline._fill_nextval", false); }); });
+  return pkonline::Entry([&]() {
+    return pkonline::Call([&]() { return Fill(fcinfo, "pkonline_internal._fill_nextval", false); });
+  });
 }
 
 Datum pkonline_sync_bigint(PG_FUNCTION_ARGS) {

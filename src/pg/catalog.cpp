@@ -12,6 +12,24 @@ extern "C" {
 
 namespace pkonline::pg {
 
+std::string Internal(const std::string& proname) {
+  auto r = Query(
+      "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+      "pg_catalog.quote_ident(p.proname) FROM pg_catalog.pg_proc p "
+      "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+      "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) "
+      "'pg_catalog.pg_proc'::pg_catalog.regclass "
+      " AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' "
+      "JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid "
+      " AND x.extname OPERATOR(pg_catalog.=) 'pkonline' "
+      "WHERE p.proname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+      {V(proname)}, true);
+  if (r.empty())
+    Fail(sqlstate::kUndefinedObject,
+         "pkonline's function " + proname + " is missing (is the extension installed here?)");
+  return *r.rows[0][0];
+}
+
 char RelKind(unsigned relid) {
   return Call([&]() { return get_rel_relkind(relid); });
 }

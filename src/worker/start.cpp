@@ -6,6 +6,7 @@
 
 #include "pkonline/guc.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/worker/extra.hpp"
 #include "pkonline/worker/slots.hpp"
@@ -146,9 +147,11 @@ int StartPending(unsigned only_role) {
   auto r = pg::Query(
       "SELECT j.id, j.run_as::oid FROM pkonline.jobs j "
       // (a queued job whose claim is held has a worker already: one that waits for the job's row)
-      "WHERE j.state IN ('queued', 'running', 'waiting', 'cancelling') AND NOT pkonline._worker_alive(j.id) "
-      "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) "
-      "ORDER BY j.state = 'waiting', j.id",  // jobs waiting for their run window last
+      "WHERE j.state IN ('queued', 'running', 'waiting', 'cancelling') AND NOT " +
+          pg::Internal("_worker_alive") +
+          "(j.id) "
+          "AND ($1::oid = 0 OR pg_catalog.pg_has_role($1::oid, j.owner, 'USAGE')) "
+          "ORDER BY j.state = 'waiting', j.id",  // jobs waiting for their run window last
       {pg::V(static_cast<int64_t>(only_role))}, true);
   int started = 0;
   for (const auto& row : r.rows) {

@@ -282,7 +282,7 @@ is(su("SELECT count(*) FROM g_log WHERE outcome NOT LIKE '42501:%' OR who <> 'gr
 
 # --- 6: functions of the extension and search_path -------------------------------------------
 
-is(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace = 'pkonline'::regnamespace AND prosecdef
+is(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace IN ('pkonline'::regnamespace, 'pkonline_internal'::regnamespace) AND prosecdef
 	AND NOT EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')}),
 	'0', 'no SECURITY DEFINER function of pkonline without a pinned search_path');
 cmp_ok(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace = 'pkonline'::regnamespace
@@ -294,7 +294,7 @@ cmp_ok(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace = 'pkonline'::regnam
 # a SET clause forbids: every name in its SQL is schema-qualified, and it uses no operator (section
 # 7 runs it under a hostile search_path).
 is(su(q{SELECT coalesce(string_agg(proname, ', ' ORDER BY proname), '') FROM pg_proc
-	WHERE pronamespace = 'pkonline'::regnamespace AND prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+	WHERE pronamespace IN ('pkonline'::regnamespace, 'pkonline_internal'::regnamespace) AND prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
 	AND proname NOT IN ('_copy_fill', '_copy_log', '_fill_nextval', '_sync_bigint', '_tid_key', 'wait')
 	AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)}),
 	'', 'every C function of pkonline that runs SQL has search_path pinned to pg_catalog, pg_temp');

@@ -90,15 +90,15 @@ for my $fn ('_copy_log', '_copy_fill', '_fill_nextval', '_sync_bigint') {
 	for my $target ($victim, '1261') {
 		refused('mallory',
 			"CREATE TRIGGER t_${fn}_$target AFTER INSERT OR UPDATE OR DELETE ON mallory.probe FOR EACH ROW "
-			  . "EXECUTE FUNCTION pkonline.$fn('1', '$target')",
-			'42501', "mallory attaches pkonline.$fn to her table (target $target)");
+			  . "EXECUTE FUNCTION pkonline_internal.$fn('1', '$target')",
+			'42501', "mallory attaches pkonline_internal.$fn to her table (target $target)");
 	}
 }
 refused('mallory', "CREATE TEMP SEQUENCE s2; CREATE TEMP TABLE p2 (id bigint); "
-	  . "SELECT format('CREATE TRIGGER t BEFORE INSERT ON p2 FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval(1, %s)', "
+	  . "SELECT format('CREATE TRIGGER t BEFORE INSERT ON p2 FOR EACH ROW EXECUTE FUNCTION pkonline_internal._fill_nextval(1, %s)', "
 	  . "'s2'::regclass::oid) \\gexec",
-	'42501', 'mallory attaches pkonline._fill_nextval to a temp table');
-is(su(q{SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'pkonline'::regnamespace
+	'42501', 'mallory attaches pkonline_internal._fill_nextval to a temp table');
+is(su(q{SELECT count(*) FROM pg_proc p WHERE p.pronamespace IN ('pkonline'::regnamespace, 'pkonline_internal'::regnamespace)
 	AND p.prorettype = 'trigger'::regtype AND has_function_privilege('public', p.oid, 'EXECUTE')}), '0',
 	'no trigger function of pkonline is executable by PUBLIC');
 
@@ -112,17 +112,17 @@ su(q{
 my $seq = su("SELECT 'public.decoy_seq'::regclass::oid");
 my %layer2 = (
 	'_copy_log victim' =>
-	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log('1', '$victim')",
+	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline_internal._copy_log('1', '$victim')",
 	'_copy_log pg_auth_members' =>
-	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_log('1', '1261')",
+	  "CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline_internal._copy_log('1', '1261')",
 	'_copy_fill' =>
-	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._copy_fill('1', '$seq')",
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline_internal._copy_fill('1', '$seq')",
 	'_fill_nextval' =>
-	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline_internal._fill_nextval('1', '$seq')",
 	'_sync_bigint, no such job' =>
-	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline._sync_bigint('1', '0')",
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy FOR EACH ROW EXECUTE FUNCTION pkonline_internal._sync_bigint('1', '0')",
 	'_fill_nextval on text' =>
-	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy_txt FOR EACH ROW EXECUTE FUNCTION pkonline._fill_nextval('1', '$seq')",
+	  "CREATE TRIGGER x BEFORE INSERT OR UPDATE ON public.decoy_txt FOR EACH ROW EXECUTE FUNCTION pkonline_internal._fill_nextval('1', '$seq')",
 );
 for my $what (sort keys %layer2) {
 	my $tbl = $what =~ /text/ ? 'public.decoy_txt' : 'public.decoy';

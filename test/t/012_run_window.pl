@@ -102,7 +102,7 @@ su("SELECT pkonline.set_run_window($j3, '" . window(3600, 7200) . "')");
 su("SELECT pkonline.resume($j3)");
 ok(poll("SELECT state = 'waiting' FROM pkonline.jobs WHERE id = $j3", 10), '(d) resumed, it waits again');
 $node->restart;
-ok(poll("SELECT state = 'waiting' AND pkonline._worker_alive(id) FROM pkonline.jobs WHERE id = $j3", 20),
+ok(poll("SELECT state = 'waiting' AND pkonline_internal._worker_alive(id) FROM pkonline.jobs WHERE id = $j3", 20),
 	'(d) after a restart its worker waits again');
 su("SELECT pkonline.cancel($j3)");
 is(su("CALL pkonline.wait($j3, '60s', NULL)"), 'cancelled', '(d) cancelled while waiting');
@@ -138,14 +138,14 @@ for my $i (1 .. 4)
 	push @waiting, su("SET pkonline.run_window = '" . window(3600, 7200) . "'; SELECT pkonline.add_int_pk('wf$i')");
 }
 my $list = join(',', @waiting);
-ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline._worker_alive(id)", 30),
+ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline_internal._worker_alive(id)", 30),
 	'(f) four jobs wait for their window, each in a worker');
 table('wf5', 1000);
 my $j6 = su("SELECT pkonline.add_int_pk('wf5')");
 is(su("CALL pkonline.wait($j6, '60s', NULL)"), 'done', '(f) a fifth job, queued, got a worker and is done');
 is(su("SELECT count(*) FROM pkonline.events WHERE job_id IN ($list) AND message LIKE '%gives way to a queued job%'"), '1',
 	'(f) one waiting job gave its worker way');
-ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline._worker_alive(id)", 30),
+ok(poll("SELECT count(*) = 4 FROM pkonline.jobs WHERE id IN ($list) AND state = 'waiting' AND pkonline_internal._worker_alive(id)", 30),
 	'(f) and was taken up again when the slot freed');
 su("SELECT pkonline.cancel(id) FROM pkonline.jobs WHERE id IN ($list)");
 ok(poll("SELECT bool_and(state = 'cancelled') FROM pkonline.jobs WHERE id IN ($list)", 60), '(f) cancelled');

@@ -8,6 +8,8 @@
 #      database with a finished and an unfinished job dumps; it restores with its data, without
 #      the job history (0.4: the job tables are not in dumps); new jobs run there, beside the
 #      unfinished job's leftovers.
+#  (d) a co-tenant's schema named pkonline_internal (where 0.5 keeps the internals) in a 0.4
+#      database: the job calls pkonline's own functions, and the update refuses to adopt it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -134,5 +136,39 @@ dbo("CREATE TABLE other (a int); INSERT INTO other SELECT generate_series(1, 500
 my $jo = dbo("SELECT pkonline.add_int_pk('other')", 'dst');
 is(dbo("CALL pkonline.wait($jo, '60s', NULL)", 'dst'), 'done',
 	"(c) job ids start again there: job $jo is done beside job ${jh}'s restored helpers");
+# --- (d) a co-tenant's schema named pkonline_internal ---------------------------------------------
+# Since 0.5 the internals live in pkonline_internal. Under 0.4 (with this library) a role that may
+# create schemas makes one of that name with a _fill_nextval of her own: the job must still call
+# pkonline's (found among the extension's members, never by name), and the update must fail rather
+# than adopt her schema.
+$node->safe_psql('postgres', 'CREATE DATABASE squat; CREATE ROLE mallory LOGIN');
+su("CREATE EXTENSION pkonline VERSION '0.4'; GRANT CREATE ON DATABASE squat TO mallory", 'squat');
+$node->safe_psql('squat', q{
+	CREATE SCHEMA pkonline_internal;
+	CREATE TABLE pkonline_internal.calls (by_user name);
+	GRANT USAGE ON SCHEMA pkonline_internal TO PUBLIC;
+	GRANT INSERT ON pkonline_internal.calls TO PUBLIC;
+	CREATE FUNCTION pkonline_internal._fill_nextval() RETURNS trigger LANGUAGE plpgsql AS
+	  $$BEGIN INSERT INTO pkonline_internal.calls VALUES (current_user); RETURN NEW; END$$;
+	CREATE FUNCTION pkonline_internal._worker_alive(bigint) RETURNS boolean LANGUAGE plpgsql AS
+	  $$BEGIN INSERT INTO pkonline_internal.calls VALUES (current_user); RETURN true; END$$;
+}, extra_params => [ '-U', 'mallory' ]);
+table('sq', 20000, 'squat');
+su("INSERT INTO sq (a, b) SELECT g, 'late' FROM generate_series(1, 10) g", 'squat');
+my $js = su("$slow SELECT pkonline.add_int_pk('sq')", 'squat');
+ok($node->poll_query_until('squat', "SELECT rows_done > 0 FROM pkonline.jobs WHERE id = $js"), '(d) the 0.4 job runs');
+is(su(q{SELECT string_agg(DISTINCT p.pronamespace::regnamespace::text, ',') FROM pg_trigger t
+	JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = 'sq'::regclass}, 'squat'), 'pkonline',
+	'(d) its fill trigger calls pkonline\'s function, not the co-tenant\'s of the same name');
+su("INSERT INTO sq (a, b) VALUES (-1, 'during')", 'squat');
+is(su("CALL pkonline.wait($js, '120s', NULL)", 'squat'), 'done', '(d) and ends');
+is(su('SELECT count(*) FROM pkonline_internal.calls', 'squat'), '0', '(d) the co-tenant\'s functions never ran');
+is(su('SELECT count(*) = count(DISTINCT id) AND count(id) = count(*) FROM sq', 'squat'), 't',
+	'(d) every row numbered once');
+($ret, $out, $err) = $node->psql('squat', 'ALTER EXTENSION pkonline UPDATE');
+ok($ret != 0 && $err =~ /schema "pkonline_internal" already exists/, '(d) the update refuses to adopt the schema')
+  or diag($err);
+is(su("SELECT extversion FROM pg_extension WHERE extname = 'pkonline'", 'squat'), '0.4', '(d) and leaves 0.4 as it was');
+
 $node->stop;
 done_testing();

@@ -23,5 +23,10 @@ std::vector<unsigned> WithPartitions(const std::vector<unsigned>& relids);
 // (e.g. "orders_pkey", "orders_id_seq1").
 std::string ChooseName(const std::string& name1, const std::string& name2, const std::string& label,
                        unsigned nsp_oid, bool is_constraint);
+// The schema-qualified, quoted name of pkonline's own function `proname` (one of its internals:
+// "_fill_nextval", …), found among the extension's members: pkonline_internal since 0.5, pkonline
+// before (a job made under an older version may run with this library). Never a function a role
+// made under that name elsewhere.
+std::string Internal(const std::string& proname);
 
 }  // namespace pkonline::pg
