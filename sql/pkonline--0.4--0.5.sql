@@ -615,3 +615,16 @@ END
 $$;
 COMMENT ON FUNCTION pkonline.estimate(regclass, text, jsonb) IS
   'What a job would take: disk at its peak (with the WAL kept) and after, WAL written, a duration range, and what the numbers rest on';
+
+-------------------------------------------------------------------------------------------------
+-- set_primary_key(..., replace_unique => true): the UNIQUE constraint on the new key's columns,
+-- which the key makes redundant, is dropped in the swap; foreign keys on it move to the key.
+-------------------------------------------------------------------------------------------------
+DROP FUNCTION pkonline.set_primary_key(regclass, name[], text, boolean);
+CREATE FUNCTION pkonline.set_primary_key(tbl regclass, columns name[], old_pk text DEFAULT 'unique',
+                                         start boolean DEFAULT true, replace_unique boolean DEFAULT false)
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_set_primary_key';
+COMMENT ON FUNCTION pkonline.set_primary_key(regclass, name[], text, boolean, boolean) IS
+  'Makes existing columns the primary key (moving it if there is one), online; returns the job id. '
+  'replace_unique: drop the UNIQUE constraint on the same columns in the swap (its foreign keys move to the key)';

@@ -174,3 +174,39 @@ SELECT try($$SELECT pkonline.set_primary_key('shapes', '{n}')$$);  -- a job is p
 SELECT pkonline.cancel(:job);
 SELECT count(*) - :jobs_before AS jobs_added FROM pkonline.jobs;  -- the one created on purpose
 SELECT * FROM keys('shapes');
+
+-- 7. a UNIQUE constraint the new key makes redundant: check() says so; replace_unique drops it in
+-- the swap, and the foreign keys and the replica identity that used it move to the key
+CREATE TABLE acct (region int NOT NULL, num int NOT NULL, note text, CONSTRAINT acct_region_num UNIQUE (region, num));
+INSERT INTO acct SELECT g % 7, g, 'n' FROM generate_series(1, 2000) g;
+ALTER TABLE acct REPLICA IDENTITY USING INDEX acct_region_num;
+CREATE TABLE acct_ref (region int, num int, FOREIGN KEY (num, region) REFERENCES acct (num, region));
+INSERT INTO acct_ref SELECT g % 7, g FROM generate_series(1, 50) g;
+SELECT level, detail, advice FROM pkonline.check('acct', 'set_primary_key', '{"columns": ["region", "num"]}')
+ WHERE item = 'redundant unique';
+SELECT level, detail FROM pkonline.check('acct', 'set_primary_key', '{"columns": ["region", "num"], "replace_unique": true}')
+ WHERE item = 'redundant unique';
+SELECT pkonline.set_primary_key('acct', '{region,num}', replace_unique => true, start => false) AS job \gset
+SELECT action FROM pkonline.steps(:job) WHERE step = 'swap';
+SELECT pkonline.start(:job);
+CALL pkonline.wait(:job);
+SELECT state FROM pkonline.jobs WHERE id = :job;
+SELECT * FROM keys('acct');
+SELECT c.relname AS replica_identity FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'acct'::regclass AND i.indisreplident;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'acct'::regclass;
+SELECT try($$INSERT INTO acct_ref VALUES (1, 999999)$$);  -- the moved foreign key holds
+SELECT try($$INSERT INTO acct VALUES (1, 1, 'again')$$);  -- and the key
+-- a bare unique index in the key's order becomes the key itself
+CREATE TABLE bare (a int NOT NULL, b text);
+CREATE UNIQUE INDEX bare_a ON bare (a);
+SELECT level, detail FROM pkonline.check('bare', 'set_primary_key', '{"columns": ["a"]}') WHERE item = 'redundant unique';
+-- bad input: nothing to replace, a DEFERRABLE one, a partitioned table; nothing changes
+SELECT count(*) AS jobs_before FROM pkonline.jobs \gset
+SELECT try($$SELECT pkonline.set_primary_key('bare', '{a}', replace_unique => true)$$);
+CREATE TABLE defer (a int NOT NULL UNIQUE DEFERRABLE);
+SELECT try($$SELECT pkonline.set_primary_key('defer', '{a}', replace_unique => true)$$);
+CREATE TABLE part2 (a int NOT NULL, CONSTRAINT part2_a UNIQUE (a)) PARTITION BY RANGE (a);
+SELECT try($$SELECT pkonline.set_primary_key('part2', '{a}', replace_unique => true)$$);
+SELECT count(*) - :jobs_before AS jobs_added FROM pkonline.jobs;
+SELECT * FROM keys('defer');

@@ -57,8 +57,10 @@ void Define() {
   DefineCustomIntVariable("pkonline.lock_retries",
                           "How often a brief DDL step is retried after a lock timeout before the job fails.",
                           nullptr, &lock_retries, 30, 0, 10000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pkonline.batch_size", "Heap blocks in the first backfill batch.", nullptr,
-                          &batch_size, 200, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pkonline.batch_size",
+                          "Heap blocks per batch with batch_time 0; else the most the first batch of a walk "
+                          "may take (it starts with a probe of at most 8).",
+                          nullptr, &batch_size, 200, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "pkonline.batch_time",
       "Target duration of one backfill batch; the batch size adapts to it (0: fixed size).", nullptr,

@@ -28,7 +28,7 @@ std::vector<std::string> ArgumentNames(const std::string& op) {
   if (op == "add_int_pk") return {"column_name", "column_type", "identity", "method", "pk_columns"};
   if (op == "add_column")
     return {"column_name", "column_type", "fill", "not_null", "is_unique", "set_default"};
-  if (op == "set_primary_key") return {"columns", "old_pk"};
+  if (op == "set_primary_key") return {"columns", "old_pk", "replace_unique"};
   return {"referencing"};
 }
 
@@ -129,6 +129,8 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
     if (missing.empty()) {
       SetPrimaryKeyArgs a{c.relid, args.Strings("columns"), args.Text("old_pk", "unique"), false};
       a.dry_run = true;
+      a.replace_unique = args.Bool("replace_unique", false);
+      op.replace_unique = a.replace_unique;
       op.columns = a.columns;
       run = [a]() { SetPrimaryKey(a); };
     }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "pkonline/api/check_findings.hpp"
+#include "pkonline/api/checks.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/txn.hpp"
@@ -39,6 +40,17 @@ std::string ArrayLiteral(const std::vector<std::string>& items) {
     out += '"';
   }
   return out + "}";
+}
+
+// The columns' attnums in the key's order, as int2vector text ("3 1").
+std::string KeyAttnums(unsigned relid, const std::vector<std::string>& columns) {
+  return pg::Query(
+             "SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text, ' ' ORDER BY u.o) FROM "
+             "pg_catalog.unnest($2::text[]) WITH ORDINALITY u(c, o) JOIN pg_catalog.pg_attribute a "
+             "ON a.attrelid = $1::oid AND a.attname = u.c AND NOT a.attisdropped",
+             {pg::V(static_cast<int64_t>(relid)), pg::V(ArrayLiteral(columns))}, true)
+      .scalar()
+      .value_or("");
 }
 
 Key Describe(unsigned relid, const std::vector<std::string>& columns) {
@@ -83,29 +95,49 @@ Key Describe(unsigned relid, const std::vector<std::string>& columns) {
   return k;
 }
 
+// A unique index or UNIQUE constraint on the key's columns: reused as the key, replaced by it, or
+// left beside it (redundant: every write maintains both).
+void RedundantUnique(unsigned relid, const CheckedOperation& op, const Key& k, std::vector<Finding>& out) {
+  if (k.unique_index.empty()) return;
+  if (!k.unique_constraint.empty()) {
+    if (op.replace_unique)
+      out.push_back(
+          {"ok", "redundant unique",
+           Fmt("UNIQUE constraint %1% on (%2%) is dropped in the swap (replace_unique); foreign keys "
+               "that reference it move to the new primary key",
+               k.unique_constraint, k.list),
+           ""});
+    else
+      out.push_back(
+          {"warning", "redundant unique",
+           Fmt("UNIQUE constraint %1% on (%2%) would be redundant beside the new primary key on the "
+               "same columns: every write would maintain both indexes",
+               k.unique_constraint, k.list),
+           "PostgreSQL cannot turn a UNIQUE constraint into the primary key; set_primary_key(..., "
+           "replace_unique => true) drops it in the swap, and foreign keys that reference it move "
+           "to the new key (re-added NOT VALID, then validated)."});
+    return;
+  }
+  if (ReusableKeyIndex(relid, KeyAttnums(relid, op.columns))) {
+    out.push_back({"ok", "redundant unique",
+                   Fmt("unique index %1% on (%2%) becomes the primary key itself: no index is built",
+                       k.unique_index, k.list),
+                   ""});
+    return;
+  }
+  out.push_back(
+      {"warning", "redundant unique",
+       Fmt("unique index %1% on (%2%) would be redundant beside the new primary key (it cannot be the "
+           "key itself: its column order, sort order, operator classes or access method differ)",
+           k.unique_index, k.list),
+       "Drop it after the job (DROP INDEX CONCURRENTLY) if nothing refers to it."});
+}
+
 }  // namespace
 
 void KeyData(unsigned relid, const CheckedOperation& op, std::vector<Finding>& out) {
   const Key k = Describe(relid, op.columns);
-  if (!k.unique_index.empty())
-    out.push_back(
-        {"warning", "redundant unique",
-         Fmt("%1% on (%2%) would be redundant beside the new primary key on the same columns",
-             k.unique_constraint.empty() ? "unique index " + k.unique_index
-                                         : "UNIQUE constraint " + k.unique_constraint,
-             k.list),
-         k.unique_constraint.empty() && k.not_null
-             // a bare unique index over NOT NULL columns can become the key as it is
-             ? Fmt("It can be the key itself, with no index built: ALTER TABLE %1% ADD PRIMARY KEY USING "
-                   "INDEX "
-                   "%2% (a brief ACCESS EXCLUSIVE%3%); or, after the job, drop it if nothing refers to it.",
-                   k.table, k.unique_index,
-                   k.has_pk
-                       ? "; the table's current primary key must be dropped first, which set_primary_key "
-                         "does for you"
-                       : "")
-             : std::string("With old_pk the job keeps or drops only the old key; drop this one after the job "
-                           "if nothing refers to it (foreign keys may use it).")});
+  RedundantUnique(relid, op, k, out);
   const std::string null_query = "SELECT * FROM " + k.table + " WHERE " + k.any_null;
   const std::string dup_query = "SELECT " + k.list + ", count(*) FROM " + k.table + " GROUP BY " + k.list +
                                 " HAVING count(*) > 1 ORDER BY count(*) DESC";

@@ -242,4 +242,23 @@ void RequireNoActiveJob(const TableInfo& t) {
          Fmt("Wait for it, or finish it with pkonline.resume(%1%) or pkonline.cancel(%1%).", *r.rows[0][0]));
 }
 
+// A valid unique btree index on exactly these columns (attnums) that no constraint owns can be
+// the key; its name, or nothing.
+std::optional<std::string> ReusableKeyIndex(unsigned relid, const std::string& attnums) {
+  auto reuse = pg::Query(
+      "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+      "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indisready AND i.indimmediate "
+      "AND NOT i.indisprimary AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
+      "AND i.indkey::pg_catalog.text = $2 AND c.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = "
+      "'btree') "
+      "AND i.indoption::pg_catalog.text = pg_catalog.array_to_string(pg_catalog.array_fill(0, "
+      "ARRAY[i.indnatts]), ' ') "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indclass) x(opc) JOIN pg_catalog.pg_opclass o "
+      "  ON o.oid = x.opc WHERE NOT o.opcdefault) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) "
+      "ORDER BY c.relname LIMIT 1",
+      {pg::V(static_cast<int64_t>(relid)), pg::V(attnums)}, true);
+  return reuse.empty() ? std::nullopt : reuse.scalar();
+}
+
 }  // namespace pkonline::api

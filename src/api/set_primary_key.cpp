@@ -6,6 +6,7 @@
 #include "pkonline/api/api.hpp"
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/create_job.hpp"
+#include "pkonline/json.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
@@ -101,7 +102,7 @@ void RequireOldKeyDroppable(const TableInfo& t, const OldKey& old) {
 
 // The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
 // the table's owner, who must own (be a member of the owner of) those tables too.
-void RequireForeignKeysMovable(const TableInfo& t, const OldKey& old) {
+void RequireForeignKeysMovable(const TableInfo& t, const OldKey& old, const std::string& what) {
   auto fk = pg::Query(
       "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, "
       "r.relowner::pg_catalog.regrole::pg_catalog.text "
@@ -111,30 +112,41 @@ void RequireForeignKeysMovable(const TableInfo& t, const OldKey& old) {
       {V(static_cast<int64_t>(t.relid)), V(old.index_oid), V(static_cast<int64_t>(t.owner))}, true);
   if (!fk.empty())
     Fail(sqlstate::kInsufficientPrivilege,
-         Fmt("foreign key %1% on %2% references the primary key %3% of %4%, and %2% belongs to %5%",
-             *fk.rows[0][0], *fk.rows[0][1], old.name, t.qualified, *fk.rows[0][2]),
-         "The job moves the foreign keys on the old key to the new one with ALTER TABLE, as the owner of " +
+         Fmt("foreign key %1% on %2% references the %3% %4% of %5%, and %2% belongs to %6%", *fk.rows[0][0],
+             *fk.rows[0][1], what, old.name, t.qualified, *fk.rows[0][2]),
+         "The job moves the foreign keys on the " + what + " with ALTER TABLE, as the owner of " +
              t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
          "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
 }
 
-// A valid unique btree index on exactly these columns (attnums) that no constraint owns can be
-// the key; its name, or nothing.
-std::optional<std::string> FindReusableIndex(const TableInfo& t, const std::string& attnums) {
-  auto reuse = pg::Query(
-      "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-      "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indisready AND i.indimmediate "
-      "AND NOT i.indisprimary AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts "
-      "AND i.indkey::pg_catalog.text = $2 AND c.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = "
-      "'btree') "
-      "AND i.indoption::pg_catalog.text = pg_catalog.array_to_string(pg_catalog.array_fill(0, "
-      "ARRAY[i.indnatts]), ' ') "
-      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indclass) x(opc) JOIN pg_catalog.pg_opclass o "
-      "  ON o.oid = x.opc WHERE NOT o.opcdefault) "
-      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) "
-      "ORDER BY c.relname LIMIT 1",
-      {V(static_cast<int64_t>(t.relid)), V(attnums)}, true);
-  return reuse.empty() ? std::nullopt : reuse.scalar();
+// replace_unique: the UNIQUE constraint on the key's columns (in any order: it is then exactly
+// as strict), which the swap drops. Refused if there is none, or if it is DEFERRABLE (the primary
+// key would not be: writes that pass today would fail).
+OldKey ReplacedUnique(const TableInfo& t, const std::vector<std::string>& columns) {
+  auto r = pg::Query(
+      "SELECT c.conname, c.conindid, c.condeferrable, (SELECT pg_catalog.array_agg(a.attname ORDER BY k.n) "
+      "  FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n) JOIN pg_catalog.pg_attribute a "
+      "  ON a.attrelid = c.conrelid AND a.attnum = k.attnum)::pg_catalog.text "
+      "FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
+      "AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname::pg_catalog.text) "
+      "     FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)) "
+      "  = (SELECT pg_catalog.array_agg(x ORDER BY x) FROM "
+      "pg_catalog.jsonb_array_elements_text($2::pg_catalog.jsonb) "
+      "     x) "
+      "ORDER BY c.conname LIMIT 1",
+      {V(static_cast<int64_t>(t.relid)), V(Json::Strings(columns).ToText())}, true);
+  if (r.empty())
+    Fail(sqlstate::kUndefinedObject,
+         Fmt("%1% has no UNIQUE constraint on (%2%) to replace", t.qualified, QuotedList(columns)),
+         "replace_unique => true drops the UNIQUE constraint the new primary key makes redundant.",
+         "Leave replace_unique out; a unique index owned by no constraint is reused by itself.");
+  OldKey key{*r.rows[0][0], *r.rows[0][1], {}};
+  if (AsBool(r.rows[0][2]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("UNIQUE constraint %1% of %2% is DEFERRABLE", key.name, t.qualified),
+         "A primary key that replaced it would be checked at once: writes that pass today could fail.",
+         "Leave replace_unique out (the constraint stays beside the key).");
+  return key;
 }
 
 }  // namespace
@@ -142,6 +154,9 @@ std::optional<std::string> FindReusableIndex(const TableInfo& t, const std::stri
 // A partitioned table: the key must contain the partition key columns of every level, and the
 // table has none yet (moving a partitioned table's key is not done yet).
 int64_t PartitionedKey(const TableInfo& t, const SetPrimaryKeyArgs& a, bool has_pk, pg::SpiScope& spi) {
+  if (a.replace_unique)
+    Fail(sqlstate::kFeatureNotSupported, Fmt("%1% is a partitioned table", t.qualified),
+         "replace_unique works on an ordinary table only.", "Leave replace_unique out.");
   if (has_pk)
     Fail(sqlstate::kFeatureNotSupported,
          Fmt("%1% is a partitioned table that has a primary key", t.qualified),
@@ -198,10 +213,15 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
          Fmt("(%1%) is already the primary key of %2% (%3%)", QuotedList(a.columns), t.qualified, old->name),
          "", "Nothing to do.");
   if (old && a.old_pk == "drop") RequireOldKeyDroppable(t, *old);
-  if (old) RequireForeignKeysMovable(t, *old);
+  if (old) RequireForeignKeysMovable(t, *old, "primary key");
+  std::optional<OldKey> replaced;
+  if (a.replace_unique) {
+    replaced = ReplacedUnique(t, a.columns);
+    RequireForeignKeysMovable(t, *replaced, "UNIQUE constraint");
+  }
   RequireNoActiveJob(t);
 
-  const std::optional<std::string> reuse = FindReusableIndex(t, key.attnums);
+  const std::optional<std::string> reuse = ReusableKeyIndex(t.relid, key.attnums);
 
   ops::SetPrimaryKeyPlan plan;
   plan.schema = t.schema;
@@ -210,6 +230,7 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
   plan.old_pk = a.old_pk == "unique" ? ops::OldPk::kUnique : ops::OldPk::kDrop;
   if (old) plan.old = ops::SetPrimaryKeyPlan::Key{old->name, old->columns};
   plan.reuse_index = reuse;
+  if (replaced) plan.replaced_unique = ops::SetPrimaryKeyPlan::Key{replaced->name, a.columns};
 
   if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
@@ -219,7 +240,8 @@ int64_t SetPrimaryKey(const SetPrimaryKeyArgs& a) {
                old ? Fmt(", replacing %1% (%2%)%3%", old->name, QuotedList(old->columns),
                          a.old_pk == "unique" ? ", kept as a unique constraint" : ", dropped")
                    : std::string(),
-               reuse ? ", reusing index " + *reuse : std::string()),
+               (reuse ? ", reusing index " + *reuse : std::string()) +
+                   (replaced ? ", replacing UNIQUE constraint " + replaced->name : std::string())),
            a.start);
   return id;
 }

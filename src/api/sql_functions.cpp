@@ -143,6 +143,11 @@ Datum pkonline_set_primary_key(PG_FUNCTION_ARGS) {
     a.start = Required<bool>(fcinfo, 3, "start", [](FunctionCallInfo f, int i) {
       return static_cast<bool>(DatumGetBool(f->args[i].value));
     });
+    // (0.1–0.4 declared four arguments)
+    if (PG_NARGS() > 4)
+      a.replace_unique = Required<bool>(fcinfo, 4, "replace_unique", [](FunctionCallInfo f, int i) {
+        return static_cast<bool>(DatumGetBool(f->args[i].value));
+      });
     return Int64GetDatum(pkonline::api::SetPrimaryKey(a));
   });
 }

@@ -27,6 +27,13 @@ void BatchSizer::Took(double ms) {
 
 void BatchSizer::GaveWay() { blocks_ = std::max<int64_t>(1, blocks_ / 2); }
 
+int64_t FirstBatchBlocks(int64_t batch_size, int64_t carried_blocks, int batch_time_ms) {
+  batch_size = std::max<int64_t>(1, batch_size);
+  if (batch_time_ms <= 0) return batch_size;
+  if (carried_blocks > 0) return std::max<int64_t>(1, carried_blocks / 4);
+  return std::min(batch_size, kProbeBlocks);
+}
+
 long WalPacer::PauseMs(long at_least_ms, uint64_t batch_wal_bytes, double batch_ms) const {
   if (rate_ <= 0) return at_least_ms;
   const double due_ms = 1000.0 * static_cast<double>(batch_wal_bytes) / rate_;

@@ -137,13 +137,14 @@ void Pause(Context& ctx, long ms, const jobs::JobSettings& settings, double* pac
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
   const auto& settings = job.settings;  // pkonline.set_option changes them between batches
-  // A leaf after the first starts at a quarter of the size the previous one ended with: the rows at
-  // the start of a partition were measured to take up to five times longer each than those at the
-  // end of the one before (first batches of 250-320 ms where 50 were meant, writers waiting
-  // behind their row locks); the size doubles back within two batches.
-  const int64_t carried =
-      spec.batch_blocks && *spec.batch_blocks > 0 ? std::max<int64_t>(1, *spec.batch_blocks / 4) : 0;
-  jobs::BatchSizer sizer(carried > 0 ? carried : settings.batch_size, settings.batch_time_ms);
+  // A walk after another of the job (the next partition or table) starts at a quarter of the size
+  // the last ended with: the rows at the start of a partition were measured to take up to five
+  // times longer each than those at the end of the one before; the first walk starts with a probe
+  // (pacing.hpp). The size doubles back within a few batches.
+  jobs::BatchSizer sizer(
+      jobs::FirstBatchBlocks(settings.batch_size, spec.batch_blocks ? *spec.batch_blocks : 0,
+                             settings.batch_time_ms),
+      settings.batch_time_ms);
   jobs::VacuumCadence vacuum(spec.vacuum_every >= 0 ? spec.vacuum_every : settings.vacuum_every, to - from,
                              spec.vacuum);
   jobs::Backoff backoff;
@@ -155,6 +156,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   bool replanned = false;
   std::string guarded;
   double paced_ms = 0;  // pauses of more than a second between batches (max_wal_rate, batch_sleep)
+  int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // as run (report below)
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
@@ -207,6 +209,9 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     replanned = false;
     total += rows;
     const int64_t done_blocks = hi - cursor;
+    if (batches++ == 0) first_blocks = done_blocks;
+    max_blocks = std::max(max_blocks, done_blocks);
+    last_blocks = done_blocks;
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -225,6 +230,14 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     if (cursor < to)
       Pause(ctx, pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms), settings, &paced_ms);
   }
+  // How the batches were sized, as run (the first one is the probe: pacing.hpp).
+  if (batches > 0)
+    ctx.Event("batches",
+              Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%",
+                  spec.what, batches, first_blocks, max_blocks, last_blocks),
+              Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
+                  "\"last_blocks\": %5%}",
+                  spec.relid, batches, first_blocks, max_blocks, last_blocks));
   if (paced_ms > 0)
     ctx.Event("throttle",
               Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "
@@ -303,6 +316,7 @@ std::pair<int64_t, int64_t> Measure(const TableWalk& w) {
 void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
   const auto& job = ctx.job();
   int64_t next_base = 0;
+  int64_t batch_blocks = 0;  // carried from one table's walk to the next
   for (size_t k = 0; k < walks.size(); k++) {
     const TableWalk& w = walks[k];
     int64_t from = 0, end = 0, base = next_base;
@@ -337,6 +351,7 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
     spec.table_sql = w.table_sql;
     spec.guard = w.table_sql;  // in every batch: the table is there, still its owner's (a rename plans again)
     spec.cursor_base = base;
+    spec.batch_blocks = &batch_blocks;
     Walk(ctx, spec, from, end, true);
   }
 }

@@ -148,6 +148,11 @@ SetPrimaryKeyPlan SetPrimaryKeyPlan::Load(const jobs::Job& job) {
     });
   }
   if (r.Has("reuse_index")) p.reuse_index = r.String("reuse_index");
+  if (r.Has("replaced_unique")) {
+    p.replaced_unique = r.Read("replaced_unique", [](const Json& v) {
+      return Key{v.At("name").AsString(), v.At("columns").AsStrings()};
+    });
+  }
   if (r.Has("partitioned")) p.partitioned = r.Bool("partitioned");
   if (p.partitioned) p.pk_name = r.String("pk_name");
   if (p.columns.empty()) Fail(sqlstate::kInternal, Fmt("pkonline: job %1% has no key columns", r.id()));
@@ -167,6 +172,12 @@ Json SetPrimaryKeyPlan::Save() const {
     o.Set("old_key", std::move(key));
   }
   if (reuse_index) o.Set("reuse_index", Json::String(*reuse_index));
+  if (replaced_unique) {
+    Json key = Json::Object();
+    key.Set("name", Json::String(replaced_unique->name));
+    key.Set("columns", Json::Strings(replaced_unique->columns));
+    o.Set("replaced_unique", std::move(key));
+  }
   if (partitioned) {
     o.Set("partitioned", Json::Bool(true));
     o.Set("pk_name", Json::String(pk_name));

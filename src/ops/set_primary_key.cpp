@@ -5,8 +5,10 @@
 // continues) -> unique index built concurrently (or an existing one reused) -> with a replaced PK
 // kept as a unique constraint, a unique index on its columns built concurrently -> swap (brief,
 // one transaction: foreign keys referencing the old PK are dropped and re-added NOT VALID on the
-// kept unique constraint, the old PK is dropped, the new one attached USING INDEX — the validated
-// checks spare the NOT NULL scan — and the replica identity re-pointed) -> VALIDATE the moved
+// kept unique constraint, the old PK is dropped, with replace_unique the UNIQUE constraint on the
+// new key's columns too (its foreign keys re-added on the new key), the new one attached USING
+// INDEX — the validated checks spare the NOT NULL scan — and the replica identity re-pointed) ->
+// VALIDATE the moved
 // foreign keys (SHARE UPDATE EXCLUSIVE on the referencing tables: DML continues).
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/set_primary_key.hpp"
@@ -194,6 +196,51 @@ struct ForeignKey {
   std::string table, name, definition;
 };
 
+// The foreign keys that reference the table through this index, and how to make them again.
+std::vector<ForeignKey> ForeignKeysOn(const jobs::Job& job, const std::string& index_oid) {
+  auto r = Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
+      "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
+      "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
+      {V(RelidText(job)), V(index_oid)}, true);
+  std::vector<ForeignKey> fks;
+  for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
+  return fks;
+}
+
+// Does the replica identity use this index?
+bool IdentityOn(const jobs::Job& job, const std::string& index_oid) {
+  return pg::AsBool(Query("SELECT relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index "
+                          "WHERE indexrelid = $2::oid AND indisreplident) FROM pg_catalog.pg_class "
+                          "WHERE oid = $1::oid",
+                          {V(RelidText(job)), V(index_oid)}, true)
+                        .scalar());
+}
+
+// replace_unique, inside the swap: the UNIQUE constraint the new key makes redundant is dropped,
+// its foreign keys with it (added again, NOT VALID, once the key is there: `fks`). Gone already
+// (dropped by hand meanwhile): nothing to do. Returns whether the replica identity was on it.
+bool DropReplacedUnique(const jobs::Job& job, const SetPrimaryKeyPlan::Key& unique,
+                        std::vector<ForeignKey>& fks) {
+  auto r = Query(
+      "SELECT c.conindid FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
+      "AND c.conname = $2 AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY "
+      "a.attname::pg_catalog.text) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.conrelid "
+      "AND a.attnum = ANY (c.conkey)) = (SELECT pg_catalog.array_agg(x ORDER BY x) FROM "
+      "pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) x)",
+      {V(RelidText(job)), V(unique.name), V(Json::Strings(unique.columns).ToText())}, true);
+  if (r.empty()) return false;
+  const std::string index_oid = *r.scalar();
+  const bool identity = IdentityOn(job, index_oid);
+  const auto on_unique = ForeignKeysOn(job, index_oid);
+  for (const auto& fk : on_unique) Exec("ALTER TABLE " + fk.table + " DROP CONSTRAINT " + Ident(fk.name));
+  Exec("ALTER TABLE " + TableSql(job) + " DROP CONSTRAINT " + Ident(unique.name));
+  fks.insert(fks.end(), on_unique.begin(), on_unique.end());
+  return identity;
+}
+
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   ctx.WaitPoint("swap");
@@ -222,21 +269,9 @@ void Swap(Context& ctx) {
     if (had_pk) {
       pk_name = *old.rows[0][0];
       const std::string old_index_oid = *old.rows[0][3];
-      identity_on_old =
-          pg::AsBool(Query("SELECT relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index "
-                           "WHERE indexrelid = $2::oid AND indisreplident) FROM pg_catalog.pg_class "
-                           "WHERE oid = $1::oid",
-                           {V(RelidText(job)), V(old_index_oid)}, true)
-                         .scalar());
+      identity_on_old = IdentityOn(job, old_index_oid);
       // Foreign keys that reference the old key (through its index) move to the kept unique key.
-      auto r = Query(
-          "SELECT pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
-          "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
-          "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
-          "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
-          "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
-          {V(RelidText(job)), V(old_index_oid)}, true);
-      for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
+      fks = ForeignKeysOn(job, old_index_oid);
       if (!fks.empty() && !plan.KeepsOldKey())
         Fail(SqlState("2BP01"),
              Fmt("foreign key %1% on %2% references the primary key of %3%", fks[0].name, fks[0].table, t),
@@ -251,6 +286,9 @@ void Swap(Context& ctx) {
       Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(kept) + " UNIQUE USING INDEX " +
            Ident(OldKeyIndex(job)));
     }
+    // (its foreign keys are made again below, on the new key: the same columns)
+    const bool identity_on_unique =
+        plan.replaced_unique && DropReplacedUnique(job, *plan.replaced_unique, fks);
     // The validated checks prove NOT NULL: no scan under this lock.
     Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + Ident(pk_name) + " PRIMARY KEY USING INDEX " +
          Ident(NewIndex(job)));
@@ -262,6 +300,8 @@ void Swap(Context& ctx) {
       if (!not_valid) moved.push_back({fk.table, fk.name});
     }
     if (identity_on_old) Exec("ALTER TABLE " + t + " REPLICA IDENTITY USING INDEX " + Ident(kept));
+    // (USING INDEX gave the key's index the constraint's name)
+    if (identity_on_unique) Exec("ALTER TABLE " + t + " REPLICA IDENTITY USING INDEX " + Ident(pk_name));
     for (size_t i = 0; i < plan.nullable.size(); i++)
       Exec("ALTER TABLE " + t + " DROP CONSTRAINT IF EXISTS " + Ident(CheckName(job, i)));
     ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
@@ -314,6 +354,9 @@ class SetPrimaryKey final : public Operation {
                                            : "") +
                        ", "
                  : std::string();
+    if (plan.replaced_unique)
+      swap += "drop UNIQUE constraint " + plan.replaced_unique->name +
+              " (foreign keys referencing it are re-added NOT VALID on the new key), ";
     swap += "ADD PRIMARY KEY USING INDEX, drop the checks";
     steps.push_back(
         {"swap", swap,

@@ -46,6 +46,17 @@ void unit::PacingTests() {
   fixed.Took(5);
   Check(fixed.blocks() == 300, "batch: pkonline.batch_time = 0 keeps the size fixed");
 
+  // FirstBatchBlocks: a probe first, or a quarter of what the last walk of the job ended with.
+  using pkonline::jobs::FirstBatchBlocks;
+  using pkonline::jobs::kProbeBlocks;
+  Check(FirstBatchBlocks(200, 0, 50) == kProbeBlocks,
+        "first batch: a walk with nothing measured starts with a probe");
+  Check(FirstBatchBlocks(3, 0, 50) == 3, "first batch: never more than batch_size");
+  Check(FirstBatchBlocks(200, 120, 50) == 30,
+        "first batch: the next table starts at a quarter of the last size");
+  Check(FirstBatchBlocks(200, 2, 50) == 1, "first batch: at least one block");
+  Check(FirstBatchBlocks(200, 120, 0) == 200, "first batch: batch_time = 0 keeps batch_size, fixed");
+
   // WalPacer: the pause that spreads a batch's WAL to the rate; never shorter than batch_sleep.
   const WalPacer off(0);
   Check(off.PauseMs(5, 100 << 20, 10) == 5, "wal: no rate, the pause is batch_sleep");

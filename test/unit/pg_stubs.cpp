@@ -62,6 +62,7 @@ std::optional<RelInfo> LookupRelation(unsigned) { NoServer("LookupRelation"); }
 std::string ChooseName(const std::string&, const std::string&, const std::string&, unsigned, bool) {
   NoServer("ChooseName");
 }
+std::string Internal(const std::string&) { NoServer("Internal"); }
 void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
 unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }

@@ -41,7 +41,8 @@ struct SetPrimaryKeyArgs {
   std::vector<std::string> columns;
   std::string old_pk;  // "unique" or "drop"
   bool start;
-  bool dry_run = false;  // every check, then no job (pkonline.check)
+  bool dry_run = false;         // every check, then no job (pkonline.check)
+  bool replace_unique = false;  // the UNIQUE constraint on the same columns goes in the swap
 };
 int64_t SetPrimaryKey(const SetPrimaryKeyArgs& args);
 

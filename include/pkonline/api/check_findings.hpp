@@ -20,6 +20,7 @@ struct CheckedOperation {
   bool catalog_only = false;         // add_column with a fill that is not volatile: no row rewritten
   bool referencing = true;           // convert_pk_to_bigint
   std::vector<std::string> columns;  // set_primary_key; add_int_pk's pk_columns
+  bool replace_unique = false;       // set_primary_key
   std::string args_json;             // check()'s args, as given (for pkonline.estimate())
 };
 

@@ -2,6 +2,8 @@
 // SQLSTATE and a hint, raised before anything is written.
 #pragma once
 
+#include <optional>
+
 #include <string>
 #include <vector>
 
@@ -37,5 +39,9 @@ void RequireNoForcedRls(const TableInfo& t, const std::string& hint);
 void RequireNoPrimaryKey(const TableInfo& t);
 void RequireColumnFree(const TableInfo& t, const std::string& column);
 void RequireNoActiveJob(const TableInfo& t);
+// A valid unique btree index, owned by no constraint, on exactly these columns (attnums as
+// int2vector text, "3 1"), with default opclasses and order: set_primary_key makes it the key
+// instead of building one. Its name, or nothing.
+std::optional<std::string> ReusableKeyIndex(unsigned relid, const std::string& attnums);
 
 }  // namespace pkonline::api

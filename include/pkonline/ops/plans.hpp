@@ -81,6 +81,9 @@ struct SetPrimaryKeyPlan {
   OldPk old_pk = OldPk::kDrop;
   std::optional<Key> old;                  // the primary key being replaced, if any
   std::optional<std::string> reuse_index;  // a valid unique index on exactly the columns, reused
+  // replace_unique: the UNIQUE constraint on the key's columns (any order), dropped in the swap;
+  // foreign keys that reference it move to the new key.
+  std::optional<Key> replaced_unique;
   // A partitioned table: each partition's key, then the parent's (named pk_name), which attaches
   // them (set_primary_key_partitioned.cpp); no old key, no index reused.
   bool partitioned = false;
