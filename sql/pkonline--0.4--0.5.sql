@@ -9,6 +9,17 @@
 -- wait(), check() and add_column() call into it with the caller's rights, the copy method's row
 -- key is evaluated as the table's owner; each function's own EXECUTE privilege still decides.
 -------------------------------------------------------------------------------------------------
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pkonline_internal') THEN
+    RAISE EXCEPTION 'schema "pkonline_internal" already exists'
+      USING ERRCODE = '42P06',
+            DETAIL = pg_catalog.format('pkonline keeps its internal functions there, in a schema it makes itself; this one belongs to %s.',
+                       (SELECT nspowner::pg_catalog.regrole FROM pg_catalog.pg_namespace WHERE nspname = 'pkonline_internal')),
+            HINT = 'Rename or drop that schema, then install or update pkonline again.';
+  END IF;
+END
+$$;
 CREATE SCHEMA pkonline_internal;
 COMMENT ON SCHEMA pkonline_internal IS 'pkonline''s internal functions (not called by DBAs; most not executable by PUBLIC)';
 GRANT USAGE ON SCHEMA pkonline_internal TO PUBLIC;

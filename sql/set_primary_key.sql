@@ -197,6 +197,16 @@ SELECT c.relname AS replica_identity FROM pg_index i JOIN pg_class c ON c.oid = 
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'acct'::regclass;
 SELECT try($$INSERT INTO acct_ref VALUES (1, 999999)$$);  -- the moved foreign key holds
 SELECT try($$INSERT INTO acct VALUES (1, 1, 'again')$$);  -- and the key
+-- a partitioned table's foreign key on the replaced constraint: PostgreSQL 15 cannot add it NOT
+-- VALID, so it is refused up front (nothing changes)
+CREATE TABLE acct2 (region int NOT NULL, num int NOT NULL, CONSTRAINT acct2_u UNIQUE (num));
+INSERT INTO acct2 SELECT g % 7, g FROM generate_series(1, 300) g;
+CREATE TABLE acct2_ref (num int REFERENCES acct2 (num)) PARTITION BY RANGE (num);
+CREATE TABLE acct2_ref_1 PARTITION OF acct2_ref FOR VALUES FROM (1) TO (150);
+CREATE TABLE acct2_ref_2 PARTITION OF acct2_ref FOR VALUES FROM (150) TO (400);
+INSERT INTO acct2_ref SELECT g FROM generate_series(1, 300, 3) g;
+SELECT try($$SELECT pkonline.set_primary_key('acct2', '{num}', replace_unique => true)$$);
+SELECT * FROM keys('acct2');
 -- a bare unique index in the key's order becomes the key itself
 CREATE TABLE bare (a int NOT NULL, b text);
 CREATE UNIQUE INDEX bare_a ON bare (a);

@@ -101,22 +101,44 @@ void RequireOldKeyDroppable(const TableInfo& t, const OldKey& old) {
 }
 
 // The swap moves every foreign key on the old key: ALTER TABLE on each referencing table, as
-// the table's owner, who must own (be a member of the owner of) those tables too.
+// the table's owner, who must own those tables too — the very role, not one it is a member of:
+// re-adding and validating a foreign key plans a query on the referencing table, which runs code
+// its owner chose (an index predicate's function) with the job's rights (the review of 0.5: a
+// role with REFERENCES on a superuser's table became superuser).
 void RequireForeignKeysMovable(const TableInfo& t, const OldKey& old, const std::string& what) {
+  // PostgreSQL 15 cannot add a foreign key NOT VALID on a partitioned table: re-added, it would
+  // scan every partition under the swap's locks.
+  auto part = pg::Query(
+      "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_constraint c "
+      "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid AND r.relkind = 'p' LIMIT 1",
+      {V(static_cast<int64_t>(t.relid)), V(old.index_oid)}, true);
+  if (!part.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("foreign key %1% on the partitioned table %2% references the %3% %4% of %5%", *part.rows[0][0],
+             *part.rows[0][1], what, old.name, t.qualified),
+         "PostgreSQL 15 cannot add a foreign key NOT VALID on a partitioned table: moved in the swap, it "
+         "would "
+         "be checked against every row under the swap's locks.",
+         std::string("Drop that foreign key for the job's duration and add it again after (writes to the "
+                     "partitions wait while it is validated)") +
+             (what == "primary key" ? "." : "; or leave replace_unique out (the constraint stays)."));
   auto fk = pg::Query(
       "SELECT c.conname, c.conrelid::pg_catalog.regclass::pg_catalog.text, "
       "r.relowner::pg_catalog.regrole::pg_catalog.text "
       "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
       "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
-      "AND NOT pg_catalog.pg_has_role($3::oid, r.relowner, 'USAGE') LIMIT 1",
+      "AND r.relowner <> $3::oid LIMIT 1",
       {V(static_cast<int64_t>(t.relid)), V(old.index_oid), V(static_cast<int64_t>(t.owner))}, true);
   if (!fk.empty())
-    Fail(sqlstate::kInsufficientPrivilege,
-         Fmt("foreign key %1% on %2% references the %3% %4% of %5%, and %2% belongs to %6%", *fk.rows[0][0],
-             *fk.rows[0][1], what, old.name, t.qualified, *fk.rows[0][2]),
-         "The job moves the foreign keys on the " + what + " with ALTER TABLE, as the owner of " +
-             t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
-         "Have the same role own both tables for the job's duration, or move that foreign key by hand.");
+    Fail(
+        sqlstate::kInsufficientPrivilege,
+        Fmt("foreign key %1% on %2% references the %3% %4% of %5%, and %2% belongs to %6%", *fk.rows[0][0],
+            *fk.rows[0][1], what, old.name, t.qualified, *fk.rows[0][2]),
+        "The job moves the foreign keys on the " + what + " with ALTER TABLE, as the owner of " +
+            t.qualified + ", who does not own " + *fk.rows[0][1] + ".",
+        "Have the same role own both tables (ALTER TABLE … OWNER TO), or drop that foreign key for the job's "
+        "duration and add it again after.");
 }
 
 // replace_unique: the UNIQUE constraint on the key's columns (in any order: it is then exactly

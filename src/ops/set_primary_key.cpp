@@ -194,19 +194,50 @@ void DropOldKeyIndex(Context& ctx) {
 // --- the swap ------------------------------------------------------------------------------------
 struct ForeignKey {
   std::string table, name, definition;
+  bool validated = false;
 };
 
-// The foreign keys that reference the table through this index, and how to make them again.
+// The foreign keys that reference the table through this index, and how to make them again:
+// those of a partitioned table once, on it (re-adding it there makes its partitions' again).
+// Each referencing table (partitions too) must still be the job's role's own, as at creation: a
+// foreign key added meanwhile by a role with REFERENCES on the table is refused here, before any
+// change (its re-adding and validation would run that role's code with the job's rights).
 std::vector<ForeignKey> ForeignKeysOn(const jobs::Job& job, const std::string& index_oid) {
+  auto stranger = Query(
+      "SELECT c.conname, rc.oid::pg_catalog.regclass::pg_catalog.text, "
+      "rc.relowner::pg_catalog.regrole::pg_catalog.text, rc.relkind = 'p' FROM pg_catalog.pg_constraint c "
+      "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid "
+      "AND (rc.relowner <> $3::oid OR rc.relkind = 'p') ORDER BY rc.relkind = 'p' LIMIT 1",
+      {V(RelidText(job)), V(index_oid), V(static_cast<int64_t>(job.run_as))}, true);
+  if (!stranger.empty() && pg::AsBool(stranger.rows[0][3]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("foreign key %1% on the partitioned table %2% references %3%", *stranger.rows[0][0],
+             *stranger.rows[0][1], job.table_name),
+         "PostgreSQL 15 cannot add a foreign key NOT VALID on a partitioned table. Nothing was changed.",
+         Fmt("Drop that foreign key, pkonline.resume(%1%), and add it again after the job; or "
+             "pkonline.cancel(%1%).",
+             job.id));
+  if (!stranger.empty())
+    Fail(sqlstate::kInsufficientPrivilege,
+         Fmt("foreign key %1% on %2% references %3%, and %2% belongs to %4%", *stranger.rows[0][0],
+             *stranger.rows[0][1], job.table_name, *stranger.rows[0][2]),
+         Fmt("The swap re-adds the foreign keys on the key it replaces as the owner of %1%, and only on its "
+             "own tables. Nothing was changed.",
+             job.table_name),
+         Fmt("Drop that foreign key (or have its owner drop it), pkonline.resume(%1%), and add it again "
+             "after the job; or pkonline.cancel(%1%).",
+             job.id));
   auto r = Query(
       "SELECT pg_catalog.format('%I.%I', n.nspname, rc.relname), c.conname, "
-      "pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
+      "pg_catalog.pg_get_constraintdef(c.oid), c.convalidated FROM pg_catalog.pg_constraint c "
       "JOIN pg_catalog.pg_class rc ON rc.oid = c.conrelid "
       "JOIN pg_catalog.pg_namespace n ON n.oid = rc.relnamespace "
-      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid ORDER BY c.oid",
+      "WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conindid = $2::oid AND c.conparentid = 0 "
+      "ORDER BY c.oid",
       {V(RelidText(job)), V(index_oid)}, true);
   std::vector<ForeignKey> fks;
-  for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2]});
+  for (const auto& row : r.rows) fks.push_back({*row[0], *row[1], *row[2], pg::AsBool(row[3])});
   return fks;
 }
 
@@ -225,14 +256,21 @@ bool IdentityOn(const jobs::Job& job, const std::string& index_oid) {
 bool DropReplacedUnique(const jobs::Job& job, const SetPrimaryKeyPlan::Key& unique,
                         std::vector<ForeignKey>& fks) {
   auto r = Query(
-      "SELECT c.conindid FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND c.contype = 'u' "
+      "SELECT c.conindid, c.condeferrable FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::oid AND "
+      "c.contype = 'u' "
       "AND c.conname = $2 AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY "
       "a.attname::pg_catalog.text) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.conrelid "
       "AND a.attnum = ANY (c.conkey)) = (SELECT pg_catalog.array_agg(x ORDER BY x) FROM "
       "pg_catalog.jsonb_array_elements_text($3::pg_catalog.jsonb) x)",
       {V(RelidText(job)), V(unique.name), V(Json::Strings(unique.columns).ToText())}, true);
   if (r.empty()) return false;
-  const std::string index_oid = *r.scalar();
+  if (pg::AsBool(r.rows[0][1]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("UNIQUE constraint %1% of %2% became DEFERRABLE while job %3% ran", unique.name, job.table_name,
+             job.id),
+         "A primary key that replaced it would be checked at once. Nothing was changed.",
+         Fmt("pkonline.cancel(%1%), then set_primary_key without replace_unique.", job.id));
+  const std::string index_oid = *r.rows[0][0];
   const bool identity = IdentityOn(job, index_oid);
   const auto on_unique = ForeignKeysOn(job, index_oid);
   for (const auto& fk : on_unique) Exec("ALTER TABLE " + fk.table + " DROP CONSTRAINT " + Ident(fk.name));
@@ -294,10 +332,10 @@ void Swap(Context& ctx) {
          Ident(NewIndex(job)));
     std::vector<MovedForeignKey> moved;
     for (const auto& fk : fks) {
-      const bool not_valid = fk.definition.find("NOT VALID") != std::string::npos;
+      // (pg_get_constraintdef ends with NOT VALID for a key that is not validated)
       Exec("ALTER TABLE " + fk.table + " ADD CONSTRAINT " + Ident(fk.name) + " " + fk.definition +
-           (not_valid ? "" : " NOT VALID"));
-      if (!not_valid) moved.push_back({fk.table, fk.name});
+           (fk.validated ? " NOT VALID" : ""));
+      if (fk.validated) moved.push_back({fk.table, fk.name});
     }
     if (identity_on_old) Exec("ALTER TABLE " + t + " REPLICA IDENTITY USING INDEX " + Ident(kept));
     // (USING INDEX gave the key's index the constraint's name)

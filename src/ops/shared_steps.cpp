@@ -220,10 +220,21 @@ void ValidateForeignKeys(Context& ctx) {
     const std::string& name = fk.name;
     ctx.Txn("pkonline job " + IdText(job) + ": validate " + name, [&]() {
       auto r = Query(
-          "SELECT NOT convalidated FROM pg_catalog.pg_constraint WHERE conname = $1 "
-          "AND conrelid = pg_catalog.to_regclass($2)",
-          {V(name), V(table)}, true);
-      if (r.empty() || !pg::AsBool(r.scalar())) return;  // gone, or validated already
+          "SELECT NOT c.convalidated, t.relowner = $3::oid, t.relowner::pg_catalog.regrole::pg_catalog.text "
+          "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid "
+          "WHERE c.conname = $1 AND c.conrelid = pg_catalog.to_regclass($2)",
+          {V(name), V(table), V(static_cast<int64_t>(job.run_as))}, true);
+      if (r.empty() || !pg::AsBool(r.rows[0][0])) return;  // gone, or validated already
+      // Validation plans a query on the referencing table: only on one of the job's role's own
+      // (a table of that name that another role owns now is not the one the swap re-added it on).
+      if (!pg::AsBool(r.rows[0][1]))
+        Fail(
+            sqlstate::kInsufficientPrivilege,
+            Fmt("%1% belongs to %2% now: job %3% does not validate its foreign key %4%", table,
+                r.rows[0][2].value_or("?"), job.id, name),
+            "The key is in place, NOT VALID: it holds for new rows, existing ones are not checked.",
+            Fmt("Its owner validates it: ALTER TABLE %1% VALIDATE CONSTRAINT %2%; then pkonline.resume(%3%).",
+                table, Ident(name), job.id));
       Exec("ALTER TABLE " + table + " VALIDATE CONSTRAINT " + Ident(name));
     });
   }

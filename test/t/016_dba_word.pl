@@ -363,6 +363,52 @@ su(q{SELECT count(*) FROM pkonline.check('o2.u', 'set_primary_key', '{"columns":
 is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'owner2'"), 'f', 'F4: the owner is not superuser after a superuser\'s check()');
 is(su("SELECT count(*) FILTER (WHERE super) FROM o2.log"), '0', 'F4: its code never ran as a superuser');
 
+# F5 (the third review of 0.5): the foreign keys set_primary_key moves were re-added and validated
+# as the key table's owner on tables it merely "had the privileges of" (pg_has_role: a superuser
+# has every role's): validation plans a query on the referencing table, and a role with only
+# REFERENCES on a superuser's table made itself superuser through its partial index's predicate.
+# Now every referencing table must be the very same role's, at creation and again at the swap.
+su(q{CREATE ROLE refr LOGIN; CREATE SCHEMA k5; CREATE SCHEMA r5 AUTHORIZATION refr;
+GRANT USAGE ON SCHEMA k5 TO refr;
+CREATE TABLE k5.t (id int PRIMARY KEY, k int NOT NULL, CONSTRAINT t_k_key UNIQUE (k));
+INSERT INTO k5.t SELECT g, g FROM generate_series(1, 500) g;
+CREATE TABLE k5.u (id int PRIMARY KEY, k int NOT NULL); INSERT INTO k5.u SELECT g, g FROM generate_series(1, 500) g;
+GRANT REFERENCES ON k5.t, k5.u TO refr});
+as('refr', q{CREATE TABLE r5.log (who text, super boolean); GRANT INSERT ON r5.log TO PUBLIC;
+CREATE FUNCTION r5.spy() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$BEGIN
+  INSERT INTO r5.log SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE refr SUPERUSER'; END IF;
+  RETURN true; END$$;
+CREATE FUNCTION r5.trap(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$BEGIN RETURN r5.spy(); END$$;
+CREATE TABLE r5.a (x int); INSERT INTO r5.a SELECT generate_series(1, 100);
+CREATE INDEX ON r5.a (x) WHERE r5.trap(1);
+ALTER TABLE r5.a ADD FOREIGN KEY (x) REFERENCES k5.t (k);
+CREATE TABLE r5.b (x int); INSERT INTO r5.b SELECT generate_series(1, 100);
+CREATE INDEX ON r5.b (x) WHERE r5.trap(1);
+ALTER TABLE r5.b ADD FOREIGN KEY (x) REFERENCES k5.u (id)});
+refused('postgres', q{SELECT pkonline.set_primary_key('k5.t', '{k}', replace_unique => true)}, '42501',
+	'F5: a UNIQUE constraint that another role\'s foreign key references is not replaced');
+refused('postgres', q{SELECT pkonline.set_primary_key('k5.u', '{k}')}, '42501',
+	'F5: nor is a primary key another role\'s foreign key references moved');
+# the same foreign key added after the job was created: the swap refuses it, changing nothing
+su(q{CREATE TABLE k5.v (id int PRIMARY KEY, k int NOT NULL, CONSTRAINT v_k_key UNIQUE (k));
+INSERT INTO k5.v SELECT g, g FROM generate_series(1, 500) g; GRANT REFERENCES ON k5.v TO refr});
+my $j5 = su(q{SET pkonline.stop_before_final = on; SELECT pkonline.set_primary_key('k5.v', '{k}', replace_unique => true)});
+ok(poll("SELECT state = 'paused' FROM pkonline.jobs WHERE id = $j5", 60), 'F5: the job waits at its gate');
+as('refr', q{CREATE TABLE r5.c (x int); INSERT INTO r5.c SELECT generate_series(1, 100);
+CREATE INDEX ON r5.c (x) WHERE r5.trap(1);
+ALTER TABLE r5.c ADD FOREIGN KEY (x) REFERENCES k5.v (k)});
+su("SELECT pkonline.complete($j5)");
+ok(poll("SELECT state = 'failed' FROM pkonline.jobs WHERE id = $j5", 60), 'F5: a foreign key added meanwhile fails the swap');
+like(su("SELECT last_sqlstate || ' ' || last_error || ' | ' || last_hint FROM pkonline.jobs WHERE id = $j5"),
+	qr/^42501 foreign key c_x_fkey on r5\.c references k5\.v, and r5\.c belongs to refr \| Drop that foreign key/,
+	'F5: saying which key, whose, and what to do');
+is(su(q{SELECT string_agg(conname || ' ' || contype, ', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'k5.v'::regclass}),
+	'v_k_key u, v_pkey p', 'F5: and changing nothing');
+is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'refr'"), 'f', 'F5: the referencing role is not superuser');
+is(su("SELECT count(*) FROM r5.log WHERE super"), '0', 'F5: its code never ran as a superuser');
+su("SELECT pkonline.cancel($j5)");
+
 # F3: the job's detail (sample key values) is not written to the server log by wait()
 su(q{CREATE TABLE f3 (email text, v int); INSERT INTO f3 SELECT 'someone' || (g % 50) || '@example.org', g FROM generate_series(1, 100) g});
 my $jf3 = su("SELECT pkonline.set_primary_key('f3', '{email}')");
