@@ -26,6 +26,7 @@ char* wal_compression = nullptr;
 bool backfill_fires_triggers = false;
 int max_replica_lag_ms = 10000;
 int max_wal_rate_kb = 0;
+int load_rise = 50;
 char* run_window = nullptr;
 bool stop_before_final = false;
 
@@ -98,6 +99,11 @@ void Define() {
       "WAL the job's batches may write per second; it pauses between batches to keep to it "
       "(0: no limit).",
       nullptr, &max_wal_rate_kb, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "pkonline.load_rise",
+      "How much the database's active client sessions may rise (in %) while the job's batches run before "
+      "it pauses between them (0: no such throttle).",
+      nullptr, &load_rise, 50, 0, 10000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
       "pkonline.run_window",
       "When the job may work: spans of the day in the server's time zone, e.g. '01:00-05:00' (empty: "
@@ -125,6 +131,7 @@ jobs::JobSettings CurrentJobSettings() {
   s.wal_compression = wal_compression ? wal_compression : "off";
   s.run_window = run_window ? run_window : "";
   s.stop_before_final = stop_before_final;
+  s.load_rise = load_rise;
   return s;
 }
 

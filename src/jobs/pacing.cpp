@@ -34,6 +34,18 @@ int64_t FirstBatchBlocks(int64_t batch_size, int64_t carried_blocks, int batch_t
   return std::min(batch_size, kProbeBlocks);
 }
 
+long LoadThrottle::After(double batch_ms, double mean_active) {
+  if (!enabled()) return 0;
+  recent_ = recent_ < 0 ? mean_active : 0.6 * recent_ + 0.4 * mean_active;
+  if (recent_ > baseline_ * (1 + rise_) + kSlack)
+    pause_ms_ = std::max(kStepMs, pause_ms_ * 2);
+  else if (recent_ < baseline_ * (1 + rise_ / 2) + kSlack / 2)
+    pause_ms_ = pause_ms_ / 2 < kStepMs ? 0 : pause_ms_ / 2;
+  const long cap = static_cast<long>(kMaxShare * std::max(0.0, batch_ms));
+  pause_ms_ = std::min(pause_ms_, std::max(cap, kStepMs));
+  return std::min(pause_ms_, cap);
+}
+
 long WalPacer::PauseMs(long at_least_ms, uint64_t batch_wal_bytes, double batch_ms) const {
   if (rate_ <= 0) return at_least_ms;
   const double due_ms = 1000.0 * static_cast<double>(batch_wal_bytes) / rate_;

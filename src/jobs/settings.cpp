@@ -23,11 +23,13 @@ void EachSetting(JobSettings& s, Fn&& fn) {
   fn("wal_compression", s.wal_compression);
   fn("run_window", s.run_window);
   fn("stop_before_final", s.stop_before_final);
+  fn("load_rise", s.load_rise);
 }
 
 // Settings added after 0.1: a job created then has no key for them and keeps their default.
 bool AddedLater(const char* key) {
-  return std::string(key) == "run_window" || std::string(key) == "stop_before_final";
+  return std::string(key) == "run_window" || std::string(key) == "stop_before_final" ||
+         std::string(key) == "load_rise";
 }
 
 Json Value(int v) { return Json::Number(v); }
@@ -47,6 +49,7 @@ const Tunable kTunables[] = {
     {"max_wal_rate", "max_wal_rate_kb", &JobSettings::max_wal_rate_kb, Tunable::Unit::kKb, 0, kIntMax},
     {"max_replica_lag", "max_replica_lag_ms", &JobSettings::max_replica_lag_ms, Tunable::Unit::kMs, 0,
      kIntMax},
+    {"load_rise", "load_rise", &JobSettings::load_rise, Tunable::Unit::kNone, 0, 10000},
 };
 
 }  // namespace
@@ -79,7 +82,10 @@ JobSettings JobSettings::Load(const Json& options) {
   JobSettings s;
   EachSetting(s, [&](const char* key, auto& value) {
     try {
-      if (AddedLater(key) && options.Find(key) == nullptr) return;
+      if (AddedLater(key) && options.Find(key) == nullptr) {
+        if (std::string(key) == "load_rise") s.load_rise = 0;  // as the job was made
+        return;
+      }
       Read(options.At(key), value);
     } catch (const Json::Error& e) {
       Fail(sqlstate::kInternal, std::string("pkonline: the job's setting ") + key + ": " + e.what());

@@ -12,6 +12,7 @@
 #include "pkonline/ops/throttle.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
+#include "pkonline/pg/load_sampler.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/wal.hpp"
@@ -133,6 +134,55 @@ void Pause(Context& ctx, long ms, const jobs::JobSettings& settings, double* pac
   ctx.SetWaiting("");
 }
 
+// The latency-aware throttle's eyes: the clients' active sessions sampled every kSampleMs while a
+// batch runs (pg/load_sampler.hpp), and while the job rests (its baseline: kBaselineMs after
+// kSettleMs, at the walk's start and every LoadThrottle::kBaselineEverySec).
+constexpr int kSampleMs = 5;
+constexpr long kSettleMs = 100;
+constexpr long kBaselineMs = 400;
+
+// The timer stops when the batch ends, however it ends.
+struct Sampling {
+  explicit Sampling(bool on) : on_(on) {
+    if (on_) pg::StartLoadSampling(kSampleMs);
+  }
+  pg::LoadSample Stop() {
+    if (!on_) return {};
+    on_ = false;
+    return pg::StopLoadSampling();
+  }
+  ~Sampling() {
+    try {
+      Stop();
+    } catch (...) {
+    }
+  }
+
+ private:
+  bool on_;
+};
+
+// The baseline is the worker's (it runs one job): the walks over a tree's partitions share it.
+struct Baseline {
+  double sessions = 0;
+  std::chrono::steady_clock::time_point next{};
+  bool measured = false;
+} baseline;
+
+void UpdateBaseline(Context& ctx, jobs::LoadThrottle& load) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!baseline.measured || now >= baseline.next) {
+    ctx.Sleep(kSettleMs);
+    Sampling sampling(true);
+    ctx.Sleep(kBaselineMs);
+    baseline.sessions = sampling.Stop().Mean();
+    baseline.measured = true;
+    baseline.next =
+        std::chrono::steady_clock::now() + std::chrono::seconds(jobs::LoadThrottle::kBaselineEverySec);
+  }
+  load.Baseline(baseline.sessions);
+}
+
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
@@ -157,15 +207,20 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   std::string guarded;
   double paced_ms = 0;  // pauses of more than a second between batches (max_wal_rate, batch_sleep)
   int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // as run (report below)
+  jobs::LoadThrottle load(settings.load_rise);
+  double load_paused_ms = 0;
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
     ctx.WaitPoint("backfill_batch");
+    load.set_rise_percent(settings.load_rise);  // pkonline.set_option may change it
+    if (load.enabled()) UpdateBaseline(ctx, load);
     const int64_t blocks = sizer.blocks();
     const int64_t hi = std::min(to, cursor + blocks);
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t wal0 = pg::WalBytes();
+    Sampling sampling(load.enabled());
     try {
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " +
                     std::to_string(cursor) + "-" + std::to_string(hi) + " of " + std::to_string(to),
@@ -205,6 +260,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.Sleep(backoff.After(failures));
       continue;
     }
+    const pg::LoadSample seen = sampling.Stop();
     failures = 0;
     replanned = false;
     total += rows;
@@ -227,17 +283,34 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
     const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
+    const long for_load = load.After(ms, seen.Mean());
+    load_paused_ms += static_cast<double>(for_load);
     if (cursor < to)
-      Pause(ctx, pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms), settings, &paced_ms);
+      Pause(ctx,
+            std::max(pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms),
+                     settings.batch_sleep_ms + for_load),
+            settings, &paced_ms);
   }
+  if (load_paused_ms >= 1000)
+    ctx.Event("throttle",
+              Fmt("the walk paused %.1f s in all for the clients: their active sessions rose above %.2f "
+                  "(%.2f while the job rested; pkonline.load_rise %d %%)",
+                  load_paused_ms / 1000,
+                  load.baseline() * (1 + settings.load_rise / 100.0) + jobs::LoadThrottle::kSlack,
+                  load.baseline(), settings.load_rise),
+              Fmt("{\"waited_ms\": %.1f, \"for\": \"the clients' latency (pkonline.load_rise)\", "
+                  "\"baseline_sessions\": %.2f, \"recent_sessions\": %.2f}",
+                  load_paused_ms, load.baseline(), load.recent()));
   // How the batches were sized, as run (the first one is the probe: pacing.hpp).
   if (batches > 0)
     ctx.Event("batches",
               Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%",
                   spec.what, batches, first_blocks, max_blocks, last_blocks),
               Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
-                  "\"last_blocks\": %5%}",
-                  spec.relid, batches, first_blocks, max_blocks, last_blocks));
+                  "\"last_blocks\": %5%, \"load_paused_ms\": %6%, \"baseline_sessions\": %7$.2f, "
+                  "\"recent_sessions\": %8$.2f}",
+                  spec.relid, batches, first_blocks, max_blocks, last_blocks,
+                  static_cast<int64_t>(load_paused_ms), load.baseline(), load.recent()));
   if (paced_ms > 0)
     ctx.Event("throttle",
               Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "

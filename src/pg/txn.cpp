@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 #include "pgstat.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
@@ -296,11 +297,17 @@ void SleepMs(long ms) {
     CheckInterrupts();
     return;
   }
+  // The whole time, though the latch is set meanwhile (a timer's signal sets it: the load
+  // sampler's, every few milliseconds); interrupts are served at each wake-up.
   Call([&]() {
-    int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
-    (void)rc;
-    ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    const TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+    for (;;) {
+      const long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+      if (left <= 0) break;
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    }
   });
 }
 

@@ -393,21 +393,21 @@ refused('postgres', q{SELECT pkonline.set_primary_key('k5.u', '{k}')}, '42501',
 # the same foreign key added after the job was created: the swap refuses it, changing nothing
 su(q{CREATE TABLE k5.v (id int PRIMARY KEY, k int NOT NULL, CONSTRAINT v_k_key UNIQUE (k));
 INSERT INTO k5.v SELECT g, g FROM generate_series(1, 500) g; GRANT REFERENCES ON k5.v TO refr});
-my $j5 = su(q{SET pkonline.stop_before_final = on; SELECT pkonline.set_primary_key('k5.v', '{k}', replace_unique => true)});
-ok(poll("SELECT state = 'paused' FROM pkonline.jobs WHERE id = $j5", 60), 'F5: the job waits at its gate');
+my $jv = su(q{SET pkonline.stop_before_final = on; SELECT pkonline.set_primary_key('k5.v', '{k}', replace_unique => true)});
+ok(poll("SELECT state = 'paused' FROM pkonline.jobs WHERE id = $jv", 60), 'F5: the job waits at its gate');
 as('refr', q{CREATE TABLE r5.c (x int); INSERT INTO r5.c SELECT generate_series(1, 100);
 CREATE INDEX ON r5.c (x) WHERE r5.trap(1);
 ALTER TABLE r5.c ADD FOREIGN KEY (x) REFERENCES k5.v (k)});
-su("SELECT pkonline.complete($j5)");
-ok(poll("SELECT state = 'failed' FROM pkonline.jobs WHERE id = $j5", 60), 'F5: a foreign key added meanwhile fails the swap');
-like(su("SELECT last_sqlstate || ' ' || last_error || ' | ' || last_hint FROM pkonline.jobs WHERE id = $j5"),
+su("SELECT pkonline.complete($jv)");
+ok(poll("SELECT state = 'failed' FROM pkonline.jobs WHERE id = $jv", 60), 'F5: a foreign key added meanwhile fails the swap');
+like(su("SELECT last_sqlstate || ' ' || last_error || ' | ' || last_hint FROM pkonline.jobs WHERE id = $jv"),
 	qr/^42501 foreign key c_x_fkey on r5\.c references k5\.v, and r5\.c belongs to refr \| Drop that foreign key/,
 	'F5: saying which key, whose, and what to do');
-is(su(q{SELECT string_agg(conname || ' ' || contype, ', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'k5.v'::regclass}),
+is(su(q{SELECT string_agg(conname || ' ' || contype::text, ', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'k5.v'::regclass}),
 	'v_k_key u, v_pkey p', 'F5: and changing nothing');
 is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'refr'"), 'f', 'F5: the referencing role is not superuser');
 is(su("SELECT count(*) FROM r5.log WHERE super"), '0', 'F5: its code never ran as a superuser');
-su("SELECT pkonline.cancel($j5)");
+su("SELECT pkonline.cancel($jv)");
 
 # F3: the job's detail (sample key values) is not written to the server log by wait()
 su(q{CREATE TABLE f3 (email text, v int); INSERT INTO f3 SELECT 'someone' || (g % 50) || '@example.org', g FROM generate_series(1, 100) g});

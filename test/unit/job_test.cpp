@@ -80,10 +80,16 @@ void unit::JobTests() {
             back.max_replica_lag_ms == s.max_replica_lag_ms && back.batch_time_ms == s.batch_time_ms &&
             back.batch_sleep_ms == s.batch_sleep_ms,
         "settings: saved into a job's options and read back unchanged");
-  Check(options.Fields().size() == 14 && options.At("column_name").AsString() == "id" &&
+  Check(options.Fields().size() == 15 && options.At("column_name").AsString() == "id" &&
             options.At("batch_size") == pkonline::Json::Number(7) &&
             options.At("backfill_fires_triggers") == pkonline::Json::Bool(true),
-        "settings: thirteen keys, beside the operation's, numbers and booleans as JSON ones");
+        "settings: fourteen keys, beside the operation's, numbers and booleans as JSON ones");
+  pkonline::Json before_05 = pkonline::Json::Object();  // a job of 0.4: no load_rise
+  for (const auto& [k, v] : options.Fields())
+    if (k != "load_rise") before_05.Set(k, v);
+  Check(s.load_rise == 50 && options.At("load_rise") == pkonline::Json::Number(50) &&
+            pkonline::jobs::JobSettings::Load(before_05).load_rise == 0,
+        "settings: load_rise is kept; a job made before it had none keeps the throttle off");
   pkonline::Json without = pkonline::Json::Object();
   for (const auto& [k, v] : options.Fields())
     if (k != "lock_retries") without.Set(k, v);

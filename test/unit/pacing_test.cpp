@@ -57,6 +57,28 @@ void unit::PacingTests() {
   Check(FirstBatchBlocks(200, 2, 50) == 1, "first batch: at least one block");
   Check(FirstBatchBlocks(200, 120, 0) == 200, "first batch: batch_time = 0 keeps batch_size, fixed");
 
+  // LoadThrottle: pauses grow while the clients' active sessions stay above baseline × 1.5 + 0.1,
+  // shrink when they fall back, and never exceed half the batch's time.
+  using pkonline::jobs::LoadThrottle;
+  LoadThrottle no_throttle(0);
+  no_throttle.Baseline(1.0);
+  Check(no_throttle.After(50, 9.0) == 0, "load: rise 0 turns the throttle off");
+  LoadThrottle lt(50);
+  lt.Baseline(1.0);
+  Check(lt.After(50, 1.2) == 0, "load: sessions within the allowed rise: no pause");
+  long p1 = lt.After(50, 3.0), p2 = lt.After(50, 3.0), p3 = lt.After(50, 3.0);
+  Check(p1 > 0 && p2 >= p1 && p3 >= p2,
+        "load: sessions above baseline x 1.5: the pause grows batch by batch");
+  long p = 0;
+  for (int i = 0; i < 20; i++) p = lt.After(50, 3.0);
+  Check(p == 25, "load: never more than half the batch's own time (50 ms batches: 25 ms)");
+  Check(lt.After(400, 3.0) <= 200, "load: half of a longer batch");
+  for (int i = 0; i < 20; i++) p = lt.After(50, 0.9);
+  Check(p == 0, "load: back to no pause once the sessions fall back");
+  LoadThrottle idle(50);
+  idle.Baseline(0.0);
+  Check(idle.After(50, 0.05) == 0, "load: an idle database's noise (0.05 sessions) is no rise");
+
   // WalPacer: the pause that spreads a batch's WAL to the rate; never shorter than batch_sleep.
   const WalPacer off(0);
   Check(off.PauseMs(5, 100 << 20, 10) == 5, "wal: no rate, the pause is batch_sleep");

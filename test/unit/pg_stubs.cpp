@@ -8,6 +8,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/column_default.hpp"
 #include "pkonline/pg/job_lock.hpp"
+#include "pkonline/pg/load_sampler.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
@@ -63,6 +64,8 @@ std::string ChooseName(const std::string&, const std::string&, const std::string
   NoServer("ChooseName");
 }
 std::string Internal(const std::string&) { NoServer("Internal"); }
+void StartLoadSampling(int) { NoServer("StartLoadSampling"); }
+LoadSample StopLoadSampling() { NoServer("StopLoadSampling"); }
 void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
 unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }

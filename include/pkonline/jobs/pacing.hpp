@@ -58,6 +58,34 @@ class WalPacer {
   double rate_;
 };
 
+// The latency-aware throttle: from the clients' average active sessions (pg/load_sampler.hpp)
+// while the job's batches run, against the same measured while the job does nothing (its
+// baseline, measured again every kBaselineEverySec), the pause to add after each batch. Above
+// baseline × (1 + rise) + kSlack the pause doubles (from kStepMs); below baseline × (1 + rise / 2)
+// + kSlack / 2 it halves (to none). It never exceeds kMaxShare of the batch's own time, so the
+// job's wall time grows by at most that share. rise 0: off.
+class LoadThrottle {
+ public:
+  static constexpr double kSlack = 0.1;  // active sessions: below that a rise is noise
+  static constexpr long kStepMs = 5;
+  static constexpr double kMaxShare = 0.5;
+  static constexpr int kBaselineEverySec = 30;
+  explicit LoadThrottle(int rise_percent) : rise_(rise_percent / 100.0) {}
+  bool enabled() const { return rise_ > 0; }
+  void set_rise_percent(int rise_percent) { rise_ = rise_percent / 100.0; }
+  void Baseline(double mean_active) { baseline_ = mean_active; }
+  double baseline() const { return baseline_; }
+  double recent() const { return recent_; }
+  // After a batch of batch_ms during which the clients averaged mean_active sessions.
+  long After(double batch_ms, double mean_active);
+
+ private:
+  double rise_;
+  double baseline_ = 0;
+  double recent_ = -1;  // smoothed over the last few batches; -1: no batch yet
+  long pause_ms_ = 0;
+};
+
 // When the backfill vacuums: every pkonline.vacuum_every heap blocks changed, or a tenth of the
 // walk if that is more — each VACUUM reads every index whole, so a fixed interval would make the
 // cost grow with the square of the table's size; ten of them keep it linear. 0: never.

@@ -22,9 +22,11 @@ struct JobSettings {
   std::string wal_compression = "lz4";   // pkonline.wal_compression: the worker's own
   std::string run_window;                // pkonline.run_window: "" always, else window.hpp's spans
   bool stop_before_final = false;        // pkonline.stop_before_final: pause before the final step
+  int load_rise = 50;  // pkonline.load_rise: % the clients' active sessions may rise (0: no throttle)
 
   // Into a job's options (an object), and back; Load fails (XX000) on a key missing or of the
-  // wrong kind — but for run_window and stop_before_final, which jobs of earlier versions lack.
+  // wrong kind — but for run_window, stop_before_final and load_rise, which jobs of earlier versions
+  // lack (a job of 0.4 resumed keeps load_rise off, as it was made).
   void SaveTo(Json& options) const;
   static JobSettings Load(const Json& options);
   // Takes the values that pkonline.set_option may change on a running job from `now` (the job's
