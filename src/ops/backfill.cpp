@@ -138,8 +138,8 @@ void Pause(Context& ctx, long ms, const jobs::JobSettings& settings, double* pac
 // batch runs (pg/load_sampler.hpp), and while the job rests (its baseline: kBaselineMs after
 // kSettleMs, at the walk's start and every LoadThrottle::kBaselineEverySec).
 constexpr int kSampleMs = 5;
-constexpr long kSettleMs = 100;
-constexpr long kBaselineMs = 400;
+constexpr long kSettleMs = 50;
+constexpr long kBaselineMs = 200;
 
 // The timer stops when the batch ends, however it ends.
 struct Sampling {
@@ -291,7 +291,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                      settings.batch_sleep_ms + for_load),
             settings, &paced_ms);
   }
-  if (load_paused_ms >= 1000)
+  if (load_paused_ms > 0)
     ctx.Event("throttle",
               Fmt("the walk paused %.1f s in all for the clients: their active sessions rose above %.2f "
                   "(%.2f while the job rested; pkonline.load_rise %d %%)",
