@@ -313,7 +313,7 @@ COMMENT ON PROCEDURE pkonline.wait(bigint, interval, text) IS
 CREATE FUNCTION pkonline.set_option(job bigint, name text, value text) RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'pkonline_set_option';
 COMMENT ON FUNCTION pkonline.set_option(bigint, text, text) IS
-  'Changes lock_timeout, lock_retries, batch_time, batch_sleep, max_wal_rate, max_replica_lag, run_window or '
+  'Changes lock_timeout, lock_retries, batch_time, batch_sleep, max_wal_rate, max_replica_lag, load_rise, run_window or '
   'stop_before_final of an unfinished job (its creator or a superuser); the worker takes it at its next batch or retry. '
   'Returns the value set';
 
