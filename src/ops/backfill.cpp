@@ -117,19 +117,26 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 
 namespace {
 
-// The pause after a batch; one longer than a second is a wait a DBA should see (status.waiting_for,
-// and `paced_ms`, which the walk reports when it ends).
-void Pause(Context& ctx, long ms, const jobs::JobSettings& settings, double* paced_ms) {
+// The pause after a batch: `paced` for max_wal_rate or batch_sleep, `for_load` more for the
+// clients (the latency-aware throttle, counted by the walk itself). One longer than a second is a
+// wait a DBA should see (status.waiting_for; the paced part in `paced_ms`, which the walk reports
+// when it ends).
+void Pause(Context& ctx, long paced, long for_load, const jobs::JobSettings& settings, double* paced_ms) {
+  const long ms = std::max(paced, settings.batch_sleep_ms + for_load);
   if (ms <= 1000) {
     ctx.Sleep(ms);
     return;
   }
-  *paced_ms += static_cast<double>(ms);
-  const bool for_wal = ms > settings.batch_sleep_ms;
-  ctx.SetWaiting(
-      for_wal ? Fmt("the WAL rate limit: pkonline.max_wal_rate is %1% kB/s; pausing %2% ms after a batch",
-                    settings.max_wal_rate_kb, ms)
-              : Fmt("pkonline.batch_sleep: pausing %1% ms after each batch", ms));
+  if (paced > 1000) *paced_ms += static_cast<double>(paced);
+  std::string why;
+  if (ms > paced)
+    why = Fmt("the clients' latency (pkonline.load_rise): pausing %1% ms after a batch", ms);
+  else if (paced > settings.batch_sleep_ms)
+    why = Fmt("the WAL rate limit: pkonline.max_wal_rate is %1% kB/s; pausing %2% ms after a batch",
+              settings.max_wal_rate_kb, ms);
+  else
+    why = Fmt("pkonline.batch_sleep: pausing %1% ms after each batch", ms);
+  ctx.SetWaiting(why);
   ctx.Sleep(ms);
   ctx.SetWaiting("");
 }
@@ -183,6 +190,48 @@ void UpdateBaseline(Context& ctx, jobs::LoadThrottle& load) {
   load.Baseline(baseline.sessions);
 }
 
+// What a walk did, for its events.
+struct WalkRun {
+  int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // heap blocks, as run
+  double load_paused_ms = 0;  // pauses for the clients (the latency-aware throttle)
+  double paced_ms = 0;        // pauses of more than a second for max_wal_rate or batch_sleep
+};
+
+// The walk's events: how its batches were sized (the first one is the probe: pacing.hpp), and
+// how long it paused, for what. Other sessions' activity (the throttle's counts) only to a
+// creator who may see it in pg_stat_activity (pg_read_all_stats).
+void ReportWalk(Context& ctx, const std::string& what, unsigned relid, const WalkRun& run,
+                const jobs::LoadThrottle& load, bool all_stats) {
+  const bool counts = all_stats && load.enabled() && load.recent() >= 0;
+  const std::string sessions =
+      counts ? Fmt(", \"baseline_sessions\": %.2f, \"recent_sessions\": %.2f", load.baseline(), load.recent())
+             : std::string();
+  if (run.load_paused_ms > 0)
+    ctx.Event("throttle",
+              Fmt("the walk paused %.1f s in all for the clients: their active sessions rose by more than "
+                  "pkonline.load_rise (%d %%) over their count while the job rested",
+                  run.load_paused_ms / 1000, static_cast<int>(load.rise_percent())) +
+                  (counts ? Fmt(" (%.2f)", load.baseline()) : std::string()),
+              Fmt("{\"waited_ms\": %.1f, \"for\": \"the clients' latency (pkonline.load_rise)\"",
+                  run.load_paused_ms) +
+                  sessions + "}");
+  if (run.batches > 0)
+    ctx.Event("batches",
+              Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%", what,
+                  run.batches, run.first_blocks, run.max_blocks, run.last_blocks),
+              Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
+                  "\"last_blocks\": %5%, \"load_paused_ms\": %6%",
+                  relid, run.batches, run.first_blocks, run.max_blocks, run.last_blocks,
+                  static_cast<int64_t>(run.load_paused_ms)) +
+                  sessions + "}");
+  if (run.paced_ms > 0)
+    ctx.Event("throttle",
+              Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "
+                  "(pkonline.max_wal_rate, batch_sleep)",
+                  run.paced_ms / 1000),
+              Fmt("{\"waited_ms\": %.1f, \"for\": \"the WAL rate limit or batch_sleep\"}", run.paced_ms));
+}
+
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
@@ -205,10 +254,8 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
   pg::Statement batch;  // planned once, kept across the batches' transactions
   bool replanned = false;
   std::string guarded;
-  double paced_ms = 0;  // pauses of more than a second between batches (max_wal_rate, batch_sleep)
-  int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // as run (report below)
+  WalkRun run;
   jobs::LoadThrottle load(settings.load_rise);
-  double load_paused_ms = 0;
   while (cursor < to) {
     ctx.CheckControl();
     throttle.WaitForStandbys();
@@ -265,9 +312,9 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     replanned = false;
     total += rows;
     const int64_t done_blocks = hi - cursor;
-    if (batches++ == 0) first_blocks = done_blocks;
-    max_blocks = std::max(max_blocks, done_blocks);
-    last_blocks = done_blocks;
+    if (run.batches++ == 0) run.first_blocks = done_blocks;
+    run.max_blocks = std::max(run.max_blocks, done_blocks);
+    run.last_blocks = done_blocks;
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -283,41 +330,13 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
       ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
     }
     const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
+    const long paced = pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms);
     const long for_load = load.After(ms, seen.Mean());
-    load_paused_ms += static_cast<double>(for_load);
-    if (cursor < to)
-      Pause(ctx,
-            std::max(pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms),
-                     settings.batch_sleep_ms + for_load),
-            settings, &paced_ms);
+    // (the part of the pause the clients added: none where the WAL pacing is longer anyway)
+    run.load_paused_ms += static_cast<double>(std::max(0L, settings.batch_sleep_ms + for_load - paced));
+    if (cursor < to) Pause(ctx, paced, for_load, settings, &run.paced_ms);
   }
-  if (load_paused_ms > 0)
-    ctx.Event("throttle",
-              Fmt("the walk paused %.1f s in all for the clients: their active sessions rose above %.2f "
-                  "(%.2f while the job rested; pkonline.load_rise %d %%)",
-                  load_paused_ms / 1000,
-                  load.baseline() * (1 + settings.load_rise / 100.0) + jobs::LoadThrottle::kSlack,
-                  load.baseline(), settings.load_rise),
-              Fmt("{\"waited_ms\": %.1f, \"for\": \"the clients' latency (pkonline.load_rise)\", "
-                  "\"baseline_sessions\": %.2f, \"recent_sessions\": %.2f}",
-                  load_paused_ms, load.baseline(), load.recent()));
-  // How the batches were sized, as run (the first one is the probe: pacing.hpp).
-  if (batches > 0)
-    ctx.Event("batches",
-              Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%",
-                  spec.what, batches, first_blocks, max_blocks, last_blocks),
-              Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
-                  "\"last_blocks\": %5%, \"load_paused_ms\": %6%, \"baseline_sessions\": %7$.2f, "
-                  "\"recent_sessions\": %8$.2f}",
-                  spec.relid, batches, first_blocks, max_blocks, last_blocks,
-                  static_cast<int64_t>(load_paused_ms), load.baseline(), load.recent()));
-  if (paced_ms > 0)
-    ctx.Event("throttle",
-              Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "
-                  "(pkonline.max_wal_rate, "
-                  "batch_sleep)",
-                  paced_ms / 1000),
-              Fmt("{\"waited_ms\": %.1f, \"for\": \"the WAL rate limit or batch_sleep\"}", paced_ms));
+  ReportWalk(ctx, spec.what, spec.relid, run, load, throttle.all_stats());
   return total;
 }
 

@@ -27,8 +27,10 @@ void Sample() {
   int64_t n = 0;
   for (uint32 i = 0; i < ProcGlobal->allProcCount; i++) {
     const PGPROC* p = &ProcGlobal->allProcs[i];
-    if (p == MyProc || p->pid == 0 || p->databaseId != MyDatabaseId || p->isBackgroundWorker ||
-        (p->statusFlags & PROC_IS_AUTOVACUUM) != 0)
+    // (a slot whose backend has exited keeps its pid and database in PostgreSQL 15: its latch's
+    // owner is cleared when it is given up)
+    if (p == MyProc || p->pid == 0 || p->procLatch.owner_pid == 0 || p->databaseId != MyDatabaseId ||
+        p->isBackgroundWorker || (p->statusFlags & PROC_IS_AUTOVACUUM) != 0)
       continue;
     const uint32 cls = p->wait_event_info & 0xFF000000U;
     // not held up by anyone: idle (waiting for its client), in its own main loop (walsenders),

@@ -299,10 +299,12 @@ void SleepMs(long ms) {
   }
   // The whole time, though the latch is set meanwhile (a timer's signal sets it: the load
   // sampler's, every few milliseconds); interrupts are served at each wake-up.
+  // (steady_clock: a step of the system clock does not lengthen it)
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   Call([&]() {
-    const TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
     for (;;) {
-      const long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+      const long left = static_cast<long>(
+          std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
       if (left <= 0) break;
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);

@@ -73,6 +73,7 @@ class LoadThrottle {
   explicit LoadThrottle(int rise_percent) : rise_(rise_percent / 100.0) {}
   bool enabled() const { return rise_ > 0; }
   void set_rise_percent(int rise_percent) { rise_ = rise_percent / 100.0; }
+  double rise_percent() const { return rise_ * 100; }
   void Baseline(double mean_active) { baseline_ = mean_active; }
   double baseline() const { return baseline_; }
   double recent() const { return recent_; }

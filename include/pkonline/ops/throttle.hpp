@@ -21,6 +21,8 @@ class Throttle {
   // before this pass over the table (or over a minute ago) and holds a snapshot: VACUUM cannot
   // reclaim the space of the rows the backfill replaced since it began.
   void ReportHorizon();
+  // The job's creator may see every session's state and every standby (pg_read_all_stats).
+  bool all_stats() const { return all_stats_; }
 
  private:
   Context& ctx_;

@@ -41,7 +41,8 @@ struct IndexRewrite {
 // `sql` is an index definition, rewritten in its parse tree before it runs.
 void RunTopLevel(const std::string& sql, const IndexRewrite* rewrite = nullptr);
 
-// Sleep on the latch (wakes early on SetLatch; exits if the postmaster dies).
+// Sleeps ms on a steady clock, on the latch: a SetLatch (a timer's signal) does not end it early;
+// interrupts are served at each wake-up; exits if the postmaster dies.
 void SleepMs(long ms);
 // Set a setting for this (worker) session with superuser rights, e.g. wal_compression, which a
 // job owner could not set: it affects only what this session writes.
