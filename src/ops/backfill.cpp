@@ -10,9 +10,9 @@
 
 #include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/throttle.hpp"
+#include "pkonline/ops/walk_pacing.hpp"
 #include "pkonline/pg/bridge.hpp"
 #include "pkonline/pg/catalog.hpp"
-#include "pkonline/pg/load_sampler.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/wal.hpp"
@@ -117,157 +117,79 @@ LeafFill FillLeaves(const jobs::Job& job, const std::string& column, const std::
 
 namespace {
 
-// The pause after a batch: `paced` for max_wal_rate or batch_sleep, `for_load` more for the
-// clients (the latency-aware throttle, counted by the walk itself). One longer than a second is a
-// wait a DBA should see (status.waiting_for; the paced part in `paced_ms`, which the walk reports
-// when it ends).
-void Pause(Context& ctx, long paced, long for_load, const jobs::JobSettings& settings, double* paced_ms) {
-  const long ms = std::max(paced, settings.batch_sleep_ms + for_load);
-  if (ms <= 1000) {
-    ctx.Sleep(ms);
-    return;
-  }
-  if (paced > 1000) *paced_ms += static_cast<double>(paced);
-  std::string why;
-  if (ms > paced)
-    why = Fmt("the clients' latency (pkonline.load_rise): pausing %1% ms after a batch", ms);
-  else if (paced > settings.batch_sleep_ms)
-    why = Fmt("the WAL rate limit: pkonline.max_wal_rate is %1% kB/s; pausing %2% ms after a batch",
-              settings.max_wal_rate_kb, ms);
-  else
-    why = Fmt("pkonline.batch_sleep: pausing %1% ms after each batch", ms);
-  ctx.SetWaiting(why);
-  ctx.Sleep(ms);
-  ctx.SetWaiting("");
-}
-
-// The latency-aware throttle's eyes: the clients' active sessions sampled every kSampleMs while a
-// batch runs (pg/load_sampler.hpp), and while the job rests (its baseline: kBaselineMs after
-// kSettleMs, at the walk's start and every LoadThrottle::kBaselineEverySec).
-constexpr int kSampleMs = 5;
-constexpr long kSettleMs = 50;
-constexpr long kBaselineMs = 200;
-
-// The timer stops when the batch ends, however it ends.
-struct Sampling {
-  explicit Sampling(bool on) : on_(on) {
-    if (on_) pg::StartLoadSampling(kSampleMs);
-  }
-  pg::LoadSample Stop() {
-    if (!on_) return {};
-    on_ = false;
-    return pg::StopLoadSampling();
-  }
-  ~Sampling() {
-    try {
-      Stop();
-    } catch (...) {
-    }
-  }
-
- private:
-  bool on_;
+// What a walk keeps from batch to batch to pace itself. A walk after another of the job (the
+// next partition or table) starts at a quarter of the size the last ended with: the rows at the
+// start of a partition were measured to take up to five times longer each than those at the end
+// of the one before; the first walk starts with a probe (pacing.hpp). The size doubles back
+// within a few batches.
+struct Pacing {
+  Pacing(Context& ctx, const WalkSpec& spec, int64_t walk_blocks)
+      : sizer(
+            jobs::FirstBatchBlocks(ctx.job().settings.batch_size, spec.batch_blocks ? *spec.batch_blocks : 0,
+                                   ctx.job().settings.batch_time_ms),
+            ctx.job().settings.batch_time_ms),
+        vacuum(spec.vacuum_every >= 0 ? spec.vacuum_every : ctx.job().settings.vacuum_every, walk_blocks,
+               spec.vacuum),
+        throttle(ctx),
+        load(ctx.job().settings.load_rise) {}
+  jobs::BatchSizer sizer;
+  jobs::VacuumCadence vacuum;
+  jobs::Backoff backoff;
+  Throttle throttle;
+  jobs::LoadThrottle load;
+  WalkRun run;
 };
 
-// The baseline is the worker's (it runs one job): the walks over a tree's partitions share it.
-struct Baseline {
-  double sessions = 0;
-  std::chrono::steady_clock::time_point next{};
-  bool measured = false;
-} baseline;
-
-void UpdateBaseline(Context& ctx, jobs::LoadThrottle& load) {
-  const auto now = std::chrono::steady_clock::now();
-  if (!baseline.measured || now >= baseline.next) {
-    ctx.Sleep(kSettleMs);
-    Sampling sampling(true);
-    ctx.Sleep(kBaselineMs);
-    baseline.sessions = sampling.Stop().Mean();
-    baseline.measured = true;
-    baseline.next =
-        std::chrono::steady_clock::now() + std::chrono::seconds(jobs::LoadThrottle::kBaselineEverySec);
+// After a batch over `blocks` heap blocks that changed `rows` rows in `ms` and wrote `wal` bytes,
+// the clients' sessions `seen` meanwhile: the next batch's size; unless it was the last, a VACUUM
+// when one is due and the pause.
+void AfterBatch(Context& ctx, const WalkSpec& spec, Pacing& p, int64_t blocks, int64_t rows, double ms,
+                uint64_t wal, const pg::LoadSample& seen, bool last) {
+  const auto& settings = ctx.job().settings;  // pkonline.set_option changes them between batches
+  p.run.Batch(blocks);
+  p.sizer.set_target_ms(settings.batch_time_ms);
+  p.sizer.Took(ms);
+  if (spec.batch_blocks) *spec.batch_blocks = p.sizer.blocks();
+  const long for_load = p.load.After(ms, seen.Mean());
+  if (last) return;
+  if (p.vacuum.After(blocks, rows)) {
+    std::string table;
+    ctx.Txn("pkonline: table name", [&]() { table = spec.table_sql(); });
+    p.throttle.ReportHorizon();
+    // No truncation (it takes ACCESS EXCLUSIVE at the end); the TOAST table has nothing to
+    // reclaim (the backfill's new row versions share the old ones' TOAST values).
+    ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
   }
-  load.Baseline(baseline.sessions);
-}
-
-// What a walk did, for its events.
-struct WalkRun {
-  int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // heap blocks, as run
-  double load_paused_ms = 0;  // pauses for the clients (the latency-aware throttle)
-  double paced_ms = 0;        // pauses of more than a second for max_wal_rate or batch_sleep
-};
-
-// The walk's events: how its batches were sized (the first one is the probe: pacing.hpp), and
-// how long it paused, for what. Other sessions' activity (the throttle's counts) only to a
-// creator who may see it in pg_stat_activity (pg_read_all_stats).
-void ReportWalk(Context& ctx, const std::string& what, unsigned relid, const WalkRun& run,
-                const jobs::LoadThrottle& load, bool all_stats) {
-  const bool counts = all_stats && load.enabled() && load.recent() >= 0;
-  const std::string sessions =
-      counts ? Fmt(", \"baseline_sessions\": %.2f, \"recent_sessions\": %.2f", load.baseline(), load.recent())
-             : std::string();
-  if (run.load_paused_ms > 0)
-    ctx.Event("throttle",
-              Fmt("the walk paused %.1f s in all for the clients: their active sessions rose by more than "
-                  "pkonline.load_rise (%d %%) over their count while the job rested",
-                  run.load_paused_ms / 1000, static_cast<int>(load.rise_percent())) +
-                  (counts ? Fmt(" (%.2f)", load.baseline()) : std::string()),
-              Fmt("{\"waited_ms\": %.1f, \"for\": \"the clients' latency (pkonline.load_rise)\"",
-                  run.load_paused_ms) +
-                  sessions + "}");
-  if (run.batches > 0)
-    ctx.Event("batches",
-              Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%", what,
-                  run.batches, run.first_blocks, run.max_blocks, run.last_blocks),
-              Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
-                  "\"last_blocks\": %5%, \"load_paused_ms\": %6%",
-                  relid, run.batches, run.first_blocks, run.max_blocks, run.last_blocks,
-                  static_cast<int64_t>(run.load_paused_ms)) +
-                  sessions + "}");
-  if (run.paced_ms > 0)
-    ctx.Event("throttle",
-              Fmt("the walk paused %.1f s in all, in pauses of more than a second between batches "
-                  "(pkonline.max_wal_rate, batch_sleep)",
-                  run.paced_ms / 1000),
-              Fmt("{\"waited_ms\": %.1f, \"for\": \"the WAL rate limit or batch_sleep\"}", run.paced_ms));
+  const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
+  const long paced = pacer.PauseMs(settings.batch_sleep_ms, wal, ms);
+  // (the part of the pause the clients added: none where the WAL pacing is longer anyway)
+  p.run.load_paused_ms += static_cast<double>(std::max(0L, settings.batch_sleep_ms + for_load - paced));
+  Pause(ctx, paced, for_load, settings, &p.run.paced_ms);
 }
 
 // Runs batches over [from, to); `save` persists the cursor in each batch's transaction.
 int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool save) {
   const auto& job = ctx.job();
   const auto& settings = job.settings;  // pkonline.set_option changes them between batches
-  // A walk after another of the job (the next partition or table) starts at a quarter of the size
-  // the last ended with: the rows at the start of a partition were measured to take up to five
-  // times longer each than those at the end of the one before; the first walk starts with a probe
-  // (pacing.hpp). The size doubles back within a few batches.
-  jobs::BatchSizer sizer(
-      jobs::FirstBatchBlocks(settings.batch_size, spec.batch_blocks ? *spec.batch_blocks : 0,
-                             settings.batch_time_ms),
-      settings.batch_time_ms);
-  jobs::VacuumCadence vacuum(spec.vacuum_every >= 0 ? spec.vacuum_every : settings.vacuum_every, to - from,
-                             spec.vacuum);
-  jobs::Backoff backoff;
+  Pacing p(ctx, spec, to - from);
   int64_t total = 0;
   int failures = 0;
   int64_t cursor = from;
-  Throttle throttle(ctx);
   pg::Statement batch;  // planned once, kept across the batches' transactions
   bool replanned = false;
   std::string guarded;
-  WalkRun run;
-  jobs::LoadThrottle load(settings.load_rise);
   while (cursor < to) {
     ctx.CheckControl();
-    throttle.WaitForStandbys();
+    p.throttle.WaitForStandbys();
     ctx.WaitPoint("backfill_batch");
-    load.set_rise_percent(settings.load_rise);  // pkonline.set_option may change it
-    if (load.enabled()) UpdateBaseline(ctx, load);
-    const int64_t blocks = sizer.blocks();
+    p.load.set_rise_percent(settings.load_rise);  // pkonline.set_option may change it
+    if (p.load.enabled()) UpdateBaseline(ctx, p.load);
+    const int64_t blocks = p.sizer.blocks();
     const int64_t hi = std::min(to, cursor + blocks);
     int64_t rows = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t wal0 = pg::WalBytes();
-    Sampling sampling(load.enabled());
+    Sampling sampling(p.load.enabled());
     try {
       ctx.Batch("pkonline job " + std::to_string(job.id) + ": " + spec.what + " blocks " +
                     std::to_string(cursor) + "-" + std::to_string(hi) + " of " + std::to_string(to),
@@ -303,8 +225,8 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                       "Other sessions held row locks in these blocks every time.",
                       Fmt("See the batch_retry events, then pkonline.resume(%1%).", job.id));
       ctx.Event("batch_retry", "batch at block " + std::to_string(cursor) + " retried: " + e.message());
-      sizer.GaveWay();
-      ctx.Sleep(backoff.After(failures));
+      p.sizer.GaveWay();
+      ctx.Sleep(p.backoff.After(failures));
       continue;
     }
     const pg::LoadSample seen = sampling.Stop();
@@ -312,31 +234,12 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
     replanned = false;
     total += rows;
     const int64_t done_blocks = hi - cursor;
-    if (run.batches++ == 0) run.first_blocks = done_blocks;
-    run.max_blocks = std::max(run.max_blocks, done_blocks);
-    run.last_blocks = done_blocks;
     cursor = hi;
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    sizer.set_target_ms(settings.batch_time_ms);
-    sizer.Took(ms);
-    if (spec.batch_blocks) *spec.batch_blocks = sizer.blocks();
-    if (cursor < to && vacuum.After(done_blocks, rows)) {
-      std::string table;
-      ctx.Txn("pkonline: table name", [&]() { table = spec.table_sql(); });
-      throttle.ReportHorizon();
-      // No truncation (it takes ACCESS EXCLUSIVE at the end); the TOAST table has nothing to
-      // reclaim (the backfill's new row versions share the old ones' TOAST values).
-      ctx.TopLevel("VACUUM (TRUNCATE false, PROCESS_TOAST false) " + table);
-    }
-    const jobs::WalPacer pacer(1024.0 * static_cast<double>(settings.max_wal_rate_kb));
-    const long paced = pacer.PauseMs(settings.batch_sleep_ms, pg::WalBytes() - wal0, ms);
-    const long for_load = load.After(ms, seen.Mean());
-    // (the part of the pause the clients added: none where the WAL pacing is longer anyway)
-    run.load_paused_ms += static_cast<double>(std::max(0L, settings.batch_sleep_ms + for_load - paced));
-    if (cursor < to) Pause(ctx, paced, for_load, settings, &run.paced_ms);
+    AfterBatch(ctx, spec, p, done_blocks, rows, ms, pg::WalBytes() - wal0, seen, cursor >= to);
   }
-  ReportWalk(ctx, spec.what, spec.relid, run, load, throttle.all_stats());
+  ReportWalk(ctx, spec.what, spec.relid, p.run, p.load, p.throttle.all_stats());
   return total;
 }
 
