@@ -149,6 +149,7 @@ void AfterBatch(Context& ctx, const WalkSpec& spec, Pacing& p, int64_t blocks, i
   p.run.Batch(blocks);
   p.sizer.set_target_ms(settings.batch_time_ms);
   p.sizer.Took(ms);
+  p.run.next_blocks = p.sizer.blocks();
   if (spec.batch_blocks) *spec.batch_blocks = p.sizer.blocks();
   const long for_load = p.load.After(ms, seen.Mean());
   if (last) return;

@@ -113,8 +113,8 @@ void ReportWalk(Context& ctx, const std::string& what, unsigned relid, const Wal
               Fmt("%1%: %2% batch(es); the first of %3% heap blocks, the largest %4%, the last %5%", what,
                   run.batches, run.first_blocks, run.max_blocks, run.last_blocks),
               Fmt("{\"relid\": %1%, \"batches\": %2%, \"first_blocks\": %3%, \"max_blocks\": %4%, "
-                  "\"last_blocks\": %5%, \"load_paused_ms\": %6%",
-                  relid, run.batches, run.first_blocks, run.max_blocks, run.last_blocks,
+                  "\"last_blocks\": %5%, \"next_blocks\": %6%, \"load_paused_ms\": %7%",
+                  relid, run.batches, run.first_blocks, run.max_blocks, run.last_blocks, run.next_blocks,
                   static_cast<int64_t>(run.load_paused_ms)) +
                   sessions + "}");
   if (run.paced_ms > 0)

@@ -37,6 +37,7 @@ void Pause(Context& ctx, long paced, long for_load, const jobs::JobSettings& set
 // What a walk did, for its events.
 struct WalkRun {
   int64_t batches = 0, first_blocks = 0, max_blocks = 0, last_blocks = 0;  // heap blocks, as run
+  int64_t next_blocks = 0;    // the size a next batch would have had (the next walk starts at a quarter)
   double load_paused_ms = 0;  // pauses for the clients (the latency-aware throttle)
   double paced_ms = 0;        // pauses of more than a second for max_wal_rate or batch_sleep
   void Batch(int64_t blocks);
