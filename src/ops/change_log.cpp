@@ -14,7 +14,7 @@
 #include "pkonline/pg/storage.hpp"
 #include "pkonline/text.hpp"
 
-namespace pkonline::ops::int_pk::copy {
+namespace pkonline::ops::copy {
 
 using pg::Exec;
 using pg::Ident;
@@ -30,9 +30,9 @@ int64_t ApplyLog(Context& ctx) {
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
   const std::string copy_sql = CopySql(ctx);
   const Columns c = LiveColumns(job, copy);
-  const std::string column = AddIntPkPlan::Load(job).column;
-  const std::string id = ColumnSql(job, column);
-  const std::string twin_id = Ident(column);
+  const CopySpec spec = SpecOf(job);
+  const std::string id = ColumnSql(job, spec.key);
+  const std::string twin_id = Ident(spec.key);
   const std::string log = LogSql(ctx);
   try {
     // The log is never analysed: the plans are spelled out. With the copy's key index, the ids
@@ -41,13 +41,13 @@ int64_t ApplyLog(Context& ctx) {
     const std::string ids = "SELECT old_id FROM " + log +
                             " WHERE old_id IS NOT NULL UNION SELECT new_id FROM " + log +
                             " WHERE new_id IS NOT NULL";
-    if (!Helper(ctx, fact::kTwinPk).empty())
+    if (!KeyTwin(ctx).empty())
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " OPERATOR(pg_catalog.=) ANY (ARRAY(" + ids +
            "))");
     else
       Exec("DELETE FROM " + copy_sql + " WHERE " + twin_id + " IN (" + ids + ")");
-    Exec("INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table + " FROM ONLY " + TableSql(job) +
-         " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log +
+    Exec("INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.replayed + " FROM ONLY " +
+         TableSql(job) + " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT tid FROM " + log +
          " WHERE tid IS NOT NULL)) AND " + id + " IN (SELECT new_id FROM " + log +
          " WHERE new_id IS NOT NULL)");
   } catch (const PgError& e) {
@@ -66,4 +66,4 @@ int64_t ReplayRound(Context& ctx) {
   return applied;
 }
 
-}  // namespace pkonline::ops::int_pk::copy
+}  // namespace pkonline::ops::copy

@@ -1,5 +1,5 @@
 // The copy method's copy of the table and its helpers, known by the OIDs the job recorded (see
-// include/pkonline/ops/copy_method.hpp and add_int_pk_copy.cpp for the method).
+// include/pkonline/ops/copy_method.hpp, add_int_pk_copy.cpp and add_column_copy.cpp).
 #include "pkonline/ops/copy_method.hpp"
 
 #include "pkonline/ops/job_sql.hpp"
@@ -14,12 +14,31 @@
 #include "pkonline/pg/storage.hpp"
 #include "pkonline/text.hpp"
 
-namespace pkonline::ops::int_pk::copy {
+namespace pkonline::ops::copy {
 
 using pg::Exec;
 using pg::Ident;
 using pg::Query;
 using pg::V;
+
+CopySpec SpecOf(const jobs::Job& job) {
+  CopySpec s;
+  if (job.operation == AddColumnPlan::kOperation) {
+    const AddColumnPlan plan = AddColumnPlan::Load(job);
+    s.key = plan.key_column;
+    s.column = plan.column;
+    s.type = plan.column_type;
+    s.fill = "(" + plan.fill_sql + ")";
+    s.not_null = plan.not_null;
+    s.unique = plan.unique;
+    s.key_is_column = false;
+    return s;
+  }
+  const AddIntPkPlan plan = AddIntPkPlan::Load(job);
+  s.key = s.column = plan.column;
+  s.type = plan.column_type;
+  return s;
+}
 
 std::string LogTrigger(const jobs::Job& job) { return HelperName(job, "log"); }
 std::string PkTwin(const jobs::Job& job) { return HelperName(job, "pk"); }
@@ -115,17 +134,21 @@ std::string Layout(unsigned relid) {
 }
 
 Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
+  const CopySpec spec = SpecOf(job);
+  const std::string column = ColumnSql(job, spec.column);  // fails cleanly if it was renamed
+  const std::string fill = spec.fill.empty() ? pg::Internal("_tid_key") + "(ctid)::" + spec.type : spec.fill;
+  const std::string copied = "COALESCE(" + column + ", " + fill + ")";
+  // Every row version add_int_pk's log names has its id; add_column's may have no value yet.
+  const std::string replayed = spec.fill.empty() ? column : copied;
   auto r = Query(
-      "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.attname), ', ' ORDER BY t.attnum), "
-      "pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
-      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN pg_catalog.format("
-      "'COALESCE(%1$I, %3$s(ctid)::%2$s)', t.attname, pg_catalog.format_type(t.atttypid, "
-      "t.atttypmod), $4) ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
+      "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $4 ELSE pg_catalog.quote_ident(t.attname) END, "
+      "', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $5 ELSE pg_catalog.quote_ident(t.attname) END, "
+      "', ' ORDER BY t.attnum) "
       "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
       "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
-      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(AddIntPkPlan::Load(job).column),
-       V(pg::Internal("_tid_key"))},
-      true);
+      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(spec.column), V(copied), V(replayed)}, true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 
@@ -133,7 +156,7 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
 void CreateCopy(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string col = AddIntPkPlan::Load(job).column;
+  const CopySpec spec = SpecOf(job);
   auto cols = Query(
       "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
       "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
@@ -158,7 +181,7 @@ void CreateCopy(Context& ctx) {
     defs += name + " " + *row[3];
     if (row[4]) defs += " COLLATE " + *row[4];
     if (row[6] && !row[6]->empty()) defs += std::string(" COMPRESSION ") + (*row[6] == "l" ? "lz4" : "pglz");
-    if (*row[1] == col) defs += " NOT NULL";
+    if (*row[1] == spec.column && spec.not_null) defs += " NOT NULL";
     if (row[5]) {
       const char s = (*row[5])[0];
       const char* kind = s == 'p' ? "PLAIN" : s == 'e' ? "EXTERNAL" : s == 'm' ? "MAIN" : "EXTENDED";
@@ -187,10 +210,9 @@ std::string CopyBatchSql(Context& ctx) {
   const unsigned copy = CopyOid(ctx);
   const std::string copy_sql = CopySql(ctx);
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
-  ColumnSql(job, AddIntPkPlan::Load(job).column);  // fails cleanly if it was renamed
   const Columns c = LiveColumns(job, copy);
-  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.table_ids + " FROM ONLY " +
-         TableSql(job) + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
+  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.copied + " FROM ONLY " + TableSql(job) +
+         " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
 }
 
 // The indexes of the table: (oid, valid) of each.
@@ -215,7 +237,7 @@ void RequireValidIndexes(const jobs::Job& job) {
            "DROP INDEX it or REINDEX it, then pkonline.resume(" + IdText(job) + ").");
 }
 
-// Builds, on the twin, each index of the table that has no twin yet, and the key's unique index.
+// Builds, on the twin, each index of the table that has no twin yet, and the column's unique index.
 void EnsureTwins(Context& ctx) {
   const auto& job = ctx.job();
   std::vector<std::pair<std::string, bool>> indexes;
@@ -238,12 +260,20 @@ void EnsureTwins(Context& ctx) {
       ctx.Remember(fact::kTwinIndexPrefix + oid, Json::Number(twin));
     });
   }
-  ctx.Txn("pkonline job " + IdText(job) + ": build the key's index on the copy", [&]() {
+  const CopySpec spec = SpecOf(job);
+  if (!spec.unique) return;
+  ctx.Txn("pkonline job " + IdText(job) + ": build the column's unique index on the copy", [&]() {
     if (!Helper(ctx, fact::kTwinPk).empty()) return;
-    const std::string id = Ident(AddIntPkPlan::Load(job).column);
+    const std::string id = Ident(spec.column);
     Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
     Record(ctx, fact::kTwinPk, HelperSql(job, "pk"));
   });
 }
 
-}  // namespace pkonline::ops::int_pk::copy
+std::string KeyTwin(Context& ctx) {
+  if (SpecOf(ctx.job()).key_is_column) return Helper(ctx, fact::kTwinPk);
+  const Json index = ctx.Recall(fact::kKeyIndex);
+  return index.is_null() ? "" : Helper(ctx, fact::kTwinIndexPrefix + std::to_string(index.AsInt()));
+}
+
+}  // namespace pkonline::ops::copy

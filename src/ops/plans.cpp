@@ -113,6 +113,8 @@ AddColumnPlan AddColumnPlan::Load(const jobs::Job& job) {
   p.set_default = r.Bool("set_default");
   if (p.unique) p.unique_name = r.String("unique_name");
   if (r.Has("partitioned")) p.partitioned = r.Bool("partitioned");
+  if (r.Has("method")) p.copy = r.String("method") == "copy";
+  if (p.copy) p.key_column = r.String("key_column");
   return p;
 }
 
@@ -131,6 +133,10 @@ Json AddColumnPlan::Save() const {
   o.Set("set_default", Json::Bool(set_default));
   if (unique) o.Set("unique_name", Json::String(unique_name));
   if (partitioned) o.Set("partitioned", Json::Bool(true));
+  if (copy) {
+    o.Set("method", Json::String("copy"));
+    o.Set("key_column", Json::String(key_column));
+  }
   return o;
 }
 

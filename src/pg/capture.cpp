@@ -165,7 +165,9 @@ AttrNumber RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum,
           " AND NOT a.attisdropped "
           "WHERE (j.relid = $1 OR j.relid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors($1))) "
           "AND j.state NOT IN ('done', 'cancelled') "
-          "AND j.options ->> $2 = $3 AND j.options ->> 'column_attnum' = $4",
+          "AND j.options ->> $2 = $3 "
+          // the row identity: add_int_pk's new column, or (add_column, copy) the key's column
+          "AND COALESCE(j.options ->> 'key_attnum', j.options ->> 'column_attnum') = $4",
           4, types, values, 1, &local) ||
       local <= 0)
     NotAJobTrigger(td, fn);

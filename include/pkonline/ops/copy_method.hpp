@@ -1,6 +1,6 @@
-// The copy method's pieces (src/ops/add_int_pk_copy.cpp has the method and its steps):
-// copy_table.cpp, the copy of the table and the helpers known by the OIDs the job recorded;
-// change_log.cpp, the replay of the writes made meanwhile onto the copy.
+// The copy method's pieces, shared by add_int_pk and add_column (add_int_pk_copy.cpp and
+// add_column_copy.cpp have the steps): copy_table.cpp, the copy of the table and the helpers known
+// by the OIDs the job recorded; change_log.cpp, the replay of the writes made meanwhile onto the copy.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +10,27 @@
 
 #include "pkonline/jobs/step.hpp"
 
-namespace pkonline::ops::int_pk::copy {
+namespace pkonline::ops::copy {
 
 using jobs::Context;
+
+// What a job's copy is: the row identity that the change log records, the job's column and the
+// value it takes in the copy.
+//  * add_int_pk: the identity is the new id column itself; a row not written during the job has
+//    none yet, and takes its position (_tid_key(ctid)); every logged row version has its id.
+//  * add_column: the identity is the table's single-column integer primary key; the new column
+//    takes COALESCE(column, fill), in the copy and at every replay.
+struct CopySpec {
+  std::string key;     // the identity column (same name in the table and the copy)
+  std::string column;  // the job's column: NOT NULL in the copy when not_null
+  std::string type;    // its type
+  std::string fill;    // SQL over the table's row: its value where it has none; "" for the position
+  bool not_null = true;
+  bool unique = true;         // a unique index on the column is built on the copy (fact::kTwinPk)
+  bool key_is_column = true;  // the key's index on the copy is that unique index (add_int_pk)
+};
+// Reads the job's plan only (no query: it may be called outside a transaction).
+CopySpec SpecOf(const jobs::Job& job);
 
 // Helper names (pkonline_<job>_<suffix>): the log trigger, the key's index on the copy, the
 // copy's twin of the table's index `index_oid`.
@@ -46,10 +64,10 @@ void RequireSameStorage(Context& ctx);
 std::string Layout(unsigned relid);
 
 // The live columns, as named in the table and in the twin (matched by position); and the
-// table's list with the job's column replaced by its value in the copy: the row's own id where
-// it has one, its position where it has none.
+// table's list with the job's column replaced by its value in the copy, in a batch (copied) and
+// at a replay round (replayed).
 struct Columns {
-  std::string table, twin, table_ids;
+  std::string twin, copied, replayed;
 };
 Columns LiveColumns(const jobs::Job& job, unsigned copy_oid);
 
@@ -61,8 +79,10 @@ std::string CopyBatchSql(Context& ctx);
 // The indexes of the table: (oid, valid) of each; a job fails on an invalid one.
 std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job);
 void RequireValidIndexes(const jobs::Job& job);
-// Builds, on the copy, each index of the table that has no twin yet, and the key's unique index.
+// Builds, on the copy, each index of the table that has no twin yet, and the column's unique index.
 void EnsureTwins(Context& ctx);
+// The index on the copy that finds a row by its identity, "" while there is none yet.
+std::string KeyTwin(Context& ctx);
 
 // One replay round's statements (the caller's transaction gives them one snapshot, or holds the
 // table ACCESS EXCLUSIVE). Returns the number of log rows applied.
@@ -70,4 +90,22 @@ int64_t ApplyLog(Context& ctx);
 // One round in a REPEATABLE READ transaction of its own.
 int64_t ReplayRound(Context& ctx);
 
-}  // namespace pkonline::ops::int_pk::copy
+// The steps both operations share (copy_steps.cpp).
+// copy: CREATE TABLE for the copy, then INSERT … SELECT by ranges of heap blocks; its undo drops it.
+void CopyStep(Context& ctx);
+void UndoCopyStep(Context& ctx);
+// build_indexes: one replay round, then the copy's indexes (EnsureTwins).
+void BuildIndexesStep(Context& ctx);
+// catch_up: replay rounds until little is left.
+void CatchUpStep(Context& ctx);
+// The swap's parts: before its transaction, the twins and the last rounds outside the lock (after
+// any wait for the run window); in it, the locks and checks (returns the copy's OID), then the last
+// round, and the storages of every index and of the table swapped with the copy's (returns the
+// changes that round applied).
+void BeforeSwap(Context& ctx, const std::string& activity);
+unsigned LockForSwap(Context& ctx);
+int64_t SwapWithCopy(Context& ctx, unsigned copy);
+// cleanup: DROP the copy (the old storage now) and the log, by OID; ANALYZE if it can.
+void CleanupStep(Context& ctx);
+
+}  // namespace pkonline::ops::copy

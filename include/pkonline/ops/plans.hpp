@@ -60,6 +60,8 @@ struct AddColumnPlan {
   bool set_default = false;  // the fill stays the column's DEFAULT
   std::string unique_name;   // chosen at creation, when unique
   bool partitioned = false;  // a partitioned table: partition by partition (add_column_partitioned.cpp)
+  bool copy = false;         // method => 'copy' (0.6, add_column_copy.cpp): written once, into a twin
+  std::string key_column;    // copy: the primary key's column, the change log's row identity
 
   static AddColumnPlan Load(const jobs::Job& job);
   Json Save() const;
@@ -140,9 +142,13 @@ inline constexpr char kLogOid[] = "log_oid";              // copy method: the ch
 inline constexpr char kTwinPk[] = "twin_pk";              // copy method: the key's index on the copy
 inline constexpr char kTwinIndexPrefix[] = "twin_ix_";    // + an index's OID: its twin on the copy
 inline constexpr char kAttnum[] = "attnum";               // add_column: the new column
-inline constexpr char kMovedFks[] = "moved_fks";          // set_primary_key, convert_pk_to_bigint
-inline constexpr char kWalkOf[] = "walk_of";              // BackfillTables: the table the cursor is of
-inline constexpr char kWalked[] = "walked";               // BackfillLeaves: the leaves done
+// add_column, copy method (0.6): the primary key's column (the change log's row identity), and
+// the key's index, whose twin finds a row of the copy
+inline constexpr char kKeyAttnum[] = "key_attnum";
+inline constexpr char kKeyIndex[] = "key_index";
+inline constexpr char kMovedFks[] = "moved_fks";  // set_primary_key, convert_pk_to_bigint
+inline constexpr char kWalkOf[] = "walk_of";      // BackfillTables: the table the cursor is of
+inline constexpr char kWalked[] = "walked";       // BackfillLeaves: the leaves done
 inline constexpr char kSwept[] = "swept";         // SweepLeaves: leaf OID -> how it was attached when swept
 inline constexpr char kLeafBase[] = "leaf_base";  // BackfillLeaves: the cursor's start in walk_of
 inline constexpr char kLeafEnd[] = "leaf_end";    // BackfillLeaves: walk_of's end block

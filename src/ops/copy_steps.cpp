@@ -1,0 +1,151 @@
+// The copy method's steps that add_int_pk and add_column share: the copy, the indexes on it, the
+// catch-up, the swap's common part and the cleanup (add_int_pk_copy.cpp tells the method whole).
+#include "pkonline/ops/copy_method.hpp"
+
+#include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/job_sql.hpp"
+#include "pkonline/ops/plans.hpp"
+#include "pkonline/ops/shared_steps.hpp"
+#include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/quote.hpp"
+#include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/storage.hpp"
+#include "pkonline/text.hpp"
+
+namespace pkonline::ops::copy {
+
+using pg::Exec;
+using pg::Ident;
+using pg::Query;
+using pg::V;
+
+namespace {
+
+// Catch-up replays the change log in rounds until a round applies fewer than kCaughtUpChanges (or
+// after kMaxCatchUpRounds); before the swap, up to kPreSwapRounds more while a round still applies
+// kPreSwapChanges or more, so that the round under ACCESS EXCLUSIVE is short.
+constexpr int64_t kCaughtUpChanges = 1000;
+constexpr int kMaxCatchUpRounds = 100;
+constexpr int kPreSwapRounds = 20;
+constexpr int64_t kPreSwapChanges = 100;
+
+}  // namespace
+
+void CopyStep(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Txn("pkonline job " + IdText(job) + ": create the copy", [&]() {
+    RequireSameStorage(ctx);
+    auto force = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid",
+                       {V(RelidText(job))}, true);
+    if (pg::AsBool(force.scalar()))
+      Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has FORCE ROW LEVEL SECURITY", TableSql(job)),
+           "The copy would hold only the rows its owner may see.", "Use method => 'in_place'.");
+    if (CopyOid(ctx) != 0) {
+      CopySql(ctx);  // still the job's own
+      return;
+    }
+    if (job.cursor_block > 0)
+      Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% was dropped", job.id), "",
+           Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+    CreateCopy(ctx);
+  });
+  CopyBlocks(
+      ctx, [&ctx]() { return CopyBatchSql(ctx); }, [&ctx]() { return CopySql(ctx); });
+}
+
+void UndoCopyStep(Context& ctx) {
+  ctx.Txn("pkonline job " + IdText(ctx.job()) + ": drop the copy", [&]() {
+    const std::string copy = Helper(ctx, fact::kCopyOid, false);  // never anything but the job's own
+    if (!copy.empty()) Exec("DROP TABLE " + copy);
+  });
+}
+
+void BuildIndexesStep(Context& ctx) {
+  // Rows written during the copy may have been copied twice (once where they were, once where
+  // they moved): the log names them all, and one round leaves one row per key before the unique
+  // indexes are built.
+  const int64_t applied = ReplayRound(ctx);
+  ctx.Event("info", Fmt("%1% logged changes applied to the copy", applied));
+  EnsureTwins(ctx);
+}
+
+void CatchUpStep(Context& ctx) {
+  for (int round = 1;; round++) {
+    ctx.CheckControl();
+    const int64_t applied = ReplayRound(ctx);
+    if (applied < kCaughtUpChanges || round >= kMaxCatchUpRounds) {
+      ctx.Event("info", Fmt("copy caught up after %1% rounds (%2% changes in the last)", round, applied));
+      return;
+    }
+    ctx.Sleep(10);
+  }
+}
+
+void BeforeSwap(Context& ctx, const std::string& activity) {
+  EnsureTwins(ctx);
+  // Leave as little as possible for the round under the lock — after any wait for the run window,
+  // so that what was written meanwhile is replayed before the lock, not under it.
+  ctx.WaitPoint("pre_swap");
+  do {
+    ctx.AwaitWindowForDdl(activity);
+    for (int round = 0; round < kPreSwapRounds && ReplayRound(ctx) >= kPreSwapChanges; round++)
+      ctx.CheckControl();
+  } while (ctx.AwaitWindowForDdl(activity));
+  ctx.WaitPoint("swap");
+}
+
+unsigned LockForSwap(Context& ctx) {
+  const auto& job = ctx.job();
+  const std::string t = TableSql(job);
+  Exec("LOCK TABLE " + t + " IN ACCESS EXCLUSIVE MODE");
+  const unsigned copy = CopyOid(ctx);
+  if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
+  Exec("LOCK TABLE " + CopySql(ctx) + " IN ACCESS EXCLUSIVE MODE");
+  RequireSameStorage(ctx);
+  if (Layout(job.relid) != Layout(copy))
+    Fail(sqlstate::kObjectNotInState, Fmt("the columns of %1% changed while job %2% ran", t, job.id),
+         "The copy has the columns the table had when the copy began.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+  RequireValidIndexes(job);
+  return copy;
+}
+
+int64_t SwapWithCopy(Context& ctx, unsigned copy) {
+  const auto& job = ctx.job();
+  std::vector<std::pair<unsigned, unsigned>> pairs;
+  for (const auto& entry : TableIndexes(job)) {
+    const std::string key = fact::kTwinIndexPrefix + entry.first;
+    const unsigned twin = Helper(ctx, key).empty() ? 0 : RecordedOid(ctx, key);
+    if (twin == 0)
+      Fail(SqlState("55000"),
+           Fmt("an index was created on %1% while job %2% was about to swap", TableSql(job), job.id), "",
+           Fmt("pkonline.resume(%1%) builds it on the copy too.", job.id));
+    pairs.emplace_back(static_cast<unsigned>(std::stoul(entry.first)), twin);
+  }
+  const int64_t last = ApplyLog(ctx);
+  for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
+  pg::SwapStorage(job.relid, copy);
+  return last;
+}
+
+void CleanupStep(Context& ctx) {
+  const auto& job = ctx.job();
+  ctx.Ddl("pkonline job " + IdText(job) + ": drop the old storage", [&]() {
+    // By OID, and only while they are the job's own (after the swap the copy holds the old storage).
+    const std::string copy = Helper(ctx, fact::kCopyOid, false);
+    if (!copy.empty()) Exec("DROP TABLE " + copy);
+    const std::string log = Helper(ctx, fact::kLogOid, false);
+    if (!log.empty()) Exec("DROP TABLE " + log);
+  });
+  // Fresh statistics for the new storage and the new column (a sample: pg_repack does the same).
+  // Its SHARE UPDATE EXCLUSIVE lock may be held by a VACUUM or an index build: then it is left
+  // to autovacuum, with an event, rather than wait or fail a job that is done.
+  try {
+    ctx.TryOnce("pkonline job " + IdText(job) + ": analyze", [&]() { Exec("ANALYZE " + TableSql(job)); });
+  } catch (const PgError& e) {
+    if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
+    ctx.Event("info", "ANALYZE skipped (" + e.message() + "); autovacuum will analyze the table");
+  }
+}
+
+}  // namespace pkonline::ops::copy
