@@ -14,6 +14,34 @@
 
 namespace pkonline::api {
 
+namespace {
+
+// The copy method finds, for each row written during the job, its row in the copy by the table's
+// primary key, which its change log records: a single column of smallint, integer or bigint.
+std::string RequireCopyKey(const TableInfo& t) {
+  const std::string in_place = "Use method => 'in_place', which fills the rows where they are.";
+  auto r = pg::Query(
+      "SELECT i.indnkeyatts, a.attname, a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, "
+      "'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype) "
+      "FROM pg_catalog.pg_index i LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+      "AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::oid AND i.indisprimary",
+      {pg::V(static_cast<int64_t>(t.relid))}, true);
+  if (r.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("the copy method of add_column needs a primary key on %1%", t.qualified),
+         "It finds the copy's row of each row written during the job by the key.",
+         in_place + " pkonline.add_int_pk() gives the table a key first.");
+  if (pg::AsInt(r.rows[0][0]) != 1 || !pg::AsBool(r.rows[0][2]))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("the copy method of add_column needs a primary key of one smallint, integer or bigint column; "
+             "%1%'s is not",
+             t.qualified),
+         "Its change log records each written row's key as a bigint.", in_place);
+  return *r.rows[0][1];
+}
+
+}  // namespace
+
 int64_t AddColumn(const AddColumnArgs& a) {
   pg::SpiScope spi;
   RequirePrimary();
@@ -30,6 +58,14 @@ int64_t AddColumn(const AddColumnArgs& a) {
   }
   RequireColumnFree(t, a.column_name);
   RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
+  if (a.method != "in_place" && a.method != "copy")
+    Fail(sqlstate::kInvalidParameter, "method must be 'in_place' or 'copy'", "",
+         "'in_place' (the default) fills the rows where they are; 'copy' writes the table once more, filled, "
+         "and swaps it in.");
+  if (a.method == "copy" && t.partitioned)
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("the copy method does not work on partitioned table %1%", t.qualified), "",
+         "Use method => 'in_place' (the default): it works partition by partition.");
   const pg::CheckedExpr fill = pg::CheckRowExpression(a.relid, a.fill, a.column_type, a.search_path);
   // The fill is stored as text and parsed again by the worker and by every writer's trigger.
   const std::string shadow = pg::NameOthersCouldShadow(fill.tree, t.owner);
@@ -68,6 +104,13 @@ int64_t AddColumn(const AddColumnArgs& a) {
   RequireNoActiveJob(t);
 
   const bool catalog_only = fill.default_ok() && !fill.is_volatile;
+  // Nothing to copy when no row is written: the catalog-only change is the same for both methods.
+  const bool copy = a.method == "copy" && !catalog_only;
+  std::string key_column;
+  if (copy) {
+    key_column = RequireCopyKey(t);
+    RequireCopyable(t, a.unique ? "the new column's unique index" : "nothing more");
+  }
   const bool set_default = a.set_default && fill.default_ok();
   const bool not_null = a.not_null.value_or(true);
   // The job's end must not break the application's INSERTs unless the DBA asked for that end.
@@ -96,6 +139,8 @@ int64_t AddColumn(const AddColumnArgs& a) {
   plan.unique = a.unique;
   plan.set_default = set_default;
   plan.partitioned = t.partitioned;
+  plan.copy = copy;
+  plan.key_column = key_column;
   if (a.unique) plan.unique_name = pg::ChooseName(t.name, a.column_name, "key", t.nsp_oid, true);
 
   if (a.dry_run) return 0;
@@ -106,13 +151,19 @@ int64_t AddColumn(const AddColumnArgs& a) {
                "supply %2% themselves%3%",
                fill.has_subquery ? "a subquery" : "the row's columns", a.column_name,
                not_null ? " (the column will be NOT NULL)" : ""),
-           "Until the job ends, its trigger fills the column for every row written.", true);
+           copy ? "Until the job ends, rows written have no value in the table; the copy has theirs."
+                : "Until the job ends, its trigger fills the column for every row written.",
+           true);
   Announce(id,
            Fmt("add_column on %1%, column %2% %3%%4%%5%, %6%", t.qualified, a.column_name, fill.type,
                not_null ? " NOT NULL" : "", a.unique ? " UNIQUE" : "",
-               catalog_only    ? "the value is not volatile: a catalog-only change, no row is rewritten"
-               : t.partitioned ? "filled in batches, partition by partition"
-                               : "filled in batches"),
+               catalog_only ? std::string("the value is not volatile: a catalog-only change, no row is "
+                                          "rewritten") +
+                                  (a.method == "copy" ? " (method => 'copy' has nothing to copy)" : "")
+               : t.partitioned ? std::string("filled in batches, partition by partition")
+               : copy          ? "copied once into a twin table, filled, then swapped in (copy method, key " +
+                            pg::Ident(key_column) + ")"
+                      : std::string("filled in batches")),
            a.start);
   return id;
 }

@@ -44,50 +44,21 @@ IntType RequireIntType(unsigned type) {
   }
 }
 
-// What the copy method cannot do, refused before anything changes (inheritance and FORCE ROW
-// LEVEL SECURITY are refused for every method: checks.cpp).
-void RequireCopyable(const TableInfo& t, const IntType& type) {
-  const pg::Value relid = pg::V(static_cast<int64_t>(t.relid));
-  auto r = pg::Query(
-      "SELECT NULL, "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.puballtables) OR "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel WHERE prrelid = c.oid) OR "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace WHERE pnnspid = c.relnamespace), "
-      "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM "
-      "pg_catalog.pg_index i "
-      "WHERE i.indrelid = c.oid AND NOT (i.indisvalid AND i.indisready AND i.indislive)), "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'x'), "
-      "NULL, NULL, "
-      "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint "
-      "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
-      {relid}, true);
-  const auto& row = r.rows[0];
-  const std::string in_place = "method => 'in_place' works on it.";
-  if (pg::AsBool(row[1]))
-    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% is published for logical replication", t.qualified),
-         "The copy's rows would be published as writes to another table, and the swap not at all.", in_place);
-  if (row[2])
-    Fail(sqlstate::kObjectNotInState, Fmt("table %1% has invalid indexes: %2%", t.qualified, *row[2]),
-         "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
-         "DROP INDEX or REINDEX it first.");
-  if (pg::AsBool(row[3]))
-    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "",
-         in_place);
-  const pg::FreeSpace free = pg::FreeSpaceFor(t.relid);
-  const double needed = CopyMethodBytes(t.relid);
-  if (free.bytes && needed > static_cast<double>(*free.bytes))
-    Fail(
-        SqlState("53100"), Fmt("not enough disk space for the copy of %1%", t.qualified),
-        Fmt("The copy method needs about %1% MB (the table, its indexes and the new key's index, once more), "
-            "more than the file system of the table's tablespace has free.",
-            static_cast<int64_t>(needed / 1048576)),
-        "Free disk space, or use method => 'in_place', which rewrites the rows where they are.");
+// What the copy method cannot do for add_int_pk, beyond RequireCopyable: ids from positions
+// must fit the column's type.
+void RequireCopyableIds(const TableInfo& t, const IntType& type) {
+  RequireCopyable(t, "the new key's index");
+  const int64_t blocks = pg::AsInt(
+      pg::Query(
+          "SELECT pg_catalog.pg_relation_size($1::oid) / pg_catalog.current_setting('block_size')::bigint",
+          {pg::V(static_cast<int64_t>(t.relid))}, true)
+          .scalar());
   // Rows not written during the job get ids from their position: up to pg::kIdsPerHeapBlock per
   // block; the table may grow by kGrowthMargin before the job starts, and kNewRowsMargin ids are
   // kept for rows inserted meanwhile.
   constexpr double kGrowthMargin = 1.5, kNewRowsMargin = 1000.0;
   const double largest =
-      static_cast<double>(pg::AsInt(row[6])) * kGrowthMargin * static_cast<double>(pg::kIdsPerHeapBlock) +
+      static_cast<double>(blocks) * kGrowthMargin * static_cast<double>(pg::kIdsPerHeapBlock) +
       kNewRowsMargin;
   if (largest >= type.max)
     Fail(sqlstate::kNumericOutOfRange,
@@ -188,7 +159,7 @@ int64_t AddIntPk(const AddIntPkArgs& a) {
          Fmt("the copy method does not work on partitioned table %1%", t.qualified),
          "It would copy and swap every partition; in place, each partition is filled where its rows are.",
          "Use method => 'in_place' (the default).");
-  if (a.method == "copy") RequireCopyable(t, type);
+  if (a.method == "copy") RequireCopyableIds(t, type);
   RequireNoActiveJob(t);
 
   ops::AddIntPkPlan plan;

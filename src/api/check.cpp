@@ -27,7 +27,7 @@ const std::vector<std::string> kOperations = {"add_int_pk", "add_column", "set_p
 std::vector<std::string> ArgumentNames(const std::string& op) {
   if (op == "add_int_pk") return {"column_name", "column_type", "identity", "method", "pk_columns"};
   if (op == "add_column")
-    return {"column_name", "column_type", "fill", "not_null", "is_unique", "set_default"};
+    return {"column_name", "column_type", "fill", "not_null", "is_unique", "set_default", "method"};
   if (op == "set_primary_key") return {"columns", "old_pk", "replace_unique"};
   return {"referencing"};
 }
@@ -120,8 +120,10 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
                       false,
                       c.search_path};
       a.dry_run = true;
+      a.method = args.Text("method", "in_place");
       op.column = a.column_name;
       op.unique = a.unique;
+      op.copy = a.method == "copy";
       run = [a]() { AddColumn(a); };
     }
   } else if (c.operation == "set_primary_key") {

@@ -1,5 +1,7 @@
 // Up-front checks of API arguments: bad input gets a clear error and changes nothing.
 #include "pkonline/api/checks.hpp"
+#include "pkonline/api/check_findings.hpp"
+#include "pkonline/pg/disk.hpp"
 #include "pkonline/ops/partitions.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/quote.hpp"
@@ -259,6 +261,40 @@ std::optional<std::string> ReusableKeyIndex(unsigned relid, const std::string& a
       "ORDER BY c.relname LIMIT 1",
       {pg::V(static_cast<int64_t>(relid)), pg::V(attnums)}, true);
   return reuse.empty() ? std::nullopt : reuse.scalar();
+}
+
+void RequireCopyable(const TableInfo& t, const std::string& new_index) {
+  const pg::Value relid = pg::V(static_cast<int64_t>(t.relid));
+  auto r = pg::Query(
+      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.puballtables) OR "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel WHERE prrelid = c.oid) OR "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace WHERE pnnspid = c.relnamespace), "
+      "(SELECT pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::pg_catalog.text, ', ') FROM "
+      "pg_catalog.pg_index i "
+      "WHERE i.indrelid = c.oid AND NOT (i.indisvalid AND i.indisready AND i.indislive)), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = c.oid AND contype = 'x') "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+      {relid}, true);
+  const auto& row = r.rows[0];
+  const std::string in_place = "method => 'in_place' works on it.";
+  if (pg::AsBool(row[0]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% is published for logical replication", t.qualified),
+         "The copy's rows would be published as writes to another table, and the swap not at all.", in_place);
+  if (row[1])
+    Fail(sqlstate::kObjectNotInState, Fmt("table %1% has invalid indexes: %2%", t.qualified, *row[1]),
+         "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
+         "DROP INDEX or REINDEX it first.");
+  if (pg::AsBool(row[2]))
+    Fail(sqlstate::kFeatureNotSupported, Fmt("table %1% has an exclusion constraint", t.qualified), "",
+         in_place);
+  const pg::FreeSpace free = pg::FreeSpaceFor(t.relid);
+  const double needed = CopyMethodBytes(t.relid);
+  if (free.bytes && needed > static_cast<double>(*free.bytes))
+    Fail(SqlState("53100"), Fmt("not enough disk space for the copy of %1%", t.qualified),
+         Fmt("The copy method needs about %1% MB (the table, its indexes and %2%, once more), more than the "
+             "file system of the table's tablespace has free.",
+             static_cast<int64_t>(needed / 1048576), new_index),
+         "Free disk space, or use method => 'in_place', which rewrites the rows where they are.");
 }
 
 }  // namespace pkonline::api

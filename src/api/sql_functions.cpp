@@ -126,6 +126,7 @@ Datum pkonline_add_column(PG_FUNCTION_ARGS) {
     a.set_default = Required<bool>(fcinfo, 6, "set_default", boolean);
     a.start = Required<bool>(fcinfo, 7, "start", boolean);
     a.search_path = TextArg(Required<Datum>(fcinfo, 8, "search_path", text));
+    if (PG_NARGS() > 9) a.method = TextArg(Required<Datum>(fcinfo, 9, "method", text));  // 0.6
     return Int64GetDatum(pkonline::api::AddColumn(a));
   });
 }

@@ -81,6 +81,8 @@ void add_col::AddColumn(Context& ctx) {
     } else {
       Exec("ALTER TABLE " + t + " ADD COLUMN " + c + " " + plan.column_type);
       if (plan.set_default) Exec("ALTER TABLE " + t + " ALTER COLUMN " + c + " SET DEFAULT " + fill);
+    }
+    if (plan.mode != FillMode::kCatalog && !plan.copy) {  // the copy method fills in its copy
       // Rows written while the job runs get their value from this trigger (it runs with the
       // writer's rights, like any default).
       const std::string body = "#variable_conflict use_column\nBEGIN NEW." + c + " := (" + plan.fill_row_sql +
@@ -182,6 +184,7 @@ class AddColumnOp final : public Operation {
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const AddColumnPlan plan = Plan(job);
     if (plan.partitioned) return add_col::PartitionedSteps(job);
+    if (plan.copy) return add_col::CopySteps(job);
     const std::string& col = plan.column;
     const bool catalog = plan.mode == FillMode::kCatalog;
     std::vector<Step> steps;

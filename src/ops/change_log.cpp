@@ -31,6 +31,7 @@ int64_t ApplyLog(Context& ctx) {
   const std::string copy_sql = CopySql(ctx);
   const Columns c = LiveColumns(job, copy);
   const CopySpec spec = SpecOf(job);
+  if (!spec.key_is_column) RequireKeyIndex(ctx);
   const std::string id = ColumnSql(job, spec.key);
   const std::string twin_id = Ident(spec.key);
   const std::string log = LogSql(ctx);
@@ -52,9 +53,17 @@ int64_t ApplyLog(Context& ctx) {
          " WHERE new_id IS NOT NULL)");
   } catch (const PgError& e) {
     if (e.sqlstate() != SqlState("23505")) throw;
+    if (spec.key_is_column)
+      Fail(e.sqlstate(),
+           Fmt("rows with the same %1% were written to %2% while job %3% ran", id, TableSql(job), job.id),
+           e.message(), Fmt("Only the job sets %1%. pkonline.cancel(%2%) undoes the job.", id, job.id));
     Fail(e.sqlstate(),
-         Fmt("rows with the same %1% were written to %2% while job %3% ran", id, TableSql(job), job.id),
-         e.message(), Fmt("Only the job sets %1%. pkonline.cancel(%2%) undoes the job.", id, job.id));
+         Fmt("rows written to %1% while job %2% ran have the same value of %3%", TableSql(job), job.id,
+             Ident(spec.column)),
+         e.message(),
+         Fmt("pkonline.cancel(%1%) removes the column; a fill that gives each row its own value "
+             "can be unique.",
+             job.id));
   }
   return static_cast<int64_t>(Exec("DELETE FROM " + log));
 }

@@ -270,6 +270,23 @@ void EnsureTwins(Context& ctx) {
   });
 }
 
+void RequireKeyIndex(Context& ctx) {
+  const auto& job = ctx.job();
+  const Json index = ctx.Recall(fact::kKeyIndex), attnum = ctx.Recall(fact::kKeyAttnum);
+  const bool ok =
+      !index.is_null() && !attnum.is_null() &&
+      !Query(
+           "SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid AND indrelid = $2::oid AND "
+           "indisprimary AND indisvalid AND indisready AND indnkeyatts = 1 AND indkey[0] = $3::int2",
+           {V(index.AsInt()), V(RelidText(job)), V(attnum.AsInt())}, true)
+           .empty();
+  if (!ok)
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("the primary key of %1% changed while job %2% ran", TableSql(job), job.id),
+         "The copy method finds the copy's row of each row written during the job by that key.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
 std::string KeyTwin(Context& ctx) {
   if (SpecOf(ctx.job()).key_is_column) return Helper(ctx, fact::kTwinPk);
   const Json index = ctx.Recall(fact::kKeyIndex);

@@ -1,6 +1,6 @@
 # Upgrades and dumps.
 #  (a) pkonline 0.1 (sql/pkonline--0.1.sql, the last 0.1 main shipped) with this library: a job
-#      paused mid-backfill, ALTER EXTENSION pkonline UPDATE (to 0.5 through 0.2, 0.3, 0.4), resumed: it ends correctly;
+#      paused mid-backfill, ALTER EXTENSION pkonline UPDATE (to 0.6 through 0.2, 0.3, 0.4, 0.5), resumed: it ends correctly;
 #      a job running through the update ends too; the current version's objects are there afterwards.
 #  (b) an earlier 0.1 (without the functions the last one has) is refused by the update.
 #  (c) pg_dump / pg_restore by the database's owner, who is not a superuser (S3-4: since 0.2 the
@@ -52,7 +52,7 @@ is(su("SELECT count(*) FROM pg_proc WHERE proname = 'report' AND pronamespace = 
 	'(a) 0.1 has no report()');
 
 su('ALTER EXTENSION pkonline UPDATE');
-is(su("SELECT extversion FROM pg_extension WHERE extname = 'pkonline'"), '0.5', '(a) updated to 0.5 (through 0.2, 0.3 and 0.4)');
+is(su("SELECT extversion FROM pg_extension WHERE extname = 'pkonline'"), '0.6', '(a) updated to 0.6 (through 0.2, 0.3, 0.4 and 0.5)');
 is(su("CALL pkonline.wait($j2, '180s', NULL)"), 'done', '(a) job 2, running through the update, is done');
 su("SELECT pkonline.resume($j1)");
 is(su("CALL pkonline.wait($j1, '180s', NULL)"), 'done', '(a) job 1, resumed after the update, is done');

@@ -31,8 +31,9 @@ struct AddColumnArgs {
   bool unique;
   bool set_default;
   bool start;
-  std::string search_path;  // the caller's, for resolving names in fill
-  bool dry_run = false;     // every check, then no job (pkonline.check)
+  std::string search_path;          // the caller's, for resolving names in fill
+  bool dry_run = false;             // every check, then no job (pkonline.check)
+  std::string method = "in_place";  // or "copy" (0.6)
 };
 int64_t AddColumn(const AddColumnArgs& args);
 

@@ -37,6 +37,10 @@ void RequireKeyTypes(const TableInfo& t, const std::vector<std::string>& columns
 // policies let it see (for the operations that write every row).
 void RequireNoForcedRls(const TableInfo& t, const std::string& hint);
 void RequireNoPrimaryKey(const TableInfo& t);
+// What the copy method cannot do, refused before anything changes: a published table, invalid
+// indexes, an exclusion constraint, too little disk for a second copy of the table, its indexes
+// and `new_index` (inheritance and FORCE ROW LEVEL SECURITY are refused for every method).
+void RequireCopyable(const TableInfo& t, const std::string& new_index);
 void RequireColumnFree(const TableInfo& t, const std::string& column);
 void RequireNoActiveJob(const TableInfo& t);
 // A valid unique btree index, owned by no constraint, on exactly these columns (attnums as

@@ -15,6 +15,8 @@ namespace add_col {
 std::string FillName(const jobs::Job& job);  // the fill trigger (and its function's suffix)
 void AddColumn(Context& ctx);                // the column, its DEFAULT, the fill trigger (brief)
 void UndoAddColumn(Context& ctx);
+// The copy method (add_column_copy.cpp).
+std::vector<Step> CopySteps(const jobs::Job& job);
 // On a partitioned table (add_column_partitioned.cpp).
 std::vector<Step> PartitionedSteps(const jobs::Job& job);
 }  // namespace add_col

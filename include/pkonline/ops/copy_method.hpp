@@ -81,6 +81,8 @@ std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job);
 void RequireValidIndexes(const jobs::Job& job);
 // Builds, on the copy, each index of the table that has no twin yet, and the column's unique index.
 void EnsureTwins(Context& ctx);
+// add_column: the table's primary key is still the one the job recorded (its index, one column).
+void RequireKeyIndex(Context& ctx);
 // The index on the copy that finds a row by its identity, "" while there is none yet.
 std::string KeyTwin(Context& ctx);
 
