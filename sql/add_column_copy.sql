@@ -110,7 +110,52 @@ SELECT count(*) AS column_left FROM pg_attribute WHERE attrelid = 'docs'::regcla
 SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline\_' || :job3 || '\_%';
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal ORDER BY 1;
 
--- 4. the primary key replaced while the job runs: the job stops, saying why
+-- 4. what would make the copy wrong stops the job (cancel then undoes it):
+\set hold_swap 'SELECT pkonline.hold_wait_point(''pre_swap'')'
+\set release_swap 'SELECT pkonline.release_wait_point(''pre_swap'')'
+-- (a) the change log's trigger disabled, a row written, the trigger enabled again: that write is
+-- in no log
+SELECT pkonline.add_column('docs', 'c4a', 'uuid', 'gen_random_uuid()', method => 'copy') AS job4a \gset
+:hold_swap;
+CALL wait_for_step(:job4a, 'swap');
+DO $$ DECLARE tg name; BEGIN
+  SELECT tgname INTO tg FROM pg_trigger WHERE tgrelid = 'docs'::regclass AND tgname LIKE 'pkonline%';
+  EXECUTE format('ALTER TABLE docs DISABLE TRIGGER %I', tg);
+  UPDATE docs SET n = n + 1 WHERE id = 5;
+  EXECUTE format('ALTER TABLE docs ENABLE ALWAYS TRIGGER %I', tg);
+END $$;
+:release_swap;
+CALL pkonline.wait(:job4a, '60s');
+SELECT state, replace(last_error, 'job ' || :job4a, 'job N') AS last_error FROM pkonline.jobs WHERE id = :job4a;
+SELECT pkonline.cancel(:job4a);
+CALL pkonline.wait(:job4a, '60s');
+-- (b) the copy's column made nullable (the swap would have set NOT NULL over NULLs)
+SELECT pkonline.add_column('docs', 'c4b', 'uuid', 'gen_random_uuid()', method => 'copy') AS job4b \gset
+SELECT set_config('pkonline_test.job', :'job4b', false) <> '' AS noted;
+:hold_swap;
+CALL wait_for_step(:job4b, 'swap');
+DO $$ BEGIN
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN c4b DROP NOT NULL',
+                 (SELECT oid::regclass FROM pg_class WHERE relname LIKE 'pkonline\_' || current_setting('pkonline_test.job') || '\_copy%'));
+END $$;
+:release_swap;
+CALL pkonline.wait(:job4b, '60s');
+SELECT state, replace(last_error, 'job ' || :job4b, 'job N') AS last_error FROM pkonline.jobs WHERE id = :job4b;
+SELECT pkonline.cancel(:job4b);
+CALL pkonline.wait(:job4b, '60s');
+SELECT count(*) AS columns_left FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attname IN ('c4a', 'c4b') AND NOT attisdropped;
+SELECT count(*) AS changed_rows FROM (SELECT n FROM docs WHERE id = 5 EXCEPT SELECT 6) d;
+-- (c) the unique constraint's name taken by another relation meanwhile: the swap picks a free one
+SELECT pkonline.add_column('docs', 'c4c', 'uuid', 'gen_random_uuid()', is_unique => true, method => 'copy') AS job4c \gset
+:hold_swap;
+CALL wait_for_step(:job4c, 'swap');
+CREATE TABLE docs_c4c_key (x int);
+:release_swap;
+CALL pkonline.wait(:job4c, '60s');
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'docs'::regclass AND contype = 'u' AND conname LIKE 'docs_c4c%';
+DROP TABLE docs_c4c_key;
+
+-- 5. the primary key replaced while the job runs: the job stops, saying why
 SELECT pkonline.add_column('docs', 'c4', 'uuid', 'gen_random_uuid()', method => 'copy') AS job4 \gset
 :hold;
 CALL wait_for_step(:job4, 'copy');
@@ -124,7 +169,7 @@ SELECT pkonline.cancel(:job4);
 CALL pkonline.wait(:job4, '60s');
 SELECT count(*) AS column_left FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attname = 'c4' AND NOT attisdropped;
 
--- 5. refused before anything changes (SQLSTATE, message, hint)
+-- 6. refused before anything changes (SQLSTATE, message, hint)
 \set VERBOSITY default
 SET client_min_messages = warning;
 CREATE TABLE acopy_nokey (a int);

@@ -74,6 +74,7 @@ void AddColumnStep(Context& ctx) {
                               pg::Literal(std::to_string(RecordedOid(ctx, fact::kLogOid))) + ")");
     // Also for writes made with session_replication_role = replica (logical replication, restores).
     Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(LogTrigger(job)));
+    RecordLogTrigger(ctx);
     ctx.Remember(fact::kRelfilenode, Json::String(Relfilenode(job)));
   });
 }
@@ -119,12 +120,13 @@ void SwapStep(Context& ctx) {
     // Every row now in the table came through the copy's NOT NULL column.
     if (plan.not_null) pg::SetNotNullTrusted(job.relid, attnum);
     if (plan.unique) {
-      const unsigned uq = pg::CreateIndexLike(job.relid, uq_twin, plan.unique_name, false);
+      const std::string name = FreeIndexName(ctx, plan.unique_name, plan.column, "key");
+      const unsigned uq = pg::CreateIndexLike(job.relid, uq_twin, name, false);
       pg::SwapStorage(uq, uq_twin);
-      const std::string uq_sql = Ident(plan.unique_name);
+      const std::string uq_sql = Ident(name);
       Exec("ALTER TABLE " + t + " ADD CONSTRAINT " + uq_sql + " UNIQUE USING INDEX " + uq_sql);
     }
-    Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + t);
+    Exec("DROP TRIGGER " + Ident(LogTrigger(job)) + " ON " + t);  // (checked by the last round)
     ctx.EventHere("info", Fmt("storage swapped; %1% last changes applied under the lock", last));
   });
   ctx.WaitPoint("swap_committed");

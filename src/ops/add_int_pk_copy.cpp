@@ -69,6 +69,7 @@ void AddColumnStep(Context& ctx) {
     // Also for writes made with session_replication_role = replica (logical replication, restores).
     Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(FillName(job)) + ", ENABLE ALWAYS TRIGGER " +
          Ident(LogTrigger(job)));
+    RecordLogTrigger(ctx);
     // Every row there is now lies in these blocks (the table is locked): ids by position stay
     // below the sequence.
     const int64_t blocks = HeapBlocks(job);

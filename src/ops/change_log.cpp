@@ -32,6 +32,8 @@ int64_t ApplyLog(Context& ctx) {
   const Columns c = LiveColumns(job, copy);
   const CopySpec spec = SpecOf(job);
   if (!spec.key_is_column) RequireKeyIndex(ctx);
+  RequireLogTrigger(ctx);
+  RequireCopyAsMade(ctx, copy);
   const std::string id = ColumnSql(job, spec.key);
   const std::string twin_id = Ident(spec.key);
   const std::string log = LogSql(ctx);

@@ -50,7 +50,12 @@ void CopyStep(Context& ctx) {
     CreateCopy(ctx);
   });
   CopyBlocks(
-      ctx, [&ctx]() { return CopyBatchSql(ctx); }, [&ctx]() { return CopySql(ctx); });
+      ctx, [&ctx]() { return CopyBatchSql(ctx); },
+      [&ctx]() {
+        const std::string copy = CopySql(ctx);
+        RequireCopyAsMade(ctx, CopyOid(ctx));
+        return copy;
+      });
 }
 
 void UndoCopyStep(Context& ctx) {

@@ -270,6 +270,78 @@ void EnsureTwins(Context& ctx) {
   });
 }
 
+void RecordLogTrigger(Context& ctx) {
+  const auto& job = ctx.job();
+  auto r = Query(
+      "SELECT oid, xmin::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2",
+      {V(RelidText(job)), V(LogTrigger(job))}, false);  // sees the CREATE TRIGGER just made
+  if (r.empty())
+    Fail(sqlstate::kInternal, Fmt("pkonline: the change log trigger of job %1% was not found", job.id));
+  ctx.Remember(fact::kLogTrigger, Json::Number(pg::AsInt(r.rows[0][0])));
+  ctx.Remember(fact::kLogTriggerXmin, Json::String(*r.rows[0][1]));
+}
+
+void RequireLogTrigger(Context& ctx) {
+  const auto& job = ctx.job();
+  const Json oid = ctx.Recall(fact::kLogTrigger), xmin = ctx.Recall(fact::kLogTriggerXmin);
+  bool ok;
+  if (oid.is_null()) {
+    ok = !Query(
+              "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2 AND tgenabled = "
+              "'A'",
+              {V(RelidText(job)), V(LogTrigger(job))}, true)
+              .empty();
+  } else {
+    ok = !Query(
+              "SELECT 1 FROM pg_catalog.pg_trigger WHERE oid = $1::oid AND tgrelid = $2::oid AND tgenabled = "
+              "'A' "
+              "AND xmin::pg_catalog.text = $3",
+              {V(oid.AsInt()), V(RelidText(job)), V(xmin.is_null() ? "" : xmin.AsString())}, true)
+              .empty();
+  }
+  if (!ok)
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("the change log trigger of job %1% on %2% was disabled, altered or dropped while the job ran",
+             job.id, TableSql(job)),
+         "Rows written while it did not fire are in no log: the copy would lose them.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again and leave its trigger as it is.",
+             job.id));
+}
+
+void RequireCopyAsMade(Context& ctx, unsigned copy) {
+  const auto& job = ctx.job();
+  const CopySpec spec = SpecOf(job);
+  auto r = Query(
+      "SELECT c.relpersistence = t.relpersistence AND NOT c.relhasrules AND NOT c.relrowsecurity "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid) "
+      "AND (NOT $3::boolean OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+      "AND a.attname = $4 AND a.attnotnull)) "
+      "FROM pg_catalog.pg_class c, pg_catalog.pg_class t WHERE c.oid = $1::oid AND t.oid = $2::oid",
+      {V(static_cast<int64_t>(copy)), V(RelidText(job)), V(spec.not_null ? "true" : "false"), V(spec.column)},
+      true);
+  if (r.empty() || !pg::AsBool(r.scalar()))
+    Fail(sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
+         "Its persistence, NOT NULL column, rules, triggers or policies are no longer those the job gave it.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+}
+
+std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::string& column,
+                          const std::string& label) {
+  const auto& job = ctx.job();
+  auto r = Query(
+      "SELECT c.relnamespace, c.relname, EXISTS (SELECT 1 FROM pg_catalog.pg_class x WHERE x.relnamespace = "
+      "c.relnamespace AND x.relname = $2) OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE "
+      "k.conrelid = c.oid AND k.conname = $2) FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+      {V(RelidText(job)), V(wanted)}, true);
+  if (r.empty() || !pg::AsBool(r.rows[0][2])) return wanted;
+  const std::string name =
+      pg::ChooseName(*r.rows[0][1], column, label, static_cast<unsigned>(pg::AsInt(r.rows[0][0])), true);
+  ctx.EventHere("info", Fmt("the name %1% was taken meanwhile: the index and its constraint are named %2%",
+                            pg::Ident(wanted), pg::Ident(name)));
+  return name;
+}
+
 void RequireKeyIndex(Context& ctx) {
   const auto& job = ctx.job();
   const Json index = ctx.Recall(fact::kKeyIndex), attnum = ctx.Recall(fact::kKeyAttnum);

@@ -81,6 +81,19 @@ std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job);
 void RequireValidIndexes(const jobs::Job& job);
 // Builds, on the copy, each index of the table that has no twin yet, and the column's unique index.
 void EnsureTwins(Context& ctx);
+// The change log's trigger: RecordLogTrigger records the one this transaction made; then
+// RequireLogTrigger fails the job unless it is still on the table, enabled ALWAYS and never
+// altered (a write made while it did not fire is in no log: the copy would lose it). Jobs made by
+// 0.5 recorded nothing: their trigger is found by name.
+void RecordLogTrigger(Context& ctx);
+void RequireLogTrigger(Context& ctx);
+// The copy is as the job made it: the table's persistence, no rules, triggers or policies (they
+// could drop or change the rows the job writes into it), its column NOT NULL when it should be.
+void RequireCopyAsMade(Context& ctx, unsigned copy);
+// The name for an index the swap attaches: `wanted`, or (if a relation in the table's schema or
+// a constraint of the table took it meanwhile) a free one like it, with an event.
+std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::string& column,
+                          const std::string& label);
 // add_column: the table's primary key is still the one the job recorded (its index, one column).
 void RequireKeyIndex(Context& ctx);
 // The index on the copy that finds a row by its identity, "" while there is none yet.

@@ -146,6 +146,10 @@ inline constexpr char kAttnum[] = "attnum";               // add_column: the new
 // the key's index, whose twin finds a row of the copy
 inline constexpr char kKeyAttnum[] = "key_attnum";
 inline constexpr char kKeyIndex[] = "key_index";
+// copy method (0.6): the change log's trigger (OID, and the xmin of its pg_trigger row: any
+// ALTER of it, DISABLE or RENAME, makes a new row version)
+inline constexpr char kLogTrigger[] = "log_trigger";
+inline constexpr char kLogTriggerXmin[] = "log_trigger_xmin";
 inline constexpr char kMovedFks[] = "moved_fks";  // set_primary_key, convert_pk_to_bigint
 inline constexpr char kWalkOf[] = "walk_of";      // BackfillTables: the table the cursor is of
 inline constexpr char kWalked[] = "walked";       // BackfillLeaves: the leaves done
