@@ -79,8 +79,9 @@ my $job2 = $primary->safe_psql('postgres', q{
 });
 ok($primary->poll_query_until('postgres', "SELECT state = 'done' FROM pkonline.jobs WHERE id = $job2"),
 	'with max_replica_lag = 0 the job completes while replay is paused');
-is($primary->safe_psql('postgres', "SELECT count(*) FROM pkonline.events WHERE job_id = $job2 AND kind = 'throttle'"),
-	'0', 'and it never waited');
+# (the clients' latency throttle may pause it on a busy machine: only a wait for the standby counts)
+is($primary->safe_psql('postgres', "SELECT count(*) FROM pkonline.events WHERE job_id = $job2 AND kind = 'throttle' AND message LIKE '%standby%'"),
+	'0', 'and it never waited for the standby');
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 
 $standby->stop;
