@@ -1,4 +1,5 @@
--- pkonline 0.5 -> 0.6: write once, and gently — add_column(…, method => 'copy').
+-- pkonline 0.5 -> 0.6: write once, and gently — add_column(…, method => 'copy'),
+-- convert_pk_to_bigint(…, method => 'copy').
 \echo Use "ALTER EXTENSION pkonline UPDATE TO '0.6'" to load this file. \quit
 
 -------------------------------------------------------------------------------------------------
@@ -43,7 +44,22 @@ COMMENT ON FUNCTION pkonline.add_uuid_column(regclass, name, boolean, boolean, t
   'method => ''copy'' writes the table once, filled, into a twin swapped in at the end';
 
 -------------------------------------------------------------------------------------------------
--- estimate(): add_column's copy method says so in its basis; a method an operation lacks is refused.
+-- convert_pk_to_bigint(…, method => 'copy'): the table written once more, into a twin whose bigint
+-- column holds the key, and swapped in (src/ops/convert_pk_copy.cpp). The C entry reads the
+-- method when it is given a fourth argument.
+-------------------------------------------------------------------------------------------------
+DROP FUNCTION pkonline.convert_pk_to_bigint(regclass, boolean, boolean);
+CREATE FUNCTION pkonline.convert_pk_to_bigint(tbl regclass, referencing boolean DEFAULT true,
+                                              start boolean DEFAULT true, method text DEFAULT 'in_place')
+RETURNS bigint LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pkonline_convert_pk_to_bigint';
+COMMENT ON FUNCTION pkonline.convert_pk_to_bigint(regclass, boolean, boolean, text) IS
+  'Makes a smallint/integer primary key, and the columns of foreign keys referencing it, bigint, online; returns the job id. '
+  'method: in_place (default) writes every row again where it is; copy writes the table once into a twin swapped in at '
+  'the end (for now a key no foreign key references, with no other index on its column)';
+
+-------------------------------------------------------------------------------------------------
+-- estimate(): the copy methods says so in its basis; a method an operation lacks is refused.
 -------------------------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION pkonline.estimate(tbl regclass, operation text DEFAULT 'add_int_pk', args jsonb DEFAULT '{}',
                                   OUT disk_peak_bytes bigint, OUT disk_after_bytes bigint, OUT wal_bytes bigint,
@@ -78,12 +94,13 @@ BEGIN
   IF method NOT IN ('in_place', 'copy') THEN
     RAISE EXCEPTION 'method must be ''in_place'' or ''copy''' USING ERRCODE = '22023';
   END IF;
-  IF method = 'copy' AND operation NOT IN ('add_int_pk', 'add_column') THEN
+  IF method = 'copy' AND operation NOT IN ('add_int_pk', 'add_column', 'convert_pk_to_bigint') THEN
     RAISE EXCEPTION '% has no copy method', operation USING ERRCODE = '22023',
-      HINT = 'add_int_pk and add_column have one; leave method out.';
+      HINT = 'add_int_pk, add_column and convert_pk_to_bigint have one; leave method out.';
   END IF;
   col_bytes := CASE operation
     WHEN 'add_int_pk' THEN 8
+    WHEN 'convert_pk_to_bigint' THEN CASE WHEN method = 'copy' THEN 8 ELSE 0 END  -- the bigint beside the old value
     WHEN 'add_column' THEN COALESCE((SELECT NULLIF(typlen, -1) FROM pg_type
                                       WHERE oid = (COALESCE(args ->> 'column_type', 'text'))::regtype), 16)
     ELSE 0 END;
@@ -192,7 +209,7 @@ BEGIN
   seconds_high := round((mid * 1.6)::numeric, 2);
   basis := CASE WHEN catalog_only THEN 'a catalog-only change: no row is written'
            ELSE format('%s, %s: %s tables and their indexes as they are now; %s; duration at %s%s',
-                 operation, CASE WHEN operation IN ('add_int_pk', 'add_column') THEN method ELSE 'in place' END, n_tables,
+                 operation, CASE WHEN operation IN ('add_int_pk', 'add_column', 'convert_pk_to_bigint') THEN method ELSE 'in place' END, n_tables,
                  CASE WHEN method = 'copy' THEN 'a twin of each table, its indexes, then the old storage freed'
                       ELSE 'a new version of every row, space reused after each VACUUM, each index growing by a row''s entry' END,
                  rate_from,

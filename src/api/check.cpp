@@ -29,7 +29,7 @@ std::vector<std::string> ArgumentNames(const std::string& op) {
   if (op == "add_column")
     return {"column_name", "column_type", "fill", "not_null", "is_unique", "set_default", "method"};
   if (op == "set_primary_key") return {"columns", "old_pk", "replace_unique"};
-  return {"referencing"};
+  return {"referencing", "method"};
 }
 
 std::string Joined(const std::vector<std::string>& items) {
@@ -139,7 +139,9 @@ Finding DryRun(const CheckArgs& c, const Args& args, CheckedOperation& op) {
   } else {
     ConvertPkArgs a{c.relid, args.Bool("referencing", true), false};
     a.dry_run = true;
+    a.method = args.Text("method", "in_place");
     op.referencing = a.referencing;
+    op.copy = a.method == "copy";
     run = [a]() { ConvertPkToBigint(a); };
   }
   if (!missing.empty())

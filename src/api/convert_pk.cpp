@@ -7,6 +7,7 @@
 #include "pkonline/api/checks.hpp"
 #include "pkonline/api/create_job.hpp"
 #include "pkonline/ops/convert_pk.hpp"
+#include "pkonline/ops/convert_pk_parts.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/pg/user_code.hpp"
 #include "pkonline/pg/bridge.hpp"
@@ -181,11 +182,38 @@ void RequireNoJobOn(unsigned relid, const std::string& table) {
   RequireNoActiveJob(other);
 }
 
+// The copy method, for now: a key no foreign key references, whose only index is its own.
+void RequireCopyable(const TableInfo& t, const Key& key, const ops::ConvertPkPlan& plan,
+                     const std::vector<Referencing>& refs) {
+  const std::string in_place = "Use method => 'in_place' (the default), which converts them too.";
+  if (!refs.empty())
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: foreign key %2% on %3% "
+             "references "
+             "it",
+             t.qualified, refs[0].name, refs[0].table),
+         "It converts a key that no foreign key references.", in_place);
+  for (const auto& old : ops::convert::IndexesToRebuild(plan))
+    if (static_cast<unsigned>(std::stoul(old.oid)) != key.index)
+      Fail(
+          sqlstate::kFeatureNotSupported,
+          Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: index %2% uses %3%",
+              t.qualified,
+              *pg::Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar(),
+              pg::Ident(key.column)),
+          "It builds again only the primary key's own index on the bigint column.", in_place);
+  RequireCopyable(t, "the key's index on the bigint column");
+}
+
 }  // namespace
 
 int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
   pg::SpiScope spi;
   RequirePrimary();
+  if (a.method != "in_place" && a.method != "copy")
+    Fail(sqlstate::kInvalidParameter, "method must be 'in_place' or 'copy'", "",
+         "'in_place' (the default) writes every row again where it is; 'copy' writes the table once more, "
+         "into a twin swapped in at the end.");
   TableInfo t = RequireOwnedPlainTable(a.relid);
   RequireNoForcedRls(t, "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while the job runs.");
   const Key key = RequireIntegerKey(t);
@@ -195,6 +223,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
   plan.schema = t.schema;
   plan.pk_name = key.name;
   plan.referencing = a.referencing;
+  plan.copy = a.method == "copy";
   plan.targets.push_back({t.relid, t.qualified, key.column, true});
   plan.tables.push_back(t.relid);
   for (const auto& ref : refs) {
@@ -222,6 +251,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     RequireNoPublication(plan.tables[i], name);
     RequireNoJobOn(plan.tables[i], name);
   }
+  if (plan.copy) RequireCopyable(t, key, plan, refs);
 
   if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);
@@ -230,8 +260,9 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
   for (size_t i = 1; i < plan.targets.size(); i++)
     also += (also.empty() ? "" : ", ") + plan.targets[i].table + "." + pg::Ident(plan.targets[i].column);
   Announce(id,
-           Fmt("convert_pk_to_bigint on %1%, primary key %2% (%3% %4% -> bigint)%5%", t.qualified, key.name,
-               pg::Ident(key.column), key.type, also.empty() ? std::string() : ", and " + also),
+           Fmt("convert_pk_to_bigint on %1%, primary key %2% (%3% %4% -> bigint)%5%%6%", t.qualified,
+               key.name, pg::Ident(key.column), key.type, also.empty() ? std::string() : ", and " + also,
+               plan.copy ? ", copied once into a twin table, then swapped in (copy method)" : ""),
            a.start);
   return id;
 }

@@ -163,6 +163,9 @@ Datum pkonline_convert_pk_to_bigint(PG_FUNCTION_ARGS) {
                             [](FunctionCallInfo f, int i) { return DatumGetObjectId(f->args[i].value); });
     a.referencing = Required<bool>(fcinfo, 1, "referencing", boolean);
     a.start = Required<bool>(fcinfo, 2, "start", boolean);
+    if (PG_NARGS() > 3)  // 0.6
+      a.method = TextArg(
+          Required<Datum>(fcinfo, 3, "method", [](FunctionCallInfo f, int i) { return f->args[i].value; }));
     return Int64GetDatum(pkonline::api::ConvertPkToBigint(a));
   });
 }

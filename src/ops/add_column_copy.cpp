@@ -36,19 +36,6 @@ namespace {
 
 AddColumnPlan Plan(const jobs::Job& job) { return AddColumnPlan::Load(job); }
 
-// The table's primary key, as the job found it: (index OID, the key column's attnum), or (0, 0).
-std::pair<unsigned, int> PrimaryKey(const jobs::Job& job, const std::string& column) {
-  auto r = Query(
-      "SELECT i.indexrelid, a.attnum FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
-      "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] AND a.attname = $2 AND NOT a.attisdropped "
-      "AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, "
-      "'pg_catalog.int8'::pg_catalog.regtype) "
-      "WHERE i.indrelid = $1::oid AND i.indisprimary AND i.indnkeyatts = 1",
-      {V(RelidText(job)), V(column)}, false);
-  if (r.empty()) return {0, 0};
-  return {static_cast<unsigned>(pg::AsInt(r.rows[0][0])), static_cast<int>(pg::AsInt(r.rows[0][1]))};
-}
-
 void AddColumnStep(Context& ctx) {
   AddColumn(ctx);  // the column and its DEFAULT, as in place (no fill trigger: the copy fills)
   const auto& job = ctx.job();
@@ -57,7 +44,7 @@ void AddColumnStep(Context& ctx) {
     if (!ctx.Recall(fact::kLogOid).is_null()) return;  // committed before a crash: one transaction
     const std::string t = TableSql(job);
     Exec("LOCK TABLE " + t + " IN SHARE ROW EXCLUSIVE MODE");
-    const auto [index, attnum] = PrimaryKey(job, plan.key_column);
+    const auto [index, attnum] = PrimaryKeyOn(job, plan.key_column);
     if (index == 0)
       Fail(sqlstate::kObjectNotInState,
            Fmt("the primary key of %1% is no longer one integer column %2%", t, Ident(plan.key_column)),
@@ -65,27 +52,13 @@ void AddColumnStep(Context& ctx) {
            Fmt("pkonline.cancel(%1%) removes the column; then use method => 'in_place'.", job.id));
     ctx.Remember(fact::kKeyIndex, Json::Number(index));
     ctx.Remember(fact::kKeyAttnum, Json::Number(attnum));
-    Exec("CREATE TABLE " + HelperSql(job, "log") + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
-    Record(ctx, fact::kLogOid, HelperSql(job, "log"));
-    CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) +
-                              " AFTER INSERT OR UPDATE OR DELETE ON " + t +
-                              " FOR EACH ROW EXECUTE FUNCTION " + pg::Internal("_copy_log") + "(" +
-                              pg::Literal(std::to_string(attnum)) + ", " +
-                              pg::Literal(std::to_string(RecordedOid(ctx, fact::kLogOid))) + ")");
-    // Also for writes made with session_replication_role = replica (logical replication, restores).
-    Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(LogTrigger(job)));
-    RecordLogTrigger(ctx);
-    ctx.Remember(fact::kRelfilenode, Json::String(Relfilenode(job)));
+    CreateChangeLog(ctx, attnum);
   });
 }
 
 void UndoAddColumnStep(Context& ctx) {
   const auto& job = ctx.job();
-  ctx.Ddl("pkonline job " + IdText(job) + ": drop the change log's trigger", [&]() {
-    if (TableExists(job)) Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + TableSql(job));
-    const std::string log = Helper(ctx, fact::kLogOid, false);  // never anything but the job's own
-    if (!log.empty()) Exec("DROP TABLE " + log);
-  });
+  ctx.Ddl("pkonline job " + IdText(job) + ": drop the change log's trigger", [&]() { DropChangeLog(ctx); });
   UndoAddColumn(ctx);
 }
 
@@ -155,21 +128,14 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
        "apply the change log; CREATE INDEX on the copy for each index of the table" +
            (plan.unique ? ", and CREATE UNIQUE INDEX (" + col + ") on it" : std::string()),
        "none on the table (the copy is the job's own)", BuildIndexesStep, nullptr},
-      {"catch_up", "apply the change log to the copy in rounds until little is left", "none on the table",
-       CatchUpStep, nullptr},
+      CatchUp(),
       {"swap",
        "apply the last changes, swap the storage of the table and of each index with the copy's" +
            std::string(plan.not_null ? ", SET NOT NULL (every row came through the copy's NOT NULL column)"
                                      : "") +
            (plan.unique ? ", ADD CONSTRAINT " + plan.unique_name + " UNIQUE USING INDEX" : std::string()),
-       "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout "
-       "with "
-       "retries",
-       SwapStep, nullptr, true},
-      {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
-       "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within "
-       "pkonline.lock_timeout)",
-       CleanupStep, nullptr},
+       kSwapLock, SwapStep, nullptr, true},
+      Cleanup(),
   };
   return steps;
 }

@@ -144,20 +144,13 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
        "CREATE UNIQUE INDEX (" +
            col + ") on it",
        "none on the table (the copy is the job's own)", BuildIndexesStep, nullptr},
-      {"catch_up", "apply the change log to the copy in rounds until little is left", "none on the table",
-       CatchUpStep, nullptr},
+      CatchUp(),
       {"swap",
        "apply the last changes, swap the storage of the table and of each index with the copy's, "
        "ADD PRIMARY KEY USING INDEX" +
            std::string(plan.identity ? ", identity" : ""),
-       "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout "
-       "with "
-       "retries",
-       SwapStep, nullptr, true},
-      {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
-       "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within "
-       "pkonline.lock_timeout)",
-       CleanupStep, nullptr},
+       kSwapLock, SwapStep, nullptr, true},
+      Cleanup(),
   };
 }
 

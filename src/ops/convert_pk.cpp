@@ -18,6 +18,7 @@
 #include <set>
 
 #include "pkonline/ops/backfill.hpp"
+#include "pkonline/ops/convert_pk_parts.hpp"
 #include "pkonline/ops/job_sql.hpp"
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
@@ -61,9 +62,7 @@ std::string OtherUses(unsigned key_relid, unsigned relid, const std::string& col
   return list;
 }
 
-namespace {
-
-using Target = ConvertPkPlan::Target;
+namespace convert {
 
 ConvertPkPlan Plan(const jobs::Job& job) { return ConvertPkPlan::Load(job); }
 std::string N(size_t i) { return std::to_string(i); }
@@ -299,12 +298,6 @@ void ValidateChecks(Context& ctx) {
 // --- indexes -------------------------------------------------------------------------------------
 // An index of one of the job's tables that contains converted columns (as a key or INCLUDE
 // column, in an expression or in its predicate: PostgreSQL records a dependency on each).
-struct OldIndex {
-  std::string oid;
-  unsigned relid;
-  std::vector<size_t> targets;  // the converted columns it contains
-};
-
 std::vector<OldIndex> IndexesToRebuild(const ConvertPkPlan& plan) {
   std::vector<OldIndex> out;
   for (size_t i = 0; i < plan.targets.size(); i++) {
@@ -461,12 +454,6 @@ void DropIndexes(Context& ctx) {
 }
 
 // --- the swap ------------------------------------------------------------------------------------
-struct ForeignKey {
-  unsigned relid;
-  std::string table, name, definition;
-  bool validated;
-};
-
 // Foreign keys referencing the key column.
 std::vector<ForeignKey> ReferencingKeys(const jobs::Job& job, const std::string& key_column) {
   auto r = Query(
@@ -781,6 +768,7 @@ class ConvertPk final : public Operation {
   std::vector<unsigned> Tables(const jobs::Job& job) const override { return Plan(job).tables; }
   std::vector<Step> Steps(const jobs::Job& job) const override {
     const ConvertPkPlan plan = Plan(job);
+    if (plan.copy) return CopySteps(job);
     std::string columns, not_null, tables;
     for (const auto& t : plan.targets) {
       columns += (columns.empty() ? "" : ", ") + t.table + "." + Ident(t.column);
@@ -822,11 +810,13 @@ class ConvertPk final : public Operation {
   }
 };
 
-}  // namespace
+}  // namespace convert
 
-std::unique_ptr<Operation> MakeConvertPk() { return std::make_unique<ConvertPk>(); }
+std::unique_ptr<Operation> MakeConvertPk() { return std::make_unique<convert::ConvertPk>(); }
 
 std::string IndexesNotBuiltIn(const ConvertPkPlan& plan) {
+  using convert::IndexesToRebuild;
+  using convert::NotCarried;
   std::string list;
   for (const auto& old : IndexesToRebuild(plan)) {
     const std::string what = NotCarried(plan, old);

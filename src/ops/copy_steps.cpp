@@ -7,6 +7,7 @@
 #include "pkonline/ops/plans.hpp"
 #include "pkonline/ops/shared_steps.hpp"
 #include "pkonline/pg/bridge.hpp"
+#include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
 #include "pkonline/pg/storage.hpp"
@@ -131,6 +132,56 @@ int64_t SwapWithCopy(Context& ctx, unsigned copy) {
   for (const auto& [index, twin] : pairs) pg::SwapStorage(index, twin);
   pg::SwapStorage(job.relid, copy);
   return last;
+}
+
+const char* const kSwapLock =
+    "ACCESS EXCLUSIVE, catalog only plus the last changes (milliseconds), under pkonline.lock_timeout with "
+    "retries";
+
+jobs::Step CatchUp() {
+  return {"catch_up", "apply the change log to the copy in rounds until little is left", "none on the table",
+          CatchUpStep, nullptr};
+}
+
+jobs::Step Cleanup() {
+  return {"cleanup", "DROP the copy (now holding the old storage) and the change log; ANALYZE the table",
+          "SHARE UPDATE EXCLUSIVE for ANALYZE's sample (skipped if it cannot have it within "
+          "pkonline.lock_timeout)",
+          CleanupStep, nullptr};
+}
+
+std::pair<unsigned, int> PrimaryKeyOn(const jobs::Job& job, const std::string& column) {
+  auto r = Query(
+      "SELECT i.indexrelid, a.attnum FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+      "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] AND a.attname = $2 AND NOT a.attisdropped "
+      "AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, "
+      "'pg_catalog.int8'::pg_catalog.regtype) "
+      "WHERE i.indrelid = $1::oid AND i.indisprimary AND i.indnkeyatts = 1",
+      {V(RelidText(job)), V(column)}, false);
+  if (r.empty()) return {0, 0};
+  return {static_cast<unsigned>(pg::AsInt(r.rows[0][0])), static_cast<int>(pg::AsInt(r.rows[0][1]))};
+}
+
+void CreateChangeLog(Context& ctx, int key_attnum) {
+  const auto& job = ctx.job();
+  const std::string t = TableSql(job);
+  Exec("CREATE TABLE " + HelperSql(job, "log") + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
+  Record(ctx, fact::kLogOid, HelperSql(job, "log"));
+  CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " +
+                            t + " FOR EACH ROW EXECUTE FUNCTION " + pg::Internal("_copy_log") + "(" +
+                            pg::Literal(std::to_string(key_attnum)) + ", " +
+                            pg::Literal(std::to_string(RecordedOid(ctx, fact::kLogOid))) + ")");
+  // Also for writes made with session_replication_role = replica (logical replication, restores).
+  Exec("ALTER TABLE " + t + " ENABLE ALWAYS TRIGGER " + Ident(LogTrigger(job)));
+  RecordLogTrigger(ctx);
+  ctx.Remember(fact::kRelfilenode, Json::String(Relfilenode(job)));
+}
+
+void DropChangeLog(Context& ctx) {
+  const auto& job = ctx.job();
+  if (TableExists(job)) Exec("DROP TRIGGER IF EXISTS " + Ident(LogTrigger(job)) + " ON " + TableSql(job));
+  const std::string log = Helper(ctx, fact::kLogOid, false);  // never anything but the job's own
+  if (!log.empty()) Exec("DROP TABLE " + log);
 }
 
 void CleanupStep(Context& ctx) {

@@ -34,6 +34,17 @@ CopySpec SpecOf(const jobs::Job& job) {
     s.key_is_column = false;
     return s;
   }
+  if (job.operation == ConvertPkPlan::kOperation) {
+    const ConvertPkPlan plan = ConvertPkPlan::Load(job);
+    s.key = plan.targets[0].column;
+    s.column = HelperName(job, "big0");  // convert_pk.cpp's shadow of target 0
+    s.type = "bigint";
+    s.fill = Ident(s.key);
+    s.key_is_column = false;
+    s.overwrite = true;
+    s.unique_like_key = true;
+    return s;
+  }
   const AddIntPkPlan plan = AddIntPkPlan::Load(job);
   s.key = s.column = plan.column;
   s.type = plan.column_type;
@@ -137,7 +148,7 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
   const CopySpec spec = SpecOf(job);
   const std::string column = ColumnSql(job, spec.column);  // fails cleanly if it was renamed
   const std::string fill = spec.fill.empty() ? pg::Internal("_tid_key") + "(ctid)::" + spec.type : spec.fill;
-  const std::string copied = "COALESCE(" + column + ", " + fill + ")";
+  const std::string copied = spec.overwrite ? fill : "COALESCE(" + column + ", " + fill + ")";
   // Every row version add_int_pk's log names has its id; add_column's may have no value yet.
   const std::string replayed = spec.fill.empty() ? column : copied;
   auto r = Query(
@@ -264,8 +275,14 @@ void EnsureTwins(Context& ctx) {
   if (!spec.unique) return;
   ctx.Txn("pkonline job " + IdText(job) + ": build the column's unique index on the copy", [&]() {
     if (!Helper(ctx, fact::kTwinPk).empty()) return;
-    const std::string id = Ident(spec.column);
-    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + id + ")");
+    const std::string copy_sql = CopySql(ctx);  // still the job's own
+    if (spec.unique_like_key) {
+      RequireKeyIndex(ctx);
+      const unsigned key_index = static_cast<unsigned>(ctx.Recall(fact::kKeyIndex).AsInt());
+      pg::CreateIndexLike(copy, key_index, PkTwin(job), true, spec.key, spec.column);
+    } else {
+      Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + copy_sql + " (" + Ident(spec.column) + ")");
+    }
     Record(ctx, fact::kTwinPk, HelperSql(job, "pk"));
   });
 }

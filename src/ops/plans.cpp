@@ -198,6 +198,7 @@ ConvertPkPlan ConvertPkPlan::Load(const jobs::Job& job) {
   p.schema = r.String(kSchema);
   p.pk_name = r.String("pk_name");
   p.referencing = r.Bool("referencing");
+  if (r.Has("method")) p.copy = r.String("method") == "copy";
   p.targets = r.Read("targets", [](const Json& v) {
     std::vector<Target> out;
     for (const auto& t : v.Items())
@@ -220,6 +221,7 @@ Json ConvertPkPlan::Save() const {
   o.Set(kSchema, Json::String(schema));
   o.Set("pk_name", Json::String(pk_name));
   o.Set("referencing", Json::Bool(referencing));
+  if (copy) o.Set("method", Json::String("copy"));
   Json list = Json::Array();
   for (const auto& t : targets) {
     Json item = Json::Object();

@@ -120,7 +120,27 @@ void SwapStorageC(Oid a, Oid b) {
   RelationCloseSmgrByOid(b);
 }
 
-Oid CreateIndexLikeC(Oid relid, Oid model, const char* name, bool build) {
+// The clone's columns named `from` (a plain key or INCLUDE column) take the name `to`, and the
+// default operator class of that column's type; none may be in an expression or a predicate.
+void RenameClonedColumn(IndexStmt* stmt, const char* from, const char* to) {
+  if (stmt->whereClause != nullptr)
+    elog(ERROR, "pkonline: a partial index cannot be cloned onto another column");
+  for (List* elems : {stmt->indexParams, stmt->indexIncludingParams}) {
+    ListCell* lc;
+    foreach (lc, elems) {
+      auto* elem = lfirst_node(IndexElem, lc);
+      if (elem->expr != nullptr)
+        elog(ERROR, "pkonline: an expression index cannot be cloned onto another column");
+      if (elem->name == nullptr || strcmp(elem->name, from) != 0) continue;
+      elem->name = pstrdup(to);
+      elem->opclass = NIL;
+      elem->opclassopts = NIL;
+      elem->collation = NIL;
+    }
+  }
+}
+
+Oid CreateIndexLikeC(Oid relid, Oid model, const char* name, bool build, const char* from, const char* to) {
   Relation heap = table_open(relid, ShareLock);
   Relation model_rel = index_open(model, AccessShareLock);
   const int natts = RelationGetDescr(heap)->natts;
@@ -130,6 +150,7 @@ Oid CreateIndexLikeC(Oid relid, Oid model, const char* name, bool build) {
                               pstrdup(RelationGetRelationName(heap)), -1);
   IndexStmt* stmt = generateClonedIndexStmt(rv, model_rel, map, nullptr);
   stmt->idxname = pstrdup(name);
+  if (from != nullptr) RenameClonedColumn(stmt, from, to);
   stmt->isconstraint = false;
   stmt->primary = false;
   stmt->deferrable = false;
@@ -192,9 +213,12 @@ void SwapStorage(unsigned a, unsigned b) {
   Call([&]() { SwapStorageC(a, b); });
 }
 
-unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build) {
+unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build,
+                         const std::string& from, const std::string& to) {
   const char* n = name.c_str();
-  return Call([&]() { return static_cast<unsigned>(CreateIndexLikeC(relid, model, n, build)); });
+  const char* f = from.empty() ? nullptr : from.c_str();
+  const char* t = to.c_str();
+  return Call([&]() { return static_cast<unsigned>(CreateIndexLikeC(relid, model, n, build, f, t)); });
 }
 
 void LockShared(unsigned relid) {

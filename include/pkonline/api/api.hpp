@@ -51,7 +51,8 @@ struct ConvertPkArgs {
   unsigned relid;
   bool referencing;  // convert the integer columns of foreign keys referencing the key too
   bool start;
-  bool dry_run = false;  // every check, then no job (pkonline.check)
+  bool dry_run = false;             // every check, then no job (pkonline.check)
+  std::string method = "in_place";  // or "copy" (0.6)
 };
 int64_t ConvertPkToBigint(const ConvertPkArgs& args);
 

@@ -20,14 +20,19 @@ using jobs::Context;
 //    none yet, and takes its position (_tid_key(ctid)); every logged row version has its id.
 //  * add_column: the identity is the table's single-column integer primary key; the new column
 //    takes COALESCE(column, fill), in the copy and at every replay.
+//  * convert_pk_to_bigint: the identity is the integer key itself; the job's column is its bigint
+//    shadow, which takes the key's value (overwrite), and the key's index is built again on it
+//    (unique_like_key: same options, INCLUDE columns and tablespace).
 struct CopySpec {
   std::string key;     // the identity column (same name in the table and the copy)
   std::string column;  // the job's column: NOT NULL in the copy when not_null
   std::string type;    // its type
   std::string fill;    // SQL over the table's row: its value where it has none; "" for the position
   bool not_null = true;
-  bool unique = true;         // a unique index on the column is built on the copy (fact::kTwinPk)
-  bool key_is_column = true;  // the key's index on the copy is that unique index (add_int_pk)
+  bool unique = true;            // a unique index on the column is built on the copy (fact::kTwinPk)
+  bool key_is_column = true;     // the key's index on the copy is that unique index (add_int_pk)
+  bool overwrite = false;        // the column takes the fill, not COALESCE(column, fill)
+  bool unique_like_key = false;  // the unique index is the key's index with the key replaced by it
 };
 // Reads the job's plan only (no query: it may be called outside a transaction).
 CopySpec SpecOf(const jobs::Job& job);
@@ -122,5 +127,19 @@ unsigned LockForSwap(Context& ctx);
 int64_t SwapWithCopy(Context& ctx, unsigned copy);
 // cleanup: DROP the copy (the old storage now) and the log, by OID; ANALYZE if it can.
 void CleanupStep(Context& ctx);
+// The catch_up and cleanup steps as steps(job) shows them; the swap's lock.
+jobs::Step CatchUp();
+jobs::Step Cleanup();
+extern const char* const kSwapLock;
+
+// The table's primary key if it is one integer column named `column`: (its index's OID, the
+// column's attnum), or (0, 0).
+std::pair<unsigned, int> PrimaryKeyOn(const jobs::Job& job, const std::string& column);
+// In the transaction that made the column, under the table's lock: the change log, its row
+// trigger logging the key (column `key_attnum`) of every row written, ENABLE ALWAYS, and the
+// table's storage, all recorded.
+void CreateChangeLog(Context& ctx, int key_attnum);
+// Undoes it: the trigger and the log dropped (the log only while it is the job's own).
+void DropChangeLog(Context& ctx);
 
 }  // namespace pkonline::ops::copy

@@ -111,6 +111,7 @@ struct ConvertPkPlan {
   std::string schema;   // the key table's: the job's trigger functions live there
   std::string pk_name;  // the key's constraint, kept
   bool referencing = true;
+  bool copy = false;  // method => 'copy' (0.6): the table written once into a twin, swapped in
   std::vector<Target> targets;
   std::vector<unsigned> tables;  // every table the job touches (targets' and foreign keys'), by OID
 

@@ -17,8 +17,11 @@ void SwapStorage(unsigned a, unsigned b);
 
 // Creates index `name` (in the table's schema) on table `relid`, defined like index `model` of a
 // table with the same columns at the same positions; not a constraint. With build = false its
-// storage is left empty, to be swapped with the model's. Returns the new index's OID.
-unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build);
+// storage is left empty, to be swapped with the model's. Returns the new index's OID. With `from`,
+// the model's plain column `from` is column `to` in the new index, with its type's default
+// operator class (a model with an expression or a predicate is refused).
+unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build,
+                         const std::string& from = "", const std::string& to = "");
 
 // Marks column `attnum` of `relid` NOT NULL in the catalog, without a scan: only for a table
 // whose every row is known to have a value (the caller holds ACCESS EXCLUSIVE).
