@@ -7,7 +7,7 @@ SRCS = $(wildcard src/*.cpp src/*/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 
 # pg_regress: sql/<name>.sql -> expected/<name>.out
-REGRESS      = errors check report add_int_pk add_int_pk_copy partitioned add_column add_column_copy set_primary_key convert_pk control concurrent_ddl
+REGRESS      = errors check report add_int_pk add_int_pk_copy partitioned add_column add_column_copy set_primary_key convert_pk convert_pk_copy control concurrent_ddl
 REGRESS_OPTS = --load-extension=pkonline
 # pg_isolation_regress: test/isolation/specs/<name>.spec -> test/isolation/expected/<name>.out
 ISOLATION      = check_waits backfill_dml partitioned_dml copy_dml add_column_dml set_pk_dml convert_dml lock_retry cancel_waits throttle
