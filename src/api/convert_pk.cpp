@@ -182,7 +182,7 @@ void RequireNoJobOn(unsigned relid, const std::string& table) {
   RequireNoActiveJob(other);
 }
 
-// The copy method, for now: a key no foreign key references, whose only index is its own.
+// The copy method, for now: a key no foreign key references, in indexes of plain columns only.
 void RequireCopyable(const TableInfo& t, const Key& key, const ops::ConvertPkPlan& plan,
                      const std::vector<Referencing>& refs) {
   const std::string in_place = "Use method => 'in_place' (the default), which converts them too.";
@@ -193,16 +193,21 @@ void RequireCopyable(const TableInfo& t, const Key& key, const ops::ConvertPkPla
              "it",
              t.qualified, refs[0].name, refs[0].table),
          "It converts a key that no foreign key references.", in_place);
-  for (const auto& old : ops::convert::IndexesToRebuild(plan))
-    if (static_cast<unsigned>(std::stoul(old.oid)) != key.index)
-      Fail(
-          sqlstate::kFeatureNotSupported,
-          Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: index %2% uses %3%",
-              t.qualified,
-              *pg::Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar(),
-              pg::Ident(key.column)),
-          "It builds again only the primary key's own index on the bigint column.", in_place);
-  RequireCopyable(t, "the key's index on the bigint column");
+  for (const auto& old : ops::convert::IndexesToRebuild(plan)) {
+    auto r = pg::Query(
+        "SELECT indexrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_index WHERE indexrelid = "
+        "$1::oid AND (indexprs IS NOT NULL OR indpred IS NOT NULL)",
+        {V(old.oid)}, true);
+    if (!r.empty())
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: index %2% contains %3% and "
+               "has an "
+               "expression or a predicate",
+               t.qualified, *r.scalar(), pg::Ident(key.column)),
+           "It builds again on the bigint column indexes of plain columns only.",
+           in_place + " Or drop that index for the time of the job and create it again afterwards.");
+  }
+  RequireCopyable(t, "the indexes containing the key, on the bigint column");
 }
 
 }  // namespace

@@ -15,8 +15,8 @@
 //     copy's; NOT NULL from the catalog; the key's bigint index attached to the table; then the
 //     in-place method's swap of the columns.
 //  6. cleanup: the old storage and the log dropped, ANALYZE.
-// For now the key may have no foreign key referencing it, nor other indexes than its own (the API
-// refuses them; the swap checks again under its lock).
+// For now the key may have no foreign key referencing it (the API refuses one; the swap checks
+// again under its lock), and an index containing it no expression or predicate.
 #include "pkonline/ops/convert_pk_parts.hpp"
 
 #include "pkonline/ops/copy_method.hpp"
@@ -76,21 +76,64 @@ bool Swapped(Context& ctx, const ConvertPkPlan& plan) {
   return ShadowColumn(ctx, plan.targets[0], 0) == plan.targets[0].column;
 }
 
-// Under the swap's lock: what the copy method does not carry over yet, if it appeared while the
-// job ran (the API refused it at the start).
-void RequireOnlyTheKey(Context& ctx, const ConvertPkPlan& plan, const std::vector<OldIndex>& olds) {
+std::string KeyIndex(Context& ctx) { return std::to_string(ctx.Recall(fact::kKeyIndex).AsInt()); }
+
+// Each index of the table that contains the key, other than the key's own (whose bigint version
+// is the copy's unique index, fact::kTwinPk), built on the copy with the key replaced by the
+// bigint column, unless it has been: same kind, columns, INCLUDE, options and tablespace. The old
+// index gets no twin (it goes with its column at the swap).
+void BuildBigTwins(Context& ctx) {
   const auto& job = ctx.job();
-  const std::string key_index = std::to_string(ctx.Recall(fact::kKeyIndex).AsInt());
-  for (const auto& old : olds)
-    if (old.oid != key_index)
+  const ConvertPkPlan plan = Plan(job);
+  std::vector<OldIndex> olds;
+  std::string key_index;
+  ctx.Txn("pkonline job " + IdText(job) + ": indexes to build again", [&]() {
+    olds = IndexesToRebuild(plan);
+    key_index = KeyIndex(ctx);
+  });
+  for (const auto& old : olds) {
+    if (old.oid == key_index) continue;
+    ctx.CheckControl();
+    ctx.Txn("pkonline job " + IdText(job) + ": build an index again on the copy", [&]() {
+      const std::string key = fact::kBigTwinPrefix + old.oid;
+      if (!copy::Helper(ctx, key).empty()) return;
+      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(old.oid)}, false).empty())
+        return;            // dropped meanwhile
+      copy::CopySql(ctx);  // the copy is still the job's own
+      const std::string name = HelperName(job, "bx" + old.oid);
+      pg::CreateIndexLike(copy::CopyOid(ctx), static_cast<unsigned>(std::stoul(old.oid)), name, true,
+                          plan.targets[0].column, Shadow(job, 0));
+      copy::Record(ctx, key, HelperSql(job, "bx" + old.oid));
+    });
+  }
+}
+
+void BuildIndexesStep(Context& ctx) {
+  const int64_t applied = copy::ReplayRound(ctx);
+  ctx.Event("info", Fmt("%1% logged changes applied to the copy", applied));
+  BuildBigTwins(ctx);
+  copy::EnsureTwins(ctx);
+}
+
+// Under the swap's lock: every index that contains the key has its bigint version on the copy (one
+// created since BuildBigTwins ran has not), and no foreign key references the key (the API
+// refused them at the start).
+std::vector<std::pair<std::string, unsigned>> BigTwins(Context& ctx, const ConvertPkPlan& plan,
+                                                       const std::vector<OldIndex>& olds) {
+  const auto& job = ctx.job();
+  std::vector<std::pair<std::string, unsigned>> out;
+  for (const auto& old : olds) {
+    const std::string key = old.oid == KeyIndex(ctx) ? fact::kTwinPk : fact::kBigTwinPrefix + old.oid;
+    const unsigned twin = copy::Helper(ctx, key).empty() ? 0 : copy::RecordedOid(ctx, key);
+    if (twin == 0)
       Fail(SqlState("55000"),
-           Fmt("index %1% on %2% uses %3%; it was created while job %4% ran",
+           Fmt("index %1% on %2% has no bigint version on the copy of job %3%",
                *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(old.oid)}, true).scalar(),
-               TableSql(job), Ident(plan.targets[0].column), job.id),
-           "The copy method builds again only the primary key's own index on the bigint column.",
-           Fmt("Drop that index, pkonline.resume(%1%), and create it again afterwards; or "
-               "pkonline.cancel(%1%).",
-               job.id));
+               TableSql(job), job.id),
+           "It was created while the job was about to swap.",
+           Fmt("pkonline.resume(%1%) builds it on the copy, then swaps.", job.id));
+    out.emplace_back(old.oid, twin);
+  }
   for (const auto& fk : ReferencingKeys(job, plan.targets[0].column))
     Fail(SqlState("55000"),
          Fmt("foreign key %1% on %2% was added while job %3% ran", fk.name, fk.table, job.id),
@@ -98,6 +141,7 @@ void RequireOnlyTheKey(Context& ctx, const ConvertPkPlan& plan, const std::vecto
          Fmt("Drop that foreign key, pkonline.resume(%1%), and add it again afterwards; or "
              "pkonline.cancel(%1%).",
              job.id));
+  return out;
 }
 
 void SwapStep(Context& ctx) {
@@ -107,26 +151,23 @@ void SwapStep(Context& ctx) {
   ctx.Txn("pkonline job " + IdText(job) + ": check", [&]() { done = Swapped(ctx, plan); });
   if (done) return;  // committed before a crash: this step is one transaction
   const std::string activity = "pkonline job " + IdText(job) + ": swap storage, convert to bigint";
+  BuildBigTwins(ctx);  // an index created meanwhile
   copy::BeforeSwap(ctx, activity);
   ctx.Ddl(activity, [&]() {
     if (Swapped(ctx, plan)) return;
     const unsigned copy = copy::LockForSwap(ctx);
     const std::vector<OldIndex> olds = IndexesToRebuild(plan);
-    RequireOnlyTheKey(ctx, plan, olds);
-    const unsigned twin =
-        copy::Helper(ctx, fact::kTwinPk).empty() ? 0 : copy::RecordedOid(ctx, fact::kTwinPk);
-    if (twin == 0)
-      Fail(sqlstate::kUndefinedObject, Fmt("the bigint key's index on the copy of job %1% is gone", job.id));
+    const auto twins = BigTwins(ctx, plan, olds);
     const int64_t last = copy::SwapWithCopy(ctx, copy);
     // Every row now in the table came through the copy's NOT NULL bigint column.
     const std::string shadow = ShadowColumn(ctx, plan.targets[0], 0);
     pg::SetNotNullTrusted(job.relid, Attnum(job.relid, shadow));
-    // The key's index on the bigint column: its storage is the copy's, its name and constraint the
-    // key's once the in-place swap attaches it (it looks for it under the old index's OID).
-    for (const auto& old : olds) {
-      const unsigned made = pg::CreateIndexLike(job.relid, twin, HelperName(job, "bigpk"), false);
+    // Each replaced index's bigint version, on the table with the copy's storage; the in-place
+    // swap finds it under the old index's OID, and gives it the old one's name and constraint.
+    for (const auto& [oid, twin] : twins) {
+      const unsigned made = pg::CreateIndexLike(job.relid, twin, HelperName(job, "big" + oid), false);
       pg::SwapStorage(made, twin);
-      ctx.Remember(fact::kTwinIndexPrefix + old.oid, Json::Number(made));
+      ctx.Remember(fact::kTwinIndexPrefix + oid, Json::Number(made));
     }
     Exec("DROP TRIGGER " + Ident(copy::LogTrigger(job)) + " ON " +
          TableSql(job));  // checked by the last round
@@ -156,9 +197,9 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
            Ident(key.column) + ", one transaction per batch",
        "ACCESS SHARE: reads and writes continue", copy::CopyStep, copy::UndoCopyStep},
       {"build_indexes",
-       "apply the change log; CREATE INDEX on the copy for each index of the table, and " + plan.pk_name +
-           "'s index again on the bigint column",
-       "none on the table (the copy is the job's own)", copy::BuildIndexesStep, nullptr},
+       "apply the change log; CREATE INDEX on the copy for each index of the table, those containing " +
+           Ident(key.column) + " (" + plan.pk_name + "'s too) on the bigint column",
+       "none on the table (the copy is the job's own)", BuildIndexesStep, nullptr},
       copy::CatchUp(),
       {"swap",
        "apply the last changes, swap the storage of the table and of each index with the copy's, SET NOT "

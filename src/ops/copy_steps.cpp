@@ -120,6 +120,9 @@ int64_t SwapWithCopy(Context& ctx, unsigned copy) {
   const auto& job = ctx.job();
   std::vector<std::pair<unsigned, unsigned>> pairs;
   for (const auto& entry : TableIndexes(job)) {
+    // An index replaced by one on another column (convert_pk_to_bigint) goes with its column in
+    // this transaction; its storage is not read meanwhile.
+    if (!ctx.Recall(fact::kBigTwinPrefix + entry.first).is_null()) continue;
     const std::string key = fact::kTwinIndexPrefix + entry.first;
     const unsigned twin = Helper(ctx, key).empty() ? 0 : RecordedOid(ctx, key);
     if (twin == 0)

@@ -262,6 +262,7 @@ void EnsureTwins(Context& ctx) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
     ctx.Txn("pkonline job " + IdText(job) + ": build index on the copy", [&]() {
+      if (!ctx.Recall(fact::kBigTwinPrefix + oid).is_null()) return;  // replaced: it goes with its column
       if (!Helper(ctx, fact::kTwinIndexPrefix + oid).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
         return;

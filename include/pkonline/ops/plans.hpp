@@ -142,7 +142,10 @@ inline constexpr char kCopyOid[] = "copy_oid";            // copy method: the co
 inline constexpr char kLogOid[] = "log_oid";              // copy method: the change log
 inline constexpr char kTwinPk[] = "twin_pk";              // copy method: the key's index on the copy
 inline constexpr char kTwinIndexPrefix[] = "twin_ix_";    // + an index's OID: its twin on the copy
-inline constexpr char kAttnum[] = "attnum";               // add_column: the new column
+// convert_pk_to_bigint, copy method: + an index's OID: the index built again on the copy with the
+// converted column replaced by its bigint one (the old index has no twin: it goes with its column)
+inline constexpr char kBigTwinPrefix[] = "big_ix_";
+inline constexpr char kAttnum[] = "attnum";  // add_column: the new column
 // add_column, copy method (0.6): the primary key's column (the change log's row identity), and
 // the key's index, whose twin finds a row of the copy
 inline constexpr char kKeyAttnum[] = "key_attnum";
