@@ -14,12 +14,16 @@
 #   naive     BEGIN; ALTER TABLE entries ALTER account_id TYPE bigint;
 #             ALTER TABLE accounts ALTER id TYPE bigint; ALTER SEQUENCE accounts_id_seq AS bigint; COMMIT
 #   pkonline  SELECT pkonline.convert_pk_to_bigint('accounts'); CALL pkonline.wait(job)
+#   copy      the same with method => 'copy' (0.6: a key no foreign key references, so SCENARIO=key)
+# SCENARIO=key: `entries` has no foreign key to `accounts`; only accounts.id is converted (naive:
+# ALTER TABLE accounts ALTER id TYPE bigint and its sequence, one transaction).
 # Columns: wall; clients' worst latency and p99 over the transactions that overlap the method, p99
 # before it; failed transactions and aborted clients; lost rows; size after (both tables, with
 # indexes); WAL written while the method ran (the load's own included, at the same rate for both).
 #
 # Environment: ROWS (2000000), RATE (200), CLIENTS (4), LEAD (5), TAIL (3), METHODS ("naive pkonline"),
-# PKONLINE_SETTINGS (e.g. "batch_time=100ms"), SKIP_BUILD=1, KEEP=1.
+# SCENARIO (both | key), PKONLINE_SETTINGS (e.g. "batch_time=100ms"), SKIP_BUILD=1, KEEP=1.
+# With naive and copy (or pkonline) both run, the ratios are printed against issue 23's targets.
 set -euo pipefail
 export LC_ALL=C
 ROWS=${ROWS:-2000000}
@@ -28,6 +32,8 @@ CLIENTS=${CLIENTS:-4}
 LEAD=${LEAD:-5}
 TAIL=${TAIL:-3}
 METHODS=${METHODS:-naive pkonline}
+SCENARIO=${SCENARIO:-both}
+case $SCENARIO in both | key) ;; *) echo "bigint: SCENARIO must be both or key" >&2; exit 1 ;; esac
 PKONLINE_SETTINGS=${PKONLINE_SETTINGS:-}
 die() { echo "bigint: $*" >&2; exit 1; }
 
@@ -44,11 +50,13 @@ load() {  # rounds of 5 s until $WORK/$1.stop exists
 }
 
 tables() {
-  psql_ -v rows="$ROWS" <<'SQL'
+  local fk="REFERENCES accounts"
+  [ "$SCENARIO" = key ] && fk=""
+  psql_ -v rows="$ROWS" -v fk="$fk" <<'SQL'
 DROP TABLE IF EXISTS entries, accounts CASCADE;
 CREATE TABLE accounts (id serial PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL DEFAULT 0);
 INSERT INTO accounts (owner) SELECT 'owner ' || g FROM generate_series(1, :rows) g;
-CREATE TABLE entries (entry_no bigserial PRIMARY KEY, account_id int NOT NULL REFERENCES accounts,
+CREATE TABLE entries (entry_no bigserial PRIMARY KEY, account_id int NOT NULL :fk,
                       amount numeric(12,2) NOT NULL, at timestamptz NOT NULL DEFAULT now());
 INSERT INTO entries (account_id, amount) SELECT 1 + g % :rows, g % 1000 FROM generate_series(1, :rows) g;
 CREATE INDEX entries_account ON entries (account_id);
@@ -73,13 +81,17 @@ run_method() {
   t0=$(now)
   case $m in
     naive)
-      psql_ -c "BEGIN" -c "ALTER TABLE entries ALTER account_id TYPE bigint" \
+      local entries=(-c "ALTER TABLE entries ALTER account_id TYPE bigint")
+      [ "$SCENARIO" = key ] && entries=()
+      psql_ -c "BEGIN" "${entries[@]}" \
             -c "ALTER TABLE accounts ALTER id TYPE bigint" -c "ALTER SEQUENCE accounts_id_seq AS bigint" -c "COMMIT" ;;
-    pkonline)
+    pkonline | copy)
+      local method=in_place
+      [ "$m" = copy ] && method=copy
       local sets=() s job
       for s in $PKONLINE_SETTINGS; do sets+=(-c "SET pkonline.${s%%=*} = '${s#*=}'"); done
       job=$(psql -XAtq -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" "${sets[@]}" \
-              -c "SELECT pkonline.convert_pk_to_bigint('accounts')")
+              -c "SELECT pkonline.convert_pk_to_bigint('accounts', method => '$method')")
       psql_ -c "SET client_min_messages = warning" -c "CALL pkonline.wait($job)" >/dev/null
       psql -XAt -F ' ' -c "SELECT step, round(extract(epoch FROM finished_at - started_at)::numeric, 2)
                            FROM pkonline.job_steps WHERE job_id = $job ORDER BY step_no" | tr '\n' ' ' >"$WORK/$m.steps" ;;
@@ -129,8 +141,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 WORK=$(mktemp -d /tmp/pkonline-bigint.XXXXXX)
 chmod 777 "$WORK"
-echo "bigint: $ROWS + $ROWS rows, load $RATE tps from $CLIENTS clients, methods: $METHODS; files in $WORK"
-export WORK ROWS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS
+echo "bigint ($SCENARIO): $ROWS + $ROWS rows, load $RATE tps from $CLIENTS clients, methods: $METHODS; files in $WORK"
+export WORK ROWS RATE CLIENTS LEAD TAIL METHODS PKONLINE_SETTINGS SCENARIO
 start=$(date +%s)
 PKONLINE_BIGINT_STAGE=inside pg_virtualenv -t -o shared_preload_libraries=pkonline -o max_worker_processes=16 \
   -o log_lock_waits=on -o deadlock_timeout=100ms -o "log_line_prefix=%m [%p] %a: " \
@@ -145,6 +157,9 @@ window() {  # "count p99_ms max_ms" of the transactions of method $1 overlapping
 }
 
 bad=0
+want=bigint,bigint
+[ "$SCENARIO" = key ] && want=bigint,integer
+declare -A WALL WORST P99 P99B SIZE WALB
 printf '\n%-9s %8s %10s %9s %10s %7s %6s %10s %8s %s\n' method wall "worst(ms)" "p99(ms)" "p99 before" errors lost "size(MB)" "WAL(MB)" types
 for m in $METHODS; do
   read -r t0 t1 before size wal count types <"$WORK/$m.result"
@@ -156,11 +171,36 @@ for m in $METHODS; do
   aborted=$(cat "$WORK/$m".r*.out | grep -c 'aborted' || true)
   lost=$((before + committed - count))  # each committed transaction inserted one entry
   [ "$lost" = 0 ] || bad=1
-  [ "$types" = "bigint,bigint" ] || bad=1
+  [ "$types" = "$want" ] || bad=1
+  WALL[$m]=$(echo "$t1 - $t0" | bc); WORST[$m]=$worst; P99[$m]=$p99; P99B[$m]=$p99b
+  SIZE[$m]=$size; WALB[$m]=$wal
   printf '%-9s %7.1fs %10s %9s %10s %7s %6s %10s %8s %s\n' "$m" "$(echo "$t1 - $t0" | bc)" "$worst" "$p99" "$p99b" \
     "$((failed + aborted))" "$lost" "$((size / 1048576))" "$((wal / 1048576))" "$types"
 done
-[ -s "$WORK/pkonline.steps" ] && echo "pkonline steps (s): $(cat "$WORK/pkonline.steps")"
+for m in pkonline copy; do
+  [ -s "$WORK/$m.steps" ] && echo "$m steps (s): $(cat "$WORK/$m.steps")"
+done
+verdict() { if [ "$(echo "$1" | bc)" = 1 ]; then echo met; else echo "NOT met"; fi; }
+# Issue 23's targets for the copy method against the rewrite (ALTER … TYPE bigint, one transaction).
+for m in copy pkonline; do
+  [ -n "${WALL[$m]:-}" ] && [ -n "${WALL[naive]:-}" ] || continue
+  echo
+  printf '%-37s %s\n' "$m vs naive" "figure      target  verdict"
+  printf 'clients worst wait during the job   %8s ms   <= 50 ms  %s\n' "${WORST[$m]}" "$(verdict "${WORST[$m]} <= 50")"
+  r=$(echo "scale=2; ${P99[$m]} / ${P99B[$m]}" | bc)
+  printf 'clients p99 during / before         %8sx     <= 1.5x  %s\n' "$r" "$(verdict "$r <= 1.5")"
+  for row in "wall time:WALL:1.3" "size after:SIZE:1.05" "WAL:WALB:1.2"; do
+    IFS=: read -r label arr t <<<"$row"
+    declare -n a=$arr
+    r=$(echo "scale=2; ${a[$m]} / ${a[naive]}" | bc)
+    if [ "$m" = copy ]; then
+      printf '%-35s %8sx     <= %sx  %s\n' "$label" "$r" "$t" "$(verdict "$r <= $t")"
+    else
+      printf '%-35s %8sx     (in place: no target against the rewrite)\n' "$label" "$r"
+    fi
+    unset -n a
+  done
+done
 echo "bigint: $(( $(date +%s) - start )) s in all"
 [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 exit "$bad"
