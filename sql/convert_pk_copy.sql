@@ -111,7 +111,80 @@ SELECT format_type(atttypid, atttypmod), pg_get_expr(d.adbin, d.adrelid) AS "def
 SELECT seqtypid::regtype FROM pg_sequence WHERE seqrelid = 'tally_id_seq'::regclass;
 SELECT count(*), sum(v) FROM tally;
 
--- 4. refused before anything changes
+-- 4. a key and the tables that reference it, under writes: each table copied and swapped, the
+-- foreign keys re-added and validated; a nullable referencing column; ON DELETE CASCADE
+CREATE TABLE acct (id serial PRIMARY KEY, owner text);
+INSERT INTO acct (owner) SELECT 'o' || g FROM generate_series(1, 2000) g;
+CREATE TABLE entry (no bigserial PRIMARY KEY, acct_id int NOT NULL REFERENCES acct ON DELETE CASCADE, amount int);
+INSERT INTO entry (acct_id, amount) SELECT 1 + g % 2000, g FROM generate_series(1, 4000) g;
+CREATE INDEX entry_acct ON entry (acct_id, amount);
+CREATE TABLE memo (id int PRIMARY KEY, acct_id int REFERENCES acct, txt text);
+INSERT INTO memo SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'm' || g FROM generate_series(1, 1000) g;
+GRANT SELECT, INSERT, UPDATE, DELETE ON acct, entry, memo TO bcopy_writer;
+GRANT USAGE ON SEQUENCE acct_id_seq, entry_no_seq TO bcopy_writer;
+SELECT pkonline.convert_pk_to_bigint('acct', method => 'copy', start => false) AS job \gset
+SELECT step_no, step, lock FROM pkonline.steps(:job);
+-- the writes come when acct and entry are copied and memo is not yet: each table's log replays them
+CREATE PROCEDURE copy_until_table(j bigint, k int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    EXIT WHEN (SELECT (options ->> 'walk_of')::int >= k FROM pkonline.jobs WHERE id = j);
+    PERFORM pkonline.release_wait_point('backfill_batch');
+    PERFORM pg_sleep(0.05);
+    PERFORM pkonline.hold_wait_point('backfill_batch');
+    COMMIT;
+  END LOOP;
+END $$;
+:hold;
+SELECT pkonline.start(:job);
+CALL wait_for_step(:job, 'copy');
+CALL copy_until_table(:job, 2);
+SELECT options ->> 'walk_of' AS copying_table FROM pkonline.jobs WHERE id = :job;
+SET ROLE bcopy_writer;
+INSERT INTO acct (owner) VALUES ('new');
+INSERT INTO entry (acct_id, amount) VALUES (2001, 1), (5, 2);
+UPDATE entry SET acct_id = 7 WHERE no = 10;
+DELETE FROM acct WHERE id = 3;               -- its entries go too (ON DELETE CASCADE)
+UPDATE memo SET acct_id = NULL WHERE id = 1;
+UPDATE memo SET acct_id = 2001 WHERE id = 3;
+INSERT INTO memo VALUES (1001, NULL, 'no account'), (1002, 2001, 'new account');
+RESET ROLE;
+CREATE TEMP TABLE mirror AS
+  SELECT 'acct' AS t, id::bigint AS k, owner AS v FROM acct
+  UNION ALL SELECT 'entry', no, acct_id || '/' || amount FROM entry
+  UNION ALL SELECT 'memo', id, coalesce(acct_id::text, '-') || '/' || txt FROM memo;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT attrelid::regclass, attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
+ WHERE attrelid IN ('acct'::regclass, 'entry'::regclass, 'memo'::regclass) AND attname IN ('id', 'acct_id')
+ ORDER BY 1, 2;
+SELECT conrelid::regclass, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+ WHERE conrelid IN ('acct'::regclass, 'entry'::regclass, 'memo'::regclass) ORDER BY 1, 2;
+SELECT pg_get_indexdef('entry_acct'::regclass);
+SELECT count(*) AS changed_rows FROM (
+  (SELECT 'acct' AS t, id::bigint AS k, owner AS v FROM acct
+   UNION ALL SELECT 'entry', no, acct_id || '/' || amount FROM entry
+   UNION ALL SELECT 'memo', id, coalesce(acct_id::text, '-') || '/' || txt FROM memo
+   EXCEPT ALL SELECT * FROM mirror)
+  UNION ALL
+  (SELECT * FROM mirror EXCEPT ALL
+   (SELECT 'acct' AS t, id::bigint AS k, owner AS v FROM acct
+    UNION ALL SELECT 'entry', no, acct_id || '/' || amount FROM entry
+    UNION ALL SELECT 'memo', id, coalesce(acct_id::text, '-') || '/' || txt FROM memo))) d;
+SELECT count(bt_index_check(indexrelid, true)) AS indexes_checked FROM pg_index
+ WHERE indrelid IN ('acct'::regclass, 'entry'::regclass, 'memo'::regclass);
+SELECT count(*) AS heap_problems FROM verify_heapam('entry');
+SELECT count(*) AS helpers_left FROM pg_class WHERE relname LIKE 'pkonline\_%';
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'pkonline%';
+INSERT INTO entry (acct_id, amount) VALUES (3000000000, 1);  -- the foreign key holds
+DELETE FROM memo WHERE acct_id = 2001;
+DELETE FROM acct WHERE id = 2001;                              -- and cascades
+SELECT count(*) FROM entry WHERE acct_id = 2001;
+
+-- 5. refused before anything changes
+CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree);
+SELECT pkonline.convert_pk_to_bigint('tree', method => 'copy');
 CREATE TABLE parent (id int PRIMARY KEY);
 CREATE TABLE child (pid int REFERENCES parent);
 SELECT pkonline.convert_pk_to_bigint('parent', method => 'copy');
@@ -125,13 +198,14 @@ SELECT pkonline.convert_pk_to_bigint('multi', method => 'copy');
 SELECT pkonline.convert_pk_to_bigint('multi', method => 'rewrite');
 CREATE TABLE excl (id int PRIMARY KEY, r int4range, EXCLUDE USING gist (r WITH &&));
 SELECT pkonline.convert_pk_to_bigint('excl', method => 'copy');
-SELECT count(*) AS jobs_made FROM pkonline.jobs WHERE table_name IN ('public.parent', 'public.multi', 'public.excl');
+SELECT count(*) AS jobs_made FROM pkonline.jobs WHERE table_name IN ('public.tree', 'public.parent', 'public.multi', 'public.excl');
 SELECT attname FROM pg_attribute WHERE attrelid IN ('parent'::regclass, 'multi'::regclass) AND attname LIKE 'pkonline%';
 -- check() and estimate() know the method
 SELECT level, item FROM pkonline.check('parent', 'convert_pk_to_bigint', '{"method": "copy"}') WHERE level = 'blocker';
 SELECT basis LIKE 'convert_pk_to_bigint, copy:%' AS basis_names_copy
   FROM pkonline.estimate('tally', 'convert_pk_to_bigint', '{"method": "copy"}');
 
-DROP TABLE ledger, ledger_before, tally, parent, child, multi, excl;
+DROP TABLE ledger, ledger_before, tally, parent, child, multi, excl, tree, memo, entry, acct;
 DROP FUNCTION ledger_touch();
+DROP PROCEDURE copy_until_table(bigint, int);
 DROP ROLE bcopy_writer;

@@ -182,17 +182,48 @@ void RequireNoJobOn(unsigned relid, const std::string& table) {
   RequireNoActiveJob(other);
 }
 
-// The copy method, for now: a key no foreign key references, in indexes of plain columns only.
-void RequireCopyable(const TableInfo& t, const Key& key, const ops::ConvertPkPlan& plan,
-                     const std::vector<Referencing>& refs) {
-  const std::string in_place = "Use method => 'in_place' (the default), which converts them too.";
-  if (!refs.empty())
-    Fail(sqlstate::kFeatureNotSupported,
-         Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: foreign key %2% on %3% "
-             "references "
-             "it",
-             t.qualified, refs[0].name, refs[0].table),
-         "It converts a key that no foreign key references.", in_place);
+// The copy method: each table with a column to convert needs a row identity for its change log
+// (the key's table has its key; a referencing table, its own one-column integer primary key), one
+// column to convert only, and indexes on it of plain columns only. Fills plan.copy_keys.
+void RequireCopyable(const TableInfo& t, const Key& key, ops::ConvertPkPlan& plan) {
+  const std::string in_place = "Use method => 'in_place' (the default), which converts it.";
+  plan.copy_keys.assign(plan.tables.size(), "");
+  for (size_t n = 0; n < plan.tables.size(); n++) {
+    const unsigned relid = plan.tables[n];
+    const auto target = std::find_if(plan.targets.begin(), plan.targets.end(),
+                                     [&](const ops::ConvertPkPlan::Target& x) { return x.relid == relid; });
+    if (target == plan.targets.end()) continue;  // its foreign key is only dropped and re-added
+    const auto more = std::count_if(plan.targets.begin(), plan.targets.end(),
+                                    [&](const ops::ConvertPkPlan::Target& x) { return x.relid == relid; });
+    if (more > 1)
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: table %2% has %3% columns to "
+               "convert",
+               t.qualified, target->table, more),
+           "It converts one column per table (a table that references its own key, or references the key "
+           "twice, has more).",
+           in_place);
+    if (n == 0) {
+      plan.copy_keys[n] = key.column;
+      continue;
+    }
+    auto r = pg::Query(
+        "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = "
+        "i.indrelid "
+        "AND a.attnum = i.indkey[0] AND NOT a.attisdropped AND a.atttypid IN "
+        "('pg_catalog.int2'::pg_catalog.regtype, "
+        "'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype) "
+        "WHERE i.indrelid = $1::oid AND i.indisprimary AND i.indnkeyatts = 1",
+        {V(static_cast<int64_t>(relid))}, true);
+    if (r.empty())
+      Fail(sqlstate::kFeatureNotSupported,
+           Fmt("the copy method of convert_pk_to_bigint needs a primary key of one smallint, integer or "
+               "bigint "
+               "column on %1%, which references %2%",
+               target->table, t.qualified),
+           "It finds the copy's row of each row written to that table during the job by its key.", in_place);
+    plan.copy_keys[n] = *r.scalar();
+  }
   for (const auto& old : ops::convert::IndexesToRebuild(plan)) {
     auto r = pg::Query(
         "SELECT indexrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_index WHERE indexrelid = "
@@ -200,14 +231,19 @@ void RequireCopyable(const TableInfo& t, const Key& key, const ops::ConvertPkPla
         {V(old.oid)}, true);
     if (!r.empty())
       Fail(sqlstate::kFeatureNotSupported,
-           Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: index %2% contains %3% and "
-               "has an "
-               "expression or a predicate",
-               t.qualified, *r.scalar(), pg::Ident(key.column)),
-           "It builds again on the bigint column indexes of plain columns only.",
+           Fmt("the copy method of convert_pk_to_bigint cannot convert %1% yet: index %2% contains a column "
+               "to "
+               "convert and has an expression or a predicate",
+               t.qualified, *r.scalar()),
+           "It builds again on the bigint columns indexes of plain columns only.",
            in_place + " Or drop that index for the time of the job and create it again afterwards.");
   }
-  RequireCopyable(t, "the indexes containing the key, on the bigint column");
+  for (const auto& target : plan.targets) {
+    TableInfo each = t;
+    each.relid = target.relid;
+    each.qualified = target.table;
+    RequireCopyable(each, "the indexes containing the converted column, on the bigint column");
+  }
 }
 
 }  // namespace
@@ -256,7 +292,7 @@ int64_t ConvertPkToBigint(const ConvertPkArgs& a) {
     RequireNoPublication(plan.tables[i], name);
     RequireNoJobOn(plan.tables[i], name);
   }
-  if (plan.copy) RequireCopyable(t, key, plan, refs);
+  if (plan.copy) RequireCopyable(t, key, plan);
 
   if (a.dry_run) return 0;
   const int64_t id = CreateJob(t, plan.kOperation, plan.Save(), a.start);

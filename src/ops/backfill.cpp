@@ -338,14 +338,16 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
       ctx.Remember(fact::kTableEnd, Json::Number(end));
     });
     next_base = base + end;
-    if (from == 0) ctx.Event("info", Fmt("backfill of %1% (%2% heap blocks) started", w.name, end));
+    if (from == 0) ctx.Event("info", Fmt("%1% of %2% (%3% heap blocks) started", w.what, w.name, end));
     WalkSpec spec;
     spec.sql = w.sql;
     spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
-    spec.vacuum = true;
+    spec.vacuum = w.vacuum;
+    spec.what = w.what;
     spec.relid = w.relid;
     spec.table_sql = w.table_sql;
-    spec.guard = w.table_sql;  // in every batch: the table is there, still its owner's (a rename plans again)
+    // in every batch: the table is there, still its owner's (a rename plans again)
+    spec.guard = w.guard ? w.guard : w.table_sql;
     spec.cursor_base = base;
     spec.batch_blocks = &batch_blocks;
     Walk(ctx, spec, from, end, true);

@@ -81,27 +81,7 @@ std::string NewIndexName(const jobs::Job& job, const std::string& old_oid) {
 // The current name of a table the job touches; fails if it was dropped, or (for a table other
 // than the job's own, whose owner the runner checks) if its owner is no longer the role the job
 // works as.
-std::string TableOf(const jobs::Job& job, unsigned relid) {
-  if (relid == job.relid) return TableSql(job);
-  auto r = Query(
-      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner = $2::oid, "
-      "c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c "
-      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
-      {V(static_cast<int64_t>(relid)), V(static_cast<int64_t>(job.run_as))}, false);
-  if (r.empty())
-    Fail(sqlstate::kUndefinedTable,
-         Fmt("table with OID %1%, which references %2%, was dropped while job %3% ran", relid, job.table_name,
-             job.id),
-         "", Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
-  if (!pg::AsBool(r.rows[0][1]))
-    Fail(
-        sqlstate::kInsufficientPrivilege,
-        Fmt("table %1% changed owner (now %2%) while job %3% ran", *r.rows[0][0], r.rows[0][2].value_or("?"),
-            job.id),
-        "The job works as the owner of every table it changes, the owner of " + job.table_name + ".",
-        Fmt("Give the table back to that role, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
-  return *r.rows[0][0];
-}
+std::string TableOf(const jobs::Job& job, unsigned relid) { return TableSqlOf(job, relid); }
 
 // A column of a table, by name; "" if there is none.
 int Attnum(unsigned relid, const std::string& column) {
@@ -716,6 +696,37 @@ void AnalyzeAfterSwap(Context& ctx, const ConvertPkPlan& plan) {
   }
 }
 
+std::vector<unsigned> AllTables(const ConvertPkPlan& plan) {
+  std::vector<unsigned> tables = plan.tables;
+  for (unsigned relid : TargetTables(plan))
+    if (std::find(tables.begin(), tables.end(), relid) == tables.end()) tables.push_back(relid);
+  return tables;
+}
+
+void SwapColumns(Context& ctx, const ConvertPkPlan& plan, const std::vector<unsigned>& tables) {
+  const auto& job = ctx.job();
+  const std::vector<ForeignKey> fks = ReferencingKeys(job, plan.targets[0].column);
+  for (const auto& fk : fks)
+    if (std::find(tables.begin(), tables.end(), fk.relid) == tables.end())
+      Fail(SqlState("55000"),
+           Fmt("foreign key %1% on %2% was added while job %3% ran", fk.name, fk.table, job.id),
+           "The job did not lock that table, nor check it; it converts only the tables it found at its "
+           "start.",
+           Fmt("Drop that foreign key, pkonline.resume(%1%), and add it again afterwards; or "
+               "pkonline.cancel(%1%).",
+               job.id));
+  const std::vector<OldIndex> olds = IndexesToRebuild(plan);
+  for (const auto& fk : fks) Exec("ALTER TABLE " + fk.table + " DROP CONSTRAINT " + Ident(fk.name));
+  for (unsigned relid : TargetTables(plan)) SwapTable(ctx, plan, relid, olds);
+  std::vector<MovedForeignKey> moved;
+  for (const auto& fk : fks) {
+    Exec("ALTER TABLE " + fk.table + " ADD CONSTRAINT " + Ident(fk.name) + " " + fk.definition +
+         (fk.validated ? " NOT VALID" : ""));
+    if (fk.validated) moved.push_back({fk.table, fk.name});
+  }
+  ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
+}
+
 void Swap(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
@@ -728,32 +739,11 @@ void Swap(Context& ctx) {
   const bool analyzed = AnalyzeShadows(ctx, plan);
   ctx.WaitPoint("swap");
   ctx.Ddl("pkonline job " + IdText(job) + ": swap to bigint", [&]() {
-    std::vector<unsigned> tables = plan.tables;
-    for (unsigned relid : TargetTables(plan))
-      if (std::find(tables.begin(), tables.end(), relid) == tables.end()) tables.push_back(relid);
+    const std::vector<unsigned> tables = AllTables(plan);
     LockAll(job, tables);
     // Done before a crash? The key's shadow is gone (renamed to the key's name, bigint).
     if (ShadowColumn(ctx, plan.targets[0], 0) == plan.targets[0].column) return;
-    const std::vector<ForeignKey> fks = ReferencingKeys(job, plan.targets[0].column);
-    for (const auto& fk : fks)
-      if (std::find(tables.begin(), tables.end(), fk.relid) == tables.end())
-        Fail(SqlState("55000"),
-             Fmt("foreign key %1% on %2% was added while job %3% ran", fk.name, fk.table, job.id),
-             "The job did not lock that table, nor check it; it converts only the tables it found at its "
-             "start.",
-             Fmt("Drop that foreign key, pkonline.resume(%1%), and add it again afterwards; or "
-                 "pkonline.cancel(%1%).",
-                 job.id));
-    const std::vector<OldIndex> olds = IndexesToRebuild(plan);
-    for (const auto& fk : fks) Exec("ALTER TABLE " + fk.table + " DROP CONSTRAINT " + Ident(fk.name));
-    for (unsigned relid : TargetTables(plan)) SwapTable(ctx, plan, relid, olds);
-    std::vector<MovedForeignKey> moved;
-    for (const auto& fk : fks) {
-      Exec("ALTER TABLE " + fk.table + " ADD CONSTRAINT " + Ident(fk.name) + " " + fk.definition +
-           (fk.validated ? " NOT VALID" : ""));
-      if (fk.validated) moved.push_back({fk.table, fk.name});
-    }
-    ctx.Remember(fact::kMovedFks, SaveMovedForeignKeys(moved));
+    SwapColumns(ctx, plan, tables);
     ctx.WaitPointHere("swap_locked");  // every change made, none committed (tests crash here)
   });
   ctx.WaitPoint("swap_committed");

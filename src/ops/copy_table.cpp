@@ -21,7 +21,16 @@ using pg::Ident;
 using pg::Query;
 using pg::V;
 
-CopySpec SpecOf(const jobs::Job& job) {
+std::string FactOf(const Of& t, const std::string& key) {
+  return t.relid == 0 ? key : key + "@" + std::to_string(t.relid);
+}
+unsigned RelidOf(const jobs::Job& job, const Of& t) { return t.relid == 0 ? job.relid : t.relid; }
+std::string TableOf(const jobs::Job& job, const Of& t) { return TableSqlOf(job, RelidOf(job, t)); }
+std::string HelperOf(const Of& t, const std::string& suffix) {
+  return t.relid == 0 ? suffix : suffix + "_" + std::to_string(t.relid);
+}
+
+CopySpec SpecOf(const jobs::Job& job, const Of& t) {
   CopySpec s;
   if (job.operation == AddColumnPlan::kOperation) {
     const AddColumnPlan plan = AddColumnPlan::Load(job);
@@ -36,13 +45,21 @@ CopySpec SpecOf(const jobs::Job& job) {
   }
   if (job.operation == ConvertPkPlan::kOperation) {
     const ConvertPkPlan plan = ConvertPkPlan::Load(job);
-    s.key = plan.targets[0].column;
-    s.column = HelperName(job, "big0");  // convert_pk.cpp's shadow of target 0
+    const unsigned relid = RelidOf(job, t);
+    for (size_t n = 0; n < plan.tables.size() && n < plan.copy_keys.size(); n++)
+      if (plan.tables[n] == relid) s.key = plan.copy_keys[n];
+    for (size_t i = 0; i < plan.targets.size(); i++) {
+      if (plan.targets[i].relid != relid) continue;
+      s.column = HelperName(job, "big" + std::to_string(i));  // convert_pk.cpp's shadow of target i
+      s.fill = Ident(plan.targets[i].column);
+      s.not_null = plan.targets[i].not_null;
+    }
+    if (s.key.empty() || s.column.empty())
+      Fail(sqlstate::kInternal, Fmt("pkonline: job %1% has no copy of table %2%", job.id, relid));
     s.type = "bigint";
-    s.fill = Ident(s.key);
+    s.unique = false;  // its indexes are built again on it (convert_pk_copy.cpp)
     s.key_is_column = false;
     s.overwrite = true;
-    s.unique_like_key = true;
     return s;
   }
   const AddIntPkPlan plan = AddIntPkPlan::Load(job);
@@ -81,13 +98,13 @@ void Record(Context& ctx, const std::string& key, const std::string& name_sql) {
   ctx.Remember(key, Json::Number(oid));
 }
 
-unsigned CopyOid(Context& ctx) { return RecordedOid(ctx, fact::kCopyOid); }
+unsigned CopyOid(Context& ctx, const Of& t) { return RecordedOid(ctx, FactOf(t, fact::kCopyOid)); }
 
 // The helper recorded under `key`, locked for the rest of the transaction (no DROP, no RENAME)
 // and checked: still there, of its kind, owned by the table's owner, an index on the copy for an
 // index. Its qualified name, for SQL run in this transaction; "" if the job has not created it,
 // or (`strict` false) if it is no longer the job's own.
-std::string Helper(Context& ctx, const std::string& key, bool strict) {
+std::string Helper(Context& ctx, const std::string& key, bool strict, const Of& t) {
   const auto& job = ctx.job();
   const unsigned oid = RecordedOid(ctx, key);
   if (oid == 0) return "";
@@ -99,35 +116,36 @@ std::string Helper(Context& ctx, const std::string& key, bool strict) {
       "$2::oid "
       "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
       {V(static_cast<int64_t>(oid)), V(RelidText(job))}, false);  // sees what this transaction made
-  const bool index = key != fact::kCopyOid && key != fact::kLogOid;
+  const bool is_copy = key == FactOf(t, fact::kCopyOid), is_log = key == FactOf(t, fact::kLogOid);
+  const bool index = !is_copy && !is_log;
   bool ok = !r.empty() && pg::AsBool(r.rows[0][2]) && *r.rows[0][1] == (index ? "i" : "r");
-  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx);
+  if (ok && index) ok = r.rows[0][3] && static_cast<unsigned>(pg::AsInt(r.rows[0][3])) == CopyOid(ctx, t);
   if (ok) return *r.rows[0][0];
   if (!strict) return "";
-  const std::string what = key == fact::kCopyOid  ? "copy"
-                           : key == fact::kLogOid ? "change log"
-                                                  : "index on the copy";
+  const std::string what = is_copy ? "copy" : is_log ? "change log" : "index on the copy";
   Fail(sqlstate::kObjectNotInState,
        Fmt("the %1% of job %2% is gone or is no longer the job's own", what, job.id),
        Fmt("The job knows its helpers by the OIDs it recorded when it created them (relation %1%).", oid),
        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
-std::string CopySql(Context& ctx) { return Helper(ctx, fact::kCopyOid); }
-std::string LogSql(Context& ctx) { return Helper(ctx, fact::kLogOid); }
+std::string CopySql(Context& ctx, const Of& t) { return Helper(ctx, FactOf(t, fact::kCopyOid), true, t); }
+std::string LogSql(Context& ctx, const Of& t) { return Helper(ctx, FactOf(t, fact::kLogOid), true, t); }
 
-std::string Relfilenode(const jobs::Job& job) {
-  return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text", {V(RelidText(job))}, true)
+std::string Relfilenode(const jobs::Job& job, const Of& t) {
+  return Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text",
+               {V(static_cast<int64_t>(RelidOf(job, t)))}, true)
       .scalar()
       .value_or("");
 }
 
 // Rows of the table must stay where they were when the job began (their position is their id).
-void RequireSameStorage(Context& ctx) {
+void RequireSameStorage(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
-  const Json was = ctx.Recall(fact::kRelfilenode);
-  if (!was.is_null() && Relfilenode(job) != was.AsString())
-    Fail(sqlstate::kObjectNotInState, Fmt("table %1% was rewritten while job %2% ran", TableSql(job), job.id),
+  const Json was = ctx.Recall(FactOf(t, fact::kRelfilenode));
+  if (!was.is_null() && Relfilenode(job, t) != was.AsString())
+    Fail(sqlstate::kObjectNotInState,
+         Fmt("table %1% was rewritten while job %2% ran", TableOf(job, t), job.id),
          "VACUUM FULL, CLUSTER, TRUNCATE or an ALTER TABLE that rewrites moved its rows; the copy no longer "
          "matches.",
          Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
@@ -144,9 +162,9 @@ std::string Layout(unsigned relid) {
       .value_or("");
 }
 
-Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
-  const CopySpec spec = SpecOf(job);
-  const std::string column = ColumnSql(job, spec.column);  // fails cleanly if it was renamed
+Columns LiveColumns(const jobs::Job& job, unsigned copy_oid, const Of& t) {
+  const CopySpec spec = SpecOf(job, t);
+  const std::string column = ColumnSql(job, spec.column, RelidOf(job, t));  // fails cleanly if it was renamed
   const std::string fill = spec.fill.empty() ? pg::Internal("_tid_key") + "(ctid)::" + spec.type : spec.fill;
   const std::string copied = spec.overwrite ? fill : "COALESCE(" + column + ", " + fill + ")";
   // Every row version add_int_pk's log names has its id; add_column's may have no value yet.
@@ -159,15 +177,18 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid) {
       "', ' ORDER BY t.attnum) "
       "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
       "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
-      {V(RelidText(job)), V(static_cast<int64_t>(copy_oid)), V(spec.column), V(copied), V(replayed)}, true);
+      {V(static_cast<int64_t>(RelidOf(job, t))), V(static_cast<int64_t>(copy_oid)), V(spec.column), V(copied),
+       V(replayed)},
+      true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 
 // CREATE TABLE for the twin: every column at its position, dropped ones as placeholders dropped
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
-void CreateCopy(Context& ctx) {
+void CreateCopy(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
-  const CopySpec spec = SpecOf(job);
+  const CopySpec spec = SpecOf(job, t);
+  const pg::Value relid = V(static_cast<int64_t>(RelidOf(job, t)));
   auto cols = Query(
       "SELECT a.attnum, a.attname, a.attisdropped, pg_catalog.format_type(a.atttypid, a.atttypmod), "
       "CASE WHEN a.attcollation <> 0 AND a.attcollation IS DISTINCT FROM t.typcollation THEN "
@@ -178,7 +199,7 @@ void CreateCopy(Context& ctx) {
       "LEFT JOIN pg_catalog.pg_collation k ON k.oid = a.attcollation "
       "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = k.collnamespace "
       "WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
-      {V(RelidText(job))}, true);
+      {relid}, true);
   std::string defs, drops, storage;
   for (const auto& row : cols.rows) {
     if (!defs.empty()) defs += ", ";
@@ -205,130 +226,137 @@ void CreateCopy(Context& ctx) {
       "WHERE o NOT LIKE 'autovacuum_enabled=%'), s.spcname "
       "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_tablespace s ON s.oid = c.reltablespace "
       "WHERE c.oid = $1::oid",
-      {V(RelidText(job))}, true);
+      {relid}, true);
   const auto& r = rel.rows[0];
   std::string with = "autovacuum_enabled = false";  // its only reader is this job
   if (r[1]) with = *r[1] + ", " + with;
-  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + HelperSql(job, "copy") + " (" +
-       defs + ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
-  Record(ctx, fact::kCopyOid, HelperSql(job, "copy"));
-  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx) + drops);
-  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx) + storage);
+  const std::string name = HelperSql(job, HelperOf(t, "copy"));
+  Exec(std::string("CREATE ") + (*r[0] == "u" ? "UNLOGGED " : "") + "TABLE " + name + " (" + defs +
+       ") WITH (" + with + ")" + (r[2] ? " TABLESPACE " + Ident(*r[2]) : ""));
+  Record(ctx, FactOf(t, fact::kCopyOid), name);
+  if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx, t) + drops);
+  if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx, t) + storage);
 }
 
-std::string CopyBatchSql(Context& ctx) {
+std::string CopyBatchSql(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
-  const unsigned copy = CopyOid(ctx);
-  const std::string copy_sql = CopySql(ctx);
+  const unsigned copy = CopyOid(ctx, t);
+  const std::string copy_sql = CopySql(ctx, t);
   if (copy == 0) Fail(sqlstate::kUndefinedTable, Fmt("the copy of job %1% is gone", job.id));
-  const Columns c = LiveColumns(job, copy);
-  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.copied + " FROM ONLY " + TableSql(job) +
-         " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
+  const Columns c = LiveColumns(job, copy, t);
+  return "INSERT INTO " + copy_sql + " (" + c.twin + ") SELECT " + c.copied + " FROM ONLY " +
+         TableOf(job, t) + " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid";
 }
 
 // The indexes of the table: (oid, valid) of each.
-std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job) {
+std::vector<std::pair<std::string, bool>> TableIndexes(const jobs::Job& job, const Of& t) {
   std::vector<std::pair<std::string, bool>> out;
   auto r = Query(
       "SELECT indexrelid::pg_catalog.text, indisvalid AND indisready AND indislive FROM pg_catalog.pg_index "
       "WHERE indrelid = $1::oid ORDER BY indexrelid",
-      {V(RelidText(job))}, true);
+      {V(static_cast<int64_t>(RelidOf(job, t)))}, true);
   for (const auto& row : r.rows) out.emplace_back(*row[0], pg::AsBool(row[1]));
   return out;
 }
 
-void RequireValidIndexes(const jobs::Job& job) {
-  for (const auto& [oid, valid] : TableIndexes(job))
+void RequireValidIndexes(const jobs::Job& job, const Of& t) {
+  for (const auto& [oid, valid] : TableIndexes(job, t))
     if (!valid)
       Fail(sqlstate::kObjectNotInState,
            Fmt("index %1% of table %2% is not valid",
                *Query("SELECT $1::oid::pg_catalog.regclass::pg_catalog.text", {V(oid)}, true).scalar(),
-               TableSql(job)),
+               TableOf(job, t)),
            "A failed CREATE INDEX CONCURRENTLY leaves an invalid index; the copy method cannot rebuild it.",
            "DROP INDEX it or REINDEX it, then pkonline.resume(" + IdText(job) + ").");
 }
 
 // Builds, on the twin, each index of the table that has no twin yet, and the column's unique index.
-void EnsureTwins(Context& ctx) {
+// An index built again on the copy on another column (fact::kBigTwinPrefix) has no twin: it goes
+// with its column at the swap. The key's index has one all the same: a replay round finds the
+// copy's rows by it.
+bool Replaced(Context& ctx, const std::string& oid, const Of& t) {
+  if (ctx.Recall(fact::kBigTwinPrefix + oid).is_null()) return false;
+  const Json key = ctx.Recall(FactOf(t, fact::kKeyIndex));
+  return key.is_null() || std::to_string(key.AsInt()) != oid;
+}
+
+void EnsureTwins(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
   std::vector<std::pair<std::string, bool>> indexes;
   unsigned copy = 0;
   ctx.Txn("pkonline: list indexes", [&]() {
-    RequireValidIndexes(job);
-    indexes = TableIndexes(job);
-    copy = CopyOid(ctx);
+    RequireValidIndexes(job, t);
+    indexes = TableIndexes(job, t);
+    copy = CopyOid(ctx, t);
   });
   for (const auto& entry : indexes) {
     const std::string& oid = entry.first;
     ctx.CheckControl();
     ctx.Txn("pkonline job " + IdText(job) + ": build index on the copy", [&]() {
-      if (!ctx.Recall(fact::kBigTwinPrefix + oid).is_null()) return;  // replaced: it goes with its column
-      if (!Helper(ctx, fact::kTwinIndexPrefix + oid).empty()) return;
+      if (Replaced(ctx, oid, t)) return;
+      if (!Helper(ctx, fact::kTwinIndexPrefix + oid, true, t).empty()) return;
       if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(oid)}, true).empty())
         return;
-      CopySql(ctx);  // the copy is still the job's own
+      CopySql(ctx, t);  // the copy is still the job's own
       const unsigned twin =
           pg::CreateIndexLike(copy, static_cast<unsigned>(std::stoul(oid)), Twin(job, oid), true);
       ctx.Remember(fact::kTwinIndexPrefix + oid, Json::Number(twin));
     });
   }
-  const CopySpec spec = SpecOf(job);
+  const CopySpec spec = SpecOf(job, t);
   if (!spec.unique) return;
   ctx.Txn("pkonline job " + IdText(job) + ": build the column's unique index on the copy", [&]() {
     if (!Helper(ctx, fact::kTwinPk).empty()) return;
-    const std::string copy_sql = CopySql(ctx);  // still the job's own
-    if (spec.unique_like_key) {
-      RequireKeyIndex(ctx);
-      const unsigned key_index = static_cast<unsigned>(ctx.Recall(fact::kKeyIndex).AsInt());
-      pg::CreateIndexLike(copy, key_index, PkTwin(job), true, spec.key, spec.column);
-    } else {
-      Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + copy_sql + " (" + Ident(spec.column) + ")");
-    }
+    Exec("CREATE UNIQUE INDEX " + Ident(PkTwin(job)) + " ON " + CopySql(ctx) + " (" + Ident(spec.column) +
+         ")");
     Record(ctx, fact::kTwinPk, HelperSql(job, "pk"));
   });
 }
 
-void RecordLogTrigger(Context& ctx) {
+void RecordLogTrigger(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
   auto r = Query(
       "SELECT oid, xmin::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2",
-      {V(RelidText(job)), V(LogTrigger(job))}, false);  // sees the CREATE TRIGGER just made
+      {V(static_cast<int64_t>(RelidOf(job, t))), V(LogTrigger(job))},
+      false);  // sees the CREATE TRIGGER just made
   if (r.empty())
     Fail(sqlstate::kInternal, Fmt("pkonline: the change log trigger of job %1% was not found", job.id));
-  ctx.Remember(fact::kLogTrigger, Json::Number(pg::AsInt(r.rows[0][0])));
-  ctx.Remember(fact::kLogTriggerXmin, Json::String(*r.rows[0][1]));
+  ctx.Remember(FactOf(t, fact::kLogTrigger), Json::Number(pg::AsInt(r.rows[0][0])));
+  ctx.Remember(FactOf(t, fact::kLogTriggerXmin), Json::String(*r.rows[0][1]));
 }
 
-void RequireLogTrigger(Context& ctx) {
+void RequireLogTrigger(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
-  const Json oid = ctx.Recall(fact::kLogTrigger), xmin = ctx.Recall(fact::kLogTriggerXmin);
+  const Json oid = ctx.Recall(FactOf(t, fact::kLogTrigger)),
+             xmin = ctx.Recall(FactOf(t, fact::kLogTriggerXmin));
+  const pg::Value relid = V(static_cast<int64_t>(RelidOf(job, t)));
   bool ok;
   if (oid.is_null()) {
     ok = !Query(
               "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2 AND tgenabled = "
               "'A'",
-              {V(RelidText(job)), V(LogTrigger(job))}, true)
+              {relid, V(LogTrigger(job))}, true)
               .empty();
   } else {
     ok = !Query(
               "SELECT 1 FROM pg_catalog.pg_trigger WHERE oid = $1::oid AND tgrelid = $2::oid AND tgenabled = "
               "'A' "
               "AND xmin::pg_catalog.text = $3",
-              {V(oid.AsInt()), V(RelidText(job)), V(xmin.is_null() ? "" : xmin.AsString())}, true)
+              {V(oid.AsInt()), relid, V(xmin.is_null() ? "" : xmin.AsString())}, true)
               .empty();
   }
   if (!ok)
     Fail(sqlstate::kObjectNotInState,
          Fmt("the change log trigger of job %1% on %2% was disabled, altered or dropped while the job ran",
-             job.id, TableSql(job)),
+             job.id, TableOf(job, t)),
          "Rows written while it did not fire are in no log: the copy would lose them.",
          Fmt("pkonline.cancel(%1%) undoes the job; then start it again and leave its trigger as it is.",
              job.id));
 }
 
-void RequireCopyAsMade(Context& ctx, unsigned copy) {
+void RequireCopyAsMade(Context& ctx, unsigned copy, const Of& t) {
   const auto& job = ctx.job();
-  const CopySpec spec = SpecOf(job);
+  const CopySpec spec = SpecOf(job, t);
   auto r = Query(
       "SELECT c.relpersistence = t.relpersistence AND NOT c.relhasrules AND NOT c.relrowsecurity "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid) "
@@ -336,7 +364,8 @@ void RequireCopyAsMade(Context& ctx, unsigned copy) {
       "AND (NOT $3::boolean OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
       "AND a.attname = $4 AND a.attnotnull)) "
       "FROM pg_catalog.pg_class c, pg_catalog.pg_class t WHERE c.oid = $1::oid AND t.oid = $2::oid",
-      {V(static_cast<int64_t>(copy)), V(RelidText(job)), V(spec.not_null ? "true" : "false"), V(spec.column)},
+      {V(static_cast<int64_t>(copy)), V(static_cast<int64_t>(RelidOf(job, t))),
+       V(spec.not_null ? "true" : "false"), V(spec.column)},
       true);
   if (r.empty() || !pg::AsBool(r.scalar()))
     Fail(sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
@@ -360,27 +389,27 @@ std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::st
   return name;
 }
 
-void RequireKeyIndex(Context& ctx) {
+void RequireKeyIndex(Context& ctx, const Of& t) {
   const auto& job = ctx.job();
-  const Json index = ctx.Recall(fact::kKeyIndex), attnum = ctx.Recall(fact::kKeyAttnum);
+  const Json index = ctx.Recall(FactOf(t, fact::kKeyIndex)), attnum = ctx.Recall(FactOf(t, fact::kKeyAttnum));
   const bool ok =
       !index.is_null() && !attnum.is_null() &&
       !Query(
            "SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid AND indrelid = $2::oid AND "
            "indisprimary AND indisvalid AND indisready AND indnkeyatts = 1 AND indkey[0] = $3::int2",
-           {V(index.AsInt()), V(RelidText(job)), V(attnum.AsInt())}, true)
+           {V(index.AsInt()), V(static_cast<int64_t>(RelidOf(job, t))), V(attnum.AsInt())}, true)
            .empty();
   if (!ok)
     Fail(sqlstate::kObjectNotInState,
-         Fmt("the primary key of %1% changed while job %2% ran", TableSql(job), job.id),
+         Fmt("the primary key of %1% changed while job %2% ran", TableOf(job, t), job.id),
          "The copy method finds the copy's row of each row written during the job by that key.",
          Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
-std::string KeyTwin(Context& ctx) {
-  if (SpecOf(ctx.job()).key_is_column) return Helper(ctx, fact::kTwinPk);
-  const Json index = ctx.Recall(fact::kKeyIndex);
-  return index.is_null() ? "" : Helper(ctx, fact::kTwinIndexPrefix + std::to_string(index.AsInt()));
+std::string KeyTwin(Context& ctx, const Of& t) {
+  if (SpecOf(ctx.job(), t).key_is_column) return Helper(ctx, fact::kTwinPk);
+  const Json index = ctx.Recall(FactOf(t, fact::kKeyIndex));
+  return index.is_null() ? "" : Helper(ctx, fact::kTwinIndexPrefix + std::to_string(index.AsInt()), true, t);
 }
 
 }  // namespace pkonline::ops::copy

@@ -24,14 +24,37 @@ std::string TableSql(const jobs::Job& job) {
   return pg::Qualified(rel->schema, rel->name);
 }
 
-std::string ColumnSql(const jobs::Job& job, const std::string& column) {
+std::string TableSqlOf(const jobs::Job& job, unsigned relid) {
+  if (relid == job.relid || relid == 0) return TableSql(job);
+  auto r = pg::Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner = $2::oid, "
+      "c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+      {V(static_cast<int64_t>(relid)), V(static_cast<int64_t>(job.run_as))}, false);
+  if (r.empty())
+    Fail(sqlstate::kUndefinedTable,
+         Fmt("table with OID %1%, which references %2%, was dropped while job %3% ran", relid, job.table_name,
+             job.id),
+         "", Fmt("pkonline.cancel(%1%) undoes what the job created.", job.id));
+  if (!pg::AsBool(r.rows[0][1]))
+    Fail(
+        sqlstate::kInsufficientPrivilege,
+        Fmt("table %1% changed owner (now %2%) while job %3% ran", *r.rows[0][0], r.rows[0][2].value_or("?"),
+            job.id),
+        "The job works as the owner of every table it changes, the owner of " + job.table_name + ".",
+        Fmt("Give the table back to that role, then pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+  return *r.rows[0][0];
+}
+
+std::string ColumnSql(const jobs::Job& job, const std::string& column, unsigned relid) {
+  if (relid == 0) relid = job.relid;
   auto r = pg::Query(
       "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 "
       "AND NOT attisdropped",
-      {V(static_cast<int64_t>(job.relid)), V(column)}, true);
+      {V(static_cast<int64_t>(relid)), V(column)}, true);
   if (r.empty())
     Fail(sqlstate::kUndefinedColumn,
-         Fmt("column \"%1%\" of table %2% no longer exists", column, TableSql(job)),
+         Fmt("column \"%1%\" of table %2% no longer exists", column, TableSqlOf(job, relid)),
          Fmt("It was renamed or dropped while job %1% ran.", job.id),
          Fmt("Rename it back and pkonline.resume(%1%), or pkonline.cancel(%1%) to undo the job.", job.id));
   return pg::Ident(column);

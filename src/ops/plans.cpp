@@ -199,6 +199,12 @@ ConvertPkPlan ConvertPkPlan::Load(const jobs::Job& job) {
   p.pk_name = r.String("pk_name");
   p.referencing = r.Bool("referencing");
   if (r.Has("method")) p.copy = r.String("method") == "copy";
+  if (p.copy)
+    p.copy_keys = r.Read("copy_keys", [](const Json& v) {
+      std::vector<std::string> out;
+      for (const auto& k : v.Items()) out.push_back(k.AsString());
+      return out;
+    });
   p.targets = r.Read("targets", [](const Json& v) {
     std::vector<Target> out;
     for (const auto& t : v.Items())
@@ -221,7 +227,12 @@ Json ConvertPkPlan::Save() const {
   o.Set(kSchema, Json::String(schema));
   o.Set("pk_name", Json::String(pk_name));
   o.Set("referencing", Json::Bool(referencing));
-  if (copy) o.Set("method", Json::String("copy"));
+  if (copy) {
+    o.Set("method", Json::String("copy"));
+    Json keys = Json::Array();
+    for (const auto& k : copy_keys) keys.Push(Json::String(k));
+    o.Set("copy_keys", std::move(keys));
+  }
   Json list = Json::Array();
   for (const auto& t : targets) {
     Json item = Json::Object();

@@ -167,7 +167,15 @@ AttrNumber RequireJobTrigger(TriggerData* td, const char* fn, AttrNumber attnum,
           "AND j.state NOT IN ('done', 'cancelled') "
           "AND j.options ->> $2 = $3 "
           // the row identity: add_int_pk's new column, or (add_column, copy) the key's column
-          "AND COALESCE(j.options ->> 'key_attnum', j.options ->> 'column_attnum') = $4",
+          "AND COALESCE(j.options ->> 'key_attnum', j.options ->> 'column_attnum') = $4 "
+          // convert_pk_to_bigint's copy method: a table whose foreign key references the job's,
+          // its records under "<fact>@<its OID>" (no partitions: such tables are plain)
+          "UNION ALL SELECT a.attnum::pg_catalog.int4 FROM pkonline.jobs j "
+          "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attnum::pg_catalog.text = $4 "
+          " AND NOT a.attisdropped "
+          "WHERE j.state NOT IN ('done', 'cancelled') AND j.operation = 'convert_pk_to_bigint' "
+          "AND j.options ->> ($2 || '@' || $1::pg_catalog.text) = $3 "
+          "AND j.options ->> ('key_attnum@' || $1::pg_catalog.text) = $4",
           4, types, values, 1, &local) ||
       local <= 0)
     NotAJobTrigger(td, fn);

@@ -32,6 +32,11 @@ struct TableWalk {
   std::string name;  // for events
   std::function<std::string()> sql;
   std::function<std::string()> table_sql;
+  // Checked in every batch's transaction (default: table_sql); a VACUUM every vacuum_every blocks
+  // (a walk that writes another table, as the copy method's, has no dead rows to clear).
+  std::function<std::string()> guard;
+  bool vacuum = true;
+  std::string what = "backfill";
 };
 // Walks the tables one after another in the same adaptive, throttled, resumable batches as
 // Backfill (with VACUUM): the job's cursor belongs to the table being walked (fact walk_of), and

@@ -52,6 +52,15 @@ std::vector<ForeignKey> ReferencingKeys(const jobs::Job& job, const std::string&
 // attached as the old one was.
 void SwapTable(Context& ctx, const ConvertPkPlan& plan, unsigned relid, const std::vector<OldIndex>& olds);
 
+// Every table the job touches: the plan's (the key's, those whose foreign keys reference it) and
+// those it converts.
+std::vector<unsigned> AllTables(const ConvertPkPlan& plan);
+// In the swap's transaction, every table locked ACCESS EXCLUSIVE: the foreign keys referencing the
+// key dropped (one added meanwhile on a table the job does not know fails it), SwapTable for each
+// table with a column to convert, the foreign keys re-added NOT VALID and recorded for
+// validate_fks.
+void SwapColumns(Context& ctx, const ConvertPkPlan& plan, const std::vector<unsigned>& tables);
+
 // The copy method's steps (convert_pk_copy.cpp).
 std::vector<Step> CopySteps(const jobs::Job& job);
 

@@ -15,8 +15,13 @@ std::string IdText(const jobs::Job& job);
 std::string RelidText(const jobs::Job& job);
 // The table's current qualified, quoted name (fails cleanly if it was dropped).
 std::string TableSql(const jobs::Job& job);
-// The column's quoted name (fails cleanly if it was renamed or dropped).
-std::string ColumnSql(const jobs::Job& job, const std::string& column);
+// The current name of another table the job touches (convert_pk_to_bigint's referencing tables), by
+// OID; fails if it was dropped, or if its owner is no longer the role the job works as. The job's
+// own table's: TableSql.
+std::string TableSqlOf(const jobs::Job& job, unsigned relid);
+// The column's quoted name (fails cleanly if it was renamed or dropped); of table `relid` (0: the
+// job's own).
+std::string ColumnSql(const jobs::Job& job, const std::string& column, unsigned relid = 0);
 // The columns' quoted names, comma-separated (each as ColumnSql).
 std::string ColumnList(const jobs::Job& job, const std::vector<std::string>& columns);
 // Heap blocks in the table now (pg_relation_size / block_size).

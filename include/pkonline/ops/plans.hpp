@@ -111,7 +111,10 @@ struct ConvertPkPlan {
   std::string schema;   // the key table's: the job's trigger functions live there
   std::string pk_name;  // the key's constraint, kept
   bool referencing = true;
-  bool copy = false;  // method => 'copy' (0.6): the table written once into a twin, swapped in
+  bool copy = false;  // method => 'copy' (0.6): each table written once into a twin, swapped in
+  // copy: each table's row identity for its change log (its one-column integer primary key), by
+  // position in `tables`; "" for a table with nothing to convert
+  std::vector<std::string> copy_keys;
   std::vector<Target> targets;
   std::vector<unsigned> tables;  // every table the job touches (targets' and foreign keys'), by OID
 
