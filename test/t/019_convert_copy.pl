@@ -1,7 +1,8 @@
 # convert_pk_to_bigint with method => 'copy' on a busy table, killed at each delicate point.
-#  (a) a 200,000-row table (integer primary key, a TOASTed column, a dropped column) has its key
+#  (a) a 200,000-row table (integer primary key, a TOASTed column, a dropped column) and a table
+#      referencing it (ON UPDATE / DELETE CASCADE, indexed) have the key and the foreign key column
 #      made bigint while pgbench updates, inserts, deletes rows and moves keys, every transaction
-#      making the same change to a mirror table; half-way through the copy the server is stopped
+#      making the same change to mirror tables; half-way through the copy the server is stopped
 #      (immediate); the preloaded launcher resumes the job and the load goes on. Afterwards the
 #      table holds exactly the mirror's rows, its key is bigint and the primary key, amcheck
 #      passes, nothing of the job is left, no client waited for a lock longer than
@@ -38,6 +39,12 @@ sql(qq{
 	CREATE INDEX st_doc ON st (left(doc, 8)) WHERE v >= 0;
 	CREATE TABLE mirror (k bigint PRIMARY KEY, v bigint NOT NULL, doc text);
 	INSERT INTO mirror SELECT k, v, doc FROM st;
+	CREATE TABLE sub (id int PRIMARY KEY, k int NOT NULL REFERENCES st ON UPDATE CASCADE ON DELETE CASCADE, w int NOT NULL);
+	INSERT INTO sub SELECT g, g, 0 FROM generate_series(1, $rows, 2) g;
+	CREATE INDEX sub_k ON sub (k);
+	CREATE TABLE mirror_sub (id int PRIMARY KEY, k bigint NOT NULL REFERENCES mirror ON UPDATE CASCADE ON DELETE CASCADE, w int NOT NULL);
+	INSERT INTO mirror_sub SELECT * FROM sub;
+	VACUUM ANALYZE sub;
 	CREATE SEQUENCE new_k START 1000000;
 	VACUUM ANALYZE st;
 	VACUUM ANALYZE mirror;
@@ -51,9 +58,13 @@ my $load = PkonlineLoad->new(node => $node, clients => $clients, round_secs => $
 BEGIN;
 UPDATE st SET v = v + 1 WHERE k = :k;
 UPDATE mirror SET v = v + 1 WHERE k = :k;
+UPDATE sub SET w = w + 1 WHERE id = :k;
+UPDATE mirror_sub SET w = w + 1 WHERE id = :k;
 SELECT nextval('new_k') AS n \\gset
 INSERT INTO st (k, v, doc) VALUES (:n, 7, 'new');
 INSERT INTO mirror VALUES (:n, 7, 'new');
+INSERT INTO sub (id, k, w) VALUES (:n, :n, 1);
+INSERT INTO mirror_sub VALUES (:n, :n, 1);
 UPDATE st SET v = v + 10, doc = doc || '+' WHERE k = :n;
 UPDATE mirror SET v = v + 10, doc = doc || '+' WHERE k = :n;
 DELETE FROM st WHERE k = :d;
@@ -109,6 +120,17 @@ is(sql(q{
 	       (SELECT count(*) FROM (SELECT k, v, doc FROM st EXCEPT SELECT k, v, doc FROM mirror) x),
 	       (SELECT count(*) FROM (SELECT k, v, doc FROM mirror EXCEPT SELECT k, v, doc FROM st) x)}),
 	't|0|0', '(a) the table holds exactly the rows and values of the mirror');
+is(sql(q{
+	SELECT (SELECT count(*) FROM sub) = (SELECT count(*) FROM mirror_sub),
+	       (SELECT count(*) FROM (SELECT id, k, w FROM sub EXCEPT SELECT id, k, w FROM mirror_sub) x),
+	       (SELECT count(*) FROM (SELECT id, k, w FROM mirror_sub EXCEPT SELECT id, k, w FROM sub) x)}),
+	't|0|0', '(a) the referencing table holds exactly the rows and values of its mirror');
+is(sql(q{SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull FROM pg_attribute WHERE attrelid = 'sub'::regclass AND attname = 'k'}),
+	'bigint true', '(a) sub.k is bigint NOT NULL');
+is(sql(q{SELECT pg_get_constraintdef(oid) || ' ' || convalidated FROM pg_constraint WHERE conrelid = 'sub'::regclass AND contype = 'f'}),
+	'FOREIGN KEY (k) REFERENCES st(k) ON UPDATE CASCADE ON DELETE CASCADE true', '(a) the foreign key re-added and validated');
+is(sql(q{SELECT count(*) FROM (SELECT bt_index_check(indexrelid, true) FROM pg_index WHERE indrelid = 'sub'::regclass) x}) . ' '
+	  . sql(q{SELECT count(*) FROM verify_heapam('sub')}), '2 0', '(a) amcheck: the referencing table and its indexes intact');
 is(sql(q{SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull FROM pg_attribute WHERE attrelid = 'st'::regclass AND attname = 'k'}),
 	'bigint true', '(a) k is bigint NOT NULL');
 is(sql(q{SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'st'::regclass}),
@@ -117,14 +139,17 @@ is(sql(q{SELECT count(*) FROM (SELECT bt_index_check(indexrelid, true) FROM pg_i
 	'2', '(a) amcheck: both indexes agree with the heap');
 is(sql(q{SELECT count(*) FROM verify_heapam('st')}), '0', '(a) amcheck: heap and TOAST intact');
 is(sql(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline%'}), '0', '(a) nothing of the job is left');
-is(sql(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'st'::regclass}), '0', '(a) its trigger is gone');
+is(sql(q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('st'::regclass, 'sub'::regclass) AND NOT tgisinternal}), '0',
+	'(a) its triggers are gone');
 PkonlineLoad::check_no_client_lock_waits($node);
 
 # --- (b), (c): kills in the swap --------------------------------------------------------------------
 sub small_table {
 	my ($t) = @_;
 	sql(qq{CREATE TABLE $t (id int PRIMARY KEY, b text);
-	       INSERT INTO $t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;});
+	       INSERT INTO $t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+	       CREATE TABLE ${t}_ref (id int PRIMARY KEY, r int REFERENCES $t);
+	       INSERT INTO ${t}_ref SELECT g, g FROM generate_series(1, 2000) g;});
 }
 sub checksum { return sql("SELECT md5(string_agg(id || '|' || b, ',' ORDER BY id)) FROM $_[0]"); }
 sub check_end {
@@ -139,8 +164,13 @@ sub check_end {
 		  . "WHERE attrelid = '$t'::regclass AND attname = 'id'") . ' '
 		  . sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '$t'::regclass"),
 		'bigint true PRIMARY KEY (id)', "$label: the key bigint, NOT NULL, the primary key");
+	is(sql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '${t}_ref'::regclass AND attname = 'r'")
+		  . ' ' . sql("SELECT convalidated FROM pg_constraint WHERE conrelid = '${t}_ref'::regclass AND contype = 'f'")
+		  . ' ' . sql("SELECT count(*) FROM ${t}_ref r JOIN $t t ON t.id = r.r"),
+		'bigint t 2000', "$label: the referencing column bigint, its foreign key validated, every row");
 	is(sql("SELECT count(*) FROM pg_class WHERE relname LIKE 'pkonline\\_${j}\\_%'")
-		  . ' ' . sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = '$t'::regclass"),
+		  . ' ' . sql("SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('$t'::regclass, '${t}_ref'::regclass) "
+			  . "AND NOT tgisinternal"),
 		'0 0', "$label: nothing of the job is left");
 	is(sql("SELECT count(*) FROM verify_heapam('$t')") . ' '
 		  . sql("SELECT count(bt_index_check(indexrelid, true)) FROM pg_index WHERE indrelid = '$t'::regclass"),
