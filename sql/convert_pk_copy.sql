@@ -182,7 +182,96 @@ DELETE FROM memo WHERE acct_id = 2001;
 DELETE FROM acct WHERE id = 2001;                              -- and cascades
 SELECT count(*) FROM entry WHERE acct_id = 2001;
 
--- 5. refused before anything changes
+-- 5. attacks on the copy (every copy method): helpers kept to their owner whatever the default
+-- privileges; nobody but the job writes the copy, the owner neither; FORCE ROW LEVEL SECURITY or
+-- an inheritance child added mid-job fails the job (nothing lost, cancel restores)
+CREATE ROLE bcopy_owner;
+CREATE SCHEMA bco AUTHORIZATION bcopy_owner;
+GRANT USAGE ON SCHEMA bco TO bcopy_writer;
+SET ROLE bcopy_owner;
+ALTER DEFAULT PRIVILEGES IN SCHEMA bco GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO bcopy_writer;
+CREATE TABLE bco.a (id int PRIMARY KEY, secret text NOT NULL CHECK (secret <> ''));
+INSERT INTO bco.a SELECT g, 's' || g FROM generate_series(1, 400) g;
+REVOKE ALL ON bco.a FROM bcopy_writer;
+SELECT pkonline.convert_pk_to_bigint('bco.a', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+SELECT format('%I.%I', n.nspname, c.relname) AS copy FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname LIKE 'pkonline\_' || :job || '\_copy%' \gset
+SELECT count(*) AS others_granted FROM pg_class c, aclexplode(c.relacl) a
+ WHERE c.relname LIKE 'pkonline\_' || :job || '\_%' AND a.grantee <> c.relowner;
+SET ROLE bcopy_writer;
+SELECT count(*) FROM :copy;                                     -- refused: not the writer's
+RESET ROLE;
+SET ROLE bcopy_owner;
+INSERT INTO :copy (id, secret) VALUES (100000, '');    -- refused: the job's alone
+TRUNCATE :copy;                                          -- refused too
+RESET ROLE;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state FROM pkonline.jobs WHERE id = :job;
+SELECT count(*), count(*) FILTER (WHERE secret = '') AS empty FROM bco.a;
+-- (b) the owner disables the guard: the job fails before it trusts the copy
+SET ROLE bcopy_owner;
+CREATE TABLE bco.b (id int PRIMARY KEY, v text);
+INSERT INTO bco.b SELECT g, 'v' || g FROM generate_series(1, 400) g;
+SELECT pkonline.convert_pk_to_bigint('bco.b', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+SELECT format('%I.%I', n.nspname, c.relname) AS copy FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname LIKE 'pkonline\_' || :job || '\_copy%' \gset
+SET ROLE bcopy_owner;
+SELECT format('ALTER TABLE %s DISABLE TRIGGER ALL', :'copy') \gexec
+RESET ROLE;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT count(*), format_type(atttypid, NULL) FROM bco.b, pg_attribute WHERE attrelid = 'bco.b'::regclass AND attname = 'id' GROUP BY 2;
+-- (c) FORCE ROW LEVEL SECURITY set mid-job would hide rows from the copy: the job fails
+SET ROLE bcopy_owner;
+CREATE TABLE bco.c (id int PRIMARY KEY, v text);
+INSERT INTO bco.c SELECT g, 'v' || g FROM generate_series(1, 400) g;
+CREATE POLICY tenth ON bco.c USING (v LIKE '%0');
+ALTER TABLE bco.c ENABLE ROW LEVEL SECURITY;
+SELECT pkonline.convert_pk_to_bigint('bco.c', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+SET ROLE bcopy_owner;
+ALTER TABLE bco.c FORCE ROW LEVEL SECURITY;
+RESET ROLE;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+ALTER TABLE bco.c NO FORCE ROW LEVEL SECURITY;
+SELECT count(*) FROM bco.c;
+-- (d) an inheritance child made mid-job: the swap would drop its key; the job fails instead
+SET ROLE bcopy_owner;
+CREATE TABLE bco.d (id int PRIMARY KEY, v text);
+INSERT INTO bco.d SELECT g, 'v' || g FROM generate_series(1, 400) g;
+SELECT pkonline.convert_pk_to_bigint('bco.d', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+SET ROLE bcopy_owner;
+CREATE TABLE bco.d_child (extra int) INHERITS (bco.d);
+INSERT INTO bco.d_child (id, v, extra) VALUES (5000, 'child', 1);
+RESET ROLE;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT id, v FROM bco.d_child;
+DROP SCHEMA bco CASCADE;
+
+-- 6. refused before anything changes
 CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree);
 SELECT pkonline.convert_pk_to_bigint('tree', method => 'copy');
 CREATE TABLE parent (id int PRIMARY KEY);
@@ -209,3 +298,4 @@ DROP TABLE ledger, ledger_before, tally, parent, child, multi, excl, tree, memo,
 DROP FUNCTION ledger_touch();
 DROP PROCEDURE copy_until_table(bigint, int);
 DROP ROLE bcopy_writer;
+DROP ROLE bcopy_owner;

@@ -44,6 +44,15 @@ COMMENT ON FUNCTION pkonline.add_uuid_column(regclass, name, boolean, boolean, t
   'method => ''copy'' writes the table once, filled, into a twin swapped in at the end';
 
 -------------------------------------------------------------------------------------------------
+-- The copy method's guard: a statement trigger on each copy that refuses every write but the
+-- job's own (src/pg/capture.cpp). Not executable by PUBLIC (the job creates its trigger as the
+-- extension's owner).
+-------------------------------------------------------------------------------------------------
+CREATE FUNCTION pkonline_internal._copy_guard() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', 'pkonline_copy_guard';
+REVOKE EXECUTE ON FUNCTION pkonline_internal._copy_guard() FROM PUBLIC;
+COMMENT ON FUNCTION pkonline_internal._copy_guard() IS 'Internal (copy method): the trigger that lets only the job write its copy';
+
+-------------------------------------------------------------------------------------------------
 -- convert_pk_to_bigint(…, method => 'copy'): the table written once more, into a twin whose bigint
 -- column holds the key, and swapped in (src/ops/convert_pk_copy.cpp). The C entry reads the
 -- method when it is given a fourth argument.

@@ -15,6 +15,7 @@
 #include "pkonline/pg/catalog.hpp"
 #include "pkonline/pg/quote.hpp"
 #include "pkonline/pg/spi.hpp"
+#include "pkonline/pg/storage.hpp"
 #include "pkonline/pg/wal.hpp"
 #include "pkonline/text.hpp"
 
@@ -80,6 +81,7 @@ struct WalkSpec {
   // known), so that each leaf does not start again from pkonline.batch_size.
   int64_t* batch_blocks = nullptr;
   int64_t vacuum_every = -1;  // heap blocks between VACUUMs, when not pkonline.vacuum_every
+  bool copy_writes = false;   // the statement writes a copy of the copy method (pg::CopyWriteScope)
 };
 
 WalkSpec FillSpec(const jobs::Job& job, const std::string& column, const std::string& value_sql,
@@ -202,6 +204,7 @@ int64_t Walk(Context& ctx, const WalkSpec& spec, int64_t from, int64_t to, bool 
                     guarded = key;
                   }
                   if (!batch.prepared()) batch.Prepare(spec.sql(), 2);
+                  const pg::CopyWriteScope writes(spec.copy_writes);
                   rows = spec.rows(batch.Run({V(Tid(cursor)), V(Tid(hi))}));
                   if (save) ctx.SaveCursor(spec.cursor_base + hi, rows, static_cast<int>(blocks));
                 });
@@ -287,6 +290,7 @@ void CopyBlocks(Context& ctx, const std::function<std::string()>& sql,
   spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
   spec.what = "copy";
   spec.guard = guard;
+  spec.copy_writes = true;
   spec.relid = job.relid;
   spec.table_sql = [&job]() { return TableSql(job); };
   Walk(ctx, spec, job.cursor_block, end, true);
@@ -344,6 +348,7 @@ void BackfillTables(Context& ctx, const std::vector<TableWalk>& walks) {
     spec.rows = [](const pg::Result& r) { return static_cast<int64_t>(r.processed); };
     spec.vacuum = w.vacuum;
     spec.what = w.what;
+    spec.copy_writes = w.copy_writes;
     spec.relid = w.relid;
     spec.table_sql = w.table_sql;
     // in every batch: the table is there, still its owner's (a rename plans again)

@@ -34,11 +34,13 @@ int64_t ApplyLog(Context& ctx, const Of& t) {
   if (!spec.key_is_column) RequireKeyIndex(ctx, t);
   RequireLogTrigger(ctx, t);
   RequireCopyAsMade(ctx, copy, t);
+  RequireSourceAsCopied(ctx, t);
   const std::string table = TableOf(job, t);
   const std::string id = ColumnSql(job, spec.key, RelidOf(job, t));
   const std::string twin_id = Ident(spec.key);
   const std::string log = LogSql(ctx, t);
   try {
+    const pg::CopyWriteScope writes;
     // The log is never analysed: the plans are spelled out. With the copy's key index, the ids
     // as an array (an index scan per id); before it exists, a hash join over one scan. The new
     // versions by TID, each checked against a hashed list of the ids.

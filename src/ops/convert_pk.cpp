@@ -705,6 +705,23 @@ std::vector<unsigned> AllTables(const ConvertPkPlan& plan) {
 
 void SwapColumns(Context& ctx, const ConvertPkPlan& plan, const std::vector<unsigned>& tables) {
   const auto& job = ctx.job();
+  // The column swap (DROP COLUMN, RENAME) would reach an inheritance child made meanwhile, whose
+  // rows the job never filled: its key would be lost.
+  for (unsigned relid : TargetTables(plan)) {
+    auto r = Query(
+        "SELECT pg_catalog.string_agg(x::pg_catalog.regclass::pg_catalog.text, ', ') FROM (SELECT inhrelid "
+        "AS x "
+        "FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid UNION SELECT inhparent FROM "
+        "pg_catalog.pg_inherits "
+        "WHERE inhrelid = $1::oid) i",
+        {V(static_cast<int64_t>(relid))}, false);
+    if (r.scalar())
+      Fail(SqlState("55000"),
+           Fmt("table %1% got an inheritance child or parent while job %2% ran: %3%", TableOf(job, relid),
+               job.id, *r.scalar()),
+           "The swap would drop and rename its columns there too, where the job filled nothing.",
+           Fmt("ALTER TABLE … NO INHERIT, pkonline.resume(%1%); or pkonline.cancel(%1%).", job.id));
+  }
   const std::vector<ForeignKey> fks = ReferencingKeys(job, plan.targets[0].column);
   for (const auto& fk : fks)
     if (std::find(tables.begin(), tables.end(), fk.relid) == tables.end())

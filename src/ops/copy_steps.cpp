@@ -53,6 +53,7 @@ void CopyStep(Context& ctx) {
   CopyBlocks(
       ctx, [&ctx]() { return CopyBatchSql(ctx); },
       [&ctx]() {
+        RequireSourceAsCopied(ctx);
         const std::string copy = CopySql(ctx);
         RequireCopyAsMade(ctx, CopyOid(ctx));
         return copy;
@@ -93,12 +94,14 @@ void CopyTablesStep(Context& ctx, const std::vector<Of>& tables) {
     w.sql = [&ctx, t]() { return CopyBatchSql(ctx, t); };
     w.table_sql = [&job, t]() { return TableOf(job, t); };
     w.guard = [&ctx, t]() {
+      RequireSourceAsCopied(ctx, t);
       const std::string copy = CopySql(ctx, t);
       RequireCopyAsMade(ctx, CopyOid(ctx, t), t);
       return copy;
     };
     w.vacuum = false;
     w.what = "copy";
+    w.copy_writes = true;
     walks.push_back(std::move(w));
   }
   BackfillTables(ctx, walks);
@@ -225,6 +228,7 @@ void CreateChangeLog(Context& ctx, int key_attnum, const Of& t) {
   const std::string table = TableOf(job, t);
   const std::string log = HelperSql(job, HelperOf(t, "log"));
   Exec("CREATE TABLE " + log + " (old_id bigint, new_id bigint, tid pg_catalog.tid)");
+  OwnerOnly(log);
   Record(ctx, FactOf(t, fact::kLogOid), log);
   // (src/pg/capture.cpp checks both arguments against the job's records for this table)
   CreateJobTrigger(ctx, "CREATE TRIGGER " + Ident(LogTrigger(job)) + " AFTER INSERT OR UPDATE OR DELETE ON " +

@@ -109,9 +109,11 @@ std::string Helper(Context& ctx, const std::string& key, bool strict, const Of& 
   const unsigned oid = RecordedOid(ctx, key);
   if (oid == 0) return "";
   pg::LockShared(oid);
+  // (a copy or a log that others were granted rights on is no longer the job's own)
   auto r = Query(
       "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text, "
-      "c.relowner = t.relowner, i.indrelid FROM pg_catalog.pg_class c "
+      "c.relowner = t.relowner AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a "
+      "WHERE a.grantee <> c.relowner), i.indrelid FROM pg_catalog.pg_class c "
       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_class t ON t.oid = "
       "$2::oid "
       "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE c.oid = $1::oid",
@@ -183,6 +185,18 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid, const Of& t) {
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
 
+void OwnerOnly(const std::string& name_sql) {
+  // Default privileges may have granted others rights on what the owner creates: a helper is the
+  // job's alone (its rows are the table's, whatever the table's grants, policies and column grants).
+  auto r = Query(
+      "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END "
+      "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+      "LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee "
+      "WHERE c.oid = pg_catalog.to_regclass($1) AND a.grantee <> c.relowner",
+      {V(name_sql)}, false);
+  for (const auto& row : r.rows) Exec("REVOKE ALL ON " + name_sql + " FROM " + *row[0]);
+}
+
 // CREATE TABLE for the twin: every column at its position, dropped ones as placeholders dropped
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
 void CreateCopy(Context& ctx, const Of& t) {
@@ -236,6 +250,18 @@ void CreateCopy(Context& ctx, const Of& t) {
   Record(ctx, FactOf(t, fact::kCopyOid), name);
   if (!drops.empty()) Exec("ALTER TABLE " + CopySql(ctx, t) + drops);
   if (!storage.empty()) Exec("ALTER TABLE " + CopySql(ctx, t) + storage);
+  OwnerOnly(name);
+  // Only the job writes the copy: its swap trusts every row to have come through the job.
+  const std::string guard = Ident(HelperName(job, "guard"));
+  CreateJobTrigger(ctx, "CREATE TRIGGER " + guard + " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " +
+                            name + " FOR EACH STATEMENT EXECUTE FUNCTION " + pg::Internal("_copy_guard") +
+                            "()");
+  Exec("ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER " + guard);
+  auto g = Query(
+      "SELECT oid, xmin::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2",
+      {V(static_cast<int64_t>(CopyOid(ctx, t))), V(HelperName(job, "guard"))}, false);
+  ctx.Remember(FactOf(t, fact::kCopyGuard), Json::Number(pg::AsInt(g.rows.at(0)[0])));
+  ctx.Remember(FactOf(t, fact::kCopyGuardXmin), Json::String(*g.rows.at(0)[1]));
 }
 
 std::string CopyBatchSql(Context& ctx, const Of& t) {
@@ -354,23 +380,52 @@ void RequireLogTrigger(Context& ctx, const Of& t) {
              job.id));
 }
 
+void RequireSourceAsCopied(Context& ctx, const Of& t) {
+  const auto& job = ctx.job();
+  const std::string table = TableOf(job, t);
+  // Locked first: a change to the table's row security (ACCESS EXCLUSIVE) is then either seen here
+  // or made after this transaction.
+  Exec("LOCK TABLE " + table + " IN ACCESS SHARE MODE");
+  auto r = Query("SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1::oid",
+                 {V(static_cast<int64_t>(RelidOf(job, t)))}, false);
+  if (!r.empty() && pg::AsBool(r.scalar()))
+    Fail(sqlstate::kFeatureNotSupported,
+         Fmt("table %1% was given FORCE ROW LEVEL SECURITY while job %2% ran", table, job.id),
+         "The job, working as the table's owner, would copy only the rows the policies let it see.",
+         Fmt("ALTER TABLE %1% NO FORCE ROW LEVEL SECURITY, then pkonline.resume(%2%); or "
+             "pkonline.cancel(%2%).",
+             table, job.id));
+}
+
 void RequireCopyAsMade(Context& ctx, unsigned copy, const Of& t) {
   const auto& job = ctx.job();
   const CopySpec spec = SpecOf(job, t);
+  // Its only trigger is the guard the job made (jobs made before the guard: none), unchanged and
+  // enabled ALWAYS (any ALTER of it makes a new row version).
+  const Json guard = ctx.Recall(FactOf(t, fact::kCopyGuard)),
+             guard_xmin = ctx.Recall(FactOf(t, fact::kCopyGuardXmin));
   auto r = Query(
       "SELECT c.relpersistence = t.relpersistence AND NOT c.relhasrules AND NOT c.relrowsecurity "
-      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT (g.oid = "
+      "$5::oid "
+      "AND g.xmin::pg_catalog.text = $6 AND g.tgenabled = 'A')) "
+      "AND ($5::oid = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND g.oid = "
+      "$5::oid)) "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) "
       "AND (NOT $3::boolean OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
       "AND a.attname = $4 AND a.attnotnull)) "
       "FROM pg_catalog.pg_class c, pg_catalog.pg_class t WHERE c.oid = $1::oid AND t.oid = $2::oid",
       {V(static_cast<int64_t>(copy)), V(static_cast<int64_t>(RelidOf(job, t))),
-       V(spec.not_null ? "true" : "false"), V(spec.column)},
+       V(spec.not_null ? "true" : "false"), V(spec.column), V(guard.is_null() ? int64_t{0} : guard.AsInt()),
+       V(guard_xmin.is_null() ? "" : guard_xmin.AsString())},
       true);
   if (r.empty() || !pg::AsBool(r.scalar()))
-    Fail(sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
-         "Its persistence, NOT NULL column, rules, triggers or policies are no longer those the job gave it.",
-         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+    Fail(
+        sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
+        "Its persistence, NOT NULL column, grants, rules, triggers (its guard among them) or policies are no "
+        "longer those the job gave it.",
+        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
 std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::string& column,

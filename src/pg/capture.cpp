@@ -40,6 +40,8 @@ PG_FUNCTION_INFO_V1(pkonline_sync_bigint);
 PG_FUNCTION_INFO_V1(pkonline_tid_key);
 PG_FUNCTION_INFO_V1(pkonline_copy_fill);
 PG_FUNCTION_INFO_V1(pkonline_copy_log);
+PGDLLEXPORT Datum pkonline_copy_guard(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(pkonline_copy_guard);
 PG_FUNCTION_INFO_V1(pkonline_fill_nextval);
 }
 
@@ -387,6 +389,24 @@ Datum pkonline_sync_bigint(PG_FUNCTION_ARGS) {
 
 Datum pkonline_copy_log(PG_FUNCTION_ARGS) {
   return pkonline::Entry([&]() { return pkonline::Call([&]() { return Log(fcinfo); }); });
+}
+
+// BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE, FOR EACH STATEMENT, on a copy: only the job's own
+// statements (a CopyWriteScope is alive in this backend) write it.
+Datum pkonline_copy_guard(PG_FUNCTION_ARGS) {
+  return pkonline::Entry([&]() {
+    return pkonline::Call([&]() -> Datum {
+      if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "pkonline_internal._copy_guard: not called as a trigger");
+      TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+      if (pkonline::pg::CopyWritesAllowed()) return PointerGetDatum(nullptr);
+      ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                      errmsg("\"%s\" is the copy of a table made by a pkonline job: only the job writes it",
+                             RelationGetRelationName(td->tg_relation)),
+                      errdetail("The job's swap trusts every row of the copy to have come through the job."),
+                      errhint("pkonline.cancel(job) drops it.")));
+      return PointerGetDatum(nullptr);
+    });
+  });
 }
 
 }  // extern "C"

@@ -213,6 +213,17 @@ void SwapStorage(unsigned a, unsigned b) {
   Call([&]() { SwapStorageC(a, b); });
 }
 
+namespace {
+int copy_writes = 0;
+}
+bool CopyWritesAllowed() { return copy_writes > 0; }
+CopyWriteScope::CopyWriteScope(bool on) : on_(on) {
+  if (on_) copy_writes++;
+}
+CopyWriteScope::~CopyWriteScope() {
+  if (on_) copy_writes--;
+}
+
 unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name, bool build,
                          const std::string& from, const std::string& to) {
   const char* n = name.c_str();

@@ -287,7 +287,7 @@ is(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace IN ('pkonline'::regnames
 	'0', 'no SECURITY DEFINER function of pkonline without a pinned search_path');
 cmp_ok(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace = 'pkonline'::regnamespace
 	AND prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')}), '>=', 6, 'pkonline has C functions');
-# The row triggers (the copy method's two, the in-place fill trigger, convert_pk_to_bigint's sync)
+# The row triggers (the copy method's two and its copy's guard, the in-place fill trigger, convert_pk_to_bigint's sync)
 # and the row key run no SQL of a user's and look up nothing by name in the user's path (their one
 # check of the job's records pins search_path itself, once per trigger and backend): a SET clause
 # would cost a GUC save and restore on every row written. wait() is a procedure that commits, which
@@ -295,7 +295,7 @@ cmp_ok(su(q{SELECT count(*) FROM pg_proc WHERE pronamespace = 'pkonline'::regnam
 # 7 runs it under a hostile search_path).
 is(su(q{SELECT coalesce(string_agg(proname, ', ' ORDER BY proname), '') FROM pg_proc
 	WHERE pronamespace IN ('pkonline'::regnamespace, 'pkonline_internal'::regnamespace) AND prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-	AND proname NOT IN ('_copy_fill', '_copy_log', '_fill_nextval', '_sync_bigint', '_tid_key', 'wait')
+	AND proname NOT IN ('_copy_fill', '_copy_guard', '_copy_log', '_fill_nextval', '_sync_bigint', '_tid_key', 'wait')
 	AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)}),
 	'', 'every C function of pkonline that runs SQL has search_path pinned to pg_catalog, pg_temp');
 

@@ -37,6 +37,7 @@ struct TableWalk {
   std::function<std::string()> guard;
   bool vacuum = true;
   std::string what = "backfill";
+  bool copy_writes = false;  // it writes a copy of the copy method (pg::CopyWriteScope)
 };
 // Walks the tables one after another in the same adaptive, throttled, resumable batches as
 // Backfill (with VACUUM): the job's cursor belongs to the table being walked (fact walk_of), and

@@ -86,6 +86,8 @@ struct Columns {
 };
 Columns LiveColumns(const jobs::Job& job, unsigned copy_oid, const Of& t = {});
 
+// Every privilege on a helper table that default privileges gave others, revoked.
+void OwnerOnly(const std::string& name_sql);
 // CREATE TABLE for the copy: every column at its position, dropped ones as placeholders dropped
 // again; the new column NOT NULL; the table's persistence, storage options and tablespace.
 void CreateCopy(Context& ctx, const Of& t = {});
@@ -108,6 +110,9 @@ void RequireLogTrigger(Context& ctx, const Of& t = {});
 // The copy is as the job made it: the table's persistence, no rules, triggers or policies (they
 // could drop or change the rows the job writes into it), its column NOT NULL when it should be.
 void RequireCopyAsMade(Context& ctx, unsigned copy, const Of& t = {});
+// The table, locked ACCESS SHARE for the rest of the transaction, has no FORCE ROW LEVEL SECURITY
+// (set meanwhile, it would hide rows from the job's batches and replay rounds).
+void RequireSourceAsCopied(Context& ctx, const Of& t = {});
 // The name for an index the swap attaches: `wanted`, or (if a relation in the table's schema or
 // a constraint of the table took it meanwhile) a free one like it, with an event.
 std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::string& column,

@@ -157,6 +157,9 @@ inline constexpr char kKeyIndex[] = "key_index";
 // ALTER of it, DISABLE or RENAME, makes a new row version)
 inline constexpr char kLogTrigger[] = "log_trigger";
 inline constexpr char kLogTriggerXmin[] = "log_trigger_xmin";
+// copy method (0.6): the copy's guard trigger, which lets only the job write it (OID, xmin)
+inline constexpr char kCopyGuard[] = "copy_guard";
+inline constexpr char kCopyGuardXmin[] = "copy_guard_xmin";
 inline constexpr char kMovedFks[] = "moved_fks";  // set_primary_key, convert_pk_to_bigint
 inline constexpr char kWalkOf[] = "walk_of";      // BackfillTables: the table the cursor is of
 inline constexpr char kWalked[] = "walked";       // BackfillLeaves: the leaves done

@@ -30,6 +30,21 @@ unsigned CreateIndexLike(unsigned relid, unsigned model, const std::string& name
 void RenameIndexColumns(unsigned relid, const std::string& from, const std::string& to);
 void SetNotNullTrusted(unsigned relid, int attnum);
 
+// While one is alive, this backend's statements may write the copy method's copies: their guard
+// trigger (pkonline_internal._copy_guard, src/pg/capture.cpp) refuses every other write, so that
+// only the job's own batches and replay rounds fill a copy that the swap then trusts.
+bool CopyWritesAllowed();
+class CopyWriteScope {
+ public:
+  explicit CopyWriteScope(bool on = true);
+  ~CopyWriteScope();
+  CopyWriteScope(const CopyWriteScope&) = delete;
+  CopyWriteScope& operator=(const CopyWriteScope&) = delete;
+
+ private:
+  bool on_;
+};
+
 // ACCESS SHARE on a relation known by OID, for the rest of the transaction: it can then be
 // neither dropped nor renamed, so a name read for it now names it in SQL run later in the
 // transaction.
