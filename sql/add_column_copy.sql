@@ -198,7 +198,7 @@ SELECT step FROM pkonline.steps(:job5);
 SELECT level, item, detail FROM pkonline.check('acopy_nokey', 'add_column', '{"column_name": "u", "column_type": "uuid", "fill": "gen_random_uuid()", "method": "copy"}') WHERE level <> 'ok';
 SELECT basis LIKE 'add_column, copy:%' AS copy_basis FROM pkonline.estimate('docs', 'add_column', '{"column_type": "uuid", "fill": "gen_random_uuid()", "method": "copy"}');
 \set ON_ERROR_STOP 0
-SELECT * FROM pkonline.estimate('docs', 'convert_pk_to_bigint', '{"method": "copy"}');
+SELECT * FROM pkonline.estimate('docs', 'set_primary_key', '{"method": "copy", "columns": ["id"]}');
 \set ON_ERROR_STOP 1
 
 DROP PUBLICATION acopy_pub;
