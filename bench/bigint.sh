@@ -14,7 +14,7 @@
 #   naive     BEGIN; ALTER TABLE entries ALTER account_id TYPE bigint;
 #             ALTER TABLE accounts ALTER id TYPE bigint; ALTER SEQUENCE accounts_id_seq AS bigint; COMMIT
 #   pkonline  SELECT pkonline.convert_pk_to_bigint('accounts'); CALL pkonline.wait(job)
-#   copy      the same with method => 'copy' (0.6: a key no foreign key references, so SCENARIO=key)
+#   copy      the same with method => 'copy' (0.6: each table written once into a twin, swapped in)
 # SCENARIO=key: `entries` has no foreign key to `accounts`; only accounts.id is converted (naive:
 # ALTER TABLE accounts ALTER id TYPE bigint and its sequence, one transaction).
 # Columns: wall; clients' worst latency and p99 over the transactions that overlap the method, p99
