@@ -37,7 +37,7 @@ int64_t ApplyLog(Context& ctx, const Of& t) {
   RequireSourceAsCopied(ctx, t);
   const std::string table = TableOf(job, t);
   const std::string id = ColumnSql(job, spec.key, RelidOf(job, t));
-  const std::string twin_id = Ident(spec.key);
+  const std::string twin_id = Ident(spec.CopyKey());
   const std::string log = LogSql(ctx, t);
   try {
     const pg::CopyWriteScope writes;

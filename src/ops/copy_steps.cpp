@@ -271,6 +271,32 @@ void AnalyzeTable(Context& ctx, const Of& t) {
   }
 }
 
+bool AnalyzeCopy(Context& ctx, const Of& t) {
+  const auto& job = ctx.job();
+  try {
+    ctx.TryOnce("pkonline job " + IdText(job) + ": analyze the copy", [&]() {
+      const CopySpec spec = SpecOf(job, t);
+      const std::string copy = CopySql(ctx, t);
+      auto r = Query(
+          "SELECT pg_catalog.quote_ident(a.attname), COALESCE(NULLIF(n.attstattarget, -1), a.attstattarget) "
+          "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attribute n ON n.attrelid = a.attrelid "
+          "AND n.attname = $2 AND a.attname = $3 "
+          "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
+          "AND COALESCE(NULLIF(n.attstattarget, -1), a.attstattarget) >= 0",
+          {V(static_cast<int64_t>(RelidOf(job, t))), V(spec.nulled), V(spec.column)}, false);
+      for (const auto& row : r.rows)
+        Exec("ALTER TABLE " + copy + " ALTER COLUMN " + *row[0] + " SET STATISTICS " + *row[1]);
+      Exec("ANALYZE " + copy);
+    });
+  } catch (const PgError& e) {
+    if (e.sqlstate() != sqlstate::kLockNotAvailable) throw;
+    ctx.Event("info",
+              "ANALYZE of the copy skipped (" + e.message() + "): the table is analysed after the swap");
+    return false;
+  }
+  return true;
+}
+
 void CleanupStep(Context& ctx) {
   ctx.Ddl("pkonline job " + IdText(ctx.job()) + ": drop the old storage", [&]() { DropHelpers(ctx, Of{}); });
   AnalyzeTable(ctx, Of{});

@@ -53,6 +53,8 @@ CopySpec SpecOf(const jobs::Job& job, const Of& t) {
       s.column = HelperName(job, "big" + std::to_string(i));  // convert_pk.cpp's shadow of target i
       s.fill = Ident(plan.targets[i].column);
       s.not_null = plan.targets[i].not_null;
+      s.nulled = plan.targets[i].column;  // the copy is as large as the rewrite's table
+      if (s.key == s.nulled) s.copy_key = s.column;
     }
     if (s.key.empty() || s.column.empty())
       Fail(sqlstate::kInternal, Fmt("pkonline: job %1% has no copy of table %2%", job.id, relid));
@@ -173,14 +175,14 @@ Columns LiveColumns(const jobs::Job& job, unsigned copy_oid, const Of& t) {
   const std::string replayed = spec.fill.empty() ? column : copied;
   auto r = Query(
       "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY t.attnum), "
-      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $4 ELSE pg_catalog.quote_ident(t.attname) END, "
-      "', ' ORDER BY t.attnum), "
-      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $5 ELSE pg_catalog.quote_ident(t.attname) END, "
-      "', ' ORDER BY t.attnum) "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $4 WHEN t.attname = $6 THEN 'NULL' "
+      "ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum), "
+      "pg_catalog.string_agg(CASE WHEN t.attname = $3 THEN $5 WHEN t.attname = $6 THEN 'NULL' "
+      "ELSE pg_catalog.quote_ident(t.attname) END, ', ' ORDER BY t.attnum) "
       "FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_attribute c ON c.attnum = t.attnum "
       "AND c.attrelid = $2::oid WHERE t.attrelid = $1::oid AND t.attnum > 0 AND NOT t.attisdropped",
       {V(static_cast<int64_t>(RelidOf(job, t))), V(static_cast<int64_t>(copy_oid)), V(spec.column), V(copied),
-       V(replayed)},
+       V(replayed), V(spec.nulled)},
       true);
   return {r.rows[0][0].value_or(""), r.rows[0][1].value_or(""), r.rows[0][2].value_or("")};
 }
@@ -302,6 +304,8 @@ void RequireValidIndexes(const jobs::Job& job, const Of& t) {
 // copy's rows by it.
 bool Replaced(Context& ctx, const std::string& oid, const Of& t) {
   if (ctx.Recall(fact::kBigTwinPrefix + oid).is_null()) return false;
+  const CopySpec spec = SpecOf(ctx.job(), t);
+  if (spec.CopyKey() != spec.key) return true;  // the copy's rows are found by the bigint column's index
   const Json key = ctx.Recall(FactOf(t, fact::kKeyIndex));
   return key.is_null() || std::to_string(key.AsInt()) != oid;
 }
@@ -462,9 +466,13 @@ void RequireKeyIndex(Context& ctx, const Of& t) {
 }
 
 std::string KeyTwin(Context& ctx, const Of& t) {
-  if (SpecOf(ctx.job(), t).key_is_column) return Helper(ctx, fact::kTwinPk);
+  const CopySpec spec = SpecOf(ctx.job(), t);
+  if (spec.key_is_column) return Helper(ctx, fact::kTwinPk);
   const Json index = ctx.Recall(FactOf(t, fact::kKeyIndex));
-  return index.is_null() ? "" : Helper(ctx, fact::kTwinIndexPrefix + std::to_string(index.AsInt()), true, t);
+  if (index.is_null()) return "";
+  // the key's index built again on the bigint column (convert_pk_to_bigint's key table), or its twin
+  const char* prefix = spec.CopyKey() != spec.key ? fact::kBigTwinPrefix : fact::kTwinIndexPrefix;
+  return Helper(ctx, prefix + std::to_string(index.AsInt()), true, t);
 }
 
 }  // namespace pkonline::ops::copy

@@ -19,6 +19,9 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
+#include "access/stratnum.h"
+#include "utils/fmgroids.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
 #include "nodes/makefuncs.h"
@@ -215,7 +218,40 @@ void SwapStorage(unsigned a, unsigned b) {
 
 namespace {
 int copy_writes = 0;
+
+// Every pg_statistic row of a becomes b's and the other way round (same columns at the same
+// positions: the rows describe the storage that the swap moved).
+void SwapStatisticsC(Oid a, Oid b) {
+  Relation sd = table_open(StatisticRelationId, RowExclusiveLock);
+  List* rows = NIL;
+  for (Oid rel : {a, b}) {
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_statistic_starelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rel));
+    SysScanDesc scan = systable_beginscan(sd, StatisticRelidAttnumInhIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+      rows = lappend(rows, heap_copytuple(tup));
+      CatalogTupleDelete(sd, &tup->t_self);
+    }
+    systable_endscan(scan);
+  }
+  CommandCounterIncrement();
+  ListCell* lc;
+  foreach (lc, rows) {
+    HeapTuple tup = static_cast<HeapTuple>(lfirst(lc));
+    auto* st = reinterpret_cast<Form_pg_statistic>(GETSTRUCT(tup));
+    st->starelid = st->starelid == a ? b : a;
+    CatalogTupleInsert(sd, tup);
+  }
+  table_close(sd, RowExclusiveLock);
+  CommandCounterIncrement();
 }
+}  // namespace
+
+void SwapStatistics(unsigned a, unsigned b) {
+  Call([&]() { SwapStatisticsC(a, b); });
+}
+
 bool CopyWritesAllowed() { return copy_writes > 0; }
 CopyWriteScope::CopyWriteScope(bool on) : on_(on) {
   if (on_) copy_writes++;

@@ -43,6 +43,12 @@ struct CopySpec {
   bool unique = true;         // a unique index on the column is built on the copy (fact::kTwinPk)
   bool key_is_column = true;  // the key's index on the copy is that unique index (add_int_pk)
   bool overwrite = false;     // the column takes the fill, not COALESCE(column, fill)
+  // The identity's column in the copy ("" : key): convert_pk_to_bigint's key table finds the copy's
+  // rows by the bigint column, which holds the same values.
+  std::string copy_key;
+  // A column left NULL in the copy (convert_pk_to_bigint: the converted one, dropped at the swap).
+  std::string nulled;
+  const std::string& CopyKey() const { return copy_key.empty() ? key : copy_key; }
 };
 // Reads the job's plan only (no query: it may be called outside a transaction).
 CopySpec SpecOf(const jobs::Job& job, const Of& t = {});
@@ -152,6 +158,11 @@ void CleanupStep(Context& ctx);
 void DropHelpers(Context& ctx, const Of& t);
 // ANALYZE, unless its lock is not had within pkonline.lock_timeout (an event says so).
 void AnalyzeTable(Context& ctx, const Of& t);
+// ANALYZE of the copy before the swap, each column with its column's statistics target (the job's
+// column with that of `nulled`, whose values it holds): the swap then gives the table the copy's
+// figures (pg::SwapStatistics). Returns false when its lock was not had (the table is analysed
+// after the swap instead).
+bool AnalyzeCopy(Context& ctx, const Of& t);
 // The catch_up and cleanup steps as steps(job) shows them; the swap's lock.
 jobs::Step CatchUp();
 jobs::Step Cleanup();

@@ -160,6 +160,8 @@ inline constexpr char kLogTriggerXmin[] = "log_trigger_xmin";
 // copy method (0.6): the copy's guard trigger, which lets only the job write it (OID, xmin)
 inline constexpr char kCopyGuard[] = "copy_guard";
 inline constexpr char kCopyGuardXmin[] = "copy_guard_xmin";
+// convert_pk_to_bigint, copy method: the copy was not analysed before the swap (the table is after)
+inline constexpr char kAnalyzeAfter[] = "analyze_after";
 inline constexpr char kMovedFks[] = "moved_fks";  // set_primary_key, convert_pk_to_bigint
 inline constexpr char kWalkOf[] = "walk_of";      // BackfillTables: the table the cursor is of
 inline constexpr char kWalked[] = "walked";       // BackfillLeaves: the leaves done

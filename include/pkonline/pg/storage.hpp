@@ -15,6 +15,11 @@ namespace pkonline::pg {
 // be locked ACCESS EXCLUSIVE. Predicate locks on the tables become relation-level first.
 void SwapStorage(unsigned a, unsigned b);
 
+// Exchanges the planner's column statistics (pg_statistic) of two relations with the same columns
+// at the same positions, after SwapStorage: the copy was analysed, and the table gets its figures
+// in the same transaction (no plan goes wrong for want of them once the table is the copy).
+void SwapStatistics(unsigned a, unsigned b);
+
 // Creates index `name` (in the table's schema) on table `relid`, defined like index `model` of a
 // table with the same columns at the same positions; not a constraint. With build = false its
 // storage is left empty, to be swapped with the model's. Returns the new index's OID. With `from`,
