@@ -94,7 +94,9 @@ run_method() {
               -c "SELECT pkonline.convert_pk_to_bigint('accounts', method => '$method')")
       psql_ -c "SET client_min_messages = warning" -c "CALL pkonline.wait($job)" >/dev/null
       psql -XAt -F ' ' -c "SELECT step, round(extract(epoch FROM finished_at - started_at)::numeric, 2)
-                           FROM pkonline.job_steps WHERE job_id = $job ORDER BY step_no" | tr '\n' ' ' >"$WORK/$m.steps" ;;
+                           FROM pkonline.job_steps WHERE job_id = $job ORDER BY step_no" | tr '\n' ' ' >"$WORK/$m.steps"
+      psql -XAt -F ' ' -c "SELECT step, writes_blocked_ms FROM pkonline.report($job) WHERE writes_blocked_ms > 0
+                           AND step_no IS NOT NULL ORDER BY step_no" | tr '\n' ' ' >"$WORK/$m.blocked" ;;
   esac
   t1=$(now)
   lsn1=$(psql -XAtc "SELECT pg_current_wal_lsn()")
@@ -179,6 +181,7 @@ for m in $METHODS; do
 done
 for m in pkonline copy; do
   [ -s "$WORK/$m.steps" ] && echo "$m steps (s): $(cat "$WORK/$m.steps")"
+  [ -s "$WORK/$m.blocked" ] && echo "$m writes blocked (ms) by step: $(cat "$WORK/$m.blocked")"
 done
 verdict() { if [ "$(echo "$1" | bc)" = 1 ]; then echo met; else echo "NOT met"; fi; }
 # Issue 23's targets for the copy method against the rewrite (ALTER … TYPE bigint, one transaction).

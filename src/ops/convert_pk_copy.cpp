@@ -43,8 +43,6 @@ using pg::V;
 
 namespace {
 
-const std::string kShadow0 = std::string(fact::kShadowAttnumPrefix) + "0";
-
 // The tables copied: the key's (the job's own), then each other table with a column to convert.
 std::vector<Of> Copies(const ConvertPkPlan& plan) {
   std::vector<Of> out{Of{}};
@@ -70,35 +68,37 @@ size_t TargetOf(const ConvertPkPlan& plan, unsigned relid) {
   Fail(sqlstate::kInternal, Fmt("pkonline: table %1% has no column to convert", relid));
 }
 
+// One brief transaction per table (its writers wait for one table's catalog changes only): the
+// bigint column beside its converted one, its change log and trigger. Nothing joins the tables
+// before the swap: each copy follows its own table.
 void AddColumnsStep(Context& ctx) {
   const auto& job = ctx.job();
   const ConvertPkPlan plan = Plan(job);
-  ctx.Ddl("pkonline job " + IdText(job) + ": add the bigint columns and the change logs", [&]() {
-    LockAll(job, AllTables(plan));
-    if (!ctx.Recall(kShadow0).is_null()) return;  // done: this step is one transaction
-    for (size_t i = 0; i < plan.targets.size(); i++) {
-      const Target& t = plan.targets[i];
-      const std::string table = TableOf(job, t.relid);
-      if (Attnum(t.relid, t.column) == 0)
-        Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of %2% no longer exists", t.column, table), "",
-             Fmt("pkonline.cancel(%1%).", job.id));
+  for (const Of& t : Copies(plan)) {
+    ctx.Ddl("pkonline job " + IdText(job) + ": add a bigint column and its table's change log", [&]() {
+      const unsigned relid = copy::RelidOf(job, t);
+      const std::string table = copy::TableOf(job, t);
+      Exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+      if (!ctx.Recall(copy::FactOf(t, fact::kLogOid)).is_null()) return;  // done: one transaction each
+      const size_t i = TargetOf(plan, relid);
+      const Target& target = plan.targets[i];
+      if (Attnum(relid, target.column) == 0)
+        Fail(sqlstate::kUndefinedColumn, Fmt("column \"%1%\" of %2% no longer exists", target.column, table),
+             "", Fmt("pkonline.cancel(%1%).", job.id));
       Exec("ALTER TABLE " + table + " ADD COLUMN " + Ident(Shadow(job, i)) + " bigint");
       ctx.Remember(std::string(fact::kShadowAttnumPrefix) + std::to_string(i),
-                   Json::Number(Attnum(t.relid, Shadow(job, i))));
-    }
-    for (const Of& t : Copies(plan)) {
+                   Json::Number(Attnum(relid, Shadow(job, i))));
       const std::string key = CopyKey(job, plan, t);
       const auto [index, attnum] = copy::PrimaryKeyOn(job, key, t);
       if (index == 0)
         Fail(sqlstate::kObjectNotInState,
-             Fmt("the primary key of %1% is no longer one integer column %2%", copy::TableOf(job, t),
-                 Ident(key)),
+             Fmt("the primary key of %1% is no longer one integer column %2%", table, Ident(key)),
              "The copy method finds each written row by it.", Fmt("pkonline.cancel(%1%).", job.id));
       ctx.Remember(copy::FactOf(t, fact::kKeyIndex), Json::Number(index));
       ctx.Remember(copy::FactOf(t, fact::kKeyAttnum), Json::Number(attnum));
       copy::CreateChangeLog(ctx, attnum, t);
-    }
-  });
+    });
+  }
 }
 
 void UndoAddColumnsStep(Context& ctx) {
@@ -274,7 +274,7 @@ std::vector<Step> CopySteps(const jobs::Job& job) {
        "ADD COLUMN … bigint beside " + columns +
            " (nullable, left empty); for each table a change log and a row trigger logging the key of every "
            "row written (ENABLE ALWAYS)",
-       brief + std::string(" (every table at once, in OID order)"), AddColumnsStep, UndoAddColumnsStep},
+       brief + std::string(" (each table in its own transaction)"), AddColumnsStep, UndoAddColumnsStep},
       {"copy",
        "for each table, CREATE TABLE " + HelperName(job, "copy") +
            "… with the same columns; INSERT … SELECT by ranges of heap blocks, the bigint column = the "
