@@ -185,7 +185,7 @@ SELECT count(*) FROM entry WHERE acct_id = 2001;
 -- 5. attacks on the copy (every copy method): helpers kept to their owner whatever the default
 -- privileges; nobody but the job writes the copy, the owner neither; FORCE ROW LEVEL SECURITY or
 -- an inheritance child added mid-job fails the job (nothing lost, cancel restores)
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION copy_attempt(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE sql;
   RETURN 'done';
@@ -209,11 +209,11 @@ SELECT format('%I.%I', n.nspname, c.relname) AS copy FROM pg_class c JOIN pg_nam
 SELECT count(*) AS others_granted FROM pg_class c, aclexplode(c.relacl) a
  WHERE c.relname LIKE 'pkonline\_' || :job || '\_%' AND a.grantee <> c.relowner;
 SET ROLE bcopy_writer;
-SELECT try(format('SELECT count(*) FROM %s', :'copy')) AS writer_reads_copy;
+SELECT copy_attempt(format('SELECT count(*) FROM %s', :'copy')) AS writer_reads_copy;
 RESET ROLE;
 SET ROLE bcopy_owner;
-SELECT try(format('INSERT INTO %s (id, secret) VALUES (100000, %L)', :'copy', '')) AS owner_writes_copy;
-SELECT try(format('TRUNCATE %s', :'copy')) AS owner_truncates_copy;
+SELECT copy_attempt(format('INSERT INTO %s (id, secret) VALUES (100000, %L)', :'copy', '')) AS owner_writes_copy;
+SELECT copy_attempt(format('TRUNCATE %s', :'copy')) AS owner_truncates_copy;
 RESET ROLE;
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -230,7 +230,7 @@ CALL wait_for_step(:job, 'copy');
 SELECT format('%I.%I', n.nspname, c.relname) AS copy FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname LIKE 'pkonline\_' || :job || '\_copy%' \gset
 SET ROLE bcopy_owner;
-SELECT try(format('ALTER TABLE %s DISABLE TRIGGER ALL', :'copy')) AS owner_disables_guard;
+SELECT copy_attempt(format('ALTER TABLE %s DISABLE TRIGGER ALL', :'copy')) AS owner_disables_guard;
 RESET ROLE;
 :release;
 CALL pkonline.wait(:job, '60s');
@@ -277,7 +277,7 @@ SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job, '60s');
 SELECT id, v FROM bco.d_child;
 DROP SCHEMA bco CASCADE;
-DROP FUNCTION try(text);
+DROP FUNCTION copy_attempt(text);
 
 -- 6. refused before anything changes
 CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree);

@@ -182,48 +182,17 @@ sub start_copy {
 		  . "SELECT pkonline.convert_pk_to_bigint('$t', method => 'copy')");
 }
 
-{
-	my $label = '(b) inside the swap transaction';
-	small_table('t_b');
-	my $sum = checksum('t_b');
-	my $point = $node->background_psql('postgres');
-	$point->query_safe(q{SELECT pkonline.hold_wait_point('swap')});
-	my $j = start_copy('t_b');
-	ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
-		  . "'pkonline job $j' AND wait_event = 'advisory') AND (SELECT step = 'swap' FROM pkonline.status WHERE job = $j)"),
-		"$label: the worker is at the swap");
-	# a reader holds the table; the swap, let go, waits for it inside its transaction
-	my $reader = $node->background_psql('postgres');
-	$reader->query_safe("BEGIN; SELECT count(*) FROM t_b");
-	sql("UPDATE t_b SET b = b WHERE id <= 10");    # logged, applied by the resumed job
-	$sum = checksum('t_b');
-	$point->query_safe(q{SELECT pkonline.release_wait_point('swap')});
-	ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
-		  . "'pkonline job $j' AND wait_event_type = 'Lock' AND wait_event = 'relation' AND xact_start IS NOT NULL)"),
-		"$label: the swap waits for its lock inside its transaction");
-	$node->stop('immediate');
-	eval { $point->quit };
-	eval { $reader->quit };
-	$node->start;
-	check_end('t_b', $j, $sum, $label);
-}
-
-{
-	my $label = '(c) at swap_committed';
-	small_table('t_c');
-	my $sum = checksum('t_c');
-	my $point = $node->background_psql('postgres');
-	$point->query_safe(q{SELECT pkonline.hold_wait_point('swap_committed')});
-	my $j = start_copy('t_c');
-	ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
-		  . "'pkonline job $j' AND wait_event = 'advisory') AND (SELECT step = 'swap' FROM pkonline.status WHERE job = $j)"),
-		"$label: the worker waits after the swap committed");
-	is(sql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't_c'::regclass AND attname = 'id'"),
-		'bigint', "$label: before the crash the key is bigint, the storage swapped");
-	$node->stop('immediate');
-	eval { $point->quit };
-	$node->start;
-	check_end('t_c', $j, $sum, $label);
+for my $case (['t_b', 'swap', '(b) inside the swap transaction'], ['t_c', 'swap_committed', '(c) at swap_committed']) {
+	my ($t, $at, $label) = @$case;
+	small_table($t);
+	PkonlineLoad::kill_in_swap(
+		node => $node, table => $t, at => $at, label => $label,
+		start => \&start_copy, checksum => \&checksum, check_end => \&check_end,
+		before_crash => sub {
+			my ($j, $label) = @_;
+			is(sql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't_c'::regclass AND attname = 'id'"),
+				'bigint', "$label: before the crash the key is bigint, the storage swapped");
+		});
 }
 
 $node->stop;

@@ -8,6 +8,8 @@
 #   ok($load->run_until(sub { job_ended() }, 90), 'the job ended while the load ran');
 #   $load->check_rounds(500);
 #   PkonlineLoad::check_no_client_lock_waits($node);
+#
+# And the copy methods' kills in their swap step (kill_in_swap).
 package PkonlineLoad;
 
 use strict;
@@ -156,6 +158,49 @@ sub check_no_client_lock_waits
 	  or diag(join("\n", @client_waits[0 .. ($#client_waits < 9 ? $#client_waits : 9)]));
 	is(scalar(@client_deadlocks), 0, 'no client was a deadlock victim')
 	  or diag(join("\n", @client_deadlocks));
+	return;
+}
+
+# A copy method's job killed in its swap step, then resumed by the launcher: with at => 'swap',
+# inside the swap's transaction (let go from its wait point, it waits there for its lock behind a
+# reader, with a write logged just before); with at => 'swap_committed', after it committed
+# ($args{before_crash}->($job, $label) checks what shows then). $args{start}->($table) starts the
+# job (wait points on) and returns its id; $args{checksum}->($table) sums its rows;
+# $args{check_end}->($table, $job, $sum, $label) checks the end state.
+sub kill_in_swap
+{
+	my (%args) = @_;
+	my ($node, $t, $at, $label) = @args{qw(node table at label)};
+	my $sql = sub { return $node->safe_psql('postgres', $_[0]); };
+	my $sum = $args{checksum}->($t);
+	my $point = $node->background_psql('postgres');
+	$point->query_safe("SELECT pkonline.hold_wait_point('$at')");
+	my $j = $args{start}->($t);
+	ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
+		  . "'pkonline job $j' AND wait_event = 'advisory') AND (SELECT step = 'swap' FROM pkonline.status WHERE job = $j)"),
+		$at eq 'swap' ? "$label: the worker is at the swap" : "$label: the worker waits after the swap committed");
+	my $reader;
+	if ($at eq 'swap')
+	{
+		# a reader holds the table; the swap, let go, waits for it inside its transaction
+		$reader = $node->background_psql('postgres');
+		$reader->query_safe("BEGIN; SELECT count(*) FROM $t");
+		$sql->("UPDATE $t SET b = b WHERE id <= 10");    # logged, applied by the resumed job
+		$sum = $args{checksum}->($t);
+		$point->query_safe(q{SELECT pkonline.release_wait_point('swap')});
+		ok($node->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
+			  . "'pkonline job $j' AND wait_event_type = 'Lock' AND wait_event = 'relation' AND xact_start IS NOT NULL)"),
+			"$label: the swap waits for its lock inside its transaction");
+	}
+	else
+	{
+		$args{before_crash}->($j, $label);
+	}
+	$node->stop('immediate');
+	eval { $point->quit };
+	eval { $reader->quit } if $reader;
+	$node->start;
+	$args{check_end}->($t, $j, $sum, $label);
 	return;
 }
 

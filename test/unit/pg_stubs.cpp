@@ -67,7 +67,13 @@ std::string Internal(const std::string&) { NoServer("Internal"); }
 void StartLoadSampling(int) { NoServer("StartLoadSampling"); }
 LoadSample StopLoadSampling() { NoServer("StopLoadSampling"); }
 void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
-unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool) { NoServer("CreateIndexLike"); }
+unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool, const std::string&, const std::string&) {
+  NoServer("CreateIndexLike");
+}
+void SwapStatistics(unsigned, unsigned) { NoServer("SwapStatistics"); }
+bool CopyWritesAllowed() { return false; }
+CopyWriteScope::CopyWriteScope(bool on) : on_(on) {}
+CopyWriteScope::~CopyWriteScope() {}
 void SetNotNullTrusted(unsigned, int) { NoServer("SetNotNullTrusted"); }
 void RenameIndexColumns(unsigned, const std::string&, const std::string&) { NoServer("RenameIndexColumns"); }
 std::string IndexNotBuiltIn(unsigned) { NoServer("IndexNotBuiltIn"); }
