@@ -276,6 +276,41 @@ SELECT state, regexp_replace(last_error, 'job \d+', 'job <job>') AS last_error F
 SELECT pkonline.cancel(:job);
 CALL pkonline.wait(:job, '60s');
 SELECT id, v FROM bco.d_child;
+-- (e) the owner rewrites the copy (no DML trigger fires for a rewrite): the job fails
+SET ROLE bcopy_owner;
+CREATE TABLE bco.e (id int PRIMARY KEY, v text NOT NULL);
+INSERT INTO bco.e SELECT g, 'v' || g FROM generate_series(1, 400) g;
+SELECT pkonline.convert_pk_to_bigint('bco.e', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+SELECT format('%I.%I', n.nspname, c.relname) AS copy FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname LIKE 'pkonline\_' || :job || '\_copy%' \gset
+SET ROLE bcopy_owner;
+SELECT copy_attempt(format('ALTER TABLE %s ALTER COLUMN v TYPE text USING NULL', :'copy')) AS owner_rewrites_copy;
+RESET ROLE;
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, regexp_replace(last_error, 'job \d+', 'job <job>') AS last_error FROM pkonline.jobs WHERE id = :job;
+SELECT pkonline.cancel(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT count(*) FILTER (WHERE v IS NULL) AS nulls FROM bco.e;
+-- (f) an index with an expression on the key created mid-job: the job fails saying to drop it
+SET ROLE bcopy_owner;
+CREATE TABLE bco.f (id int PRIMARY KEY, v text);
+INSERT INTO bco.f SELECT g, 'v' || g FROM generate_series(1, 400) g;
+SELECT pkonline.convert_pk_to_bigint('bco.f', method => 'copy') AS job \gset
+RESET ROLE;
+:hold;
+CALL wait_for_step(:job, 'copy');
+CREATE INDEX f_expr ON bco.f ((id + 0));
+:release;
+CALL pkonline.wait(:job, '60s');
+SELECT state, regexp_replace(last_error, 'job \d+', 'job <job>') AS last_error FROM pkonline.jobs WHERE id = :job;
+DROP INDEX bco.f_expr;
+SELECT pkonline.resume(:job);
+CALL pkonline.wait(:job, '60s');
+SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'bco.f'::regclass AND attname = 'id';
 DROP SCHEMA bco CASCADE;
 DROP FUNCTION copy_attempt(text);
 

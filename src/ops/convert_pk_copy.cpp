@@ -137,8 +137,23 @@ void BuildBigTwins(Context& ctx) {
     ctx.Txn("pkonline job " + IdText(job) + ": build an index again on the copy", [&]() {
       const std::string key = fact::kBigTwinPrefix + old.oid;
       if (!copy::Helper(ctx, key, true, t).empty()) return;
-      if (Query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", {V(old.oid)}, false).empty())
-        return;               // dropped meanwhile
+      auto r = Query(
+          "SELECT indexrelid::pg_catalog.regclass::pg_catalog.text, indexprs IS NOT NULL OR indpred IS NOT "
+          "NULL "
+          "FROM pg_catalog.pg_index WHERE indexrelid = $1::oid",
+          {V(old.oid)}, false);
+      if (r.empty()) return;  // dropped meanwhile
+      // (created while the job ran: the API refuses them at the start)
+      if (pg::AsBool(r.rows[0][1]))
+        Fail(sqlstate::kFeatureNotSupported,
+             Fmt("index %1% on %2% contains %3% and has an expression or a predicate; it was created while "
+                 "job "
+                 "%4% ran",
+                 *r.rows[0][0], TableOf(job, old.relid), Ident(plan.targets[i].column), job.id),
+             "The copy method builds again on the bigint column indexes of plain columns only.",
+             Fmt("Drop that index, pkonline.resume(%1%), and create it again afterwards; or "
+                 "pkonline.cancel(%1%).",
+                 job.id));
       copy::CopySql(ctx, t);  // the copy is still the job's own
       const std::string name = HelperName(job, "bx" + old.oid);
       pg::CreateIndexLike(copy::CopyOid(ctx, t), static_cast<unsigned>(std::stoul(old.oid)), name, true,

@@ -262,6 +262,11 @@ void CreateCopy(Context& ctx, const Of& t) {
   auto g = Query(
       "SELECT oid, xmin::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND tgname = $2",
       {V(static_cast<int64_t>(CopyOid(ctx, t))), V(HelperName(job, "guard"))}, false);
+  ctx.Remember(FactOf(t, fact::kCopyFilenode),
+               Json::String(Query("SELECT pg_catalog.pg_relation_filenode($1::oid)::pg_catalog.text",
+                                  {V(static_cast<int64_t>(CopyOid(ctx, t)))}, false)
+                                .scalar()
+                                .value_or("")));
   ctx.Remember(FactOf(t, fact::kCopyGuard), Json::Number(pg::AsInt(g.rows.at(0)[0])));
   ctx.Remember(FactOf(t, fact::kCopyGuardXmin), Json::String(*g.rows.at(0)[1]));
 }
@@ -408,6 +413,9 @@ void RequireCopyAsMade(Context& ctx, unsigned copy, const Of& t) {
   // enabled ALWAYS (any ALTER of it makes a new row version).
   const Json guard = ctx.Recall(FactOf(t, fact::kCopyGuard)),
              guard_xmin = ctx.Recall(FactOf(t, fact::kCopyGuardXmin));
+  // Nor rewritten (ALTER … TYPE … USING, SET TABLESPACE, VACUUM FULL, CLUSTER): no DML trigger
+  // fires for a rewrite, and the job never rewrites its copy.
+  const Json filenode = ctx.Recall(FactOf(t, fact::kCopyFilenode));
   auto r = Query(
       "SELECT c.relpersistence = t.relpersistence AND NOT c.relhasrules AND NOT c.relrowsecurity "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT (g.oid = "
@@ -417,19 +425,20 @@ void RequireCopyAsMade(Context& ctx, unsigned copy, const Of& t) {
       "$5::oid)) "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid) "
       "AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) "
+      "AND ($7 = '' OR pg_catalog.pg_relation_filenode(c.oid)::pg_catalog.text = $7) "
       "AND (NOT $3::boolean OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
       "AND a.attname = $4 AND a.attnotnull)) "
       "FROM pg_catalog.pg_class c, pg_catalog.pg_class t WHERE c.oid = $1::oid AND t.oid = $2::oid",
       {V(static_cast<int64_t>(copy)), V(static_cast<int64_t>(RelidOf(job, t))),
        V(spec.not_null ? "true" : "false"), V(spec.column), V(guard.is_null() ? int64_t{0} : guard.AsInt()),
-       V(guard_xmin.is_null() ? "" : guard_xmin.AsString())},
+       V(guard_xmin.is_null() ? "" : guard_xmin.AsString()),
+       V(filenode.is_null() ? "" : filenode.AsString())},
       true);
   if (r.empty() || !pg::AsBool(r.scalar()))
-    Fail(
-        sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
-        "Its persistence, NOT NULL column, grants, rules, triggers (its guard among them) or policies are no "
-        "longer those the job gave it.",
-        Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
+    Fail(sqlstate::kObjectNotInState, Fmt("the copy of job %1% was altered while the job ran", job.id),
+         "Its storage, persistence, NOT NULL column, grants, rules, triggers (its guard among them) or "
+         "policies are no longer those the job gave it.",
+         Fmt("pkonline.cancel(%1%) undoes the job; then start it again.", job.id));
 }
 
 std::string FreeIndexName(Context& ctx, const std::string& wanted, const std::string& column,

@@ -67,7 +67,8 @@ std::string Internal(const std::string&) { NoServer("Internal"); }
 void StartLoadSampling(int) { NoServer("StartLoadSampling"); }
 LoadSample StopLoadSampling() { NoServer("StopLoadSampling"); }
 void SwapStorage(unsigned, unsigned) { NoServer("SwapStorage"); }
-unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool, const std::string&, const std::string&) {
+unsigned CreateIndexLike(unsigned, unsigned, const std::string&, bool, const std::string&,
+                         const std::string&) {
   NoServer("CreateIndexLike");
 }
 void SwapStatistics(unsigned, unsigned) { NoServer("SwapStatistics"); }

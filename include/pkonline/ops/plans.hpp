@@ -160,6 +160,9 @@ inline constexpr char kLogTriggerXmin[] = "log_trigger_xmin";
 // copy method (0.6): the copy's guard trigger, which lets only the job write it (OID, xmin)
 inline constexpr char kCopyGuard[] = "copy_guard";
 inline constexpr char kCopyGuardXmin[] = "copy_guard_xmin";
+// copy method (0.6): the copy's storage when it was made (the job never rewrites it: a rewrite,
+// ALTER … TYPE … USING among them, is someone else's)
+inline constexpr char kCopyFilenode[] = "copy_filenode";
 // convert_pk_to_bigint, copy method: the copy was not analysed before the swap (the table is after)
 inline constexpr char kAnalyzeAfter[] = "analyze_after";
 inline constexpr char kMovedFks[] = "moved_fks";  // set_primary_key, convert_pk_to_bigint
